@@ -1,0 +1,57 @@
+// scalpel: the desktop application. Parses arguments, sets up logging, opens the main window.
+
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QFileInfo>
+#include <QStandardPaths>
+#include <QTimer>
+
+#include "main_window.h"
+#include "scalpel/version.h"
+#include "util/logging.h"
+#include "util/threads.h"
+
+int main(int argc, char** argv) {
+  QApplication app(argc, argv);
+  QApplication::setApplicationName("Scalpel");
+  QApplication::setOrganizationName("Scalpel");
+  QApplication::setApplicationVersion(scalpel::kVersion);
+
+  QCommandLineParser parser;
+  parser.setApplicationDescription("Scalpel — visual surgical fine-tuning of TorchScript models");
+  parser.addHelpOption();
+  parser.addVersionOption();
+  const QCommandLineOption demo("demo", "Open the built-in demo model.");
+  const QCommandLineOption screenshot(
+      "screenshot", "Save a picture of the window to FILE once the model is shown, then quit.",
+      "FILE");
+  parser.addOption(demo);
+  parser.addOption(screenshot);
+  parser.addPositionalArgument("model", "TorchScript model to open.", "[model.pt]");
+  parser.process(app);
+
+  scalpel::initLogging("info",
+                       QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation)
+                           .toStdString());
+  scalpel::useAllCores();
+
+  scalpel::ui::MainWindow window;
+  window.show();
+
+  QString model;
+  if (parser.isSet(demo)) model = QStringLiteral(SCALPEL_DEMO_MODEL);
+  if (!parser.positionalArguments().isEmpty()) model = parser.positionalArguments().front();
+  if (!model.isEmpty()) window.openModel(model);
+
+  if (parser.isSet(screenshot)) {
+    const QString file = parser.value(screenshot);
+    const auto save = [&window, file] {
+      window.grab().save(file);
+      QApplication::quit();
+    };
+    QObject::connect(&window, &scalpel::ui::MainWindow::modelShown, &window, save);
+    QObject::connect(&window, &scalpel::ui::MainWindow::loadFailed, &window,
+                     [save] { QTimer::singleShot(200, save); });
+  }
+  return app.exec();
+}

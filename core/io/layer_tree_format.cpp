@@ -1,0 +1,73 @@
+#include "io/layer_tree_format.h"
+
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
+#include "scalpel/version.h"
+
+namespace scalpel {
+
+std::string inspectionToText(const ModelInspection& inspection) {
+  std::ostringstream out;
+  const auto& tree = inspection.tree;
+  out << inspection.path << "\n";
+  out << "  " << formatCount(tree.node(0).totalParameters) << " parameters ("
+      << tree.node(0).totalParameters << "), " << tree.size() - 1 << " modules, "
+      << tree.blocks().size() << " blocks, input " << formatShape(inspection.inputShape)
+      << ", device " << inspection.device << "\n\n";
+  for (int index : tree.preorder()) {
+    if (index == 0) continue;
+    const auto& node = tree.node(index);
+    std::string label(static_cast<size_t>(2 * (node.depth - 1)), ' ');
+    label += node.shortName();
+    if (node.depth == 1) label += "  [block " + std::to_string(tree.blockOf(index) + 1) + "]";
+    out << label;
+    const int pad = 44 - static_cast<int>(label.size());
+    out << std::string(static_cast<size_t>(pad > 1 ? pad : 1), ' ') << node.typeName;
+    out << std::string(node.typeName.size() < 20 ? 20 - node.typeName.size() : 1, ' ');
+    out << formatCount(node.totalParameters);
+    out << std::string(8, ' ') << formatShape(node.outputShape);
+    if (node.callCount > 1) out << "  (called " << node.callCount << "×)";
+    if (node.callCount == 0) out << "  (not called by forward)";
+    if (node.hasBatchNormStats) out << "  [BN stats]";
+    out << "\n";
+  }
+  for (const auto& warning : inspection.warnings) out << "\nwarning: " << warning << "\n";
+  return out.str();
+}
+
+std::string inspectionToJson(const ModelInspection& inspection) {
+  nlohmann::json json;
+  json["scalpel_version"] = kVersion;
+  json["path"] = inspection.path;
+  json["device"] = inspection.device;
+  json["input_shape"] = inspection.inputShape;
+  json["warnings"] = inspection.warnings;
+  json["tappable_calls"] = inspection.tappableCalls;
+  const auto& tree = inspection.tree;
+  auto& nodes = json["modules"] = nlohmann::json::array();
+  for (int index : tree.preorder()) {
+    const auto& node = tree.node(index);
+    nodes.push_back({{"name", node.name},
+                     {"type", node.typeName},
+                     {"depth", node.depth},
+                     {"block", tree.blockOf(index)},
+                     {"own_parameters", node.ownParameters},
+                     {"total_parameters", node.totalParameters},
+                     {"batchnorm_stats", node.hasBatchNormStats},
+                     {"calls", node.callCount},
+                     {"output_shape", node.outputShape}});
+  }
+  auto& blocks = json["blocks"] = nlohmann::json::array();
+  for (const auto& block : tree.blocks()) {
+    std::vector<std::string> members;
+    for (int member : block.members) members.push_back(tree.node(member).name);
+    blocks.push_back({{"name", block.name},
+                      {"members", members},
+                      {"total_parameters", block.totalParameters}});
+  }
+  return json.dump(2);
+}
+
+}  // namespace scalpel

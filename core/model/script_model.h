@@ -1,0 +1,67 @@
+#pragma once
+
+// Torch-facing: include only from core sources and core tests, never from the UI.
+#include <torch/script.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/layer_tree.h"
+#include "model/model_metadata.h"
+
+namespace scalpel {
+
+class ActivationTaps;
+class ScriptModel;
+
+// A load either gives a model or says what is wrong and what to do about it.
+struct ModelLoadResult {
+  std::unique_ptr<ScriptModel> model;
+  std::string error;  // set when model is null: "<file>: what is wrong — what to do"
+  explicit operator bool() const { return model != nullptr; }
+};
+
+// A TorchScript model loaded for Scalpel: the module, its layer tree in execution order, the
+// preprocessing stored with it, and activation taps for every module call.
+class ScriptModel {
+ public:
+  // `device` is "cpu", "cuda" or "cuda:N".
+  static ModelLoadResult load(const std::filesystem::path& path, const std::string& device = "cpu");
+  ~ScriptModel();
+
+  const std::filesystem::path& path() const { return m_path; }
+  torch::jit::Module& module() { return m_module; }
+  const torch::jit::Module& module() const { return m_module; }
+  const torch::Device& device() const { return m_device; }
+  const LayerTree& tree() const { return m_tree; }
+  LayerTree& tree() { return m_tree; }
+  const ModelMetadata& metadata() const { return m_metadata; }
+  // Things the user should know that do not stop the load (a traced model, bad metadata).
+  const std::vector<std::string>& warnings() const { return m_warnings; }
+  // Taps on every tappable module call; null when the forward graph could not be rewritten
+  // (then a warning says so and layers are in definition order).
+  const ActivationTaps* taps() const { return m_taps.get(); }
+
+  // Runs one eval-mode forward on zeros of `inputShape` and records every module's output shape.
+  // Returns "" or what went wrong (e.g. the shape does not fit the model).
+  std::string probe(const std::vector<std::int64_t>& inputShape);
+  // The input shape stored with the model, else a guess from its first layer (Conv2d: C×224×224,
+  // Linear: in_features), else empty.
+  std::vector<std::int64_t> defaultInputShape() const;
+
+ private:
+  ScriptModel() = default;
+  void buildTree();
+
+  std::filesystem::path m_path;
+  torch::jit::Module m_module;
+  torch::Device m_device{torch::kCPU};
+  LayerTree m_tree;
+  ModelMetadata m_metadata;
+  std::vector<std::string> m_warnings;
+  std::unique_ptr<ActivationTaps> m_taps;
+};
+
+}  // namespace scalpel

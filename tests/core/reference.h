@@ -1,0 +1,37 @@
+#pragma once
+
+// Reads what tests/fixtures/make_models.py recorded in Python for a fixture model.
+
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QString>
+#include <QStringList>
+
+#include <cstdint>
+#include <vector>
+
+namespace scalpel::test {
+
+inline QString fixture(const QString& file) { return QStringLiteral(SCALPEL_FIXTURE_DIR "/") + file; }
+
+inline const QStringList& fixtureModels() {
+  static const QStringList models{"small_cnn", "sequential_cnn", "resnet18",
+                                  "mobilenet_v2", "vit", "mlp"};
+  return models;
+}
+
+inline QJsonObject pythonReference(const QString& model) {
+  QFile file(fixture(model + ".reference.json"));
+  if (!file.open(QIODevice::ReadOnly)) return {};
+  return QJsonDocument::fromJson(file.readAll()).object();
+}
+
+inline std::vector<std::int64_t> toShape(const QJsonArray& array) {
+  std::vector<std::int64_t> shape;
+  for (const auto& value : array) shape.push_back(value.toInteger());
+  return shape;
+}
+
+}  // namespace scalpel::test

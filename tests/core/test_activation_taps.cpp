@@ -1,0 +1,158 @@
+// Every activation tap of every fixture model against the output Python's forward hooks saw for
+// the same input, and the model's own forward left untouched.
+
+#include <torch/script.h>
+
+#include <QtTest>
+
+#include <map>
+
+#include "core/reference.h"
+#include "model/activation_taps.h"
+#include "model/script_model.h"
+
+using namespace scalpel;
+
+namespace {
+
+struct PythonTaps {
+  torch::Tensor input;
+  torch::Tensor output;
+  std::map<std::string, torch::Tensor> taps;  // by call label ("pool", "pool#1")
+};
+
+PythonTaps readPythonTaps(const QString& model) {
+  auto holder = torch::jit::load(test::fixture(model + ".reference.pt").toStdString());
+  PythonTaps reference;
+  reference.input = holder.attr("input").toTensor();
+  reference.output = holder.attr("output").toTensor();
+  for (const auto& item : holder.attr("taps").toGenericDict()) {
+    reference.taps[item.key().toStringRef()] = item.value().toTensor();
+  }
+  return reference;
+}
+
+bool close(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.sizes() == b.sizes() && torch::allclose(a, b, 1e-4, 1e-5);
+}
+
+}  // namespace
+
+class TestActivationTaps : public QObject {
+  Q_OBJECT
+
+ private Q_SLOTS:
+  void initTestCase() { torch::manual_seed(0); }
+  void matchPythonHooks_data();
+  void matchPythonHooks();
+  void selectedTapsOnly();
+  void inPlaceOpsDoNotCorruptTaps();
+  void branchesOnAttributesAreFolded();
+};
+
+void TestActivationTaps::matchPythonHooks_data() {
+  QTest::addColumn<QString>("model");
+  for (const auto& model : test::fixtureModels()) QTest::newRow(qPrintable(model)) << model;
+}
+
+void TestActivationTaps::matchPythonHooks() {
+  QFETCH(QString, model);
+  auto loaded = ScriptModel::load(test::fixture(model + ".pt").toStdString());
+  QVERIFY2(loaded, loaded.error.c_str());
+  auto& module = loaded.model->module();
+  module.eval();
+  torch::NoGradGuard noGrad;
+  const auto reference = readPythonTaps(model);
+
+  const auto plainBefore = module.forward({reference.input}).toTensor();
+  QVERIFY(close(plainBefore, reference.output));
+
+  const ActivationTaps& taps = *loaded.model->taps();
+  const auto result = taps.run(reference.input);
+  QVERIFY(close(result.output.toTensor(), reference.output));
+
+  // One tap per module call that returned a tensor, labelled as Python's hooks label them.
+  std::map<std::string, torch::Tensor> ours;
+  for (size_t i = 0; i < taps.tappedCalls().size(); ++i) {
+    ours[taps.tappedCalls()[i].label()] = result.taps[i];
+  }
+  QStringList missing;
+  for (const auto& [label, tensor] : reference.taps) {
+    if (!ours.count(label)) missing << QString::fromStdString(label);
+  }
+  QVERIFY2(missing.isEmpty(), qPrintable("not tapped: " + missing.join(", ")));
+  QCOMPARE(ours.size(), reference.taps.size());
+  for (const auto& [label, expected] : reference.taps) {
+    QVERIFY2(close(ours[label], expected), label.c_str());
+  }
+
+  // The model's own forward is untouched by the rewrite.
+  const auto plainAfter = module.forward({reference.input}).toTensor();
+  QVERIFY(torch::equal(plainBefore, plainAfter));
+}
+
+void TestActivationTaps::selectedTapsOnly() {
+  auto loaded = ScriptModel::load(test::fixture("resnet18.pt").toStdString());
+  QVERIFY(loaded);
+  auto& module = loaded.model->module();
+  module.eval();
+  const ActivationTaps some(module, {"layer2.0.bn1", "layer1.0.relu", "fc"});
+  QStringList labels;
+  for (const auto& call : some.tappedCalls()) labels << QString::fromStdString(call.label());
+  // In execution order; the shared relu is tapped at both of its calls.
+  QCOMPARE(labels, QStringList({"layer1.0.relu", "layer1.0.relu#1", "layer2.0.bn1", "fc"}));
+  // All calls are still listed (the order of the whole model), only four are returned.
+  QCOMPARE(some.calls().size(), loaded.model->taps()->calls().size());
+
+  torch::NoGradGuard noGrad;
+  const auto reference = readPythonTaps("resnet18");
+  const auto result = some.run(reference.input);
+  QCOMPARE(result.taps.size(), size_t(4));
+  QVERIFY(close(result.taps[2], reference.taps.at("layer2.0.bn1")));
+  QVERIFY(close(result.taps[3], reference.output));
+}
+
+void TestActivationTaps::inPlaceOpsDoNotCorruptTaps() {
+  // small_cnn's block: bn1 feeds ReLU(inplace=True) and bn2 feeds `out += identity`. Without the
+  // clone, bn1's tap would equal relu's and bn2's would include the identity.
+  auto loaded = ScriptModel::load(test::fixture("small_cnn.pt").toStdString());
+  QVERIFY(loaded);
+  loaded.model->module().eval();
+  torch::NoGradGuard noGrad;
+  const auto reference = readPythonTaps("small_cnn");
+  const ActivationTaps taps(loaded.model->module(), {"block.bn1", "block.bn2", "block.relu"});
+  const auto result = taps.run(reference.input);
+  QCOMPARE(result.taps.size(), size_t(4));  // bn1, relu, bn2, relu#1
+  QVERIFY(result.taps[0].lt(0).any().item<bool>());  // bn1 before ReLU has negatives
+  QVERIFY(close(result.taps[0], reference.taps.at("block.bn1")));
+  QVERIFY(close(result.taps[2], reference.taps.at("block.bn2")));
+  QVERIFY(!close(result.taps[2], reference.taps.at("block")));
+}
+
+void TestActivationTaps::branchesOnAttributesAreFolded() {
+  // mobilenet_v2's InvertedResidual calls self.conv in both arms of `if self.use_res_connect`:
+  // after folding, each block's conv is called once and is tappable.
+  auto loaded = ScriptModel::load(test::fixture("mobilenet_v2.pt").toStdString());
+  QVERIFY(loaded);
+  int convCalls = 0;
+  for (const auto& call : loaded.model->taps()->calls()) {
+    if (call.module == "features.3.conv") {
+      ++convCalls;
+      QVERIFY(call.tappable);
+    }
+  }
+  QCOMPARE(convCalls, 1);
+  // Training mode still switches: `training` is never folded.
+  auto& module = loaded.model->module();
+  const auto reference = readPythonTaps("mobilenet_v2");
+  torch::NoGradGuard noGrad;
+  module.eval();
+  const auto evalOut = loaded.model->taps()->run(reference.input).output.toTensor();
+  QVERIFY(close(evalOut, reference.output));
+  module.train();  // BatchNorm now uses batch statistics (and updates its running ones)
+  const auto trainOut = loaded.model->taps()->run(reference.input).output.toTensor();
+  QVERIFY(!close(trainOut, evalOut));
+}
+
+QTEST_GUILESS_MAIN(TestActivationTaps)
+#include "test_activation_taps.moc"

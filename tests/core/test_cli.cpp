@@ -1,0 +1,101 @@
+// scalpel-cli run as a user runs it: a real process on real model files.
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QtTest>
+
+#include "core/reference.h"
+
+class TestCli : public QObject {
+  Q_OBJECT
+
+ private Q_SLOTS:
+  void inspectJsonMatchesPython();
+  void inspectTextShowsTheTree();
+  void inspectRejectsBadInput_data();
+  void inspectRejectsBadInput();
+  void version();
+
+ private:
+  struct Run {
+    int exitCode = -1;
+    QString out;
+    QString err;
+  };
+  static Run cli(const QStringList& arguments);
+};
+
+TestCli::Run TestCli::cli(const QStringList& arguments) {
+  QProcess process;
+  process.start(SCALPEL_CLI, arguments);
+  Run run;
+  if (!process.waitForFinished(120000)) return run;
+  run.exitCode = process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1;
+  run.out = QString::fromUtf8(process.readAllStandardOutput());
+  run.err = QString::fromUtf8(process.readAllStandardError());
+  return run;
+}
+
+void TestCli::inspectJsonMatchesPython() {
+  const auto run = cli({"inspect", scalpel::test::fixture("vit.pt"), "--json"});
+  QCOMPARE(run.exitCode, 0);
+  const auto json = QJsonDocument::fromJson(run.out.toUtf8()).object();
+  const auto reference = scalpel::test::pythonReference("vit");
+  QCOMPARE(json["modules"].toArray().size(), reference["modules"].toArray().size());
+  QCOMPARE(json["input_shape"].toArray(), QJsonArray({1, 3, 32, 32}));
+  // The encoder's attention module returns (output, weights): tapped on its first element.
+  bool sawAttention = false;
+  for (const auto& value : json["modules"].toArray()) {
+    const auto module = value.toObject();
+    if (module["name"] == "encoder.layers.encoder_layer_0.self_attention") {
+      sawAttention = true;
+      QCOMPARE(module["type"].toString(), QString("MultiheadAttention"));
+      // 16 patches of 8×8 plus the class token
+      QCOMPARE(module["output_shape"].toArray(), QJsonArray({1, 17, 32}));
+    }
+  }
+  QVERIFY(sawAttention);
+  QStringList blocks;
+  for (const auto& block : json["blocks"].toArray()) blocks << block.toObject()["name"].toString();
+  QCOMPARE(blocks, QStringList({"conv_proj", "encoder", "heads"}));
+}
+
+void TestCli::inspectTextShowsTheTree() {
+  const auto run = cli({"inspect", scalpel::test::fixture("resnet18.pt"), "--input-shape", "1,3,64,64"});
+  QCOMPARE(run.exitCode, 0);
+  QVERIFY2(run.out.contains("layer4  [block 8]"), qPrintable(run.out));
+  QVERIFY(run.out.contains("1×512×2×2"));
+  QVERIFY(run.out.contains("(called 2×)"));  // each BasicBlock's shared ReLU
+  QVERIFY(run.out.contains("11.2M parameters"));
+}
+
+void TestCli::inspectRejectsBadInput_data() {
+  QTest::addColumn<QStringList>("arguments");
+  QTest::addColumn<int>("exitCode");
+  QTest::addColumn<QString>("message");
+  QTest::newRow("missing file") << QStringList{"inspect", "/nonexistent/model.pt"} << 1 << "no such file";
+  QTest::newRow("not a model") << QStringList{"inspect", scalpel::test::fixture("not_a_model.zip")} << 1 << "not a TorchScript model";
+  QTest::newRow("bad shape") << QStringList{"inspect", scalpel::test::fixture("mlp.pt"), "--input-shape", "1,x"} << 2 << "is not a shape";
+  QTest::newRow("wrong shape") << QStringList{"inspect", scalpel::test::fixture("mlp.pt"), "--input-shape", "1,5"} << 1 << "does not accept an input of shape 1×5";
+  QTest::newRow("no subcommand") << QStringList{} << 106 << "subcommand";
+}
+
+void TestCli::inspectRejectsBadInput() {
+  QFETCH(QStringList, arguments);
+  QFETCH(int, exitCode);
+  QFETCH(QString, message);
+  const auto run = cli(arguments);
+  QCOMPARE(run.exitCode, exitCode);
+  QVERIFY2(run.err.contains(message), qPrintable(run.err));
+}
+
+void TestCli::version() {
+  const auto run = cli({"--version"});
+  QCOMPARE(run.exitCode, 0);
+  QVERIFY(run.out.startsWith("scalpel-cli 0."));
+}
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "test_cli.moc"

@@ -1,0 +1,145 @@
+// The main window offscreen, driven as a user would: open a real model, expand a block with the
+// mouse, drop a file, open a file that is not a model. Saves screenshots into the build folder.
+
+#include <QDir>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QSignalSpy>
+#include <QtTest>
+
+#include "block_item.h"
+#include "core/reference.h"
+#include "diagram_view.h"
+#include "layer_diagram_scene.h"
+#include "layer_row_item.h"
+#include "main_window.h"
+
+using scalpel::ui::BlockItem;
+using scalpel::ui::MainWindow;
+
+namespace {
+
+QString screenshot(const QString& name) {
+  QDir().mkpath(SCALPEL_SCREENSHOT_DIR);
+  return QStringLiteral(SCALPEL_SCREENSHOT_DIR "/") + name;
+}
+
+bool openAndWait(MainWindow& window, const QString& model) {
+  QSignalSpy shown(&window, &MainWindow::modelShown);
+  window.openModel(scalpel::test::fixture(model));
+  return shown.wait(120000);
+}
+
+}  // namespace
+
+class TestMainWindow : public QObject {
+  Q_OBJECT
+
+ private Q_SLOTS:
+  void diagramHasOneItemPerBlock();
+  void clickingTheExpanderShowsLayers();
+  void droppedFileOpens();
+  void newestRequestWins();
+  void notAModelShowsADialog();
+};
+
+void TestMainWindow::diagramHasOneItemPerBlock() {
+  MainWindow window;
+  window.show();
+  QVERIFY(openAndWait(window, "resnet18.pt"));
+  const auto& blocks = window.inspection().tree.blocks();
+  QCOMPARE(blocks.size(), size_t(10));
+  QCOMPARE(window.diagram()->blockItems().size(), 10);
+  int blockItemsInScene = 0;
+  for (auto* item : window.diagram()->items()) blockItemsInScene += dynamic_cast<BlockItem*>(item) != nullptr;
+  QCOMPARE(blockItemsInScene, 10);
+  // Blocks are stacked in execution order.
+  const auto items = window.diagram()->blockItems();
+  for (int b = 1; b < items.size(); ++b) QVERIFY(items[b]->y() > items[b - 1]->y());
+  QVERIFY(window.windowTitle().startsWith("resnet18.pt"));
+}
+
+void TestMainWindow::clickingTheExpanderShowsLayers() {
+  MainWindow window;
+  window.resize(1180, 900);
+  window.show();
+  QVERIFY(QTest::qWaitForWindowExposed(&window));
+  QVERIFY(openAndWait(window, "resnet18.pt"));
+  auto* view = window.diagramView();
+  auto* layer1 = window.diagram()->blockItems().at(4);
+  auto* layer2 = window.diagram()->blockItems().at(5);
+  const qreal layer2Before = layer2->y();
+  QVERIFY(!layer1->isExpanded());
+
+  const QPoint click = view->mapFromScene(layer1->mapToScene(layer1->expanderRect().center()));
+  QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, click);
+  QVERIFY(layer1->isExpanded());
+  // layer1 = 2 BasicBlocks of 5 layers each: 12 rows, with type and output shape.
+  QCOMPARE(layer1->rows().size(), 12);
+  QVERIFY(layer2->y() > layer2Before + 12 * 20);
+
+  window.diagram()->blockItems().at(8)->setExpanded(true);  // avgpool has no layers inside
+  QCOMPARE(window.diagram()->blockItems().at(8)->rows().size(), 0);
+
+  // Clicking a row selects it and the details pane shows it.
+  auto* row = layer1->rows().at(1);
+  QTest::mouseClick(view->viewport(), Qt::LeftButton, {},
+                    view->mapFromScene(row->mapToScene(row->boundingRect().center())));
+  QVERIFY(row->isSelected());
+
+  const QImage picture = window.grab().toImage();
+  QVERIFY(picture.save(screenshot("main_window_resnet18.png")));
+  QVERIFY(picture.width() >= 1000);
+}
+
+void TestMainWindow::droppedFileOpens() {
+  MainWindow window;
+  window.show();
+  QSignalSpy shown(&window, &MainWindow::modelShown);
+  QMimeData data;
+  data.setUrls({QUrl::fromLocalFile(scalpel::test::fixture("mobilenet_v2.pt"))});
+  QDragEnterEvent enter(QPoint(50, 50), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
+  QApplication::sendEvent(&window, &enter);
+  QVERIFY(enter.isAccepted());
+  QDropEvent drop(QPointF(50, 50), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
+  QApplication::sendEvent(&window, &drop);
+  QVERIFY(shown.wait(120000));
+  QCOMPARE(window.diagram()->blockItems().size(), 2);  // features, classifier
+  window.diagram()->setAllExpanded(true);
+  QVERIFY(window.diagram()->blockItems().at(0)->rows().size() > 150);
+  QVERIFY(window.grab().save(screenshot("main_window_mobilenet_expanded.png")));
+}
+
+void TestMainWindow::newestRequestWins() {
+  MainWindow window;
+  QSignalSpy shown(&window, &MainWindow::modelShown);
+  window.openModel(scalpel::test::fixture("resnet18.pt"));
+  window.openModel(scalpel::test::fixture("small_cnn.pt"));
+  QVERIFY(shown.wait(120000));
+  QTest::qWait(300);  // the stale resnet18 result must not replace it either
+  QCOMPARE(shown.count(), 1);
+  QVERIFY(window.inspection().path.find("small_cnn.pt") != std::string::npos);
+}
+
+void TestMainWindow::notAModelShowsADialog() {
+  MainWindow window;
+  window.show();
+  QVERIFY(openAndWait(window, "small_cnn.pt"));
+  QSignalSpy failed(&window, &MainWindow::loadFailed);
+  window.openModel(scalpel::test::fixture("not_a_model.zip"));
+  QVERIFY(failed.wait(60000));
+  QMessageBox* dialog = window.errorDialog();
+  QVERIFY(dialog);
+  QVERIFY(dialog->isVisible());
+  QVERIFY2(dialog->text().contains("is a zip archive but not a TorchScript model"),
+           qPrintable(dialog->text()));
+  QVERIFY(dialog->text().contains("torch.jit.script(model).save"));
+  QVERIFY(dialog->informativeText().contains("Open Model"));
+  QVERIFY(dialog->grab().save(screenshot("error_dialog_not_a_model.png")));
+  // The model that was open stays open.
+  QCOMPARE(window.diagram()->blockItems().size(), 7);
+  dialog->accept();
+}
+
+QTEST_MAIN(TestMainWindow)
+#include "test_main_window.moc"

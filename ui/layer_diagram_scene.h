@@ -1,0 +1,38 @@
+#pragma once
+
+#include <QGraphicsScene>
+#include <QVector>
+
+#include "model/layer_tree.h"
+
+namespace scalpel::ui {
+
+class BlockItem;
+
+// The model as a diagram: one BlockItem per block, top to bottom in execution order, joined by
+// arrows; expanding a block lists its layers and pushes the blocks below it down.
+class LayerDiagramScene : public QGraphicsScene {
+  Q_OBJECT
+
+ public:
+  explicit LayerDiagramScene(QObject* parent = nullptr);
+
+  void setTree(const LayerTree& tree);
+  void clearTree();
+  const LayerTree& tree() const { return m_tree; }
+  const QVector<BlockItem*>& blockItems() const { return m_blocks; }
+  void setAllExpanded(bool expanded);
+
+ Q_SIGNALS:
+  void nodeSelected(int nodeIndex);
+  void layoutChanged();
+
+ private:
+  void relayout();
+
+  LayerTree m_tree;  // the items point into it
+  QVector<BlockItem*> m_blocks;
+  QVector<QGraphicsItem*> m_arrows;
+};
+
+}  // namespace scalpel::ui

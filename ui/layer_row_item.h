@@ -1,0 +1,33 @@
+#pragma once
+
+#include <QGraphicsObject>
+
+#include "model/layer_tree.h"
+
+namespace scalpel::ui {
+
+// One module inside an expanded block: indented name, type, parameters and output shape.
+// Holds a non-owning pointer into the scene's LayerTree.
+class LayerRowItem : public QGraphicsObject {
+  Q_OBJECT
+
+ public:
+  LayerRowItem(const LayerTree* tree, int nodeIndex, qreal width, QGraphicsItem* parent);
+
+  int nodeIndex() const { return m_nodeIndex; }
+  QRectF boundingRect() const override;
+  void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
+
+ Q_SIGNALS:
+  void selected(int nodeIndex);
+
+ protected:
+  void mousePressEvent(QGraphicsSceneMouseEvent* event) override;
+
+ private:
+  const LayerTree* m_tree;
+  int m_nodeIndex;
+  qreal m_width;
+};
+
+}  // namespace scalpel::ui

@@ -1,0 +1,215 @@
+#include "main_window.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QDragEnterEvent>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QSettings>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTextBrowser>
+
+#include "block_item.h"
+#include "diagram_view.h"
+#include "layer_diagram_scene.h"
+#include "model_worker.h"
+#include "scalpel/version.h"
+#include "util/logging.h"
+
+namespace scalpel::ui {
+
+namespace {
+
+QString html(const std::string& text) { return QString::fromStdString(text).toHtmlEscaped(); }
+
+}  // namespace
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
+  qRegisterMetaType<scalpel::ModelInspection>();
+  setWindowTitle("Scalpel");
+  setAcceptDrops(true);
+
+  m_scene = new LayerDiagramScene(this);
+  m_view = new DiagramView(this);
+  m_view->setScene(m_scene);
+  m_details = new QTextBrowser(this);
+  m_details->setMinimumWidth(260);
+  auto* splitter = new QSplitter(this);
+  splitter->addWidget(m_view);
+  splitter->addWidget(m_details);
+  splitter->setStretchFactor(0, 1);  // the diagram takes what the window gains
+  splitter->setStretchFactor(1, 0);
+  splitter->setCollapsible(0, false);
+  splitter->setSizes({840, 340});
+  setCentralWidget(splitter);
+  m_details->setHtml(
+      "<h3>No model open</h3><p>Open a TorchScript model with <b>File ▸ Open Model…</b> or drop "
+      "a <tt>.pt</tt> file on this window.</p><p>Save one from Python with "
+      "<tt>torch.jit.script(model).save(\"model.pt\")</tt>.</p>");
+
+  m_deviceLabel = new QLabel("device: cpu", this);
+  statusBar()->addPermanentWidget(m_deviceLabel);
+  statusBar()->showMessage("Ready");
+
+  connect(m_scene, &LayerDiagramScene::nodeSelected, this, &MainWindow::showDetails);
+
+  m_worker = new ModelWorker;
+  m_worker->moveToThread(&m_workerThread);
+  connect(&m_workerThread, &QThread::finished, m_worker, &QObject::deleteLater);
+  connect(this, &MainWindow::requestInspection, m_worker, &ModelWorker::inspect);
+  connect(m_worker, &ModelWorker::inspected, this, &MainWindow::onInspected);
+  m_workerThread.start();
+
+  buildMenus();
+  resize(1180, 780);
+}
+
+MainWindow::~MainWindow() {
+  m_workerThread.quit();
+  m_workerThread.wait();
+}
+
+void MainWindow::buildMenus() {
+  auto* file = menuBar()->addMenu("&File");
+  auto* open = file->addAction("&Open Model…", this, &MainWindow::openModelDialog);
+  open->setShortcut(QKeySequence::Open);
+  file->addSeparator();
+  auto* quit = file->addAction("&Quit", qApp, &QApplication::quit);
+  quit->setShortcut(QKeySequence::Quit);
+
+  auto* view = menuBar()->addMenu("&View");
+  view->addAction("Zoom &In", QKeySequence::ZoomIn, this, [this] { m_view->zoomBy(1.25); });
+  view->addAction("Zoom &Out", QKeySequence::ZoomOut, this, [this] { m_view->zoomBy(0.8); });
+  view->addAction("&Fit to View", QKeySequence(Qt::CTRL | Qt::Key_0), this,
+                  [this] { m_view->fitToView(); });
+  view->addSeparator();
+  view->addAction("&Expand All Blocks", this, [this] { m_scene->setAllExpanded(true); });
+  view->addAction("&Collapse All Blocks", this, [this] { m_scene->setAllExpanded(false); });
+
+  auto* help = menuBar()->addMenu("&Help");
+  help->addAction("&About Scalpel", this, [this] {
+    QMessageBox::about(this, "About Scalpel",
+                       QStringLiteral("<h3>Scalpel %1</h3><p>Visual surgical fine-tuning: see "
+                                      "which layers a distribution shift touches, and tune only "
+                                      "those.</p>")
+                           .arg(kVersion));
+  });
+}
+
+void MainWindow::openModelDialog() {
+  QSettings settings;
+  const QString start = settings.value("lastModelFolder").toString();
+  const QString path = QFileDialog::getOpenFileName(
+      this, "Open TorchScript Model", start,
+      "TorchScript models (*.pt *.pth *.ts *.zip *.torchscript);;All files (*)");
+  if (path.isEmpty()) return;
+  settings.setValue("lastModelFolder", QFileInfo(path).absolutePath());
+  openModel(path);
+}
+
+void MainWindow::openModel(const QString& path) {
+  const quint64 request = ++m_lastRequest;
+  statusBar()->showMessage(QStringLiteral("Opening %1…").arg(QFileInfo(path).fileName()));
+  QApplication::setOverrideCursor(Qt::BusyCursor);
+  Q_EMIT requestInspection(request, path, {});
+}
+
+void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspection) {
+  if (requestId != m_lastRequest) return;  // a newer request is on its way
+  QApplication::restoreOverrideCursor();
+  if (!inspection.ok) {
+    statusBar()->showMessage("Could not open the model");
+    showError("Cannot open model", QString::fromStdString(inspection.error));
+    Q_EMIT loadFailed(QString::fromStdString(inspection.error));
+    return;
+  }
+  m_inspection = inspection;
+  m_scene->setTree(inspection.tree);
+  m_view->fitToView();
+  const QString file = QFileInfo(QString::fromStdString(inspection.path)).fileName();
+  setWindowTitle(QStringLiteral("%1 — Scalpel").arg(file));
+  m_deviceLabel->setText(QStringLiteral("device: %1").arg(QString::fromStdString(inspection.device)));
+  statusBar()->showMessage(
+      QStringLiteral("%1: %2 modules in %3 blocks, %4 parameters%5")
+          .arg(file)
+          .arg(inspection.tree.size() - 1)
+          .arg(inspection.tree.blocks().size())
+          .arg(QString::fromStdString(formatCount(inspection.tree.node(0).totalParameters)))
+          .arg(inspection.warnings.empty()
+                   ? QString()
+                   : QStringLiteral(" — %1 warning(s), see the details pane")
+                         .arg(inspection.warnings.size())));
+  showDetails(0);
+  logger("ui")->info("showing {}", inspection.path);
+  Q_EMIT modelShown();
+}
+
+void MainWindow::showDetails(int nodeIndex) {
+  const auto& tree = m_scene->tree();
+  if (tree.empty()) return;
+  QString text;
+  if (nodeIndex == 0) {
+    const auto& metadata = m_inspection.metadata;
+    text += QStringLiteral("<h3>%1</h3><p><tt>%2</tt></p>")
+                .arg(html(tree.node(0).typeName), html(m_inspection.path));
+    text += QStringLiteral("<p>%1 parameters · %2 modules · %3 blocks<br>input %4</p>")
+                .arg(QString::number(tree.node(0).totalParameters))
+                .arg(tree.size() - 1)
+                .arg(tree.blocks().size())
+                .arg(html(formatShape(m_inspection.inputShape)));
+    if (!metadata.classNames.empty()) {
+      text += QStringLiteral("<p>%1 classes</p>").arg(metadata.classNames.size());
+    }
+    for (const auto& warning : m_inspection.warnings) {
+      text += QStringLiteral("<p style='color:#a15c00'>⚠ %1</p>").arg(html(warning));
+    }
+    text += "<p style='color:#555'>Click ▸ or double-click a block to see its layers; "
+            "click a layer for its details.</p>";
+  } else {
+    const auto& node = tree.node(nodeIndex);
+    text += QStringLiteral("<h3>%1</h3><p>%2</p>").arg(html(node.name), html(node.typeName));
+    text += QStringLiteral("<table cellpadding=2>"
+                           "<tr><td>block</td><td>%1</td></tr>"
+                           "<tr><td>parameters</td><td>%2 (own %3)</td></tr>"
+                           "<tr><td>output</td><td>%4</td></tr>"
+                           "<tr><td>calls per forward</td><td>%5</td></tr>"
+                           "<tr><td>BatchNorm statistics</td><td>%6</td></tr></table>")
+                .arg(html(tree.blocks().at(static_cast<size_t>(tree.blockOf(nodeIndex))).name))
+                .arg(node.totalParameters)
+                .arg(node.ownParameters)
+                .arg(html(formatShape(node.outputShape)))
+                .arg(node.callCount)
+                .arg(node.hasBatchNormStats ? "yes" : "no");
+  }
+  m_details->setHtml(text);
+}
+
+QMessageBox* MainWindow::errorDialog() const { return m_errorDialog.data(); }
+
+void MainWindow::showError(const QString& title, const QString& message) {
+  if (m_errorDialog) m_errorDialog->close();
+  auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->setInformativeText("Choose another file with File ▸ Open Model…, or drop one on this window.");
+  m_errorDialog = box;
+  box->open();  // window-modal, without blocking the event loop
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
+  const auto urls = event->mimeData()->urls();
+  if (urls.size() == 1 && urls.front().isLocalFile()) event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event) {
+  const auto urls = event->mimeData()->urls();
+  if (urls.size() != 1 || !urls.front().isLocalFile()) return;
+  event->acceptProposedAction();
+  openModel(urls.front().toLocalFile());
+}
+
+}  // namespace scalpel::ui

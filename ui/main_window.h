@@ -1,0 +1,66 @@
+#pragma once
+
+#include <QMainWindow>
+#include <QPointer>
+#include <QThread>
+
+#include "model/model_inspection.h"
+
+class QLabel;
+class QMessageBox;
+class QTextBrowser;
+
+namespace scalpel::ui {
+
+class DiagramView;
+class LayerDiagramScene;
+class ModelWorker;
+
+// Scalpel's main window: menus, the layer diagram, a details pane, and the worker thread that
+// opens models.
+class MainWindow : public QMainWindow {
+  Q_OBJECT
+
+ public:
+  explicit MainWindow(QWidget* parent = nullptr);
+  ~MainWindow() override;
+
+  LayerDiagramScene* diagram() const { return m_scene; }
+  DiagramView* diagramView() const { return m_view; }
+  const ModelInspection& inspection() const { return m_inspection; }
+  // The dialog of the last refused model, while it is open (for tests and screenshots).
+  QMessageBox* errorDialog() const;
+
+ public Q_SLOTS:
+  // Opens the model on the worker thread; the newest request wins.
+  void openModel(const QString& path);
+  void openModelDialog();
+
+ Q_SIGNALS:
+  void modelShown();                     // a model is on screen
+  void loadFailed(const QString& error); // and a dialog says why
+  void requestInspection(quint64 requestId, const QString& path, const QVector<qint64>& shape);
+
+ protected:
+  void dragEnterEvent(QDragEnterEvent* event) override;
+  void dropEvent(QDropEvent* event) override;
+
+ private:
+  void buildMenus();
+  void onInspected(quint64 requestId, const scalpel::ModelInspection& inspection);
+  void showDetails(int nodeIndex);
+  void showError(const QString& title, const QString& message);
+
+  QThread m_workerThread;
+  ModelWorker* m_worker = nullptr;
+  quint64 m_lastRequest = 0;
+  ModelInspection m_inspection;
+
+  LayerDiagramScene* m_scene = nullptr;
+  DiagramView* m_view = nullptr;
+  QTextBrowser* m_details = nullptr;
+  QLabel* m_deviceLabel = nullptr;
+  QPointer<QMessageBox> m_errorDialog;
+};
+
+}  // namespace scalpel::ui
