@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
-#include <thread>
 
 #include "io/layer_tree_format.h"
 #include "model/model_inspection.h"

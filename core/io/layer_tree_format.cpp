@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <iomanip>
 #include <sstream>
 
 #include "scalpel/version.h"
@@ -22,12 +23,9 @@ std::string inspectionToText(const ModelInspection& inspection) {
     std::string label(static_cast<size_t>(2 * (node.depth - 1)), ' ');
     label += node.shortName();
     if (node.depth == 1) label += "  [block " + std::to_string(tree.blockOf(index) + 1) + "]";
-    out << label;
-    const int pad = 44 - static_cast<int>(label.size());
-    out << std::string(static_cast<size_t>(pad > 1 ? pad : 1), ' ') << node.typeName;
-    out << std::string(node.typeName.size() < 20 ? 20 - node.typeName.size() : 1, ' ');
-    out << formatCount(node.totalParameters);
-    out << std::string(8, ' ') << formatShape(node.outputShape);
+    out << std::left << std::setw(44) << label << ' ' << std::setw(22) << node.typeName << ' '
+        << std::right << std::setw(7) << formatCount(node.totalParameters) << "  "
+        << formatShape(node.outputShape);
     if (node.callCount > 1) out << "  (called " << node.callCount << "×)";
     if (node.callCount == 0) out << "  (not called by forward)";
     if (node.hasBatchNormStats) out << "  [BN stats]";

@@ -40,8 +40,8 @@ class GraphRewriter {
     }
   }
 
-  // Keeps the clones of the selected tappable calls and makes the graph return them after the
-  // original output. Returns, per surviving call, whether it is tapped.
+  // Numbers the calls that survived folding, keeps the clones of the selected tappable ones, and
+  // makes the graph return (original output, those clones...).
   void finish(const std::set<std::string>& only, std::vector<ModuleCall>& calls,
               std::vector<ModuleCall>& tapped) {
     std::map<std::string, int> seen;
