@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace scalpel {
+
+// A labelled data set held in memory: what every reader produces and the batcher consumes.
+// Images are C×H×W floats in [0, 1] (not normalised: normalisation uses the *model's* mean/std,
+// at batch time); tabular rows are F floats.
+struct Dataset {
+  std::string name;                      // where it came from, for messages and reports
+  std::vector<std::int64_t> itemShape;   // {C, H, W} for images, {F} for feature rows
+  std::vector<float> values;             // size() × itemSize(), item after item
+  std::vector<int> labels;               // class index of each item
+  std::vector<std::string> classNames;   // index → name
+
+  std::size_t size() const { return labels.size(); }
+  std::size_t itemSize() const;
+  const float* item(std::size_t index) const { return values.data() + index * itemSize(); }
+  bool isImage() const { return itemShape.size() == 3; }
+  // Items per class, indexed by class.
+  std::vector<std::size_t> classCounts() const;
+};
+
+// A reader either gives a data set or says what is wrong, naming the file and the line or byte
+// offset, and what to do. Warnings and notes do not stop the load (skipped files, the mapping of
+// folders to model outputs).
+struct DataLoadResult {
+  std::optional<Dataset> dataset;
+  std::string error;
+  std::vector<std::string> warnings;
+  std::vector<std::string> notes;
+  explicit operator bool() const { return dataset.has_value(); }
+
+  static DataLoadResult failure(std::string message) {
+    DataLoadResult result;
+    result.error = std::move(message);
+    return result;
+  }
+};
+
+}  // namespace scalpel

@@ -1,0 +1,164 @@
+#include "data/image_folder_reader.h"
+
+#include <stb_image.h>
+#include <stb_image_resize.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <memory>
+
+namespace scalpel {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool isImageFile(const fs::path& path) {
+  std::string extension = path.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(), ::tolower);
+  return extension == ".png" || extension == ".jpg" || extension == ".jpeg" ||
+         extension == ".bmp" || extension == ".gif";
+}
+
+std::vector<fs::path> sortedEntries(const fs::path& folder, bool directories) {
+  std::vector<fs::path> entries;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(folder, error)) {
+    if (directories ? entry.is_directory() : entry.is_regular_file()) entries.push_back(entry.path());
+  }
+  std::sort(entries.begin(), entries.end());
+  return entries;
+}
+
+std::vector<std::string> readClassList(const fs::path& file) {
+  std::vector<std::string> names;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) names.push_back(line);
+  }
+  return names;
+}
+
+// Folder names must not contain '/', so "T-shirt/top" is matched as "T-shirt_top" too.
+std::string folderNameFor(std::string className) {
+  std::replace(className.begin(), className.end(), '/', '_');
+  return className;
+}
+
+}  // namespace
+
+std::string decodeImage(const fs::path& file, std::int64_t channels, std::int64_t height,
+                        std::int64_t width, std::vector<float>& out) {
+  int w = 0;
+  int h = 0;
+  int n = 0;
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load(file.string().c_str(), &w, &h, &n, static_cast<int>(channels)), stbi_image_free);
+  if (!pixels) return file.filename().string() + " (" + stbi_failure_reason() + ")";
+  std::vector<unsigned char> resized;
+  const unsigned char* source = pixels.get();
+  if (w != width || h != height) {
+    resized.resize(static_cast<std::size_t>(channels * height * width));
+    if (!stbir_resize_uint8(pixels.get(), w, h, 0, resized.data(), static_cast<int>(width),
+                            static_cast<int>(height), 0, static_cast<int>(channels))) {
+      return file.filename().string() + " (cannot be resized)";
+    }
+    source = resized.data();
+  }
+  // stb gives H×W×C interleaved; Scalpel holds C×H×W planes.
+  const auto plane = static_cast<std::size_t>(height * width);
+  out.resize(static_cast<std::size_t>(channels) * plane);
+  for (std::size_t p = 0; p < plane; ++p) {
+    for (std::int64_t c = 0; c < channels; ++c) {
+      out[static_cast<std::size_t>(c) * plane + p] = source[p * static_cast<std::size_t>(channels) + static_cast<std::size_t>(c)] * (1.0f / 255.0f);
+    }
+  }
+  return {};
+}
+
+DataLoadResult readImageFolder(const fs::path& folder, const ImageFolderOptions& options) {
+  std::error_code error;
+  if (!fs::is_directory(folder, error)) {
+    return DataLoadResult::failure(folder.string() + ": not a folder — choose a folder with one subfolder of images per class");
+  }
+  const auto classFolders = sortedEntries(folder, true);
+  if (classFolders.empty()) {
+    return DataLoadResult::failure(folder.string() + ": no class subfolders — put the images of each class in a subfolder named after the class");
+  }
+
+  // Which output each folder means.
+  DataLoadResult result;
+  std::vector<std::string> classNames = options.classNames;
+  std::string source = "the model's class names";
+  if (classNames.empty() && fs::exists(folder / "classes.txt")) {
+    classNames = readClassList(folder / "classes.txt");
+    source = "classes.txt";
+  }
+  std::map<fs::path, int> labelOf;
+  if (classNames.empty()) {
+    source = "folder names in sorted order";
+    for (const auto& sub : classFolders) {
+      labelOf[sub] = static_cast<int>(classNames.size());
+      classNames.push_back(sub.filename().string());
+    }
+  } else {
+    for (const auto& sub : classFolders) {
+      const std::string name = sub.filename().string();
+      const auto it = std::find_if(classNames.begin(), classNames.end(), [&](const std::string& c) {
+        return c == name || folderNameFor(c) == name;
+      });
+      if (it == classNames.end()) {
+        return DataLoadResult::failure(folder.string() + ": folder '" + name + "' is not one of the " + std::to_string(classNames.size()) + " classes named by " + source + " — rename it, or fix " + source);
+      }
+      labelOf[sub] = static_cast<int>(it - classNames.begin());
+    }
+  }
+  std::string mapping = "class mapping (" + source + "):";
+  for (const auto& [sub, label] : labelOf) {
+    mapping += " " + sub.filename().string() + "→" + std::to_string(label);
+  }
+  result.notes.push_back(mapping);
+
+  Dataset dataset;
+  dataset.name = folder.string();
+  dataset.classNames = classNames;
+  dataset.itemShape = options.itemShape;
+  std::vector<std::string> skipped;
+  std::vector<float> pixels;
+  for (const auto& [sub, label] : labelOf) {
+    for (const auto& file : sortedEntries(sub, false)) {
+      if (!isImageFile(file)) continue;
+      if (dataset.itemShape.empty()) {  // take channels and size from the first readable image
+        int w = 0, h = 0, n = 0;
+        if (!stbi_info(file.string().c_str(), &w, &h, &n)) {
+          skipped.push_back(file.filename().string() + " (" + stbi_failure_reason() + ")");
+          continue;
+        }
+        dataset.itemShape = {n >= 3 ? 3 : 1, h, w};
+      }
+      const auto problem = decodeImage(file, dataset.itemShape[0], dataset.itemShape[1], dataset.itemShape[2], pixels);
+      if (!problem.empty()) {
+        skipped.push_back(problem);
+        continue;
+      }
+      dataset.values.insert(dataset.values.end(), pixels.begin(), pixels.end());
+      dataset.labels.push_back(label);
+    }
+  }
+  if (!skipped.empty()) {
+    std::string warning = folder.string() + ": skipped " + std::to_string(skipped.size()) + " unreadable image" + (skipped.size() > 1 ? "s" : "") + ":";
+    for (std::size_t i = 0; i < std::min<std::size_t>(skipped.size(), 5); ++i) warning += " " + skipped[i] + (i + 1 < skipped.size() ? "," : "");
+    if (skipped.size() > 5) warning += " …";
+    result.warnings.push_back(warning);
+  }
+  if (dataset.labels.empty()) {
+    return DataLoadResult::failure(folder.string() + ": no readable images (PNG, JPEG, BMP or GIF) in its class subfolders" + (skipped.empty() ? "" : "; " + result.warnings.front()));
+  }
+  result.dataset = std::move(dataset);
+  return result;
+}
+
+}  // namespace scalpel
