@@ -2,8 +2,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 
+#include "data/data_source.h"
+#include "data/shifts.h"
+#include "io/image_export.h"
 #include "io/layer_tree_format.h"
 #include "model/model_inspection.h"
 #include "scalpel/version.h"
@@ -30,10 +34,98 @@ int main(int argc, char** argv) {
   inspect->add_option("--device", device, "cpu, cuda or cuda:N");
   inspect->add_flag("--json", asJson, "print JSON instead of text");
 
+  // make-shift: a shifted copy of a data set, written as an image folder a person can look at.
+  auto* makeShift = app.add_subcommand("make-shift", "Write a shifted data set as an image folder");
+  std::string data = "fashion-mnist";
+  std::string split = "test";
+  std::string shift;
+  int severity = 3;
+  std::uint64_t seed = 0;
+  std::string out;
+  std::size_t limit = 0;
+  std::string groupsFile = SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json";
+  for (auto* command : {makeShift}) {
+    command->add_option("--data", data, "fashion-mnist, an image folder or a .csv file");
+    command->add_option("--split", split, "train or test (for fashion-mnist)");
+  }
+  makeShift->add_option("--shift", shift, "a shift name (scalpel-cli shifts lists them)")->required();
+  makeShift->add_option("--severity", severity, "1 (mild) to 5 (strong)");
+  makeShift->add_option("--seed", seed, "the same seed gives the same shifted set");
+  makeShift->add_option("--out", out, "folder to write (subpopulation: source/ and target/)")->required();
+  makeShift->add_option("--limit", limit, "write at most this many images (0: all)");
+  makeShift->add_option("--groups", groupsFile, "super-classes for subpopulation (JSON)");
+
+  // preview: clean images over each severity of a corruption, as one PNG grid.
+  auto* preview = app.add_subcommand("preview", "Render clean vs shifted samples as a PNG grid");
+  std::size_t count = 10;
+  int scale = 3;
+  preview->add_option("--data", data, "fashion-mnist, an image folder or a .csv file");
+  preview->add_option("--split", split, "train or test (for fashion-mnist)");
+  preview->add_option("--shift", shift, "an input-level shift name")->required();
+  preview->add_option("--seed", seed, "the same seed gives the same picture");
+  preview->add_option("--count", count, "images per row");
+  preview->add_option("--scale", scale, "magnification")->check(CLI::Range(1, 16));
+  preview->add_option("--out", out, "PNG file to write")->required();
+
+  auto* shifts = app.add_subcommand("shifts", "List the shifts Scalpel can make");
+
   CLI11_PARSE(app, argc, argv);
   scalpel::initLogging(logLevel);
   scalpel::useAllCores();
 
+  const auto fail = [](const std::string& message) {
+    std::cerr << "error: " << message << "\n";
+    return 1;
+  };
+  if (shifts->parsed()) {
+    for (const auto& info : scalpel::shiftCatalogue()) {
+      std::cout << info.name << std::string(info.name.size() < 20 ? 20 - info.name.size() : 1, ' ')
+                << scalpel::shiftLevelName(info.level) << "   " << info.description
+                << (info.usesSeverity ? " (severity 1-5)" : "") << "\n";
+    }
+    return 0;
+  }
+  if (makeShift->parsed() || preview->parsed()) {
+    const auto loaded = scalpel::openDataSource(data, split);
+    if (!loaded) return fail(loaded.error);
+    for (const auto& warning : loaded.warnings) std::cerr << "warning: " << warning << "\n";
+    const scalpel::Dataset& clean = *loaded.dataset;
+    if (preview->parsed()) {
+      std::vector<scalpel::Dataset> shifted;
+      for (int level = 1; level <= 5; ++level) {
+        auto result = scalpel::applyShift(clean, shift, level, seed);
+        if (!result) return fail(result.error);
+        shifted.push_back(std::move(*result.dataset));
+        if (!scalpel::findShift(shift)->usesSeverity) break;
+      }
+      std::vector<const scalpel::Dataset*> rows{&clean};
+      for (const auto& each : shifted) rows.push_back(&each);
+      std::vector<std::size_t> items;
+      for (std::size_t i = 0; i < std::min(count, clean.size()); ++i) items.push_back(i * clean.size() / std::min(count, clean.size()));
+      if (auto problem = scalpel::writePreviewGrid(rows, items, scale, out); !problem.empty()) return fail(problem);
+      std::cout << out << ": clean (top row), then " << shift << " at severity 1 to " << shifted.size() << "\n";
+      return 0;
+    }
+    const scalpel::ShiftInfo* info = scalpel::findShift(shift);
+    if (info && info->level == scalpel::ShiftLevel::Feature) {
+      scalpel::SuperClasses classes;
+      if (auto problem = scalpel::readSuperClasses(groupsFile, classes); !problem.empty()) return fail(problem);
+      scalpel::SubpopulationData parts;
+      if (auto problem = scalpel::subpopulationShift(clean, classes, parts); !problem.empty()) return fail(problem);
+      const std::filesystem::path folder(out);
+      for (const auto& [name, part] : {std::pair{"source", &parts.source}, std::pair{"target", &parts.target}}) {
+        if (auto problem = scalpel::writeImageFolder(*part, folder / name, limit); !problem.empty()) return fail(problem);
+        std::cout << (folder / name).string() << ": " << part->size() << " images in " << part->classNames.size() << " super-classes\n";
+      }
+      return 0;
+    }
+    const auto result = scalpel::applyShift(clean, shift, severity, seed);
+    if (!result) return fail(result.error);
+    for (const auto& note : result.notes) std::cout << note << "\n";
+    if (auto problem = scalpel::writeImageFolder(*result.dataset, out, limit); !problem.empty()) return fail(problem);
+    std::cout << out << ": " << (limit ? std::min(limit, result.dataset->size()) : result.dataset->size()) << " images of " << result.dataset->name << "\n";
+    return 0;
+  }
   if (inspect->parsed()) {
     scalpel::InspectOptions options;
     options.device = device;

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace scalpel {
+
+// Writes an image data set as an image folder that readImageFolder() reads back: one subfolder
+// per class (named after it, '/' as '_'), PNG files, and a classes.txt fixing the output order.
+// At most `limit` items (0: all). Every file is written atomically. Returns "" or the error.
+std::string writeImageFolder(const Dataset& data, const std::filesystem::path& folder,
+                             std::size_t limit = 0);
+
+// A PNG grid: one row per data set (e.g. clean, then each severity), the same `items` in each,
+// every image magnified `scale` times, separated by a thin gap. Returns "" or the error.
+std::string writePreviewGrid(const std::vector<const Dataset*>& rows,
+                             const std::vector<std::size_t>& items, int scale,
+                             const std::filesystem::path& file);
+
+}  // namespace scalpel
