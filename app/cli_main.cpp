@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 
 #include "data/data_source.h"
@@ -11,6 +12,7 @@
 #include "io/layer_tree_format.h"
 #include "model/model_inspection.h"
 #include "scalpel/version.h"
+#include "train/pretrain.h"
 #include "util/logging.h"
 #include "util/threads.h"
 
@@ -69,6 +71,20 @@ int main(int argc, char** argv) {
 
   auto* shifts = app.add_subcommand("shifts", "List the shifts Scalpel can make");
 
+  // pretrain: train a new (scripted, untrained) model from scratch, e.g. the demo model.
+  auto* pretrain = app.add_subcommand("pretrain", "Train a new model from scratch on a data set");
+  scalpel::PretrainOptions pretrainOptions;
+  pretrain->add_option("MODEL", modelPath, "untrained TorchScript model")->required();
+  pretrain->add_option("--data", pretrainOptions.data, "fashion-mnist, an image folder or a .csv file");
+  pretrain->add_option("--epochs", pretrainOptions.epochs, "passes over the training data")->check(CLI::Range(1, 1000));
+  pretrain->add_option("--batch-size", pretrainOptions.batchSize, "items per step")->check(CLI::Range(1, 65536));
+  pretrain->add_option("--lr", pretrainOptions.learningRate, "peak learning rate (AdamW, cosine schedule)");
+  pretrain->add_option("--seed", pretrainOptions.seed, "the same seed gives the same model");
+  pretrain->add_option("--train-limit", pretrainOptions.trainLimit, "use at most this many training items");
+  pretrain->add_option("--test-limit", pretrainOptions.testLimit, "use at most this many test items");
+  pretrain->add_option("--device", pretrainOptions.device, "cpu, cuda or cuda:N");
+  pretrain->add_option("--out", out, "where to save the trained model")->required();
+
   CLI11_PARSE(app, argc, argv);
   scalpel::initLogging(logLevel);
   scalpel::useAllCores();
@@ -124,6 +140,23 @@ int main(int argc, char** argv) {
     for (const auto& note : result.notes) std::cout << note << "\n";
     if (auto problem = scalpel::writeImageFolder(*result.dataset, out, limit); !problem.empty()) return fail(problem);
     std::cout << out << ": " << (limit ? std::min(limit, result.dataset->size()) : result.dataset->size()) << " images of " << result.dataset->name << "\n";
+    return 0;
+  }
+  if (pretrain->parsed()) {
+    int lastPercent = -1;
+    const auto result = scalpel::pretrainModel(modelPath, out, pretrainOptions, [&](const scalpel::PretrainProgress& p) {
+      if (p.testAccuracy >= 0) {
+        std::cout << "epoch " << p.epoch + 1 << "/" << p.epochs << ": test accuracy " << std::fixed << std::setprecision(2) << 100 * p.testAccuracy << "% after " << std::setprecision(0) << p.elapsedSeconds << " s\n" << std::flush;
+        return;
+      }
+      const int percent = static_cast<int>(100 * p.step / std::max<std::size_t>(1, p.stepsPerEpoch));
+      if (percent / 10 != lastPercent / 10) {
+        std::cerr << "epoch " << p.epoch + 1 << "/" << p.epochs << " " << percent << "%  loss " << std::setprecision(3) << p.loss << "  about " << std::setprecision(0) << std::fixed << p.remainingSeconds << " s left\n";
+        lastPercent = percent;
+      }
+    });
+    if (!result.ok) return fail(result.error);
+    std::cout << out << ": test accuracy " << std::fixed << std::setprecision(2) << 100 * result.testAccuracy << "%, trained in " << std::setprecision(0) << result.seconds << " s\n";
     return 0;
   }
   if (inspect->parsed()) {

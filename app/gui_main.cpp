@@ -38,10 +38,12 @@ int main(int argc, char** argv) {
   scalpel::ui::MainWindow window;
   window.show();
 
-  QString model;
-  if (parser.isSet(demo)) model = QStringLiteral(SCALPEL_DEMO_MODEL);
-  if (!parser.positionalArguments().isEmpty()) model = parser.positionalArguments().front();
-  if (!model.isEmpty()) window.openModel(model);
+  if (!parser.positionalArguments().isEmpty()) {
+    window.openModel(parser.positionalArguments().front());
+  } else if (parser.isSet(demo)) {
+    window.openDemo(QStringLiteral(SCALPEL_DEMO_DIR "/demo_untrained.pt"),
+                    QStringLiteral(SCALPEL_DEMO_DIR "/demo_model.pt"));
+  }
 
   if (parser.isSet(screenshot)) {
     const QString file = parser.value(screenshot);

@@ -9,6 +9,7 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QProgressDialog>
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
@@ -31,6 +32,9 @@ QString html(const std::string& text) { return QString::fromStdString(text).toHt
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   qRegisterMetaType<scalpel::ModelInspection>();
+  qRegisterMetaType<scalpel::PretrainOptions>();
+  qRegisterMetaType<scalpel::PretrainProgress>();
+  qRegisterMetaType<scalpel::PretrainResult>();
   setWindowTitle("Scalpel");
   setAcceptDrops(true);
 
@@ -63,6 +67,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(&m_workerThread, &QThread::finished, m_worker, &QObject::deleteLater);
   connect(this, &MainWindow::requestInspection, m_worker, &ModelWorker::inspect);
   connect(m_worker, &ModelWorker::inspected, this, &MainWindow::onInspected);
+  connect(this, &MainWindow::requestPretrain, m_worker, &ModelWorker::pretrain);
+  connect(m_worker, &ModelWorker::pretrainProgress, this, &MainWindow::onPretrainProgress);
+  connect(m_worker, &ModelWorker::pretrainFinished, this, &MainWindow::onPretrainFinished);
   m_workerThread.start();
 
   buildMenus();
@@ -70,6 +77,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 }
 
 MainWindow::~MainWindow() {
+  m_worker->cancelFlag() = true;  // a training run stops within one step
   m_workerThread.quit();
   m_workerThread.wait();
 }
@@ -188,6 +196,71 @@ void MainWindow::showDetails(int nodeIndex) {
   }
   m_details->setHtml(text);
 }
+
+void MainWindow::openDemo(const QString& untrained, const QString& trained,
+                          const PretrainOptions& options) {
+  if (QFileInfo::exists(trained)) {
+    openModel(trained);
+    return;
+  }
+  if (!QFileInfo::exists(untrained)) {
+    showError("Cannot open the demo",
+              QStringLiteral("The demo architecture %1 is missing — start the demo with "
+                             "scripts/run --demo, which makes it.").arg(untrained));
+    return;
+  }
+  auto* dialog = new QProgressDialog(
+      "Training the demo model on Fashion-MNIST.\nThis happens once; later starts open it at once.",
+      "Cancel", 0, 1000, this);
+  dialog->setWindowTitle("Preparing the demo");
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  dialog->setMinimumDuration(0);
+  dialog->setMinimumWidth(460);
+  dialog->setValue(0);
+  connect(dialog, &QProgressDialog::canceled, this, [this] { m_worker->cancelFlag() = true; });
+  m_trainingDialog = dialog;
+  dialog->show();
+  statusBar()->showMessage("Training the demo model…");
+  Q_EMIT requestPretrain(untrained, trained, options);
+}
+
+void MainWindow::onPretrainProgress(const PretrainProgress& progress) {
+  if (!m_trainingDialog) return;
+  const double done = (progress.epoch + static_cast<double>(progress.step) /
+                                            std::max<std::size_t>(1, progress.stepsPerEpoch)) /
+                      std::max(1, progress.epochs);
+  m_trainingDialog->setValue(static_cast<int>(done * 1000));
+  QString text = QStringLiteral("Training the demo model on Fashion-MNIST: epoch %1 of %2, "
+                                "about %3 s left.\nThis happens once; later starts open it at once.")
+                     .arg(progress.epoch + 1)
+                     .arg(progress.epochs)
+                     .arg(static_cast<int>(progress.remainingSeconds));
+  if (progress.testAccuracy >= 0) {
+    text += QStringLiteral("\nTest accuracy after epoch %1: %2%")
+                .arg(progress.epoch + 1)
+                .arg(100 * progress.testAccuracy, 0, 'f', 1);
+  }
+  m_trainingDialog->setLabelText(text);
+}
+
+void MainWindow::onPretrainFinished(const PretrainResult& result, const QString& outPath) {
+  if (m_trainingDialog) m_trainingDialog->close();
+  if (result.cancelled) {
+    statusBar()->showMessage("Demo training cancelled");
+    return;
+  }
+  if (!result.ok) {
+    showError("Cannot train the demo model", QString::fromStdString(result.error));
+    return;
+  }
+  statusBar()->showMessage(QStringLiteral("Demo model trained: %1% test accuracy in %2 s")
+                               .arg(100 * result.testAccuracy, 0, 'f', 1)
+                               .arg(static_cast<int>(result.seconds)));
+  Q_EMIT demoTrained(result.testAccuracy);
+  openModel(outPath);
+}
+
+QProgressDialog* MainWindow::trainingDialog() const { return m_trainingDialog.data(); }
 
 QMessageBox* MainWindow::errorDialog() const { return m_errorDialog.data(); }
 

@@ -4,10 +4,11 @@
 #include <QPointer>
 #include <QThread>
 
-#include "model/model_inspection.h"
+#include "core_metatypes.h"
 
 class QLabel;
 class QMessageBox;
+class QProgressDialog;
 class QTextBrowser;
 
 namespace scalpel::ui {
@@ -35,11 +36,18 @@ class MainWindow : public QMainWindow {
   // Opens the model on the worker thread; the newest request wins.
   void openModel(const QString& path);
   void openModelDialog();
+  // Opens the demo model: the cached trained one at `trained`, else trains `untrained` on
+  // Fashion-MNIST first (once), with a progress dialog.
+  void openDemo(const QString& untrained, const QString& trained,
+                const scalpel::PretrainOptions& options = {});
 
  Q_SIGNALS:
   void modelShown();                     // a model is on screen
   void loadFailed(const QString& error); // and a dialog says why
   void requestInspection(quint64 requestId, const QString& path, const QVector<qint64>& shape);
+  void requestPretrain(const QString& modelPath, const QString& outPath,
+                       const scalpel::PretrainOptions& options);
+  void demoTrained(double testAccuracy);  // the first-run training of the demo finished
 
  protected:
   void dragEnterEvent(QDragEnterEvent* event) override;
@@ -50,6 +58,8 @@ class MainWindow : public QMainWindow {
   void onInspected(quint64 requestId, const scalpel::ModelInspection& inspection);
   void showDetails(int nodeIndex);
   void showError(const QString& title, const QString& message);
+  void onPretrainProgress(const scalpel::PretrainProgress& progress);
+  void onPretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
 
   QThread m_workerThread;
   ModelWorker* m_worker = nullptr;
@@ -61,6 +71,10 @@ class MainWindow : public QMainWindow {
   QTextBrowser* m_details = nullptr;
   QLabel* m_deviceLabel = nullptr;
   QPointer<QMessageBox> m_errorDialog;
+  QPointer<QProgressDialog> m_trainingDialog;
+
+ public:
+  QProgressDialog* trainingDialog() const;
 };
 
 }  // namespace scalpel::ui

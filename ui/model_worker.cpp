@@ -1,5 +1,7 @@
 #include "model_worker.h"
 
+#include <QElapsedTimer>
+
 #include "util/logging.h"
 
 namespace scalpel::ui {
@@ -18,6 +20,28 @@ void ModelWorker::inspect(quint64 requestId, const QString& path,
     logger("ui")->error("opening {} failed: {}", path.toStdString(), error.what());
   }
   Q_EMIT inspected(requestId, inspection);
+}
+
+}  // namespace scalpel::ui
+
+namespace scalpel::ui {
+
+void ModelWorker::pretrain(const QString& modelPath, const QString& outPath,
+                           const PretrainOptions& options) {
+  m_cancel = false;
+  QElapsedTimer sinceReport;
+  sinceReport.start();
+  // pretrainModel() never throws; its progress is thinned out so the GUI redraws calmly.
+  const auto result = pretrainModel(
+      modelPath.toStdString(), outPath.toStdString(), options,
+      [&](const PretrainProgress& progress) {
+        if (progress.testAccuracy >= 0 || sinceReport.elapsed() >= 100) {
+          sinceReport.restart();
+          Q_EMIT pretrainProgress(progress);
+        }
+      },
+      &m_cancel);
+  Q_EMIT pretrainFinished(result, outPath);
 }
 
 }  // namespace scalpel::ui

@@ -1,13 +1,12 @@
 #pragma once
 
-#include <QMetaType>
 #include <QObject>
 #include <QString>
 #include <QVector>
 
-#include "model/model_inspection.h"
+#include <atomic>
 
-Q_DECLARE_METATYPE(scalpel::ModelInspection)
+#include "core_metatypes.h"
 
 namespace scalpel::ui {
 
@@ -17,11 +16,23 @@ namespace scalpel::ui {
 class ModelWorker : public QObject {
   Q_OBJECT
 
+ public:
+  // Not a slot: set from the GUI thread while pretrain() runs, read between its steps.
+  std::atomic<bool>& cancelFlag() { return m_cancel; }
+
  public Q_SLOTS:
   void inspect(quint64 requestId, const QString& path, const QVector<qint64>& inputShape);
+  // Trains the untrained model at `modelPath` from scratch and saves it to `outPath`.
+  void pretrain(const QString& modelPath, const QString& outPath,
+                const scalpel::PretrainOptions& options);
 
  Q_SIGNALS:
   void inspected(quint64 requestId, const scalpel::ModelInspection& inspection);
+  void pretrainProgress(const scalpel::PretrainProgress& progress);  // at most ~10 per second
+  void pretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
+
+ private:
+  std::atomic<bool> m_cancel{false};
 };
 
 }  // namespace scalpel::ui

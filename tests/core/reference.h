@@ -18,7 +18,7 @@ inline QString fixture(const QString& file) { return QStringLiteral(SCALPEL_FIXT
 
 inline const QStringList& fixtureModels() {
   static const QStringList models{"small_cnn", "sequential_cnn", "resnet18",
-                                  "mobilenet_v2", "vit", "mlp"};
+                                  "mobilenet_v2", "vit", "mlp", "demo_net"};
   return models;
 }
 

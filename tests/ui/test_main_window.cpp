@@ -3,6 +3,9 @@
 
 #include <QDir>
 #include <QMessageBox>
+#include <QProgressDialog>
+#include <QPushButton>
+#include <QTemporaryDir>
 #include <QMimeData>
 #include <QSignalSpy>
 #include <QtTest>
@@ -13,6 +16,8 @@
 #include "layer_diagram_scene.h"
 #include "layer_row_item.h"
 #include "main_window.h"
+
+#include <QStatusBar>
 
 using scalpel::ui::BlockItem;
 using scalpel::ui::MainWindow;
@@ -41,6 +46,8 @@ class TestMainWindow : public QObject {
   void droppedFileOpens();
   void newestRequestWins();
   void notAModelShowsADialog();
+  void demoTrainsOnceThenOpensFromCache();
+  void demoTrainingCanBeCancelled();
 };
 
 void TestMainWindow::diagramHasOneItemPerBlock() {
@@ -139,6 +146,64 @@ void TestMainWindow::notAModelShowsADialog() {
   // The model that was open stays open.
   QCOMPARE(window.diagram()->blockItems().size(), 7);
   dialog->accept();
+}
+
+void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
+  QTemporaryDir dir;
+  const QString untrained = scalpel::test::fixture("demo_net.pt");
+  const QString trained = dir.filePath("demo_model.pt");
+  scalpel::PretrainOptions options;  // a small budget: the real demo trains 3 full epochs
+  options.epochs = 1;
+  options.trainLimit = 3000;
+  options.testLimit = 500;
+
+  MainWindow window;
+  window.show();
+  QSignalSpy finished(&window, &MainWindow::demoTrained);
+  QSignalSpy shown(&window, &MainWindow::modelShown);
+  window.openDemo(untrained, trained, options);
+  QVERIFY(window.trainingDialog());
+  QVERIFY(window.trainingDialog()->isVisible());
+  // The progress bar moves while the worker trains.
+  QTRY_VERIFY_WITH_TIMEOUT(!window.trainingDialog() || window.trainingDialog()->value() > 0, 60000);
+  if (window.trainingDialog()) {
+    QVERIFY(window.trainingDialog()->labelText().contains("epoch 1 of 1"));
+    QVERIFY(window.trainingDialog()->grab().save(screenshot("demo_first_run_training.png")));
+  }
+  QVERIFY(shown.wait(120000));
+  QCOMPARE(finished.count(), 1);
+  QVERIFY(finished.first().first().toDouble() > 0.3);
+  QVERIFY(QFile::exists(trained));
+  QVERIFY(!window.trainingDialog());
+  QCOMPARE(window.diagram()->blockItems().size(), 6);  // stem, layer1, layer2, layer3, pool, fc
+  QCOMPARE(window.inspection().metadata.classNames.size(), size_t(10));
+
+  // The next start opens the cached model at once.
+  MainWindow again;
+  QSignalSpy shownAgain(&again, &MainWindow::modelShown);
+  again.openDemo(untrained, trained, options);
+  QVERIFY(!again.trainingDialog());
+  QVERIFY(shownAgain.wait(60000));
+}
+
+void TestMainWindow::demoTrainingCanBeCancelled() {
+  QTemporaryDir dir;
+  const QString trained = dir.filePath("demo_model.pt");
+  MainWindow window;
+  window.show();
+  window.openDemo(scalpel::test::fixture("demo_net.pt"), trained, {});  // the full budget
+  QVERIFY(window.trainingDialog());
+  QTest::qWait(300);
+  auto* cancel = window.trainingDialog()->findChild<QPushButton*>();
+  QVERIFY(cancel);
+  QTest::mouseClick(cancel, Qt::LeftButton);
+  QTRY_VERIFY_WITH_TIMEOUT(!window.trainingDialog(), 30000);
+  QTRY_VERIFY_WITH_TIMEOUT(window.statusBar()->currentMessage().contains("cancelled"), 30000);
+  QVERIFY(!QFile::exists(trained));
+  // A missing architecture is an error dialog, not a crash.
+  window.openDemo(dir.filePath("missing.pt"), dir.filePath("also_missing.pt"));
+  QVERIFY(window.errorDialog());
+  QVERIFY(window.errorDialog()->text().contains("scripts/run --demo"));
 }
 
 QTEST_MAIN(TestMainWindow)

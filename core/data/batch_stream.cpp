@@ -1,0 +1,134 @@
+#include "data/batch_stream.h"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "data/splits.h"
+
+namespace scalpel {
+
+// One epoch's hand-over between the producer thread and the caller.
+struct BatchStream::Queue {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<Batch> ready;
+  bool finished = false;  // the producer has pushed its last batch
+  bool stopped = false;   // the consumer gave up on this epoch
+  std::exception_ptr error;  // what stopped the producer, rethrown to the caller by next()
+  std::thread producer;
+
+  ~Queue() {
+    {
+      std::lock_guard lock(mutex);
+      stopped = true;
+    }
+    changed.notify_all();
+    if (producer.joinable()) producer.join();
+  }
+};
+
+BatchStream::BatchStream(std::shared_ptr<const Dataset> data, std::vector<std::size_t> indices,
+                         Options options)
+    : m_data(std::move(data)), m_indices(std::move(indices)), m_options(std::move(options)) {
+  if (m_options.batchSize == 0) m_options.batchSize = 1;
+  if (m_options.prefetch == 0) m_options.prefetch = 1;
+}
+
+BatchStream::~BatchStream() = default;
+
+std::size_t BatchStream::batchesPerEpoch() const {
+  const auto full = m_indices.size() / m_options.batchSize;
+  return full + (!m_options.dropLast && m_indices.size() % m_options.batchSize ? 1 : 0);
+}
+
+void BatchStream::startEpoch(int epoch) {
+  m_queue.reset();  // stops a previous producer first
+  std::vector<std::size_t> order = m_indices;
+  if (m_options.shuffle) seededShuffle(order, m_options.seed + static_cast<std::uint64_t>(epoch));
+  m_queue = std::make_unique<Queue>();
+  m_queue->producer = std::thread([this, order = std::move(order), queue = m_queue.get()] {
+    produce(order, *queue);
+  });
+}
+
+void BatchStream::produce(const std::vector<std::size_t>& order, Queue& queue) const {
+  try {
+    fill(order, queue);
+  } catch (...) {  // an exception escaping a thread would end the program
+    std::lock_guard lock(queue.mutex);
+    queue.error = std::current_exception();
+    queue.finished = true;
+    queue.changed.notify_all();
+  }
+}
+
+void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queueRef) const {
+  Queue* queue = &queueRef;
+  const Dataset& data = *m_data;
+  const std::size_t itemSize = data.itemSize();
+  std::vector<std::int64_t> shape{0};
+  shape.insert(shape.end(), data.itemShape.begin(), data.itemShape.end());
+  const std::size_t channels = data.isImage() ? static_cast<std::size_t>(data.itemShape[0]) : 1;
+  const std::size_t plane = data.isImage() ? itemSize / channels : itemSize;
+  const bool pin = m_options.device.is_cuda();
+  const bool normalise = !m_options.mean.empty() && m_options.mean.size() == m_options.std.size();
+
+  for (std::size_t start = 0; start < order.size(); start += m_options.batchSize) {
+    const std::size_t count = std::min(m_options.batchSize, order.size() - start);
+    if (count < m_options.batchSize && m_options.dropLast) break;
+    shape[0] = static_cast<std::int64_t>(count);
+    auto inputs = torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin));
+    auto labels = torch::empty({static_cast<std::int64_t>(count)}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin));
+    float* in = inputs.data_ptr<float>();
+    std::int64_t* out = labels.data_ptr<std::int64_t>();
+    for (std::size_t b = 0; b < count; ++b) {
+      const std::size_t index = order[start + b];
+      const float* item = data.item(index);
+      float* target = in + b * itemSize;
+      if (normalise) {
+        for (std::size_t c = 0; c < channels; ++c) {
+          const std::size_t k = m_options.mean.size() == 1 ? 0 : std::min(c, m_options.mean.size() - 1);
+          const auto mean = static_cast<float>(m_options.mean[k]);
+          const auto scale = static_cast<float>(1.0 / m_options.std[k]);
+          for (std::size_t p = 0; p < plane; ++p) target[c * plane + p] = (item[c * plane + p] - mean) * scale;
+        }
+      } else {
+        std::copy(item, item + itemSize, target);
+      }
+      out[b] = data.labels[index];
+    }
+    std::unique_lock lock(queue->mutex);
+    queue->changed.wait(lock, [&] { return queue->stopped || queue->ready.size() < m_options.prefetch; });
+    if (queue->stopped) return;
+    queue->ready.push_back(Batch{std::move(inputs), std::move(labels)});
+    queue->changed.notify_all();
+  }
+  std::lock_guard lock(queue->mutex);
+  queue->finished = true;
+  queue->changed.notify_all();
+}
+
+std::optional<Batch> BatchStream::next() {
+  if (!m_queue) return std::nullopt;
+  Batch batch;
+  {
+    std::unique_lock lock(m_queue->mutex);
+    m_queue->changed.wait(lock, [&] { return !m_queue->ready.empty() || m_queue->finished; });
+    if (m_queue->ready.empty()) {
+      if (m_queue->error) std::rethrow_exception(m_queue->error);
+      return std::nullopt;
+    }
+    batch = std::move(m_queue->ready.front());
+    m_queue->ready.pop_front();
+  }
+  m_queue->changed.notify_all();
+  if (!m_options.device.is_cpu()) {
+    batch.inputs = batch.inputs.to(m_options.device, /*non_blocking=*/true);
+    batch.labels = batch.labels.to(m_options.device, /*non_blocking=*/true);
+  }
+  return batch;
+}
+
+}  // namespace scalpel

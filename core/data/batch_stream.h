@@ -1,0 +1,65 @@
+#pragma once
+
+// Torch-facing: include only from core sources and core tests, never from the UI.
+#include <torch/script.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace scalpel {
+
+struct Batch {
+  torch::Tensor inputs;  // [B, ...itemShape], normalised, on the stream's device
+  torch::Tensor labels;  // [B] int64
+};
+
+// Serves batches of a data set for one epoch at a time. A background thread gathers and
+// normalises the next batches while the caller computes (into pinned memory when the device is
+// CUDA, copied without blocking), so decoding overlaps compute.
+//
+// Normalisation uses the *model's* mean and std (ModelMetadata), never the batch's own
+// statistics: those would erase the very shifts Scalpel looks for.
+class BatchStream {
+ public:
+  struct Options {
+    std::size_t batchSize = 64;
+    bool shuffle = true;
+    std::uint64_t seed = 0;  // epoch e is shuffled with seed + e: the same seed, the same order
+    bool dropLast = false;
+    std::vector<double> mean;  // per channel (or one for all); empty: no normalisation
+    std::vector<double> std;
+    torch::Device device = torch::kCPU;
+    std::size_t prefetch = 3;  // batches prepared ahead
+  };
+
+  BatchStream(std::shared_ptr<const Dataset> data, std::vector<std::size_t> indices,
+              Options options);
+  ~BatchStream();
+  BatchStream(const BatchStream&) = delete;
+  BatchStream& operator=(const BatchStream&) = delete;
+
+  // Starts (or restarts) epoch `epoch`; stops a producer still busy with the previous one.
+  void startEpoch(int epoch);
+  // The next batch of the current epoch, or nullopt when the epoch is done.
+  std::optional<Batch> next();
+  std::size_t batchesPerEpoch() const;
+  std::size_t items() const { return m_indices.size(); }
+
+ private:
+  struct Queue;
+  void produce(const std::vector<std::size_t>& order, Queue& queue) const;
+  void fill(const std::vector<std::size_t>& order, Queue& queue) const;
+
+  std::shared_ptr<const Dataset> m_data;
+  std::vector<std::size_t> m_indices;
+  Options m_options;
+  // Owned here alone: its destructor stops and joins the producer, which therefore never
+  // outlives the stream or the data it reads.
+  std::unique_ptr<Queue> m_queue;
+};
+
+}  // namespace scalpel

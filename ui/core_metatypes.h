@@ -1,0 +1,13 @@
+#pragma once
+
+// Core's plain structs cross the worker thread boundary by value in queued signals: declare them
+// to Qt's meta-type system once, before any header uses them in a signal.
+#include <QMetaType>
+
+#include "model/model_inspection.h"
+#include "train/pretrain.h"
+
+Q_DECLARE_METATYPE(scalpel::ModelInspection)
+Q_DECLARE_METATYPE(scalpel::PretrainOptions)
+Q_DECLARE_METATYPE(scalpel::PretrainProgress)
+Q_DECLARE_METATYPE(scalpel::PretrainResult)
