@@ -4,6 +4,7 @@
 // to Qt's meta-type system once, before any header uses them in a signal.
 #include <QMetaType>
 
+#include "data/data_request.h"
 #include "model/model_inspection.h"
 #include "train/pretrain.h"
 
@@ -11,3 +12,5 @@ Q_DECLARE_METATYPE(scalpel::ModelInspection)
 Q_DECLARE_METATYPE(scalpel::PretrainOptions)
 Q_DECLARE_METATYPE(scalpel::PretrainProgress)
 Q_DECLARE_METATYPE(scalpel::PretrainResult)
+Q_DECLARE_METATYPE(scalpel::DataRequest)
+Q_DECLARE_METATYPE(scalpel::DataSummary)

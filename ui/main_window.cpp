@@ -14,6 +14,7 @@
 #include <QSplitter>
 #include <QStatusBar>
 #include <QTextBrowser>
+#include <QUrl>
 
 #include "block_item.h"
 #include "diagram_view.h"
@@ -35,6 +36,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   qRegisterMetaType<scalpel::PretrainOptions>();
   qRegisterMetaType<scalpel::PretrainProgress>();
   qRegisterMetaType<scalpel::PretrainResult>();
+  qRegisterMetaType<scalpel::DataRequest>();
+  qRegisterMetaType<scalpel::DataSummary>();
   setWindowTitle("Scalpel");
   setAcceptDrops(true);
 
@@ -70,6 +73,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(this, &MainWindow::requestPretrain, m_worker, &ModelWorker::pretrain);
   connect(m_worker, &ModelWorker::pretrainProgress, this, &MainWindow::onPretrainProgress);
   connect(m_worker, &ModelWorker::pretrainFinished, this, &MainWindow::onPretrainFinished);
+  connect(this, &MainWindow::requestData, m_worker, &ModelWorker::loadData);
+  connect(m_worker, &ModelWorker::dataLoaded, this, &MainWindow::onDataLoaded);
   m_workerThread.start();
 
   buildMenus();
@@ -86,6 +91,16 @@ void MainWindow::buildMenus() {
   auto* file = menuBar()->addMenu("&File");
   auto* open = file->addAction("&Open Model…", this, &MainWindow::openModelDialog);
   open->setShortcut(QKeySequence::Open);
+  file->addAction("Open Target &Image Folder…", this, [this] {
+    const QString folder = QFileDialog::getExistingDirectory(
+        this, "Target data: a folder with one subfolder of images per class");
+    if (!folder.isEmpty()) openData(true, DataRequest{folder.toStdString(), "test", {}, 3, 0, {}, {}});
+  });
+  file->addAction("Open Target &CSV…", this, [this] {
+    const QString csv = QFileDialog::getOpenFileName(this, "Target data: a table", {},
+                                                     "CSV files (*.csv);;All files (*)");
+    if (!csv.isEmpty()) openData(true, DataRequest{csv.toStdString(), "test", {}, 3, 0, {}, {}});
+  });
   file->addSeparator();
   auto* quit = file->addAction("&Quit", qApp, &QApplication::quit);
   quit->setShortcut(QKeySequence::Quit);
@@ -131,6 +146,7 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
   if (requestId != m_lastRequest) return;  // a newer request is on its way
   QApplication::restoreOverrideCursor();
   if (!inspection.ok) {
+    m_demoPending = false;
     statusBar()->showMessage("Could not open the model");
     showError("Cannot open model", QString::fromStdString(inspection.error));
     Q_EMIT loadFailed(QString::fromStdString(inspection.error));
@@ -155,11 +171,21 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
   showDetails(0);
   logger("ui")->info("showing {}", inspection.path);
   Q_EMIT modelShown();
+  if (m_demoPending) {
+    // The demo's story: Fashion-MNIST test images under heavy Gaussian noise are the analyst's
+    // shifted data; the clean training images are the source reference.
+    m_demoPending = false;
+    openData(true, DataRequest{"fashion-mnist", "test", "gaussian-noise", 5, 0, {}, {}});
+    openData(false, DataRequest{"fashion-mnist", "train", {}, 3, 0, {}, {}});
+  }
 }
 
 void MainWindow::showDetails(int nodeIndex) {
   const auto& tree = m_scene->tree();
-  if (tree.empty()) return;
+  if (tree.empty()) {  // no model yet: show what data there is
+    if (m_targetData.ok || m_sourceData.ok) m_details->setHtml(dataHtml(true) + dataHtml(false));
+    return;
+  }
   QString text;
   if (nodeIndex == 0) {
     const auto& metadata = m_inspection.metadata;
@@ -178,6 +204,7 @@ void MainWindow::showDetails(int nodeIndex) {
     }
     text += "<p style='color:#555'>Click ▸ or double-click a block to see its layers; "
             "click a layer for its details.</p>";
+    text += dataHtml(true) + dataHtml(false);
   } else {
     const auto& node = tree.node(nodeIndex);
     text += QStringLiteral("<h3>%1</h3><p>%2</p>").arg(html(node.name), html(node.typeName));
@@ -199,6 +226,7 @@ void MainWindow::showDetails(int nodeIndex) {
 
 void MainWindow::openDemo(const QString& untrained, const QString& trained,
                           const PretrainOptions& options) {
+  m_demoPending = true;  // its data follows once the model is on screen
   if (QFileInfo::exists(trained)) {
     openModel(trained);
     return;
@@ -258,6 +286,60 @@ void MainWindow::onPretrainFinished(const PretrainResult& result, const QString&
                                .arg(static_cast<int>(result.seconds)));
   Q_EMIT demoTrained(result.testAccuracy);
   openModel(outPath);
+}
+
+void MainWindow::openData(bool target, const DataRequest& given) {
+  DataRequest request = given;
+  // Images are read at the model's input size, and folders matched to the model's outputs.
+  const auto& metadata = m_inspection.metadata;
+  if (request.itemShape.empty() && metadata.inputShape.size() == 4) {
+    request.itemShape.assign(metadata.inputShape.begin() + 1, metadata.inputShape.end());
+  }
+  if (request.classNames.empty()) request.classNames = metadata.classNames;
+  statusBar()->showMessage(QStringLiteral("Loading %1…").arg(QString::fromStdString(request.describe())));
+  Q_EMIT requestData(static_cast<int>(target ? DataRole::Target : DataRole::Source), request);
+}
+
+void MainWindow::onDataLoaded(int role, const DataSummary& summary) {
+  const bool target = role == static_cast<int>(DataRole::Target);
+  if (!summary.ok) {
+    statusBar()->showMessage("Could not load the data");
+    showError(target ? "Cannot open the target data" : "Cannot open the source data",
+              QString::fromStdString(summary.error));
+    return;
+  }
+  (target ? m_targetData : m_sourceData) = summary;
+  const QImage preview(summary.preview.pixels.data(), summary.preview.width, summary.preview.height,
+                       summary.preview.width * 3, QImage::Format_RGB888);
+  m_details->document()->addResource(QTextDocument::ImageResource,
+                                     QUrl(target ? "scalpel:target-preview" : "scalpel:source-preview"),
+                                     preview.copy());  // copy: the summary's pixels are not ours
+  statusBar()->showMessage(QStringLiteral("%1: %2 items").arg(QString::fromStdString(summary.description)).arg(summary.items));
+  showDetails(0);
+  Q_EMIT dataShown(target);
+}
+
+QString MainWindow::dataHtml(bool target) const {
+  const DataSummary& data = target ? m_targetData : m_sourceData;
+  if (!data.ok) return {};
+  QString text = QStringLiteral("<h4>%1</h4><p><tt>%2</tt><br>%3 items of %4 · %5 classes</p>")
+                     .arg(target ? "Target data (shifted)" : "Source reference",
+                          html(data.description))
+                     .arg(data.items)
+                     .arg(html(formatShape(data.itemShape)))
+                     .arg(data.classNames.size());
+  if (data.preview.width > 0) {
+    text += QStringLiteral("<p><img src='%1'><br><span style='color:#555'>%2</span></p>")
+                .arg(target ? "scalpel:target-preview" : "scalpel:source-preview",
+                     target && m_targetData.description.find(" + ") != std::string::npos
+                         ? "top: clean · bottom: as the model will see them"
+                         : "samples");
+  }
+  for (const auto& note : data.notes) text += QStringLiteral("<p style='color:#555'>%1</p>").arg(html(note));
+  for (const auto& warning : data.warnings) {
+    text += QStringLiteral("<p style='color:#a15c00'>⚠ %1</p>").arg(html(warning));
+  }
+  return text;
 }
 
 QProgressDialog* MainWindow::trainingDialog() const { return m_trainingDialog.data(); }

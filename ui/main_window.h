@@ -40,6 +40,8 @@ class MainWindow : public QMainWindow {
   // Fashion-MNIST first (once), with a progress dialog.
   void openDemo(const QString& untrained, const QString& trained,
                 const scalpel::PretrainOptions& options = {});
+  // Loads data on the worker: the target (the analyst's shifted data) or the source reference.
+  void openData(bool target, const scalpel::DataRequest& given);
 
  Q_SIGNALS:
   void modelShown();                     // a model is on screen
@@ -48,6 +50,8 @@ class MainWindow : public QMainWindow {
   void requestPretrain(const QString& modelPath, const QString& outPath,
                        const scalpel::PretrainOptions& options);
   void demoTrained(double testAccuracy);  // the first-run training of the demo finished
+  void requestData(int role, const scalpel::DataRequest& request);
+  void dataShown(bool target);  // a data set is loaded and summarised in the details pane
 
  protected:
   void dragEnterEvent(QDragEnterEvent* event) override;
@@ -60,11 +64,16 @@ class MainWindow : public QMainWindow {
   void showError(const QString& title, const QString& message);
   void onPretrainProgress(const scalpel::PretrainProgress& progress);
   void onPretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
+  void onDataLoaded(int role, const scalpel::DataSummary& summary);
+  QString dataHtml(bool target) const;
 
   QThread m_workerThread;
   ModelWorker* m_worker = nullptr;
   quint64 m_lastRequest = 0;
   ModelInspection m_inspection;
+  DataSummary m_targetData;
+  DataSummary m_sourceData;
+  bool m_demoPending = false;  // open the demo's data once its model is shown
 
   LayerDiagramScene* m_scene = nullptr;
   DiagramView* m_view = nullptr;
@@ -75,6 +84,8 @@ class MainWindow : public QMainWindow {
 
  public:
   QProgressDialog* trainingDialog() const;
+  const DataSummary& targetData() const { return m_targetData; }
+  const DataSummary& sourceData() const { return m_sourceData; }
 };
 
 }  // namespace scalpel::ui

@@ -45,3 +45,15 @@ void ModelWorker::pretrain(const QString& modelPath, const QString& outPath,
 }
 
 }  // namespace scalpel::ui
+
+namespace scalpel::ui {
+
+void ModelWorker::loadData(int role, const DataRequest& request) {
+  auto data = std::make_shared<Dataset>();
+  DataSummary summary;
+  loadRequestedData(request, *data, summary);  // never throws
+  if (summary.ok) m_data[role == static_cast<int>(DataRole::Source) ? 1 : 0] = std::move(data);
+  Q_EMIT dataLoaded(role, summary);
+}
+
+}  // namespace scalpel::ui

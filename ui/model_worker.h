@@ -5,12 +5,17 @@
 #include <QVector>
 
 #include <atomic>
+#include <memory>
 
 #include "core_metatypes.h"
 
 namespace scalpel::ui {
 
-// Does the torch work of opening a model on its own thread (the GUI thread never runs torch).
+// Which data set of a session a request is about.
+enum class DataRole { Target, Source };
+
+// Does the torch and data work of a session on its own thread (the GUI thread never runs it):
+// opening models, pretraining, loading data. It keeps the loaded data sets for the analysis.
 // Requests come in over queued connections; results go out as plain values tagged with the
 // request id, so the window can drop a result that a newer request has made stale.
 class ModelWorker : public QObject {
@@ -25,14 +30,18 @@ class ModelWorker : public QObject {
   // Trains the untrained model at `modelPath` from scratch and saves it to `outPath`.
   void pretrain(const QString& modelPath, const QString& outPath,
                 const scalpel::PretrainOptions& options);
+  // Loads (and shifts) a data set; it replaces the one held for `role`.
+  void loadData(int role, const scalpel::DataRequest& request);
 
  Q_SIGNALS:
   void inspected(quint64 requestId, const scalpel::ModelInspection& inspection);
   void pretrainProgress(const scalpel::PretrainProgress& progress);  // at most ~10 per second
   void pretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
+  void dataLoaded(int role, const scalpel::DataSummary& summary);
 
  private:
   std::atomic<bool> m_cancel{false};
+  std::shared_ptr<const Dataset> m_data[2];  // by DataRole
 };
 
 }  // namespace scalpel::ui

@@ -4,15 +4,15 @@
 
 #include "data/csv_reader.h"
 #include "data/idx_reader.h"
-#include "data/image_folder_reader.h"
 
 namespace scalpel {
 
-DataLoadResult openDataSource(const std::string& spec, const std::string& split) {
+DataLoadResult openDataSource(const std::string& spec, const std::string& split,
+                              const ImageFolderOptions& imageOptions) {
   namespace fs = std::filesystem;
   if (spec == "fashion-mnist") return readFashionMnist(split);
   std::error_code error;
-  if (fs::is_directory(spec, error)) return readImageFolder(spec);
+  if (fs::is_directory(spec, error)) return readImageFolder(spec, imageOptions);
   if (fs::path(spec).extension() == ".csv") return readCsv(spec);
   if (!fs::exists(spec, error)) {
     return DataLoadResult::failure(spec + ": no such file or folder — give fashion-mnist, an image folder or a .csv file");

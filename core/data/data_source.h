@@ -3,13 +3,16 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "data/image_folder_reader.h"
 
 namespace scalpel {
 
 // Opens data named the way users name it on the command line or in a session:
 //   "fashion-mnist"  the Debian package's Fashion-MNIST (`split`: train or test)
-//   a folder         an image folder (one subfolder per class)
+//   a folder         an image folder (one subfolder per class), read with `imageOptions` (the
+//                    model's input shape and class names, so folders map to the right outputs)
 //   a .csv file      tabular data, label in the last column
-DataLoadResult openDataSource(const std::string& spec, const std::string& split = "test");
+DataLoadResult openDataSource(const std::string& spec, const std::string& split = "test",
+                              const ImageFolderOptions& imageOptions = {});
 
 }  // namespace scalpel

@@ -63,24 +63,37 @@ std::string writeImageFolder(const Dataset& data, const fs::path& folder, std::s
   return {};
 }
 
-std::string writePreviewGrid(const std::vector<const Dataset*>& rows,
-                             const std::vector<std::size_t>& items, int scale, const fs::path& file) {
-  if (rows.empty() || items.empty()) return "nothing to preview";
+RgbImage renderPreviewGrid(const std::vector<const Dataset*>& rows,
+                           const std::vector<std::size_t>& items, int scale, std::string& error) {
+  if (rows.empty() || items.empty()) {
+    error = "nothing to preview";
+    return {};
+  }
   const auto& shape = rows.front()->itemShape;
-  if (shape.size() != 3) return "previews need images";
+  if (shape.size() != 3) {
+    error = "previews need images";
+    return {};
+  }
   const int channels = static_cast<int>(shape[0]);
   const int h = static_cast<int>(shape[1]) * scale;
   const int w = static_cast<int>(shape[2]) * scale;
   const int gap = 2;
-  const int width = static_cast<int>(items.size()) * (w + gap) + gap;
-  const int height = static_cast<int>(rows.size()) * (h + gap) + gap;
-  std::vector<unsigned char> canvas(static_cast<std::size_t>(width * height * 3), 255);
+  RgbImage image;
+  image.width = static_cast<int>(items.size()) * (w + gap) + gap;
+  image.height = static_cast<int>(rows.size()) * (h + gap) + gap;
+  image.pixels.assign(static_cast<std::size_t>(image.width * image.height * 3), 255);
+  const auto plane = static_cast<std::size_t>(shape[1] * shape[2]);
   for (std::size_t r = 0; r < rows.size(); ++r) {
-    if (rows[r]->itemShape != shape) return "preview rows must hold images of one shape";
+    if (rows[r]->itemShape != shape) {
+      error = "preview rows must hold images of one shape";
+      return {};
+    }
     for (std::size_t k = 0; k < items.size(); ++k) {
-      if (items[k] >= rows[r]->size()) return "preview item " + std::to_string(items[k]) + " is out of range";
+      if (items[k] >= rows[r]->size()) {
+        error = "preview item " + std::to_string(items[k]) + " is out of range";
+        return {};
+      }
       const float* item = rows[r]->item(items[k]);
-      const auto plane = static_cast<std::size_t>(shape[1] * shape[2]);
       for (int y = 0; y < h; ++y) {
         for (int x = 0; x < w; ++x) {
           const auto p = static_cast<std::size_t>((y / scale) * shape[2] + x / scale);
@@ -88,13 +101,22 @@ std::string writePreviewGrid(const std::vector<const Dataset*>& rows,
           const int cy = gap + static_cast<int>(r) * (h + gap) + y;
           for (int c = 0; c < 3; ++c) {
             const int source = channels == 3 ? c : 0;
-            canvas[static_cast<std::size_t>((cy * width + cx) * 3 + c)] = toByte(item[static_cast<std::size_t>(source) * plane + p]);
+            image.pixels[static_cast<std::size_t>((cy * image.width + cx) * 3 + c)] =
+                toByte(item[static_cast<std::size_t>(source) * plane + p]);
           }
         }
       }
     }
   }
-  return writeFileAtomically(file, encodePng(canvas, width, height, 3));
+  return image;
+}
+
+std::string writePreviewGrid(const std::vector<const Dataset*>& rows,
+                             const std::vector<std::size_t>& items, int scale, const fs::path& file) {
+  std::string error;
+  const RgbImage image = renderPreviewGrid(rows, items, scale, error);
+  if (!error.empty()) return error;
+  return writeFileAtomically(file, encodePng(image.pixels, image.width, image.height, 3));
 }
 
 }  // namespace scalpel

@@ -4,6 +4,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include "core/reference.h"
@@ -17,6 +18,7 @@ class TestCli : public QObject {
   void inspectRejectsBadInput_data();
   void inspectRejectsBadInput();
   void version();
+  void pretrainOnASmallSubset();
 
  private:
   struct Run {
@@ -95,6 +97,24 @@ void TestCli::version() {
   const auto run = cli({"--version"});
   QCOMPARE(run.exitCode, 0);
   QVERIFY(run.out.startsWith("scalpel-cli 0."));
+}
+
+void TestCli::pretrainOnASmallSubset() {
+  QTemporaryDir dir;
+  const QString out = dir.filePath("trained.pt");
+  const auto run = cli({"pretrain", scalpel::test::fixture("demo_net.pt"), "--epochs", "1",
+                        "--train-limit", "1000", "--test-limit", "500", "--out", out});
+  QCOMPARE(run.exitCode, 0);
+  QVERIFY2(run.out.contains("epoch 1/1: test accuracy"), qPrintable(run.out));
+  QVERIFY(run.out.contains(out + ": test accuracy"));
+  QVERIFY(QFile::exists(out));
+  // The trained model carries its preprocessing: inspect probes it without --input-shape.
+  const auto inspect = cli({"inspect", out});
+  QCOMPARE(inspect.exitCode, 0);
+  QVERIFY(inspect.out.contains("input 1×1×28×28"));
+  const auto bad = cli({"pretrain", scalpel::test::fixture("not_a_model.zip"), "--out", dir.filePath("x.pt")});
+  QCOMPARE(bad.exitCode, 1);
+  QVERIFY(bad.err.contains("not a TorchScript model"));
 }
 
 QTEST_GUILESS_MAIN(TestCli)

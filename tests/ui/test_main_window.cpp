@@ -48,6 +48,7 @@ class TestMainWindow : public QObject {
   void notAModelShowsADialog();
   void demoTrainsOnceThenOpensFromCache();
   void demoTrainingCanBeCancelled();
+  void badTargetDataShowsADialog();
 };
 
 void TestMainWindow::diagramHasOneItemPerBlock() {
@@ -178,6 +179,14 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   QCOMPARE(window.diagram()->blockItems().size(), 6);  // stem, layer1, layer2, layer3, pool, fc
   QCOMPARE(window.inspection().metadata.classNames.size(), size_t(10));
 
+  // The demo's data follows: noisy test images as the target, clean training images as source.
+  QTRY_VERIFY_WITH_TIMEOUT(window.targetData().ok && window.sourceData().ok, 60000);
+  QCOMPARE(window.targetData().items, size_t(10000));
+  QCOMPARE(window.targetData().description, std::string("fashion-mnist/test + gaussian-noise (severity 5)"));
+  QCOMPARE(window.sourceData().items, size_t(60000));
+  QCOMPARE(window.targetData().preview.height, 2 * (56 + 2) + 2);  // clean over noisy, 2× scale
+  QVERIFY(window.grab().save(screenshot("demo_with_data.png")));
+
   // The next start opens the cached model at once.
   MainWindow again;
   QSignalSpy shownAgain(&again, &MainWindow::modelShown);
@@ -204,6 +213,19 @@ void TestMainWindow::demoTrainingCanBeCancelled() {
   window.openDemo(dir.filePath("missing.pt"), dir.filePath("also_missing.pt"));
   QVERIFY(window.errorDialog());
   QVERIFY(window.errorDialog()->text().contains("scripts/run --demo"));
+}
+
+void TestMainWindow::badTargetDataShowsADialog() {
+  QTemporaryDir dir;
+  QDir().mkpath(dir.filePath("empty_class/cat"));
+  MainWindow window;
+  window.show();
+  QSignalSpy failed(&window, &MainWindow::dataShown);
+  window.openData(true, scalpel::DataRequest{dir.filePath("empty_class").toStdString(), "test", {}, 3, 0, {}, {}});
+  QTRY_VERIFY_WITH_TIMEOUT(window.errorDialog() != nullptr, 30000);
+  QVERIFY2(window.errorDialog()->text().contains("no readable images"), qPrintable(window.errorDialog()->text()));
+  QCOMPARE(failed.count(), 0);
+  QVERIFY(!window.targetData().ok);
 }
 
 QTEST_MAIN(TestMainWindow)
