@@ -3,10 +3,14 @@
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 
+#include "analysis/shift_analysis.h"
+#include "data/data_request.h"
 #include "data/data_source.h"
+#include "io/analysis_format.h"
 #include "data/shifts.h"
 #include "io/image_export.h"
 #include "io/layer_tree_format.h"
@@ -85,6 +89,27 @@ int main(int argc, char** argv) {
   pretrain->add_option("--device", pretrainOptions.device, "cpu, cuda or cuda:N");
   pretrain->add_option("--out", out, "where to save the trained model")->required();
 
+  // analyze: per-layer shift of target data against source data or BatchNorm statistics.
+  auto* analyze = app.add_subcommand("analyze", "Measure how far each layer's activations shift on target data");
+  scalpel::DataRequest targetRequest;
+  std::string sourceSpec;
+  std::string sourceSplit = "train";
+  std::string jsonLines;
+  scalpel::AnalysisOptions analysisOptions;
+  analysisOptions.maxBatches = 20;
+  analyze->add_option("--model", modelPath, "TorchScript model")->required();
+  analyze->add_option("--target", targetRequest.source, "fashion-mnist, an image folder or a .csv file");
+  analyze->add_option("--split", targetRequest.split, "train or test (for fashion-mnist)");
+  analyze->add_option("--shift", targetRequest.shift, "put this shift on the target first (scalpel-cli shifts)");
+  analyze->add_option("--severity", targetRequest.severity, "1 (mild) to 5 (strong)");
+  analyze->add_option("--seed", targetRequest.seed, "seed of the shift and of the sampled items");
+  analyze->add_option("--source", sourceSpec, "the data the model was trained on (default: BatchNorm statistics)");
+  analyze->add_option("--source-split", sourceSplit, "train or test (for fashion-mnist)");
+  analyze->add_option("--batches", analysisOptions.maxBatches, "target batches (0: all)");
+  analyze->add_option("--batch-size", analysisOptions.batchSize, "items per batch")->check(CLI::Range(2, 65536));
+  analyze->add_option("--device", analysisOptions.device, "cpu, cuda or cuda:N");
+  analyze->add_option("--json", jsonLines, "write every snapshot to FILE as JSON lines");
+
   CLI11_PARSE(app, argc, argv);
   scalpel::initLogging(logLevel);
   scalpel::useAllCores();
@@ -140,6 +165,31 @@ int main(int argc, char** argv) {
     for (const auto& note : result.notes) std::cout << note << "\n";
     if (auto problem = scalpel::writeImageFolder(*result.dataset, out, limit); !problem.empty()) return fail(problem);
     std::cout << out << ": " << (limit ? std::min(limit, result.dataset->size()) : result.dataset->size()) << " images of " << result.dataset->name << "\n";
+    return 0;
+  }
+  if (analyze->parsed()) {
+    scalpel::Dataset target;
+    scalpel::DataSummary targetSummary;
+    scalpel::loadRequestedData(targetRequest, target, targetSummary);
+    if (!targetSummary.ok) return fail(targetSummary.error);
+    scalpel::Dataset source;
+    if (!sourceSpec.empty()) {
+      scalpel::DataSummary sourceSummary;
+      scalpel::loadRequestedData(scalpel::DataRequest{sourceSpec, sourceSplit, {}, 3, 0, {}, {}}, source, sourceSummary);
+      if (!sourceSummary.ok) return fail(sourceSummary.error);
+    }
+    analysisOptions.seed = targetRequest.seed;
+    std::ofstream lines;
+    if (!jsonLines.empty()) {
+      lines.open(jsonLines);
+      if (!lines) return fail("cannot write " + jsonLines);
+    }
+    const auto analysis = scalpel::analyzeShift(modelPath, target, sourceSpec.empty() ? nullptr : &source, analysisOptions,
+        [&](const scalpel::ShiftSnapshot& snapshot) {
+          if (lines.is_open()) lines << scalpel::snapshotToJson(snapshot) << "\n" << std::flush;
+        });
+    if (!analysis.ok) return fail(analysis.error);
+    std::cout << scalpel::analysisToText(analysis, targetSummary.description);
     return 0;
   }
   if (pretrain->parsed()) {

@@ -64,8 +64,7 @@ void BatchStream::produce(const std::vector<std::size_t>& order, Queue& queue) c
   }
 }
 
-void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queueRef) const {
-  Queue* queue = &queueRef;
+void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queue) const {
   const Dataset& data = *m_data;
   const std::size_t itemSize = data.itemSize();
   std::vector<std::int64_t> shape{0};
@@ -99,15 +98,15 @@ void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queueRef) c
       }
       out[b] = data.labels[index];
     }
-    std::unique_lock lock(queue->mutex);
-    queue->changed.wait(lock, [&] { return queue->stopped || queue->ready.size() < m_options.prefetch; });
-    if (queue->stopped) return;
-    queue->ready.push_back(Batch{std::move(inputs), std::move(labels)});
-    queue->changed.notify_all();
+    std::unique_lock lock(queue.mutex);
+    queue.changed.wait(lock, [&] { return queue.stopped || queue.ready.size() < m_options.prefetch; });
+    if (queue.stopped) return;
+    queue.ready.push_back(Batch{std::move(inputs), std::move(labels)});
+    queue.changed.notify_all();
   }
-  std::lock_guard lock(queue->mutex);
-  queue->finished = true;
-  queue->changed.notify_all();
+  std::lock_guard lock(queue.mutex);
+  queue.finished = true;
+  queue.changed.notify_all();
 }
 
 std::optional<Batch> BatchStream::next() {

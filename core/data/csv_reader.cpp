@@ -1,10 +1,11 @@
 #include "data/csv_reader.h"
 
+#include "data/idx_reader.h"  // readMaybeGzipped
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -163,12 +164,8 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
 }
 
 DataLoadResult readCsv(const std::filesystem::path& path, const CsvOptions& options) {
-  std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) {
-    return DataLoadResult::failure(path.string() + ": no such file — check the path");
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text;
+  if (auto error = readMaybeGzipped(path, text); !error.empty()) return DataLoadResult::failure(error);
   return parseCsv(text, path.string(), options);
 }
 

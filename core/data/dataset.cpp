@@ -18,4 +18,18 @@ std::vector<std::size_t> Dataset::classCounts() const {
   return counts;
 }
 
+Dataset Dataset::subset(const std::vector<std::size_t>& indices) const {
+  Dataset out;
+  out.name = name;
+  out.itemShape = itemShape;
+  out.classNames = classNames;
+  out.values.reserve(indices.size() * itemSize());
+  out.labels.reserve(indices.size());
+  for (auto i : indices) {
+    out.values.insert(out.values.end(), item(i), item(i) + itemSize());
+    out.labels.push_back(labels[i]);
+  }
+  return out;
+}
+
 }  // namespace scalpel

@@ -24,6 +24,8 @@ struct Dataset {
   bool isImage() const { return itemShape.size() == 3; }
   // Items per class, indexed by class.
   std::vector<std::size_t> classCounts() const;
+  // A copy holding only the given items, in that order.
+  Dataset subset(const std::vector<std::size_t>& indices) const;
 };
 
 // A reader either gives a data set or says what is wrong, naming the file and the line or byte

@@ -181,19 +181,6 @@ Generator itemGenerator(std::uint64_t seed, std::size_t index) {
   return Generator(seed * 0x9E3779B97F4A7C15ULL + index + 1);
 }
 
-Dataset subset(const Dataset& data, const std::vector<std::size_t>& indices) {
-  Dataset out;
-  out.name = data.name;
-  out.itemShape = data.itemShape;
-  out.classNames = data.classNames;
-  out.values.reserve(indices.size() * data.itemSize());
-  for (auto i : indices) {
-    out.values.insert(out.values.end(), data.item(i), data.item(i) + data.itemSize());
-    out.labels.push_back(data.labels[i]);
-  }
-  return out;
-}
-
 }  // namespace
 
 const std::vector<ShiftInfo>& shiftCatalogue() {
@@ -286,7 +273,7 @@ DataLoadResult applyShift(const Dataset& data, const std::string& name, int seve
       keep.insert(keep.end(), items.begin(), items.begin() + static_cast<std::ptrdiff_t>(std::min(count, items.size())));
     }
     std::sort(keep.begin(), keep.end());
-    out = subset(data, keep);
+    out = data.subset(keep);
     result.notes.push_back("kept " + std::to_string(keep.size()) + " of " + std::to_string(data.size()) + " items; the rarest class keeps " + std::to_string(kPriorRatio[s] * 100) + "% of its items");
   } else {
     out = data;
@@ -350,8 +337,8 @@ std::string subpopulationShift(const Dataset& data, const SuperClasses& classes,
     if (groupOf[c] < 0) continue;
     (isSource[c] ? source : target).push_back(i);
   }
-  out.source = subset(data, source);
-  out.target = subset(data, target);
+  out.source = data.subset(source);
+  out.target = data.subset(target);
   for (Dataset* part : {&out.source, &out.target}) {
     for (auto& label : part->labels) label = groupOf[static_cast<std::size_t>(label)];
     part->classNames = classes.names;

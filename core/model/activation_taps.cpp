@@ -27,8 +27,12 @@ bool isTensor(const c10::TypePtr& type) { return type->kind() == c10::TypeKind::
 // Rewrites a copy of forward. Lives only while the constructor of ActivationTaps runs.
 class GraphRewriter {
  public:
-  GraphRewriter(const jit::Module& model, std::shared_ptr<jit::Graph> graph)
-      : m_graph(std::move(graph)), m_self(m_graph->inputs().at(0)), m_root(model._ivalue()) {}
+  GraphRewriter(const jit::Module& model, std::shared_ptr<jit::Graph> graph,
+                std::set<std::string> inputsOf)
+      : m_graph(std::move(graph)),
+        m_self(m_graph->inputs().at(0)),
+        m_root(model._ivalue()),
+        m_inputsOf(std::move(inputsOf)) {}
 
   // Inlines every method call and puts a marker where each module call returns.
   void inlineAll() { inlineBlock(m_graph->block()); }
@@ -43,9 +47,10 @@ class GraphRewriter {
   // Numbers the calls that survived folding, keeps the clones of the selected tappable ones, and
   // makes the graph return (original output, those clones...).
   void finish(const std::set<std::string>& only, std::vector<ModuleCall>& calls,
-              std::vector<ModuleCall>& tapped) {
+              std::vector<ModuleCall>& tapped, std::vector<ModuleCall>& inputTapped) {
     std::map<std::string, int> seen;
     std::vector<jit::Value*> outputs{m_graph->outputs().at(0)};
+    std::vector<jit::Value*> inputs;
     for (auto& pending : m_pending) {
       if (pending.dead) continue;
       ModuleCall call = pending.call;
@@ -61,8 +66,13 @@ class GraphRewriter {
       } else if (!pending.marker->output()->hasUses()) {
         pending.marker->destroy();  // an unused clone would cost a copy of the activation
       }
+      if (pending.inputMarker && pending.inputMarker->owningBlock() == m_graph->block()) {
+        inputs.push_back(pending.inputMarker->output());
+        inputTapped.push_back(call);
+      }
       calls.push_back(std::move(call));
     }
+    outputs.insert(outputs.end(), inputs.begin(), inputs.end());
     jit::WithInsertPoint guard(m_graph->block()->return_node());
     jit::Value* tuple = m_graph->insertNode(m_graph->createTuple(outputs))->output();
     m_graph->eraseOutput(0);
@@ -77,6 +87,7 @@ class GraphRewriter {
   struct Pending {
     ModuleCall call;
     jit::Node* marker = nullptr;  // the clone of the tapped value, or a constant placeholder
+    jit::Node* inputMarker = nullptr;  // the clone of the call's first input, when asked for
     bool dead = false;            // sat in a branch that is never taken
   };
 
@@ -121,6 +132,14 @@ class GraphRewriter {
     const bool isModuleCall = method == "forward" && target && !target->path.empty();
     jit::Node* before = callNode->prev();
     jit::Node* after = callNode->next();
+    jit::Node* inputMarker = nullptr;
+    if (isModuleCall && m_inputsOf.count(target->path) && callNode->inputs().size() > 1 &&
+        isTensor(callNode->input(1)->type())) {
+      // Cloned where the call starts: later in-place ops may change the value.
+      jit::WithInsertPoint guard(callNode);
+      inputMarker = m_graph->insert(c10::aten::clone, {callNode->input(1)})->node();
+      before = inputMarker;
+    }
     // The callee's own graph, not its optimized one: that is already inlined and would hide the
     // nested module calls.
     const auto outputs = jit::inlineCallTo(callNode, graphFunction, graphFunction->graph().get());
@@ -129,6 +148,7 @@ class GraphRewriter {
       pending.call.module = target->path;
       pending.call.typeName = selfType->name() ? selfType->name()->name() : "?";
       pending.marker = markReturn(outputs, after, pending.call);
+      pending.inputMarker = inputMarker;
       m_pending.push_back(std::move(pending));
     }
     return before->next();
@@ -275,6 +295,7 @@ class GraphRewriter {
   ObjectPtr m_root;
   std::unordered_map<jit::Value*, Resolved> m_modules;
   std::optional<std::set<std::string>> m_mutated;
+  std::set<std::string> m_inputsOf;
   std::vector<Pending> m_pending;
 };
 
@@ -286,7 +307,8 @@ struct ActivationTaps::Impl {
   std::unique_ptr<jit::GraphFunction> function;
 };
 
-ActivationTaps::ActivationTaps(const jit::Module& model, const std::vector<std::string>& only)
+ActivationTaps::ActivationTaps(const jit::Module& model, const std::vector<std::string>& only,
+                               const std::vector<std::string>& inputsOf)
     : m_impl(std::make_unique<Impl>()) {
   m_impl->model = model;
   const auto forward = model.find_method("forward");
@@ -295,10 +317,10 @@ ActivationTaps::ActivationTaps(const jit::Module& model, const std::vector<std::
   if (m_impl->graph->outputs().size() != 1) {
     throw std::runtime_error("forward must return one value");
   }
-  GraphRewriter rewriter(model, m_impl->graph);
+  GraphRewriter rewriter(model, m_impl->graph, std::set<std::string>(inputsOf.begin(), inputsOf.end()));
   rewriter.inlineAll();
   rewriter.foldAll();
-  rewriter.finish(std::set<std::string>(only.begin(), only.end()), m_calls, m_tapped);
+  rewriter.finish(std::set<std::string>(only.begin(), only.end()), m_calls, m_tapped, m_inputTapped);
   m_impl->function = std::make_unique<jit::GraphFunction>(
       c10::QualifiedName("scalpel.tapped_forward"), m_impl->graph, nullptr);
 }
@@ -314,8 +336,10 @@ ActivationTaps::Result ActivationTaps::run(const torch::Tensor& input) const {
   const auto& elements = tuple->elements();
   Result result;
   result.output = elements.at(0);
-  result.taps.reserve(elements.size() - 1);
-  for (size_t i = 1; i < elements.size(); ++i) result.taps.push_back(elements[i].toTensor());
+  const size_t taps = m_tapped.size();
+  for (size_t i = 1; i < elements.size(); ++i) {
+    (i <= taps ? result.taps : result.inputs).push_back(elements[i].toTensor());
+  }
   return result;
 }
 

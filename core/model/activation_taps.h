@@ -33,12 +33,16 @@ class ActivationTaps {
   struct Result {
     torch::jit::IValue output;         // what forward returns
     std::vector<torch::Tensor> taps;   // one per tapped call, in the order of tappedCalls()
+    std::vector<torch::Tensor> inputs; // one per input-tapped call, in the order of inputCalls()
   };
 
   // Taps every tappable module call, or only the calls of the named modules when `only` is
-  // non-empty. Throws std::runtime_error when the forward graph cannot be rewritten.
+  // non-empty; and the (first) input of every call of the modules in `inputsOf` — a BatchNorm's
+  // input is what its running statistics describe. Throws std::runtime_error when the forward
+  // graph cannot be rewritten.
   explicit ActivationTaps(const torch::jit::Module& model,
-                          const std::vector<std::string>& only = {});
+                          const std::vector<std::string>& only = {},
+                          const std::vector<std::string>& inputsOf = {});
   ~ActivationTaps();
   ActivationTaps(ActivationTaps&&) noexcept;
   ActivationTaps& operator=(ActivationTaps&&) noexcept;
@@ -47,6 +51,8 @@ class ActivationTaps {
   const std::vector<ModuleCall>& calls() const { return m_calls; }
   // The calls whose outputs run() returns, in that order.
   const std::vector<ModuleCall>& tappedCalls() const { return m_tapped; }
+  // The calls whose inputs run() returns, in that order.
+  const std::vector<ModuleCall>& inputCalls() const { return m_inputTapped; }
   // Runs the rewritten forward on `input` with the model's current train/eval mode.
   Result run(const torch::Tensor& input) const;
   // The rewritten graph, for diagnostics.
@@ -57,6 +63,7 @@ class ActivationTaps {
   std::unique_ptr<Impl> m_impl;
   std::vector<ModuleCall> m_calls;
   std::vector<ModuleCall> m_tapped;
+  std::vector<ModuleCall> m_inputTapped;
 };
 
 }  // namespace scalpel

@@ -24,19 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Dataset take(const Dataset& data, std::vector<std::size_t> indices) {
-  Dataset out;
-  out.name = data.name;
-  out.itemShape = data.itemShape;
-  out.classNames = data.classNames;
-  out.values.reserve(indices.size() * data.itemSize());
-  for (auto i : indices) {
-    out.values.insert(out.values.end(), data.item(i), data.item(i) + data.itemSize());
-    out.labels.push_back(data.labels[i]);
-  }
-  return out;
-}
-
 // Mean and standard deviation per channel of the training data: the preprocessing the new model
 // is trained with, and stored with it.
 void channelStatistics(const Dataset& data, std::vector<double>& mean, std::vector<double>& stdev) {
@@ -110,11 +97,11 @@ PretrainResult pretrainModel(const std::string& modelPath, const std::string& ou
       test = std::move(*testLoad.dataset);
     } else {
       const auto split = stratifiedSplit(train.labels, 0.8, 0.0, options.seed);
-      test = take(train, split.test);
-      train = take(train, split.train);
+      test = train.subset(split.test);
+      train = train.subset(split.train);
     }
     const auto limit = [&](Dataset& data, std::size_t count, std::uint64_t seed) {
-      if (count && count < data.size()) data = take(data, stratifiedSplit(data.labels, static_cast<double>(count) / static_cast<double>(data.size()), 0, seed).train);
+      if (count && count < data.size()) data = data.subset(stratifiedSplit(data.labels, static_cast<double>(count) / static_cast<double>(data.size()), 0, seed).train);
     };
     limit(train, options.trainLimit, options.seed + 11);
     limit(test, options.testLimit, options.seed + 12);

@@ -1,0 +1,230 @@
+#include "analysis/shift_analysis.h"
+
+#include <torch/script.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "analysis/channel_moments.h"
+#include "analysis/shift_metrics.h"
+#include "data/batch_stream.h"
+#include "data/splits.h"
+#include "model/activation_taps.h"
+#include "model/script_model.h"
+#include "util/logging.h"
+#include "util/torch_errors.h"
+
+namespace scalpel {
+
+namespace {
+
+// Per-channel moments of one activation: channel = dim 1 of [N, C, ...], the last dim of
+// [N, T, C] token tensors, the features of [N, C]. Reduced in float64 on the tensor's device;
+// only C means and C sums of squares leave it.
+ChannelMoments momentsOf(const torch::Tensor& activation) {
+  torch::Tensor x = activation.detach().to(torch::kFloat64);
+  std::int64_t channelDim = 1;
+  if (x.dim() == 3) channelDim = 2;
+  if (x.dim() < 2) x = x.reshape({-1, 1});
+  std::vector<std::int64_t> reduce;
+  for (std::int64_t d = 0; d < x.dim(); ++d) {
+    if (d != channelDim) reduce.push_back(d);
+  }
+  const auto mean = x.mean(reduce, /*keepdim=*/true);
+  const auto m2 = (x - mean).pow(2).sum(reduce);
+  ChannelMoments moments;
+  moments.count = static_cast<double>(x.numel() / x.size(channelDim));
+  const auto meanCpu = mean.flatten().cpu();
+  const auto m2Cpu = m2.flatten().cpu();
+  moments.mean.assign(meanCpu.data_ptr<double>(), meanCpu.data_ptr<double>() + meanCpu.numel());
+  moments.m2.assign(m2Cpu.data_ptr<double>(), m2Cpu.data_ptr<double>() + m2Cpu.numel());
+  return moments;
+}
+
+// Running mean and variance of a layer's per-batch scores, for the uncertainty.
+struct ScoreSpread {
+  double n = 0, mean = 0, m2 = 0;
+  void add(double x) {
+    n += 1;
+    const double d = x - mean;
+    mean += d / n;
+    m2 += d * (x - mean);
+  }
+  double standardError() const { return n > 1 ? std::sqrt(m2 / (n - 1) / n) : 0.0; }
+};
+
+struct Layer {
+  std::string label;
+  std::string typeName;
+  ChannelMoments reference;
+  double referenceItems = 0;  // 0: exact (BatchNorm running statistics)
+  ChannelMoments target;
+  ScoreSpread spread;
+};
+
+std::vector<std::size_t> sampleIndices(std::size_t size, std::size_t limit, std::uint64_t seed) {
+  std::vector<std::size_t> indices(size);
+  std::iota(indices.begin(), indices.end(), 0);
+  seededShuffle(indices, seed);
+  if (limit && limit < indices.size()) indices.resize(limit);
+  return indices;
+}
+
+void evaluateOutputs(OutputEvidence& evidence, std::size_t items) {
+  const std::size_t classes = evidence.confusion.size();
+  std::int64_t correct = 0;
+  for (std::size_t t = 0; t < classes; ++t) correct += evidence.confusion[t][t];
+  evidence.accuracy = items ? static_cast<double>(correct) / static_cast<double>(items) : 0;
+  evidence.mapping.assign(classes, 0);
+  std::int64_t mapped = 0;
+  std::set<int> used;
+  for (std::size_t t = 0; t < classes; ++t) {
+    const auto& row = evidence.confusion[t];
+    evidence.mapping[t] = static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
+    mapped += row[static_cast<std::size_t>(evidence.mapping[t])];
+    used.insert(evidence.mapping[t]);
+  }
+  evidence.mappedAccuracy = items ? static_cast<double>(mapped) / static_cast<double>(items) : 0;
+  bool identity = true;
+  for (std::size_t t = 0; t < classes; ++t) identity &= evidence.mapping[t] == static_cast<int>(t);
+  evidence.permutation = used.size() == classes && !identity &&
+                         evidence.mappedAccuracy > std::max(0.5, 2 * evidence.accuracy);
+}
+
+}  // namespace
+
+ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, const Dataset* source,
+                           const AnalysisOptions& options,
+                           const std::function<void(const ShiftSnapshot&)>& onSnapshot,
+                           const std::atomic<bool>* cancel) {
+  ShiftAnalysis analysis;
+  try {
+    auto loaded = ScriptModel::load(modelPath, options.device);
+    if (!loaded) {
+      analysis.error = loaded.error;
+      return analysis;
+    }
+    ScriptModel& model = *loaded.model;
+    const LayerTree& tree = model.tree();
+    torch::jit::Module& module = model.module();
+    torch::NoGradGuard noGrad;
+    module.eval();  // BatchNorm uses its running statistics: the model as it was trained
+
+    // Which layers, and their reference.
+    std::vector<std::string> batchNorms;
+    for (const auto& node : tree.nodes()) {
+      if (node.hasBatchNormStats && node.callCount > 0) batchNorms.push_back(node.name);
+    }
+    if (!source && batchNorms.empty()) {
+      analysis.error = model.path().filename().string() + " has no BatchNorm layers, so its source statistics are unknown — give source data (the data it was trained on) as the reference";
+      return analysis;
+    }
+    const ActivationTaps taps(module, {}, source ? std::vector<std::string>{} : batchNorms);
+    const auto& calls = source ? taps.tappedCalls() : taps.inputCalls();
+    std::vector<Layer> layers(calls.size());
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+      layers[i].label = calls[i].label();
+      layers[i].typeName = calls[i].typeName;
+    }
+
+    BatchStream::Options streamOptions;
+    streamOptions.batchSize = options.batchSize;
+    streamOptions.shuffle = false;  // the order is fixed by sampleIndices
+    streamOptions.mean = model.metadata().mean;
+    streamOptions.std = model.metadata().std;
+    streamOptions.device = model.device();
+
+    if (source) {
+      auto shared = std::make_shared<const Dataset>(*source);
+      BatchStream stream(shared, sampleIndices(source->size(), options.sourceItems, options.seed + 1), streamOptions);
+      stream.startEpoch(0);
+      while (auto batch = stream.next()) {
+        if (cancel && cancel->load()) {
+          analysis.cancelled = true;
+          analysis.error = "the analysis was cancelled";
+          return analysis;
+        }
+        const auto result = taps.run(batch->inputs);
+        for (std::size_t i = 0; i < layers.size(); ++i) layers[i].reference.merge(momentsOf(result.taps[i]));
+      }
+      for (auto& layer : layers) layer.referenceItems = static_cast<double>(stream.items());
+      analysis.reference = "source data (" + std::to_string(stream.items()) + " items of " + source->name + ")";
+    } else {
+      for (std::size_t i = 0; i < layers.size(); ++i) {
+        auto bn = module;
+        std::stringstream path(calls[i].module);
+        std::string part;
+        while (std::getline(path, part, '.')) bn = bn.attr(part).toModule();
+        const auto mean = bn.attr("running_mean").toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+        const auto var = bn.attr("running_var").toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+        // count 2 and m2 = var make variance() return the running variance exactly.
+        layers[i].reference.count = 2;
+        layers[i].reference.mean.assign(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
+        layers[i].reference.m2.assign(var.data_ptr<double>(), var.data_ptr<double>() + var.numel());
+      }
+      analysis.reference = "BatchNorm running statistics";
+    }
+
+    // The target, batch by batch.
+    const std::size_t classes = target.classNames.size();
+    analysis.output.confusion.assign(classes, std::vector<std::int64_t>(classes, 0));
+    auto shared = std::make_shared<const Dataset>(target);
+    auto indices = sampleIndices(target.size(), options.maxBatches * options.batchSize, options.seed + 2);
+    BatchStream stream(shared, indices, streamOptions);
+    stream.startEpoch(0);
+    double lossSum = 0;
+    std::size_t items = 0;
+    int batchNumber = 0;
+    while (auto batch = stream.next()) {
+      if (cancel && cancel->load()) {
+        analysis.cancelled = true;
+        analysis.error = "the analysis was cancelled";
+        return analysis;
+      }
+      const auto result = taps.run(batch->inputs);
+      const auto& activations = source ? result.taps : result.inputs;
+      const auto batchItems = static_cast<double>(batch->labels.size(0));
+      items += batch->labels.size(0);
+      ++batchNumber;
+      ShiftSnapshot snapshot;
+      snapshot.batch = batchNumber;
+      snapshot.targetItems = items;
+      for (std::size_t i = 0; i < layers.size(); ++i) {
+        const auto moments = momentsOf(activations[i]);
+        layers[i].spread.add(compareMoments(layers[i].reference, layers[i].referenceItems, moments, batchItems).kl);
+        layers[i].target.merge(moments);
+        const auto shift = compareMoments(layers[i].reference, layers[i].referenceItems, layers[i].target, static_cast<double>(items));
+        snapshot.layers.push_back(LayerScore{layers[i].label, layers[i].typeName, static_cast<std::int64_t>(moments.channels()), shift.kl, shift.smd, shift.noiseFloor, layers[i].spread.standardError()});
+      }
+      // Output-level evidence from the same forward pass.
+      if (result.output.isTensor() && result.output.toTensor().dim() == 2) {
+        const auto logits = result.output.toTensor();
+        if (static_cast<std::size_t>(logits.size(1)) == classes) {
+          lossSum += at::cross_entropy_loss(logits, batch->labels, {}, at::Reduction::Sum).item<double>();
+          const auto predicted = logits.argmax(1).cpu();
+          const auto labels = batch->labels.cpu();
+          for (std::int64_t k = 0; k < labels.size(0); ++k) {
+            ++analysis.output.confusion[static_cast<std::size_t>(labels[k].item<std::int64_t>())][static_cast<std::size_t>(predicted[k].item<std::int64_t>())];
+          }
+        }
+      }
+      evaluateOutputs(analysis.output, items);
+      snapshot.accuracy = analysis.output.accuracy;
+      analysis.snapshots.push_back(snapshot);
+      if (onSnapshot) onSnapshot(analysis.snapshots.back());
+    }
+    analysis.output.loss = items ? lossSum / static_cast<double>(items) : 0;
+    analysis.ok = !analysis.snapshots.empty();
+    if (!analysis.ok) analysis.error = target.name + ": no items to analyse";
+  } catch (const std::exception& error) {
+    analysis.error = "the analysis failed: " + summariseTorchError(error.what());
+    logger("core")->error("analysis of {} failed: {}", modelPath, error.what());
+  }
+  return analysis;
+}
+
+}  // namespace scalpel

@@ -1,0 +1,73 @@
+#pragma once
+
+// Torch-free facade: how far each layer's activations on target data moved from the source,
+// streamed batch by batch, plus what the model's outputs say. The numbers behind the heatmaps.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace scalpel {
+
+struct AnalysisOptions {
+  std::size_t batchSize = 100;
+  std::size_t maxBatches = 0;      // target batches to analyse; 0: all
+  std::size_t sourceItems = 5000;  // source items for the reference (when source data is given)
+  std::string device = "cpu";
+  std::uint64_t seed = 0;          // which items, in which order
+};
+
+struct LayerScore {
+  std::string layer;     // module path ("layer1.0.bn1"); "#1" marks a second call
+  std::string typeName;  // e.g. "BatchNorm2d"
+  std::int64_t channels = 0;
+  double kl = 0;           // symmetric Gaussian KL, mean over channels, cumulative
+  double smd = 0;          // standardised mean difference, mean over channels
+  double noiseFloor = 0;   // KL expected from sampling error alone at this many items
+  double uncertainty = 0;  // standard error of the score, from its batch-to-batch spread
+};
+
+// After each target batch: every layer's score so far, in execution order.
+struct ShiftSnapshot {
+  int batch = 0;  // 1-based
+  std::size_t targetItems = 0;
+  std::vector<LayerScore> layers;
+  double accuracy = 0;  // of the unmodified model on the target items so far
+};
+
+// What the unmodified model's outputs say about the target data.
+struct OutputEvidence {
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;
+  std::vector<std::vector<std::int64_t>> confusion;  // [true label][predicted class]
+  // The predicted class each label maps to most often; a consistent permutation when these are
+  // all different, not the identity, and explain far more than plain accuracy does.
+  std::vector<int> mapping;
+  double mappedAccuracy = 0;
+  bool permutation = false;
+};
+
+struct ShiftAnalysis {
+  bool ok = false;
+  bool cancelled = false;
+  std::string error;
+  std::string reference;  // "source data (5000 items)" or "BatchNorm running statistics"
+  std::vector<ShiftSnapshot> snapshots;  // one per batch; the last is the result
+  OutputEvidence output;
+};
+
+// Streams `target` through the model at `modelPath` with taps on every layer and compares each
+// layer's per-channel statistics with the reference: `source` processed the same way, or — with
+// no source — each BatchNorm's running statistics against that BatchNorm's input. Inputs are
+// normalised with the model's stored mean/std. Never throws; `onSnapshot` is called after every
+// batch, `cancel` is checked between batches.
+ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target,
+                           const Dataset* source, const AnalysisOptions& options,
+                           const std::function<void(const ShiftSnapshot&)>& onSnapshot = {},
+                           const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace scalpel

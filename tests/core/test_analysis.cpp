@@ -1,0 +1,208 @@
+// The shift analysis on the trained demo model and real Fashion-MNIST: streaming statistics equal
+// one-shot statistics; each kind of shift shows the profile METHOD.md describes.
+
+#include <QtTest>
+
+#include <random>
+
+#include "analysis/channel_moments.h"
+#include "analysis/shift_analysis.h"
+#include "analysis/shift_metrics.h"
+#include "core/reference.h"
+#include "data/idx_reader.h"
+#include "data/shifts.h"
+
+using namespace scalpel;
+
+namespace {
+
+const QString& demoModel() {
+  static const QString path = QStringLiteral(SCALPEL_DEMO_DIR "/demo_model.pt");
+  return path;
+}
+
+const Dataset& fashion(const std::string& split) {
+  static const Dataset test = *readFashionMnist("test").dataset;
+  static const Dataset train = *readFashionMnist("train").dataset;
+  return split == "test" ? test : train;
+}
+
+ShiftAnalysis analyse(const Dataset& target, const Dataset* source = nullptr, std::size_t batches = 10) {
+  AnalysisOptions options;
+  options.batchSize = 100;
+  options.maxBatches = batches;
+  options.sourceItems = 2000;
+  return analyzeShift(demoModel().toStdString(), target, source, options);
+}
+
+const LayerScore& layer(const ShiftAnalysis& analysis, const std::string& name) {
+  for (const auto& score : analysis.snapshots.back().layers) {
+    if (score.layer == name) return score;
+  }
+  static LayerScore none;
+  return none;
+}
+
+double maxKl(const ShiftAnalysis& analysis) {
+  double most = 0;
+  for (const auto& score : analysis.snapshots.back().layers) most = std::max(most, score.kl);
+  return most;
+}
+
+}  // namespace
+
+class TestAnalysis : public QObject {
+  Q_OBJECT
+
+ private Q_SLOTS:
+  void initTestCase();
+  void streamingMomentsEqualOneShot();
+  void klOfKnownGaussians();
+  void cleanTargetShowsNoShift();
+  void gaussianNoiseShowsInTheFirstBlock();
+  void labelPermutationIsOutputLevel();
+  void subpopulationShiftGrowsWithDepth();
+  void modelWithoutBatchNormNeedsSource();
+  void snapshotsSettle();
+};
+
+void TestAnalysis::initTestCase() {
+  QVERIFY2(QFile::exists(demoModel()), "the demo model is trained by the train_demo_model test");
+}
+
+void TestAnalysis::streamingMomentsEqualOneShot() {
+  std::mt19937_64 generator(1);
+  std::normal_distribution<double> normal(3.0, 2.0);
+  const std::size_t channels = 4, total = 1000;
+  std::vector<std::vector<double>> values(channels);
+  for (auto& channel : values) {
+    for (std::size_t i = 0; i < total; ++i) channel.push_back(normal(generator) * (1 + 0.1 * double(i % 7)));
+  }
+  const auto momentsOf = [&](std::size_t from, std::size_t to) {
+    ChannelMoments m;
+    m.count = double(to - from);
+    for (const auto& channel : values) {
+      double mean = 0;
+      for (std::size_t i = from; i < to; ++i) mean += channel[i];
+      mean /= m.count;
+      double m2 = 0;
+      for (std::size_t i = from; i < to; ++i) m2 += (channel[i] - mean) * (channel[i] - mean);
+      m.mean.push_back(mean);
+      m.m2.push_back(m2);
+    }
+    return m;
+  };
+  ChannelMoments streamed;
+  for (std::size_t from = 0; from < total; from += 37) streamed.merge(momentsOf(from, std::min(total, from + 37)));
+  const auto once = momentsOf(0, total);
+  QCOMPARE(streamed.count, once.count);
+  for (std::size_t c = 0; c < channels; ++c) {
+    QVERIFY(std::abs(streamed.mean[c] - once.mean[c]) < 1e-12);
+    QVERIFY(std::abs(streamed.variance(c) - once.variance(c)) < 1e-9 * once.variance(c));
+  }
+}
+
+void TestAnalysis::klOfKnownGaussians() {
+  QVERIFY(std::abs(symmetricGaussianKl(0, 1, 0, 1)) < 1e-12);
+  // Means one σ apart: ½·1·(1 + 1) = 1 (up to the variance epsilon).
+  QVERIFY(std::abs(symmetricGaussianKl(0, 1, 1, 1) - 1.0) < 1e-4);
+  // Variance ×4: ½(4 + ¼) − 1 = 1.125.
+  QVERIFY(std::abs(symmetricGaussianKl(0, 1, 0, 4) - 1.125) < 1e-4);
+  QCOMPARE(symmetricGaussianKl(0, 1, 2, 3), symmetricGaussianKl(2, 3, 0, 1));  // symmetric
+}
+
+void TestAnalysis::cleanTargetShowsNoShift() {
+  const auto clean = analyse(fashion("test"));
+  QVERIFY2(clean.ok, clean.error.c_str());
+  QCOMPARE(clean.reference, std::string("BatchNorm running statistics"));
+  qInfo("clean: max KL %.4f, stem.1 KL %.4f, floor %.4f, accuracy %.3f", maxKl(clean),
+        layer(clean, "stem.1").kl, layer(clean, "stem.1").noiseFloor, clean.output.accuracy);
+  QVERIFY(clean.output.accuracy > 0.88);
+  QVERIFY(!clean.output.permutation);
+  QVERIFY2(maxKl(clean) < 0.05, qPrintable(QString::number(maxKl(clean))));
+}
+
+void TestAnalysis::gaussianNoiseShowsInTheFirstBlock() {
+  const auto noisy = applyShift(fashion("test"), "gaussian-noise", 5, 0);
+  const auto analysis = analyse(*noisy.dataset);
+  QVERIFY2(analysis.ok, analysis.error.c_str());
+  const auto& first = layer(analysis, "stem.1");  // the first BatchNorm
+  qInfo("gaussian noise: stem.1 KL %.3f (%.0f× the noise floor %.4f), accuracy %.3f", first.kl,
+        first.kl / first.noiseFloor, first.noiseFloor, analysis.output.accuracy);
+  QVERIFY(first.kl > 0.1);
+  QVERIFY(first.kl > 100 * first.noiseFloor);
+  QVERIFY(first.kl > 20 * maxKl(analyse(fashion("test"))));
+  QVERIFY(analysis.output.accuracy < 0.6);
+}
+
+void TestAnalysis::labelPermutationIsOutputLevel() {
+  const auto permuted = applyShift(fashion("test"), "label-permutation", 1, 7);
+  const auto analysis = analyse(*permuted.dataset);
+  QVERIFY2(analysis.ok, analysis.error.c_str());
+  qInfo("label permutation: max KL %.4f, accuracy %.3f, mapped %.3f", maxKl(analysis),
+        analysis.output.accuracy, analysis.output.mappedAccuracy);
+  QVERIFY(maxKl(analysis) < 0.05);  // the images are the clean ones
+  QVERIFY(analysis.output.accuracy < 0.2);
+  QVERIFY(analysis.output.permutation);
+  // The detected mapping undoes the derangement: label derangement[c] is predicted as c.
+  const auto derangement = labelDerangement(10, 7);
+  for (int c = 0; c < 10; ++c) QCOMPARE(analysis.output.mapping[size_t(derangement[size_t(c)])], c);
+}
+
+void TestAnalysis::subpopulationShiftGrowsWithDepth() {
+  SuperClasses classes;
+  QCOMPARE(readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes), std::string());
+  SubpopulationData parts;
+  QCOMPARE(subpopulationShift(fashion("test"), classes, parts), std::string());
+  const auto analysis = analyse(parts.target, &parts.source);
+  QVERIFY2(analysis.ok, analysis.error.c_str());
+  const double early = layer(analysis, "stem").kl;
+  const double late = layer(analysis, "layer3").kl;
+  qInfo("sub-population: stem KL %.4f, layer1 %.4f, layer2 %.4f, layer3 %.4f", early,
+        layer(analysis, "layer1").kl, layer(analysis, "layer2").kl, late);
+  QVERIFY(late > 3 * early);
+}
+
+void TestAnalysis::modelWithoutBatchNormNeedsSource() {
+  Dataset table;
+  table.name = "random rows";
+  table.itemShape = {12};
+  table.classNames = {"a", "b", "c"};
+  std::mt19937 generator(3);
+  std::normal_distribution<float> normal;
+  for (int i = 0; i < 300; ++i) {
+    for (int f = 0; f < 12; ++f) table.values.push_back(normal(generator));
+    table.labels.push_back(i % 3);
+  }
+  AnalysisOptions options;
+  options.batchSize = 50;
+  const auto refused = analyzeShift(test::fixture("mlp.pt").toStdString(), table, nullptr, options);
+  QVERIFY(!refused.ok);
+  QVERIFY2(QString::fromStdString(refused.error).contains("has no BatchNorm layers") &&
+               QString::fromStdString(refused.error).contains("give source data"),
+           refused.error.c_str());
+  const auto compared = analyzeShift(test::fixture("mlp.pt").toStdString(), table, &table, options);
+  QVERIFY2(compared.ok, compared.error.c_str());
+  QVERIFY(!compared.snapshots.back().layers.empty());
+  QVERIFY(maxKl(compared) < 1e-9);  // the same data on both sides
+}
+
+void TestAnalysis::snapshotsSettle() {
+  const auto noisy = applyShift(fashion("test"), "contrast", 5, 0);
+  std::vector<double> firstLayer;
+  AnalysisOptions options;
+  options.batchSize = 50;
+  options.maxBatches = 12;
+  const auto analysis = analyzeShift(demoModel().toStdString(), *noisy.dataset, nullptr, options,
+                                     [&](const ShiftSnapshot& s) { firstLayer.push_back(s.layers.front().kl); });
+  QVERIFY2(analysis.ok, analysis.error.c_str());
+  QCOMPARE(firstLayer.size(), size_t(12));
+  QCOMPARE(analysis.snapshots.size(), size_t(12));
+  // Later snapshots change less than early ones: the heatmap settles.
+  QVERIFY(std::abs(firstLayer[11] - firstLayer[10]) <= std::abs(firstLayer[1] - firstLayer[0]) + 1e-9);
+  QVERIFY(analysis.snapshots.back().layers.front().uncertainty > 0);
+  QVERIFY(analysis.snapshots.back().layers.front().noiseFloor < analysis.snapshots.front().layers.front().noiseFloor);
+}
+
+QTEST_GUILESS_MAIN(TestAnalysis)
+#include "test_analysis.moc"
