@@ -7,6 +7,8 @@
 #include <iomanip>
 #include <iostream>
 
+#include "analysis/advisor.h"
+#include "analysis/gradient_profile.h"
 #include "analysis/shift_analysis.h"
 #include "data/data_request.h"
 #include "data/data_source.h"
@@ -91,23 +93,28 @@ int main(int argc, char** argv) {
 
   // analyze: per-layer shift of target data against source data or BatchNorm statistics.
   auto* analyze = app.add_subcommand("analyze", "Measure how far each layer's activations shift on target data");
+  auto* suggest = app.add_subcommand("suggest", "Diagnose the shift and suggest which layers to train");
+  std::string strategy = "auto";
+  suggest->add_option("--strategy", strategy, "auto, auto-rgn, block:NAME, all or last");
   scalpel::DataRequest targetRequest;
   std::string sourceSpec;
   std::string sourceSplit = "train";
   std::string jsonLines;
   scalpel::AnalysisOptions analysisOptions;
   analysisOptions.maxBatches = 20;
-  analyze->add_option("--model", modelPath, "TorchScript model")->required();
-  analyze->add_option("--target", targetRequest.source, "fashion-mnist, an image folder or a .csv file");
-  analyze->add_option("--split", targetRequest.split, "train or test (for fashion-mnist)");
-  analyze->add_option("--shift", targetRequest.shift, "put this shift on the target first (scalpel-cli shifts)");
-  analyze->add_option("--severity", targetRequest.severity, "1 (mild) to 5 (strong)");
-  analyze->add_option("--seed", targetRequest.seed, "seed of the shift and of the sampled items");
-  analyze->add_option("--source", sourceSpec, "the data the model was trained on (default: BatchNorm statistics)");
-  analyze->add_option("--source-split", sourceSplit, "train or test (for fashion-mnist)");
-  analyze->add_option("--batches", analysisOptions.maxBatches, "target batches (0: all)");
-  analyze->add_option("--batch-size", analysisOptions.batchSize, "items per batch")->check(CLI::Range(2, 65536));
-  analyze->add_option("--device", analysisOptions.device, "cpu, cuda or cuda:N");
+  for (auto* command : {analyze, suggest}) {
+    command->add_option("--model", modelPath, "TorchScript model")->required();
+    command->add_option("--target", targetRequest.source, "fashion-mnist, an image folder or a .csv file");
+    command->add_option("--split", targetRequest.split, "train or test (for fashion-mnist)");
+    command->add_option("--shift", targetRequest.shift, "put this shift on the target first (scalpel-cli shifts)");
+    command->add_option("--severity", targetRequest.severity, "1 (mild) to 5 (strong)");
+    command->add_option("--seed", targetRequest.seed, "seed of the shift and of the sampled items");
+    command->add_option("--source", sourceSpec, "the data the model was trained on (default: BatchNorm statistics)");
+    command->add_option("--source-split", sourceSplit, "train or test (for fashion-mnist)");
+    command->add_option("--batches", analysisOptions.maxBatches, "target batches (0: all)");
+    command->add_option("--batch-size", analysisOptions.batchSize, "items per batch")->check(CLI::Range(2, 65536));
+    command->add_option("--device", analysisOptions.device, "cpu, cuda or cuda:N");
+  }
   analyze->add_option("--json", jsonLines, "write every snapshot to FILE as JSON lines");
 
   CLI11_PARSE(app, argc, argv);
@@ -167,7 +174,7 @@ int main(int argc, char** argv) {
     std::cout << out << ": " << (limit ? std::min(limit, result.dataset->size()) : result.dataset->size()) << " images of " << result.dataset->name << "\n";
     return 0;
   }
-  if (analyze->parsed()) {
+  if (analyze->parsed() || suggest->parsed()) {
     scalpel::Dataset target;
     scalpel::DataSummary targetSummary;
     scalpel::loadRequestedData(targetRequest, target, targetSummary);
@@ -189,7 +196,24 @@ int main(int argc, char** argv) {
           if (lines.is_open()) lines << scalpel::snapshotToJson(snapshot) << "\n" << std::flush;
         });
     if (!analysis.ok) return fail(analysis.error);
-    std::cout << scalpel::analysisToText(analysis, targetSummary.description);
+    if (analyze->parsed()) {
+      std::cout << scalpel::analysisToText(analysis, targetSummary.description);
+      return 0;
+    }
+    const auto inspection = scalpel::inspectModel(modelPath, {{}, analysisOptions.device});
+    if (!inspection.ok) return fail(inspection.error);
+    scalpel::GradientProfile gradients;
+    if (strategy == "auto-rgn") {
+      scalpel::GradientOptions gradientOptions;
+      gradientOptions.device = analysisOptions.device;
+      gradientOptions.seed = targetRequest.seed;
+      gradients = scalpel::gradientProfile(modelPath, target, gradientOptions);
+      if (!gradients.ok) return fail(gradients.error);
+    }
+    const auto diagnosis = scalpel::diagnose(analysis, inspection.tree);
+    scalpel::FreezePlan plan;
+    if (auto problem = scalpel::planFreeze(strategy, inspection.tree, diagnosis, &gradients, plan); !problem.empty()) return fail(problem);
+    std::cout << scalpel::adviceToText(diagnosis, plan);
     return 0;
   }
   if (pretrain->parsed()) {

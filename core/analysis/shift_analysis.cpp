@@ -204,6 +204,7 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
       if (result.output.isTensor() && result.output.toTensor().dim() == 2) {
         const auto logits = result.output.toTensor();
         if (static_cast<std::size_t>(logits.size(1)) == classes) {
+          analysis.output.measured = true;
           lossSum += at::cross_entropy_loss(logits, batch->labels, {}, at::Reduction::Sum).item<double>();
           const auto predicted = logits.argmax(1).cpu();
           const auto labels = batch->labels.cpu();

@@ -41,6 +41,7 @@ struct ShiftSnapshot {
 
 // What the unmodified model's outputs say about the target data.
 struct OutputEvidence {
+  bool measured = false;  // false when the model's outputs do not match the data's classes
   double loss = 0;      // mean cross-entropy
   double accuracy = 0;
   std::vector<std::vector<std::int64_t>> confusion;  // [true label][predicted class]

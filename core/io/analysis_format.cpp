@@ -40,11 +40,30 @@ std::string analysisToText(const ShiftAnalysis& analysis, const std::string& tar
   char summary[200];
   std::snprintf(summary, sizeof summary, "\naccuracy of the unmodified model on the target: %.1f%% (loss %.3f)\n",
                 100 * output.accuracy, output.loss);
-  out << summary;
+  out << (output.measured ? summary : "\nthe model's outputs do not match the target's classes: accuracy not measured\n");
   if (output.permutation) {
     out << "its predictions follow a consistent permutation of the labels (" << std::fixed
         << std::setprecision(1) << 100 * output.mappedAccuracy << "% if mapped):";
     for (std::size_t t = 0; t < output.mapping.size(); ++t) out << " " << t << "→" << output.mapping[t];
+    out << "\n";
+  }
+  return out.str();
+}
+
+std::string adviceToText(const Diagnosis& diagnosis, const FreezePlan& plan) {
+  std::ostringstream out;
+  out << "diagnosis: " << shiftKindName(diagnosis.kind) << "\n  " << diagnosis.summary << "\n";
+  for (const auto& line : diagnosis.evidence) out << "  - " << line << "\n";
+  out << "\nplan (" << plan.strategy << "): " << plan.explanation << "\n";
+  if (plan.trainable.empty()) out << "  nothing to train\n";
+  for (const auto& module : plan.trainable) {
+    const auto scale = plan.learningRateScale.find(module);
+    out << "  train " << module;
+    if (scale != plan.learningRateScale.end()) {
+      char text[40];
+      std::snprintf(text, sizeof text, "  (learning rate × %.3f)", scale->second);
+      out << text;
+    }
     out << "\n";
   }
   return out.str();

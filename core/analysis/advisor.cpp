@@ -1,0 +1,181 @@
+#include "analysis/advisor.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace scalpel {
+
+namespace {
+
+std::string format(const char* pattern, double a, double b = 0, double c = 0) {
+  char text[160];
+  std::snprintf(text, sizeof text, pattern, a, b, c);
+  return text;
+}
+
+std::string percent(double fraction) { return format("%.1f%%", 100 * fraction); }
+
+// "layer1.relu#1" → the node of "layer1.relu".
+int nodeOf(const LayerTree& tree, const std::string& label) {
+  const auto found = tree.find(label.substr(0, label.find('#')));
+  return found ? *found : -1;
+}
+
+std::vector<int> blocksWithParameters(const LayerTree& tree) {
+  std::vector<int> blocks;
+  for (std::size_t b = 0; b < tree.blocks().size(); ++b) {
+    if (tree.blocks()[b].totalParameters > 0) blocks.push_back(static_cast<int>(b));
+  }
+  return blocks;
+}
+
+std::string describe(const LayerScore& layer) {
+  return layer.layer + " (" + layer.typeName + ", KL " + format("%.3g", layer.kl) + ", " +
+         format("%.0f", layer.noiseFloor > 0 ? layer.kl / layer.noiseFloor : 0) + "× the noise floor)";
+}
+
+void addBlock(const LayerTree& tree, int block, FreezePlan& plan) {
+  for (int member : tree.blocks().at(static_cast<std::size_t>(block)).members) {
+    if (tree.node(member).totalParameters > 0) plan.trainable.push_back(tree.node(member).name);
+  }
+}
+
+}  // namespace
+
+std::string shiftKindName(ShiftKind kind) {
+  switch (kind) {
+    case ShiftKind::None: return "no significant shift";
+    case ShiftKind::InputLevel: return "input-level";
+    case ShiftKind::FeatureLevel: return "feature-level";
+    case ShiftKind::OutputLevel: return "output-level";
+  }
+  return "?";
+}
+
+Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
+                   const AdvisorThresholds& thresholds) {
+  Diagnosis diagnosis;
+  if (analysis.snapshots.empty()) {
+    diagnosis.summary = "nothing was analysed";
+    return diagnosis;
+  }
+  const auto& layers = analysis.snapshots.back().layers;
+  const auto& output = analysis.output;
+  const auto significant = [&](const LayerScore& l) {
+    return l.kl > thresholds.minimumKl && l.kl > thresholds.noiseMultiple * l.noiseFloor;
+  };
+  const auto first = std::find_if(layers.begin(), layers.end(), significant);
+  const auto largest = std::max_element(layers.begin(), layers.end(),
+                                        [](const auto& a, const auto& b) { return a.kl < b.kl; });
+  const std::string accuracy = output.measured
+      ? "the unmodified model's accuracy on the target is " + percent(output.accuracy) + " (loss " + format("%.3f", output.loss) + ")"
+      : "the model's outputs do not match the target's classes, so its accuracy there is not measured";
+
+  if (output.permutation) {
+    diagnosis.kind = ShiftKind::OutputLevel;
+    diagnosis.summary = "The labels changed: the model still recognises the inputs but names them differently.";
+    diagnosis.evidence.push_back("its predictions follow a consistent permutation of the labels: mapped through it, accuracy would be " + percent(output.mappedAccuracy) + " instead of " + percent(output.accuracy));
+  } else if (first == layers.end()) {
+    diagnosis.kind = output.measured && output.accuracy < thresholds.lowAccuracy ? ShiftKind::OutputLevel : ShiftKind::None;
+    diagnosis.summary = diagnosis.kind == ShiftKind::None
+                            ? "No significant shift: the target looks like the source to every layer."
+                            : "The inputs look like the source to every layer, yet the predictions are wrong: what the outputs mean changed.";
+  } else {
+    diagnosis.firstSignificantLayer = first->layer;
+    const auto blocks = blocksWithParameters(tree);
+    const int node = nodeOf(tree, first->layer);
+    const bool inFirstBlock = !blocks.empty() && node >= 0 && tree.blockOf(node) <= blocks.front();
+    diagnosis.kind = inFirstBlock ? ShiftKind::InputLevel : ShiftKind::FeatureLevel;
+    if (inFirstBlock) {
+      diagnosis.summary = "The inputs themselves changed: the first layers already see different data.";
+      diagnosis.evidence.push_back("the first layer analysed, " + describe(layers.front()) + ", already differs from the reference");
+    } else {
+      diagnosis.summary = "The inputs look alike but their features differ: the shift appears part-way through the network.";
+      diagnosis.evidence.push_back("the early layers stay near the noise floor (" + describe(layers.front()) + ")");
+      diagnosis.evidence.push_back("the shift first rises above noise at " + describe(*first));
+    }
+  }
+  if (largest != layers.end()) {
+    diagnosis.evidence.push_back("the largest shift is at " + describe(*largest));
+  }
+  diagnosis.evidence.push_back(accuracy);
+  diagnosis.evidence.push_back("reference: " + analysis.reference + "; " + std::to_string(analysis.snapshots.back().targetItems) + " target items");
+  return diagnosis;
+}
+
+std::string planFreeze(const std::string& strategy, const LayerTree& tree,
+                       const Diagnosis& diagnosis, const GradientProfile* gradients,
+                       FreezePlan& plan) {
+  plan = FreezePlan();
+  plan.strategy = strategy;
+  const auto blocks = blocksWithParameters(tree);
+  if (blocks.empty()) return "the model has no parameters to train";
+  const auto blockName = [&](int b) { return tree.blocks().at(static_cast<std::size_t>(b)).name; };
+
+  if (strategy == "all") {
+    for (int b : blocks) addBlock(tree, b, plan);
+    plan.explanation = "Train every layer (the usual fine-tuning; with little target data it tends to overfit and forget).";
+  } else if (strategy == "last") {
+    addBlock(tree, blocks.back(), plan);
+    plan.explanation = "Train only the last block, " + blockName(blocks.back()) + " (a linear probe when it is the head).";
+  } else if (strategy.rfind("block:", 0) == 0) {
+    const std::string name = strategy.substr(6);
+    const auto it = std::find_if(blocks.begin(), blocks.end(), [&](int b) { return blockName(b) == name; });
+    if (it == blocks.end()) {
+      std::string known;
+      for (int b : blocks) known += (known.empty() ? "" : ", ") + blockName(b);
+      return "no block '" + name + "' with parameters — choose one of: " + known;
+    }
+    addBlock(tree, *it, plan);
+    plan.explanation = "Train only block " + name + ".";
+  } else if (strategy == "auto-rgn") {
+    if (!gradients || !gradients->ok) return "auto-rgn needs the gradients of labelled target data";
+    // Each module's own parameters, scaled by its RGN relative to the largest (the paper).
+    std::map<std::string, std::vector<const ParameterGradient*>> byModule;
+    for (const auto& p : gradients->parameters) {
+      if (!p.batchNormAffine) byModule[p.module].push_back(&p);
+    }
+    double largest = 0;
+    std::map<std::string, double> rgn;
+    for (const auto& [module, parts] : byModule) {
+      rgn[module] = rollUp(module, parts).rgn;
+      largest = std::max(largest, rgn[module]);
+    }
+    for (int index : tree.preorder()) {
+      const auto& name = tree.node(index).name;
+      if (!rgn.count(name) || largest <= 0) continue;
+      plan.trainable.push_back(name);
+      plan.learningRateScale[name] = rgn[name] / largest;
+    }
+    plan.explanation = "Train every layer, each at a learning rate scaled by its relative gradient norm on the target (Auto-RGN, Lee et al. 2023); BatchNorm weights are left out, as in the paper's code.";
+  } else if (strategy == "auto") {
+    switch (diagnosis.kind) {
+      case ShiftKind::InputLevel:
+        addBlock(tree, blocks.front(), plan);
+        plan.explanation = "Input-level shift: train the first block, " + blockName(blocks.front()) + ", so it learns to read the new inputs; the rest keeps what it knows.";
+        break;
+      case ShiftKind::OutputLevel:
+        addBlock(tree, blocks.back(), plan);
+        plan.explanation = "Output-level shift: the features still work, so train only the last block, " + blockName(blocks.back()) + ", to map them to the new labels.";
+        break;
+      case ShiftKind::FeatureLevel: {
+        const int node = nodeOf(tree, diagnosis.firstSignificantLayer);
+        int block = node >= 0 ? tree.blockOf(node) : blocks.back();
+        // The block where the shift emerges, or the next one with parameters.
+        const auto it = std::lower_bound(blocks.begin(), blocks.end(), block);
+        block = it == blocks.end() ? blocks.back() : *it;
+        addBlock(tree, block, plan);
+        plan.explanation = "Feature-level shift: train block " + blockName(block) + ", where the shift first rises above noise.";
+        break;
+      }
+      case ShiftKind::None:
+        plan.explanation = "No significant shift: tuning is unlikely to help. If accuracy is still too low, try the last block (strategy last).";
+        break;
+    }
+  } else {
+    return "unknown strategy '" + strategy + "' — choose auto, auto-rgn, block:NAME, all or last";
+  }
+  return {};
+}
+
+}  // namespace scalpel

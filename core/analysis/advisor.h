@@ -1,0 +1,49 @@
+#pragma once
+
+// Turns a shift analysis (and, for auto-rgn, a gradient profile) into a diagnosis a person can
+// check against the heatmap, and a freeze plan. Torch-free.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "analysis/gradient_profile.h"
+#include "analysis/shift_analysis.h"
+#include "model/layer_tree.h"
+
+namespace scalpel {
+
+enum class ShiftKind { None, InputLevel, FeatureLevel, OutputLevel };
+std::string shiftKindName(ShiftKind kind);  // "input-level", ...
+
+struct Diagnosis {
+  ShiftKind kind = ShiftKind::None;
+  std::string summary;                // one sentence
+  std::vector<std::string> evidence;  // sentences with the numbers behind the summary
+  std::string firstSignificantLayer;  // where the shift first rises above noise ("" if nowhere)
+};
+
+struct FreezePlan {
+  std::string strategy;
+  std::vector<std::string> trainable;  // modules to train; everything else is frozen
+  std::map<std::string, double> learningRateScale;  // per trainable module; 1 when absent
+  std::string explanation;
+};
+
+struct AdvisorThresholds {
+  double noiseMultiple = 20;   // a layer's shift is significant above this multiple of its noise floor
+  double minimumKl = 0.02;     // ... and above this KL
+  double lowAccuracy = 0.5;    // below this, unchanged activations point at the outputs
+};
+
+Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
+                   const AdvisorThresholds& thresholds = {});
+
+// Strategies: "auto" (follows the diagnosis), "auto-rgn" (the paper: everything trains, each
+// module at a learning rate scaled by its relative gradient norm; needs `gradients`),
+// "block:NAME", "all", "last". Returns "" or what is wrong (an unknown strategy or block).
+std::string planFreeze(const std::string& strategy, const LayerTree& tree,
+                       const Diagnosis& diagnosis, const GradientProfile* gradients,
+                       FreezePlan& plan);
+
+}  // namespace scalpel
