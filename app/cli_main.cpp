@@ -116,6 +116,9 @@ int main(int argc, char** argv) {
     command->add_option("--device", analysisOptions.device, "cpu, cuda or cuda:N");
   }
   analyze->add_option("--json", jsonLines, "write every snapshot to FILE as JSON lines");
+  std::string saveReference;
+  analyze->add_option("--save-reference", saveReference,
+                      "with --source: save a copy of the model carrying the source statistics, so later analyses need no source data");
 
   CLI11_PARSE(app, argc, argv);
   scalpel::initLogging(logLevel);
@@ -198,6 +201,11 @@ int main(int argc, char** argv) {
     if (!analysis.ok) return fail(analysis.error);
     if (analyze->parsed()) {
       std::cout << scalpel::analysisToText(analysis, targetSummary.description);
+      if (!saveReference.empty()) {
+        if (analysis.profile.empty()) return fail("--save-reference needs --source: there are no source statistics to save");
+        if (auto problem = scalpel::saveModelWithReference(modelPath, analysis.profile, saveReference); !problem.empty()) return fail(problem);
+        std::cout << "\n" << saveReference << ": the model with its source reference (" << analysis.profile.layers.size() << " layers)\n";
+      }
       return 0;
     }
     const auto inspection = scalpel::inspectModel(modelPath, {{}, analysisOptions.device});

@@ -3,12 +3,14 @@
 #include <torch/script.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <numeric>
 #include <set>
 #include <sstream>
 
+#include "analysis/activation_moments.h"
 #include "analysis/channel_moments.h"
 #include "analysis/shift_metrics.h"
 #include "data/batch_stream.h"
@@ -21,29 +23,6 @@
 namespace scalpel {
 
 namespace {
-
-// Per-channel moments of one activation: channel = dim 1 of [N, C, ...], the last dim of
-// [N, T, C] token tensors, the features of [N, C]. Reduced in float64 on the tensor's device;
-// only C means and C sums of squares leave it.
-ChannelMoments momentsOf(const torch::Tensor& activation) {
-  torch::Tensor x = activation.detach().to(torch::kFloat64);
-  std::int64_t channelDim = 1;
-  if (x.dim() == 3) channelDim = 2;
-  if (x.dim() < 2) x = x.reshape({-1, 1});
-  std::vector<std::int64_t> reduce;
-  for (std::int64_t d = 0; d < x.dim(); ++d) {
-    if (d != channelDim) reduce.push_back(d);
-  }
-  const auto mean = x.mean(reduce, /*keepdim=*/true);
-  const auto m2 = (x - mean).pow(2).sum(reduce);
-  ChannelMoments moments;
-  moments.count = static_cast<double>(x.numel() / x.size(channelDim));
-  const auto meanCpu = mean.flatten().cpu();
-  const auto m2Cpu = m2.flatten().cpu();
-  moments.mean.assign(meanCpu.data_ptr<double>(), meanCpu.data_ptr<double>() + meanCpu.numel());
-  moments.m2.assign(m2Cpu.data_ptr<double>(), m2Cpu.data_ptr<double>() + m2Cpu.numel());
-  return moments;
-}
 
 // Running mean and variance of a layer's per-batch scores, for the uncertainty.
 struct ScoreSpread {
@@ -119,16 +98,27 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
     for (const auto& node : tree.nodes()) {
       if (node.hasBatchNormStats && node.callCount > 0) batchNorms.push_back(node.name);
     }
-    if (!source && batchNorms.empty()) {
+    ReferenceProfile stored;
+    if (!source && !model.referenceJson().empty()) {
+      if (auto problem = parseReferenceProfile(model.referenceJson(), stored); !problem.empty()) {
+        logger("core")->warn("{}: ignoring its stored reference ({})", modelPath, problem);
+        stored = ReferenceProfile();
+      }
+    }
+    const bool useStored = !source && !stored.empty();
+    if (!source && !useStored && batchNorms.empty()) {
       analysis.error = model.path().filename().string() + " has no BatchNorm layers, so its source statistics are unknown — give source data (the data it was trained on) as the reference";
       return analysis;
     }
-    const ActivationTaps taps(module, {}, source ? std::vector<std::string>{} : batchNorms);
-    const auto& calls = source ? taps.tappedCalls() : taps.inputCalls();
+    const bool tapOutputs = source || useStored;
+    const ActivationTaps taps(module, {}, tapOutputs ? std::vector<std::string>{} : batchNorms);
+    const auto& calls = tapOutputs ? taps.tappedCalls() : taps.inputCalls();
     std::vector<Layer> layers(calls.size());
+    std::vector<std::size_t> tapIndex(calls.size());  // which tap each layer reads
     for (std::size_t i = 0; i < calls.size(); ++i) {
       layers[i].label = calls[i].label();
       layers[i].typeName = calls[i].typeName;
+      tapIndex[i] = i;
     }
 
     BatchStream::Options streamOptions;
@@ -149,10 +139,36 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
           return analysis;
         }
         const auto result = taps.run(batch->inputs);
-        for (std::size_t i = 0; i < layers.size(); ++i) layers[i].reference.merge(momentsOf(result.taps[i]));
+        const auto moments = activationMoments(result.taps);
+        for (std::size_t i = 0; i < layers.size(); ++i) layers[i].reference.merge(moments[i]);
       }
       for (auto& layer : layers) layer.referenceItems = static_cast<double>(stream.items());
       analysis.reference = "source data (" + std::to_string(stream.items()) + " items of " + source->name + ")";
+      analysis.profile.description = analysis.reference;
+      analysis.profile.items = static_cast<double>(stream.items());
+      for (const auto& layer : layers) {
+        analysis.profile.layers.push_back(layer.label);
+        analysis.profile.moments.push_back(layer.reference);
+      }
+    } else if (useStored) {
+      // Layers the profile does not know (a different model?) are left out.
+      std::vector<Layer> known;
+      std::vector<std::size_t> knownTaps;
+      for (std::size_t i = 0; i < layers.size(); ++i) {
+        const auto it = std::find(stored.layers.begin(), stored.layers.end(), layers[i].label);
+        if (it == stored.layers.end()) continue;
+        layers[i].reference = stored.moments[static_cast<std::size_t>(it - stored.layers.begin())];
+        layers[i].referenceItems = stored.items;
+        known.push_back(layers[i]);
+        knownTaps.push_back(i);
+      }
+      if (known.empty()) {
+        analysis.error = modelPath + ": its stored reference names none of its layers — analyse it with source data again";
+        return analysis;
+      }
+      layers = std::move(known);
+      tapIndex = std::move(knownTaps);
+      analysis.reference = "the reference stored with the model: " + stored.description;
     } else {
       for (std::size_t i = 0; i < layers.size(); ++i) {
         auto bn = module;
@@ -186,15 +202,16 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
         return analysis;
       }
       const auto result = taps.run(batch->inputs);
-      const auto& activations = source ? result.taps : result.inputs;
+      const auto& activations = tapOutputs ? result.taps : result.inputs;
       const auto batchItems = static_cast<double>(batch->labels.size(0));
       items += batch->labels.size(0);
       ++batchNumber;
       ShiftSnapshot snapshot;
       snapshot.batch = batchNumber;
       snapshot.targetItems = items;
+      const auto batchMoments = activationMoments(activations);
       for (std::size_t i = 0; i < layers.size(); ++i) {
-        const auto moments = momentsOf(activations[i]);
+        const auto& moments = batchMoments[tapIndex[i]];
         layers[i].spread.add(compareMoments(layers[i].reference, layers[i].referenceItems, moments, batchItems).kl);
         layers[i].target.merge(moments);
         const auto shift = compareMoments(layers[i].reference, layers[i].referenceItems, layers[i].target, static_cast<double>(items));

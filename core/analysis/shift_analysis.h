@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/reference_profile.h"
 #include "data/dataset.h"
 
 namespace scalpel {
@@ -56,14 +57,17 @@ struct ShiftAnalysis {
   bool ok = false;
   bool cancelled = false;
   std::string error;
-  std::string reference;  // "source data (5000 items)" or "BatchNorm running statistics"
+  std::string reference;  // "source data (5000 items …)", "the reference stored with the model"
+                          // or "BatchNorm running statistics"
+  ReferenceProfile profile;  // the source-data reference, to save with the model
   std::vector<ShiftSnapshot> snapshots;  // one per batch; the last is the result
   OutputEvidence output;
 };
 
 // Streams `target` through the model at `modelPath` with taps on every layer and compares each
-// layer's per-channel statistics with the reference: `source` processed the same way, or — with
-// no source — each BatchNorm's running statistics against that BatchNorm's input. Inputs are
+// layer's per-channel statistics with the reference: `source` processed the same way; with no
+// source, the reference profile stored in the model file; failing that, each BatchNorm's running
+// statistics against that BatchNorm's input. Inputs are
 // normalised with the model's stored mean/std. Never throws; `onSnapshot` is called after every
 // batch, `cancel` is checked between batches.
 ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target,

@@ -18,6 +18,8 @@ struct ModelMetadata {
 };
 
 inline constexpr const char* kModelMetadataFile = "scalpel/model.json";
+// The source reference profile (analysis/reference_profile.h), when one was saved with the model.
+inline constexpr const char* kReferenceProfileFile = "scalpel/reference.json";
 
 // Parses the JSON of kModelMetadataFile; returns an error message or "".
 std::string parseModelMetadata(const std::string& json, ModelMetadata& out);

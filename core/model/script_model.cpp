@@ -176,7 +176,7 @@ ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& devic
     return result;
   }
 
-  torch::jit::ExtraFilesMap extra{{kModelMetadataFile, ""}};
+  torch::jit::ExtraFilesMap extra{{kModelMetadataFile, ""}, {kReferenceProfileFile, ""}};
   try {
     model->m_module = torch::jit::load(path.string(), model->m_device, extra);
   } catch (const std::exception& error) {
@@ -198,6 +198,7 @@ ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& devic
         quoted(path) +
         " looks traced (torch.jit.trace): BatchNorm and Dropout behave as they did when it was traced and will not switch between training and evaluation — prefer torch.jit.script(model)");
   }
+  model->m_referenceJson = extra[kReferenceProfileFile];
   if (const auto& json = extra[kModelMetadataFile]; !json.empty()) {
     if (auto problem = parseModelMetadata(json, model->m_metadata); !problem.empty()) {
       model->m_warnings.push_back(quoted(path) + ": ignoring " + kModelMetadataFile + " (" +

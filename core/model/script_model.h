@@ -38,6 +38,9 @@ class ScriptModel {
   const LayerTree& tree() const { return m_tree; }
   LayerTree& tree() { return m_tree; }
   const ModelMetadata& metadata() const { return m_metadata; }
+  // The source reference profile stored with the model (JSON; empty when none): see
+  // analysis/reference_profile.h.
+  const std::string& referenceJson() const { return m_referenceJson; }
   // Things the user should know that do not stop the load (a traced model, bad metadata).
   const std::vector<std::string>& warnings() const { return m_warnings; }
   // Taps on every tappable module call; null when the forward graph could not be rewritten
@@ -60,6 +63,7 @@ class ScriptModel {
   torch::Device m_device{torch::kCPU};
   LayerTree m_tree;
   ModelMetadata m_metadata;
+  std::string m_referenceJson;
   std::vector<std::string> m_warnings;
   std::unique_ptr<ActivationTaps> m_taps;
 };

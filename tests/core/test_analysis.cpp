@@ -3,11 +3,16 @@
 
 #include <QtTest>
 
+#include <numeric>
 #include <random>
 
 #include "analysis/channel_moments.h"
 #include "analysis/shift_analysis.h"
+#include "analysis/reference_profile.h"
 #include "analysis/shift_metrics.h"
+#include "model/model_inspection.h"
+
+#include <QTemporaryDir>
 #include "core/reference.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
@@ -64,6 +69,8 @@ class TestAnalysis : public QObject {
   void subpopulationShiftGrowsWithDepth();
   void modelWithoutBatchNormNeedsSource();
   void snapshotsSettle();
+  void batchNormReferenceEqualsSourceStatistics();
+  void referenceTravelsWithTheModel();
 };
 
 void TestAnalysis::initTestCase() {
@@ -202,6 +209,62 @@ void TestAnalysis::snapshotsSettle() {
   QVERIFY(std::abs(firstLayer[11] - firstLayer[10]) <= std::abs(firstLayer[1] - firstLayer[0]) + 1e-9);
   QVERIFY(analysis.snapshots.back().layers.front().uncertainty > 0);
   QVERIFY(analysis.snapshots.back().layers.front().noiseFloor < analysis.snapshots.front().layers.front().noiseFloor);
+}
+
+void TestAnalysis::batchNormReferenceEqualsSourceStatistics() {
+  // bn_calibrated's BatchNorm statistics were computed on exactly these 2000 images.
+  std::vector<std::size_t> first(2000);
+  std::iota(first.begin(), first.end(), 0);
+  const Dataset calibration = fashion("train").subset(first);
+  AnalysisOptions options;
+  options.batchSize = 250;
+  const auto analysis = analyzeShift(test::fixture("bn_calibrated.pt").toStdString(), calibration, nullptr, options);
+  QVERIFY2(analysis.ok, analysis.error.c_str());
+  QCOMPARE(analysis.snapshots.back().layers.size(), size_t(9));  // every BatchNorm's input
+  for (const auto& layer : analysis.snapshots.back().layers) {
+    // Only float rounding separates them: far below even this data's noise floor.
+    QVERIFY2(layer.kl < 1e-4 && layer.kl < 0.1 * layer.noiseFloor,
+             qPrintable(QString("%1: KL %2").arg(layer.layer.c_str()).arg(layer.kl)));
+  }
+  // Other images of the same kind sit within sampling error of the same reference.
+  std::vector<std::size_t> others(2000);
+  std::iota(others.begin(), others.end(), 30000);
+  const auto fresh = analyzeShift(test::fixture("bn_calibrated.pt").toStdString(), fashion("train").subset(others), nullptr, options);
+  QVERIFY(fresh.ok);
+  for (const auto& layer : fresh.snapshots.back().layers) {
+    QVERIFY2(layer.kl < 5 * layer.noiseFloor, qPrintable(QString("%1: KL %2 floor %3").arg(layer.layer.c_str()).arg(layer.kl).arg(layer.noiseFloor)));
+  }
+}
+
+void TestAnalysis::referenceTravelsWithTheModel() {
+  SuperClasses classes;
+  QCOMPARE(readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes), std::string());
+  SubpopulationData parts;
+  QCOMPARE(subpopulationShift(fashion("test"), classes, parts), std::string());
+  const auto withSource = analyse(parts.target, &parts.source, 5);
+  QVERIFY(withSource.ok);
+  QCOMPARE(withSource.profile.layers.size(), withSource.snapshots.back().layers.size());
+
+  QTemporaryDir dir;
+  const auto saved = dir.filePath("with_reference.pt").toStdString();
+  QCOMPARE(saveModelWithReference(demoModel().toStdString(), withSource.profile, saved), std::string());
+  AnalysisOptions options;
+  options.batchSize = 100;
+  options.maxBatches = 5;
+  const auto stored = analyzeShift(saved, parts.target, nullptr, options);
+  QVERIFY2(stored.ok, stored.error.c_str());
+  QVERIFY(QString::fromStdString(stored.reference).startsWith("the reference stored with the model"));
+  const auto& a = withSource.snapshots.back().layers;
+  const auto& b = stored.snapshots.back().layers;
+  QCOMPARE(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    QCOMPARE(b[i].layer, a[i].layer);
+    QVERIFY(std::abs(b[i].kl - a[i].kl) <= 1e-9 * std::max(1.0, a[i].kl));
+  }
+  // The copy keeps the model's own preprocessing.
+  const auto inspection = inspectModel(saved);
+  QVERIFY(inspection.ok);
+  QCOMPARE(inspection.metadata.classNames.size(), size_t(10));
 }
 
 QTEST_GUILESS_MAIN(TestAnalysis)

@@ -19,6 +19,7 @@ class TestCli : public QObject {
   void inspectRejectsBadInput();
   void version();
   void pretrainOnASmallSubset();
+  void analyzeAndSuggest();
 
  private:
   struct Run {
@@ -115,6 +116,33 @@ void TestCli::pretrainOnASmallSubset() {
   const auto bad = cli({"pretrain", scalpel::test::fixture("not_a_model.zip"), "--out", dir.filePath("x.pt")});
   QCOMPARE(bad.exitCode, 1);
   QVERIFY(bad.err.contains("not a TorchScript model"));
+}
+
+void TestCli::analyzeAndSuggest() {
+  QTemporaryDir dir;
+  const QString demo = SCALPEL_DEMO_DIR "/demo_model.pt";
+  const QString lines = dir.filePath("snapshots.jsonl");
+  const auto run = cli({"analyze", "--model", demo, "--shift", "contrast", "--severity", "5",
+                        "--batches", "3", "--json", lines});
+  QCOMPARE(run.exitCode, 0);
+  QVERIFY2(run.out.contains("reference: BatchNorm running statistics"), qPrintable(run.out));
+  QVERIFY(run.out.contains("stem.1"));
+  QFile file(lines);
+  QVERIFY(file.open(QIODevice::ReadOnly));
+  const auto snapshots = file.readAll().trimmed().split('\n');
+  QCOMPARE(snapshots.size(), 3);  // one JSON line per batch
+  QCOMPARE(QJsonDocument::fromJson(snapshots.last()).object()["batch"].toInt(), 3);
+
+  const auto advice = cli({"suggest", "--model", demo, "--shift", "label-permutation", "--batches", "5"});
+  QCOMPARE(advice.exitCode, 0);
+  QVERIFY2(advice.out.contains("diagnosis: output-level"), qPrintable(advice.out));
+  QVERIFY(advice.out.contains("train fc"));
+  const auto bad = cli({"suggest", "--model", demo, "--strategy", "block:nope", "--batches", "2"});
+  QCOMPARE(bad.exitCode, 1);
+  QVERIFY(bad.err.contains("no block 'nope'"));
+  const auto noSource = cli({"analyze", "--model", demo, "--batches", "1", "--save-reference", dir.filePath("x.pt")});
+  QCOMPARE(noSource.exitCode, 1);
+  QVERIFY(noSource.err.contains("--save-reference needs --source"));
 }
 
 QTEST_GUILESS_MAIN(TestCli)

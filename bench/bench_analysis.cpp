@@ -1,0 +1,84 @@
+// Analysis forward (taps on every layer, per-channel moments) against the plain forward of the
+// same model and batch, measured interleaved in one run; prints ratios, asserts nothing.
+//   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick]
+
+#include <ATen/Parallel.h>
+#include <torch/script.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "analysis/activation_moments.h"
+#include "model/activation_taps.h"
+#include "model/script_model.h"
+#include "util/threads.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+template <typename Work>
+double seconds(Work&& work) {
+  const auto start = Clock::now();
+  work();
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void bench(const std::string& name, const std::string& path, std::vector<std::int64_t> shape, int reps) {
+  auto loaded = scalpel::ScriptModel::load(path);
+  if (!loaded) {
+    std::printf("%-10s %s\n", name.c_str(), loaded.error.c_str());
+    return;
+  }
+  auto& module = loaded.model->module();
+  module.eval();
+  torch::NoGradGuard noGrad;
+  const auto& taps = *loaded.model->taps();
+  const auto input = torch::randn(shape);
+  const auto plain = [&] { module.forward({input}); };
+  const auto tapped = [&] { taps.run(input); };
+  const auto analysed = [&] {
+    scalpel::activationMoments(taps.run(input).taps);
+  };
+  for (int i = 0; i < 2; ++i) {  // warm-up: the profiling executor optimises after a few runs
+    plain();
+    tapped();
+    analysed();
+  }
+  std::vector<double> a, b, c;
+  for (int r = 0; r < reps; ++r) {  // interleaved, so drift on a noisy machine hits all three
+    a.push_back(seconds(plain));
+    b.push_back(seconds(tapped));
+    c.push_back(seconds(analysed));
+  }
+  const double base = median(a);
+  std::printf("%-10s %-16s %5zu taps %9.1f ms %9.1f ms %6.2fx %9.1f ms %6.2fx %8.1f\n", name.c_str(),
+              scalpel::formatShape(shape).c_str(), taps.tappedCalls().size(), 1e3 * base,
+              1e3 * median(b), median(b) / base, 1e3 * median(c), median(c) / base, 1.0 / median(c));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick]\n");
+    return 2;
+  }
+  scalpel::useAllCores();
+  const std::string fixtures = argv[1];
+  const bool quick = argc > 3 && std::string(argv[3]) == "--quick";
+  const int reps = quick ? 2 : 15;
+  std::printf("analysis forward vs plain forward, median of %d interleaved runs, %d threads\n", reps, at::get_num_threads());
+  std::printf("%-10s %-16s %10s %12s %12s %7s %12s %7s %8s\n", "model", "batch", "", "plain", "taps", "ratio", "analysis", "ratio", "batch/s");
+  bench("demo", argv[2], {100, 1, 28, 28}, reps);
+  bench("resnet18", fixtures + "/resnet18.pt", {quick ? 1 : 8, 3, 224, 224}, reps);
+  return 0;
+}
