@@ -51,6 +51,7 @@ class GraphRewriter {
     std::map<std::string, int> seen;
     std::vector<jit::Value*> outputs{m_graph->outputs().at(0)};
     std::vector<jit::Value*> inputs;
+    std::set<jit::Node*> kept, unwanted;
     for (auto& pending : m_pending) {
       if (pending.dead) continue;
       ModuleCall call = pending.call;
@@ -63,14 +64,19 @@ class GraphRewriter {
       if (wanted) {
         outputs.push_back(pending.marker->output());
         tapped.push_back(call);
-      } else if (!pending.marker->output()->hasUses()) {
-        pending.marker->destroy();  // an unused clone would cost a copy of the activation
+        kept.insert(pending.marker);
+      } else {
+        unwanted.insert(pending.marker);
       }
       if (pending.inputMarker && pending.inputMarker->owningBlock() == m_graph->block()) {
         inputs.push_back(pending.inputMarker->output());
         inputTapped.push_back(call);
       }
       calls.push_back(std::move(call));
+    }
+    for (jit::Node* marker : unwanted) {
+      // An unused clone would cost a copy of the activation.
+      if (!kept.count(marker) && !marker->output()->hasUses()) marker->destroy();
     }
     outputs.insert(outputs.end(), inputs.begin(), inputs.end());
     jit::WithInsertPoint guard(m_graph->block()->return_node());
@@ -175,8 +181,26 @@ class GraphRewriter {
       call.whyNot = "returns several values";
     }
     call.tappable = value != nullptr;
-    if (!value) return m_graph->insertConstant(0)->node();  // keeps the call's place in the graph
-    return m_graph->insert(c10::aten::clone, {value})->node();
+    jit::Node* marker = nullptr;
+    if (!value) {
+      marker = m_graph->insertConstant(0)->node();  // keeps the call's place in the graph
+    } else if (const auto it = m_cloneOf.find(value); it != m_cloneOf.end() && onlyMarkersUntil(it->second, after)) {
+      // A container returning its last child's output, with nothing run in between: the child's
+      // clone holds the same values, so the two calls share it.
+      return it->second;
+    } else {
+      marker = m_graph->insert(c10::aten::clone, {value})->node();
+      m_cloneOf[value] = marker;
+    }
+    m_markers.insert(marker);
+    return marker;
+  }
+
+  bool onlyMarkersUntil(jit::Node* from, jit::Node* until) const {
+    for (jit::Node* node = from->next(); node != until; node = node->next()) {
+      if (node->kind() == c10::prim::Return || !m_markers.count(node)) return false;
+    }
+    return true;
   }
 
   bool foldBlock(jit::Block* block) {
@@ -297,6 +321,8 @@ class GraphRewriter {
   std::optional<std::set<std::string>> m_mutated;
   std::set<std::string> m_inputsOf;
   std::vector<Pending> m_pending;
+  std::unordered_map<jit::Value*, jit::Node*> m_cloneOf;  // tapped value → its clone
+  std::set<jit::Node*> m_markers;
 };
 
 }  // namespace
