@@ -71,6 +71,7 @@ class TestAnalysis : public QObject {
   void snapshotsSettle();
   void batchNormReferenceEqualsSourceStatistics();
   void referenceTravelsWithTheModel();
+  void cancelStopsBetweenBatches();
 };
 
 void TestAnalysis::initTestCase() {
@@ -265,6 +266,25 @@ void TestAnalysis::referenceTravelsWithTheModel() {
   const auto inspection = inspectModel(saved);
   QVERIFY(inspection.ok);
   QCOMPARE(inspection.metadata.classNames.size(), size_t(10));
+}
+
+void TestAnalysis::cancelStopsBetweenBatches() {
+  std::atomic<bool> cancel{false};
+  int snapshots = 0;
+  AnalysisOptions options;
+  options.batchSize = 50;
+  const auto analysis = analyzeShift(demoModel().toStdString(), fashion("test"), nullptr, options,
+                                     [&](const ShiftSnapshot&) {
+                                       if (++snapshots == 2) cancel = true;
+                                     },
+                                     &cancel);
+  QVERIFY(!analysis.ok);
+  QVERIFY(analysis.cancelled);
+  QCOMPARE(snapshots, 2);
+  // A model file that is not one: a message, not a crash.
+  const auto broken = analyzeShift(test::fixture("not_a_model.zip").toStdString(), fashion("test"), nullptr, options);
+  QVERIFY(!broken.ok);
+  QVERIFY(QString::fromStdString(broken.error).contains("not a TorchScript model"));
 }
 
 QTEST_GUILESS_MAIN(TestAnalysis)
