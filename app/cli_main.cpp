@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
     command->add_option("--source-split", sourceSplit, "train or test (for fashion-mnist)");
     command->add_option("--batches", analysisOptions.maxBatches, "target batches (0: all)");
     command->add_option("--batch-size", analysisOptions.batchSize, "items per batch")->check(CLI::Range(2, 65536));
-    command->add_option("--device", analysisOptions.device, "cpu, cuda or cuda:N");
+    command->add_option("--device", analysisOptions.device, "auto (CUDA when available), cpu, cuda or cuda:N");
   }
   analyze->add_option("--json", jsonLines, "write every snapshot to FILE as JSON lines");
   std::string saveReference;

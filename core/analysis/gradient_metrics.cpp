@@ -109,7 +109,7 @@ GradientProfile gradientProfile(const std::string& modelPath, const Dataset& tar
     std::iota(indices.begin(), indices.end(), 0);
     seededShuffle(indices, options.seed + 3);
     indices.resize(std::min(indices.size(), options.batches * options.batchSize));
-    BatchStream stream(std::make_shared<const Dataset>(target), indices, streamOptions);
+    BatchStream stream(BatchStream::borrow(target), indices, streamOptions);
     stream.startEpoch(0);
     std::vector<Batch> batches;
     while (auto batch = stream.next()) batches.push_back(std::move(*batch));

@@ -35,7 +35,7 @@ struct GradientOptions {
   std::size_t batches = 5;
   std::size_t batchSize = 64;
   bool includeBatchNormAffine = false;  // like the paper's code: their small norms inflate RGN
-  std::string device = "cpu";
+  std::string device = "auto";  // CUDA when available, else CPU
   std::uint64_t seed = 0;
 };
 

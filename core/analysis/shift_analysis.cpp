@@ -128,16 +128,18 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
     streamOptions.std = model.metadata().std;
     streamOptions.device = model.device();
 
+    const auto cancelled = [&] {
+      if (!cancel || !cancel->load()) return false;
+      analysis.cancelled = true;
+      analysis.error = "the analysis was cancelled";
+      return true;
+    };
+
     if (source) {
-      auto shared = std::make_shared<const Dataset>(*source);
-      BatchStream stream(shared, sampleIndices(source->size(), options.sourceItems, options.seed + 1), streamOptions);
+      BatchStream stream(BatchStream::borrow(*source), sampleIndices(source->size(), options.sourceItems, options.seed + 1), streamOptions);
       stream.startEpoch(0);
       while (auto batch = stream.next()) {
-        if (cancel && cancel->load()) {
-          analysis.cancelled = true;
-          analysis.error = "the analysis was cancelled";
-          return analysis;
-        }
+        if (cancelled()) return analysis;
         const auto result = taps.run(batch->inputs);
         const auto moments = activationMoments(result.taps);
         for (std::size_t i = 0; i < layers.size(); ++i) layers[i].reference.merge(moments[i]);
@@ -188,19 +190,14 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
     // The target, batch by batch.
     const std::size_t classes = target.classNames.size();
     analysis.output.confusion.assign(classes, std::vector<std::int64_t>(classes, 0));
-    auto shared = std::make_shared<const Dataset>(target);
     auto indices = sampleIndices(target.size(), options.maxBatches * options.batchSize, options.seed + 2);
-    BatchStream stream(shared, indices, streamOptions);
+    BatchStream stream(BatchStream::borrow(target), indices, streamOptions);
     stream.startEpoch(0);
     double lossSum = 0;
     std::size_t items = 0;
     int batchNumber = 0;
     while (auto batch = stream.next()) {
-      if (cancel && cancel->load()) {
-        analysis.cancelled = true;
-        analysis.error = "the analysis was cancelled";
-        return analysis;
-      }
+      if (cancelled()) return analysis;
       const auto result = taps.run(batch->inputs);
       const auto& activations = tapOutputs ? result.taps : result.inputs;
       const auto batchItems = static_cast<double>(batch->labels.size(0));

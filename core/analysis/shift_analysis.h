@@ -18,7 +18,7 @@ struct AnalysisOptions {
   std::size_t batchSize = 100;
   std::size_t maxBatches = 0;      // target batches to analyse; 0: all
   std::size_t sourceItems = 5000;  // source items for the reference (when source data is given)
-  std::string device = "cpu";
+  std::string device = "auto";  // CUDA when available, else CPU (see ScriptModel::load)
   std::uint64_t seed = 0;          // which items, in which order
 };
 

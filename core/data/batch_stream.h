@@ -25,6 +25,11 @@ struct Batch {
 // statistics: those would erase the very shifts Scalpel looks for.
 class BatchStream {
  public:
+  // For a stream that lives only while `data` does (within one function): shares without copying.
+  static std::shared_ptr<const Dataset> borrow(const Dataset& data) {
+    return std::shared_ptr<const Dataset>(&data, [](const Dataset*) {});
+  }
+
   struct Options {
     std::size_t batchSize = 64;
     bool shuffle = true;

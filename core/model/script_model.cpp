@@ -166,9 +166,10 @@ ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& devic
   std::unique_ptr<ScriptModel> model(new ScriptModel());
   model->m_path = path;
   try {
-    model->m_device = torch::Device(deviceName);
+    const bool automatic = deviceName == "auto";
+    model->m_device = torch::Device(automatic ? (torch::cuda::is_available() ? "cuda" : "cpu") : deviceName);
   } catch (const std::exception&) {
-    result.error = "unknown device '" + deviceName + "' — use cpu, cuda or cuda:N";
+    result.error = "unknown device '" + deviceName + "' — use auto, cpu, cuda or cuda:N";
     return result;
   }
   if (model->m_device.is_cuda() && !torch::cuda::is_available()) {

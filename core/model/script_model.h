@@ -27,7 +27,7 @@ struct ModelLoadResult {
 // preprocessing stored with it, and activation taps for every module call.
 class ScriptModel {
  public:
-  // `device` is "cpu", "cuda" or "cuda:N".
+  // `device` is "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
   static ModelLoadResult load(const std::filesystem::path& path, const std::string& device = "cpu");
   ~ScriptModel();
 

@@ -132,6 +132,8 @@ void TestModelLoading::cudaWhenUnavailableIsRefused() {
   const auto bad = inspectModel(test::fixture("mlp.pt").toStdString(), InspectOptions{{}, "gpu7"});
   QVERIFY(!bad.ok);
   QVERIFY(QString::fromStdString(bad.error).contains("unknown device 'gpu7'"));
+  // "auto" takes CUDA when there is one, else the CPU: always loads.
+  QVERIFY(inspectModel(test::fixture("mlp.pt").toStdString(), InspectOptions{{}, "auto"}).ok);
 }
 
 QTEST_GUILESS_MAIN(TestModelLoading)
