@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
   parser.addVersionOption();
   const QCommandLineOption demo("demo", "Open the built-in demo model.");
   const QCommandLineOption screenshot(
-      "screenshot", "Save a picture of the window to FILE once the model is shown, then quit.",
+      "screenshot",
+      "Save a picture of the window to FILE once the model is shown (with --demo: once its data "
+      "is analysed), then quit.",
       "FILE");
   parser.addOption(demo);
   parser.addOption(screenshot);
@@ -51,7 +53,12 @@ int main(int argc, char** argv) {
       window.grab().save(file);
       QApplication::quit();
     };
-    QObject::connect(&window, &scalpel::ui::MainWindow::modelShown, &window, save);
+    // The demo goes on to load its data and analyse it: picture the finished window.
+    if (parser.isSet(demo) && parser.positionalArguments().isEmpty()) {
+      QObject::connect(&window, &scalpel::ui::MainWindow::analysisShown, &window, save);
+    } else {
+      QObject::connect(&window, &scalpel::ui::MainWindow::modelShown, &window, save);
+    }
     QObject::connect(&window, &scalpel::ui::MainWindow::loadFailed, &window,
                      [save] { QTimer::singleShot(200, save); });
   }

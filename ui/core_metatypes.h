@@ -4,6 +4,7 @@
 // to Qt's meta-type system once, before any header uses them in a signal.
 #include <QMetaType>
 
+#include "analysis/shift_analysis.h"
 #include "data/data_request.h"
 #include "model/model_inspection.h"
 #include "train/pretrain.h"
@@ -14,3 +15,5 @@ Q_DECLARE_METATYPE(scalpel::PretrainProgress)
 Q_DECLARE_METATYPE(scalpel::PretrainResult)
 Q_DECLARE_METATYPE(scalpel::DataRequest)
 Q_DECLARE_METATYPE(scalpel::DataSummary)
+Q_DECLARE_METATYPE(scalpel::ShiftSnapshot)
+Q_DECLARE_METATYPE(scalpel::ShiftAnalysis)

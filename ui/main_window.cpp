@@ -2,6 +2,7 @@
 
 #include <QAction>
 #include <QApplication>
+#include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -20,6 +21,7 @@
 #include "diagram_view.h"
 #include "layer_diagram_scene.h"
 #include "model_worker.h"
+#include "shift_heatmap.h"
 #include "scalpel/version.h"
 #include "util/logging.h"
 
@@ -38,6 +40,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   qRegisterMetaType<scalpel::PretrainResult>();
   qRegisterMetaType<scalpel::DataRequest>();
   qRegisterMetaType<scalpel::DataSummary>();
+  qRegisterMetaType<scalpel::ShiftSnapshot>();
+  qRegisterMetaType<scalpel::ShiftAnalysis>();
   setWindowTitle("Scalpel");
   setAcceptDrops(true);
 
@@ -59,6 +63,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
       "a <tt>.pt</tt> file on this window.</p><p>Save one from Python with "
       "<tt>torch.jit.script(model).save(\"model.pt\")</tt>.</p>");
 
+  m_heatmap = new ShiftHeatmap(this);
+  auto* dock = new QDockWidget("Shift heatmap", this);
+  dock->setObjectName("shiftHeatmapDock");
+  dock->setWidget(m_heatmap);
+  dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+  addDockWidget(Qt::BottomDockWidgetArea, dock);
+
   m_deviceLabel = new QLabel("device: cpu", this);
   statusBar()->addPermanentWidget(m_deviceLabel);
   statusBar()->showMessage("Ready");
@@ -75,6 +86,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(m_worker, &ModelWorker::pretrainFinished, this, &MainWindow::onPretrainFinished);
   connect(this, &MainWindow::requestData, m_worker, &ModelWorker::loadData);
   connect(m_worker, &ModelWorker::dataLoaded, this, &MainWindow::onDataLoaded);
+  connect(this, &MainWindow::requestAnalysis, m_worker, &ModelWorker::analyze);
+  connect(m_worker, &ModelWorker::analysisSnapshot, m_heatmap, &ShiftHeatmap::addSnapshot);
+  connect(m_worker, &ModelWorker::analysisFinished, this, &MainWindow::onAnalysisFinished);
   m_workerThread.start();
 
   buildMenus();
@@ -113,6 +127,11 @@ void MainWindow::buildMenus() {
   view->addSeparator();
   view->addAction("&Expand All Blocks", this, [this] { m_scene->setAllExpanded(true); });
   view->addAction("&Collapse All Blocks", this, [this] { m_scene->setAllExpanded(false); });
+
+  auto* analysis = menuBar()->addMenu("&Analysis");
+  analysis->addAction("&Analyse Target Data", QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                      [this] { analyzeTarget(false); });
+  analysis->addAction("Analyse Against &Source Data", this, [this] { analyzeTarget(true); });
 
   auto* help = menuBar()->addMenu("&Help");
   help->addAction("&About Scalpel", this, [this] {
@@ -175,6 +194,7 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
     // The demo's story: Fashion-MNIST test images under heavy Gaussian noise are the analyst's
     // shifted data; the clean training images are the source reference.
     m_demoPending = false;
+    m_analyseDemo = true;
     openData(true, DataRequest{"fashion-mnist", "test", "gaussian-noise", 5, 0, {}, {}});
     openData(false, DataRequest{"fashion-mnist", "train", {}, 3, 0, {}, {}});
   }
@@ -204,7 +224,7 @@ void MainWindow::showDetails(int nodeIndex) {
     }
     text += "<p style='color:#555'>Click ▸ or double-click a block to see its layers; "
             "click a layer for its details.</p>";
-    text += dataHtml(true) + dataHtml(false);
+    text += diagnosisHtml() + dataHtml(true) + dataHtml(false);
   } else {
     const auto& node = tree.node(nodeIndex);
     text += QStringLiteral("<h3>%1</h3><p>%2</p>").arg(html(node.name), html(node.typeName));
@@ -317,6 +337,60 @@ void MainWindow::onDataLoaded(int role, const DataSummary& summary) {
   statusBar()->showMessage(QStringLiteral("%1: %2 items").arg(QString::fromStdString(summary.description)).arg(summary.items));
   showDetails(0);
   Q_EMIT dataShown(target);
+  if (target && m_analyseDemo) {
+    m_analyseDemo = false;
+    analyzeTarget(false);
+  }
+}
+
+void MainWindow::analyzeTarget(bool useSource) {
+  if (m_inspection.tree.empty()) {
+    showError("Nothing to analyse", "Open a model first (File ▸ Open Model…).");
+    return;
+  }
+  if (!m_targetData.ok || (useSource && !m_sourceData.ok)) {
+    showError("Nothing to analyse",
+              useSource ? "Open target and source data first." : "Open target data first (File ▸ Open Target Image Folder… or CSV…).");
+    return;
+  }
+  m_diagnosis.reset();
+  m_heatmap->clear(QStringLiteral("Analysing %1 …").arg(QString::fromStdString(m_targetData.description)));
+  statusBar()->showMessage("Analysing the target data…");
+  Q_EMIT requestAnalysis(QString::fromStdString(m_inspection.path), useSource);
+}
+
+void MainWindow::onAnalysisFinished(const ShiftAnalysis& analysis) {
+  if (!analysis.ok) {
+    m_heatmap->clear("The analysis did not finish.");
+    if (!analysis.cancelled) showError("Cannot analyse the target data", QString::fromStdString(analysis.error));
+    return;
+  }
+  m_diagnosis = diagnose(analysis, m_inspection.tree);
+  planFreeze("auto", m_inspection.tree, *m_diagnosis, nullptr, m_plan);
+  const auto& last = analysis.snapshots.back();
+  m_heatmap->setCaption(QStringLiteral("%1 (%2 items) against %3 — %4")
+                       .arg(QString::fromStdString(m_targetData.description))
+                       .arg(last.targetItems)
+                       .arg(QString::fromStdString(analysis.reference),
+                            QString::fromStdString(shiftKindName(m_diagnosis->kind))));
+  m_heatmap->flush();
+  statusBar()->showMessage(QStringLiteral("Diagnosis: %1").arg(QString::fromStdString(shiftKindName(m_diagnosis->kind))));
+  showDetails(0);
+  Q_EMIT analysisShown();
+}
+
+QString MainWindow::diagnosisHtml() const {
+  if (!m_diagnosis) return {};
+  QString text = QStringLiteral("<h4>Diagnosis: %1</h4><p>%2</p><ul>")
+                     .arg(html(shiftKindName(m_diagnosis->kind)), html(m_diagnosis->summary));
+  for (const auto& line : m_diagnosis->evidence) text += QStringLiteral("<li>%1</li>").arg(html(line));
+  text += QStringLiteral("</ul><p><b>Suggestion:</b> %1").arg(html(m_plan.explanation));
+  if (!m_plan.trainable.empty()) {
+    QStringList modules;
+    for (const auto& m : m_plan.trainable) modules << html(m);
+    text += QStringLiteral("<br>train: <tt>%1</tt>; freeze the rest").arg(modules.join(", "));
+  }
+  return text + "</p>";
 }
 
 QString MainWindow::dataHtml(bool target) const {

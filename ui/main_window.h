@@ -4,6 +4,9 @@
 #include <QPointer>
 #include <QThread>
 
+#include <optional>
+
+#include "analysis/advisor.h"
 #include "core_metatypes.h"
 
 class QLabel;
@@ -16,6 +19,7 @@ namespace scalpel::ui {
 class DiagramView;
 class LayerDiagramScene;
 class ModelWorker;
+class ShiftHeatmap;
 
 // Scalpel's main window: menus, the layer diagram, a details pane, and the worker thread that
 // opens models.
@@ -42,6 +46,9 @@ class MainWindow : public QMainWindow {
                 const scalpel::PretrainOptions& options = {});
   // Loads data on the worker: the target (the analyst's shifted data) or the source reference.
   void openData(bool target, const scalpel::DataRequest& given);
+  // Streams the target data through the open model into the heatmap, against the model's own
+  // reference (`useSource` false: a saved profile or its BatchNorm statistics) or the source data.
+  void analyzeTarget(bool useSource);
 
  Q_SIGNALS:
   void modelShown();                     // a model is on screen
@@ -52,6 +59,8 @@ class MainWindow : public QMainWindow {
   void demoTrained(double testAccuracy);  // the first-run training of the demo finished
   void requestData(int role, const scalpel::DataRequest& request);
   void dataShown(bool target);  // a data set is loaded and summarised in the details pane
+  void requestAnalysis(const QString& modelPath, bool useSource);
+  void analysisShown();  // the heatmap is complete and the diagnosis is in the details pane
 
  protected:
   void dragEnterEvent(QDragEnterEvent* event) override;
@@ -65,6 +74,8 @@ class MainWindow : public QMainWindow {
   void onPretrainProgress(const scalpel::PretrainProgress& progress);
   void onPretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
   void onDataLoaded(int role, const scalpel::DataSummary& summary);
+  void onAnalysisFinished(const scalpel::ShiftAnalysis& analysis);
+  QString diagnosisHtml() const;
   QString dataHtml(bool target) const;
 
   QThread m_workerThread;
@@ -74,6 +85,10 @@ class MainWindow : public QMainWindow {
   DataSummary m_targetData;
   DataSummary m_sourceData;
   bool m_demoPending = false;  // open the demo's data once its model is shown
+  bool m_analyseDemo = false;  // analyse the demo's target once it is loaded
+  std::optional<Diagnosis> m_diagnosis;
+  FreezePlan m_plan;
+  ShiftHeatmap* m_heatmap = nullptr;
 
   LayerDiagramScene* m_scene = nullptr;
   DiagramView* m_view = nullptr;
@@ -86,6 +101,8 @@ class MainWindow : public QMainWindow {
   QProgressDialog* trainingDialog() const;
   const DataSummary& targetData() const { return m_targetData; }
   const DataSummary& sourceData() const { return m_sourceData; }
+  ShiftHeatmap* heatmap() const { return m_heatmap; }
+  const std::optional<Diagnosis>& diagnosis() const { return m_diagnosis; }
 };
 
 }  // namespace scalpel::ui

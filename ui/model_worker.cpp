@@ -52,8 +52,32 @@ void ModelWorker::loadData(int role, const DataRequest& request) {
   auto data = std::make_shared<Dataset>();
   DataSummary summary;
   loadRequestedData(request, *data, summary);  // never throws
-  if (summary.ok) m_data[role == static_cast<int>(DataRole::Source) ? 1 : 0] = std::move(data);
+  if (summary.ok) m_data[role == static_cast<int>(DataRole::Source) ? 1 : 0] = std::move(data);  // by DataRole
   Q_EMIT dataLoaded(role, summary);
+}
+
+}  // namespace scalpel::ui
+
+namespace scalpel::ui {
+
+void ModelWorker::analyze(const QString& modelPath, bool useSource) {
+  m_cancel = false;
+  ShiftAnalysis analysis;
+  const auto& target = m_data[static_cast<int>(DataRole::Target)];
+  const auto& source = m_data[static_cast<int>(DataRole::Source)];
+  if (!target) {
+    analysis.error = "open target data first (File ▸ Open Target Image Folder… or CSV…)";
+  } else {
+    AnalysisOptions options;
+    options.maxBatches = 20;
+    analysis = analyzeShift(modelPath.toStdString(), *target, useSource ? source.get() : nullptr,
+                            options, [this](const ShiftSnapshot& s) { Q_EMIT analysisSnapshot(s); },
+                            &m_cancel);
+  }
+  if (analysis.snapshots.size() > 1) {  // the others went out one by one already
+    analysis.snapshots.erase(analysis.snapshots.begin(), analysis.snapshots.end() - 1);
+  }
+  Q_EMIT analysisFinished(analysis);
 }
 
 }  // namespace scalpel::ui

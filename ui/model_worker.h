@@ -32,12 +32,17 @@ class ModelWorker : public QObject {
                 const scalpel::PretrainOptions& options);
   // Loads (and shifts) a data set; it replaces the one held for `role`.
   void loadData(int role, const scalpel::DataRequest& request);
+  // Analyses the held target data against the held source data, or against the model's own
+  // reference (stored profile or BatchNorm statistics) when `useSource` is false.
+  void analyze(const QString& modelPath, bool useSource);
 
  Q_SIGNALS:
   void inspected(quint64 requestId, const scalpel::ModelInspection& inspection);
   void pretrainProgress(const scalpel::PretrainProgress& progress);  // at most ~10 per second
   void pretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
   void dataLoaded(int role, const scalpel::DataSummary& summary);
+  void analysisSnapshot(const scalpel::ShiftSnapshot& snapshot);
+  void analysisFinished(const scalpel::ShiftAnalysis& analysis);
 
  private:
   std::atomic<bool> m_cancel{false};

@@ -6,6 +6,7 @@
 #include <QProgressDialog>
 #include <QPushButton>
 #include <QTemporaryDir>
+#include <QTextBrowser>
 #include <QMimeData>
 #include <QSignalSpy>
 #include <QtTest>
@@ -16,6 +17,7 @@
 #include "layer_diagram_scene.h"
 #include "layer_row_item.h"
 #include "main_window.h"
+#include "shift_heatmap.h"
 
 #include <QStatusBar>
 
@@ -162,6 +164,7 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   window.show();
   QSignalSpy finished(&window, &MainWindow::demoTrained);
   QSignalSpy shown(&window, &MainWindow::modelShown);
+  QSignalSpy analysed(&window, &MainWindow::analysisShown);
   window.openDemo(untrained, trained, options);
   QVERIFY(window.trainingDialog());
   QVERIFY(window.trainingDialog()->isVisible());
@@ -185,6 +188,15 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   QCOMPARE(window.targetData().description, std::string("fashion-mnist/test + gaussian-noise (severity 5)"));
   QCOMPARE(window.sourceData().items, size_t(60000));
   QCOMPARE(window.targetData().preview.height, 2 * (56 + 2) + 2);  // clean over noisy, 2× scale
+
+  // Then the demo analyses its target: the heatmap fills in, the diagnosis and plan appear.
+  QVERIFY(analysed.count() > 0 || analysed.wait(120000));
+  QCOMPARE(window.heatmap()->layerCount(), 9);    // the inputs of the demo's nine BatchNorms
+  QCOMPARE(window.heatmap()->batchCount(), 20);   // 20 batches of 100 noisy test images
+  QVERIFY(window.heatmap()->cell(19, 0) >= 1.5);  // first BatchNorm: ≥ 30× the noise floor
+  QVERIFY(window.diagnosis().has_value());
+  QCOMPARE(window.diagnosis()->kind, scalpel::ShiftKind::InputLevel);
+  QVERIFY(window.findChild<QTextBrowser*>()->toPlainText().contains("Diagnosis: input-level"));
   QVERIFY(window.grab().save(screenshot("demo_with_data.png")));
 
   // The next start opens the cached model at once.
