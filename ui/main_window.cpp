@@ -162,8 +162,8 @@ void MainWindow::openModel(const QString& path) {
 }
 
 void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspection) {
+  QApplication::restoreOverrideCursor();  // one per request, stale or not
   if (requestId != m_lastRequest) return;  // a newer request is on its way
-  QApplication::restoreOverrideCursor();
   if (!inspection.ok) {
     m_demoPending = false;
     statusBar()->showMessage("Could not open the model");
@@ -172,6 +172,8 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
     return;
   }
   m_inspection = inspection;
+  m_diagnosis.reset();  // it was about the previous model
+  m_heatmap->clear("Analysis ▸ Analyse Target Data (Ctrl+R) measures this model's shift on the target data.");
   m_scene->setTree(inspection.tree);
   m_view->fitToView();
   const QString file = QFileInfo(QString::fromStdString(inspection.path)).fileName();

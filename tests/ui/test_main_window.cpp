@@ -129,6 +129,7 @@ void TestMainWindow::newestRequestWins() {
   QTest::qWait(300);  // the stale resnet18 result must not replace it either
   QCOMPARE(shown.count(), 1);
   QVERIFY(window.inspection().path.find("small_cnn.pt") != std::string::npos);
+  QVERIFY(QApplication::overrideCursor() == nullptr);  // both requests gave their busy cursor back
 }
 
 void TestMainWindow::notAModelShowsADialog() {
@@ -198,6 +199,11 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   QCOMPARE(window.diagnosis()->kind, scalpel::ShiftKind::InputLevel);
   QVERIFY(window.findChild<QTextBrowser*>()->toPlainText().contains("Diagnosis: input-level"));
   QVERIFY(window.grab().save(screenshot("demo_with_data.png")));
+
+  // Another model: the diagnosis and the heatmap were about the demo, so they go.
+  QVERIFY(openAndWait(window, "small_cnn.pt"));
+  QVERIFY(!window.diagnosis().has_value());
+  QCOMPARE(window.heatmap()->batchCount(), 0);
 
   // The next start opens the cached model at once.
   MainWindow again;
