@@ -99,12 +99,9 @@ GradientProfile gradientProfile(const std::string& modelPath, const Dataset& tar
       return profile;
     }
     ScriptModel& model = *loaded.model;
-    BatchStream::Options streamOptions;
+    auto streamOptions = BatchStream::forModel(model.metadata().mean, model.metadata().std, model.device());
     streamOptions.batchSize = options.batchSize;
     streamOptions.seed = options.seed;
-    streamOptions.mean = model.metadata().mean;
-    streamOptions.std = model.metadata().std;
-    streamOptions.device = model.device();
     std::vector<std::size_t> indices(target.size());
     std::iota(indices.begin(), indices.end(), 0);
     seededShuffle(indices, options.seed + 3);

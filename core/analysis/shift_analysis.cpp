@@ -121,12 +121,9 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
       tapIndex[i] = i;
     }
 
-    BatchStream::Options streamOptions;
+    auto streamOptions = BatchStream::forModel(model.metadata().mean, model.metadata().std, model.device());
     streamOptions.batchSize = options.batchSize;
     streamOptions.shuffle = false;  // the order is fixed by sampleIndices
-    streamOptions.mean = model.metadata().mean;
-    streamOptions.std = model.metadata().std;
-    streamOptions.device = model.device();
 
     const auto cancelled = [&] {
       if (!cancel || !cancel->load()) return false;

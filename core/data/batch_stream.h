@@ -41,6 +41,16 @@ class BatchStream {
     std::size_t prefetch = 3;  // batches prepared ahead
   };
 
+  // Options that normalise with a model's preprocessing and deliver to its device.
+  static Options forModel(const std::vector<double>& mean, const std::vector<double>& std,
+                          torch::Device device) {
+    Options options;
+    options.mean = mean;
+    options.std = std;
+    options.device = device;
+    return options;
+  }
+
   BatchStream(std::shared_ptr<const Dataset> data, std::vector<std::size_t> indices,
               Options options);
   ~BatchStream();

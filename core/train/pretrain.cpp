@@ -113,12 +113,9 @@ PretrainResult pretrainModel(const std::string& modelPath, const std::string& ou
     metadata.classNames = train.classNames;
 
     torch::manual_seed(options.seed);
-    BatchStream::Options streamOptions;
+    auto streamOptions = BatchStream::forModel(metadata.mean, metadata.std, device);
     streamOptions.batchSize = options.batchSize;
     streamOptions.seed = options.seed;
-    streamOptions.mean = metadata.mean;
-    streamOptions.std = metadata.std;
-    streamOptions.device = device;
     const auto trainShared = std::make_shared<const Dataset>(std::move(train));
     std::vector<std::size_t> all(trainShared->size());
     std::iota(all.begin(), all.end(), 0);
