@@ -7,6 +7,8 @@
 #include <iomanip>
 #include <iostream>
 
+#include "cli_train.h"
+
 #include "analysis/advisor.h"
 #include "analysis/gradient_profile.h"
 #include "analysis/shift_analysis.h"
@@ -120,6 +122,11 @@ int main(int argc, char** argv) {
   analyze->add_option("--save-reference", saveReference,
                       "with --source: save a copy of the model carrying the source statistics, so later analyses need no source data");
 
+  scalpel::cli::TrainCommand trainCommand;
+  auto* train = scalpel::cli::addTrainCommand(app, trainCommand);
+  scalpel::cli::ExportCommand exportCommand;
+  auto* exporter = scalpel::cli::addExportCommand(app, exportCommand);
+
   CLI11_PARSE(app, argc, argv);
   scalpel::initLogging(logLevel);
   scalpel::useAllCores();
@@ -128,6 +135,8 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << message << "\n";
     return 1;
   };
+  if (train->parsed()) return scalpel::cli::runTrainCommand(trainCommand);
+  if (exporter->parsed()) return scalpel::cli::runExportCommand(exportCommand);
   if (shifts->parsed()) {
     for (const auto& info : scalpel::shiftCatalogue()) {
       std::cout << info.name << std::string(info.name.size() < 20 ? 20 - info.name.size() : 1, ' ')

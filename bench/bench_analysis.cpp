@@ -3,6 +3,7 @@
 //   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick]
 
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "analysis/activation_moments.h"
 #include "model/activation_taps.h"
 #include "model/script_model.h"
+#include "util/device_info.h"
 #include "util/threads.h"
 
 namespace {
@@ -25,17 +27,21 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+bool onCuda = false;
+
+// Wall time of `work`, waiting for the GPU's queue to drain when there is one.
 template <typename Work>
 double seconds(Work&& work) {
   const auto start = Clock::now();
   work();
+  if (onCuda) torch::cuda::synchronize();
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
 // `batchNormInputs`: tap only what the default analysis (no source data) reads.
 void bench(const std::string& name, const std::string& path, std::vector<std::int64_t> shape, int reps,
            bool batchNormInputs) {
-  auto loaded = scalpel::ScriptModel::load(path);
+  auto loaded = scalpel::ScriptModel::load(path, onCuda ? "cuda" : "cpu");
   if (!loaded) {
     std::printf("%-10s %s\n", name.c_str(), loaded.error.c_str());
     return;
@@ -51,7 +57,7 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
   const scalpel::ActivationTaps bnTaps(module, {"(no module outputs)"}, batchNorms);
   const auto& taps = batchNormInputs ? bnTaps : allTaps;
   const auto tapCount = batchNormInputs ? taps.inputCalls().size() : taps.tappedCalls().size();
-  const auto input = torch::randn(shape);
+  const auto input = torch::randn(shape).to(loaded.model->device());
   const auto plain = [&] { module.forward({input}); };
   const auto tapped = [&] { taps.run(input); };
   const auto analysed = [&] {
@@ -79,14 +85,20 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick]\n");
+    std::fprintf(stderr, "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda]\n");
     return 2;
   }
   scalpel::useAllCores();
   const std::string fixtures = argv[1];
-  const bool quick = argc > 3 && std::string(argv[3]) == "--quick";
+  bool quick = false;
+  for (int i = 3; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--quick") quick = true;
+    if (flag == "--device" && i + 1 < argc) onCuda = std::string(argv[++i]).rfind("cuda", 0) == 0;
+  }
   const int reps = quick ? 2 : 15;
-  std::printf("analysis forward vs plain forward, median of %d interleaved runs, %d threads\n", reps, at::get_num_threads());
+  std::printf("analysis forward vs plain forward, median of %d interleaved runs, on %s\n", reps,
+              scalpel::describeDevice(onCuda ? "cuda:0" : "cpu").c_str());
   std::printf("%-10s %-16s %-13s %12s %12s %7s %12s %7s %8s\n", "model", "batch", "taps", "plain", "taps", "ratio", "analysis", "ratio", "batch/s");
   for (const bool batchNormInputs : {false, true}) {
     bench("demo", argv[2], {100, 1, 28, 28}, reps, batchNormInputs);

@@ -7,7 +7,9 @@
 #include "analysis/shift_analysis.h"
 #include "data/data_request.h"
 #include "model/model_inspection.h"
+#include "train/fine_tuning.h"
 #include "train/pretrain.h"
+#include "train/trainer.h"
 
 Q_DECLARE_METATYPE(scalpel::ModelInspection)
 Q_DECLARE_METATYPE(scalpel::PretrainOptions)
@@ -17,3 +19,7 @@ Q_DECLARE_METATYPE(scalpel::DataRequest)
 Q_DECLARE_METATYPE(scalpel::DataSummary)
 Q_DECLARE_METATYPE(scalpel::ShiftSnapshot)
 Q_DECLARE_METATYPE(scalpel::ShiftAnalysis)
+Q_DECLARE_METATYPE(scalpel::TrainOptions)
+Q_DECLARE_METATYPE(scalpel::TrainEvent)
+Q_DECLARE_METATYPE(scalpel::FineTuneRun)
+Q_DECLARE_METATYPE(scalpel::FreezePlan)

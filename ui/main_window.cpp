@@ -5,6 +5,7 @@
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QFileDialog>
+#include <QDir>
 #include <QFileInfo>
 #include <QLabel>
 #include <QMenuBar>
@@ -22,6 +23,9 @@
 #include "layer_diagram_scene.h"
 #include "model_worker.h"
 #include "shift_heatmap.h"
+#include "training_panel.h"
+#include "io/model_export.h"
+#include "io/run_report.h"
 #include "scalpel/version.h"
 #include "util/logging.h"
 
@@ -42,6 +46,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   qRegisterMetaType<scalpel::DataSummary>();
   qRegisterMetaType<scalpel::ShiftSnapshot>();
   qRegisterMetaType<scalpel::ShiftAnalysis>();
+  qRegisterMetaType<scalpel::TrainOptions>();
+  qRegisterMetaType<scalpel::TrainEvent>();
+  qRegisterMetaType<scalpel::FineTuneRun>();
+  qRegisterMetaType<scalpel::FreezePlan>();
   setWindowTitle("Scalpel");
   setAcceptDrops(true);
 
@@ -69,6 +77,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   dock->setWidget(m_heatmap);
   dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::BottomDockWidgetArea, dock);
+  m_training = new TrainingPanel(this);
+  auto* trainingDock = new QDockWidget("Training", this);
+  trainingDock->setObjectName("trainingDock");
+  trainingDock->setWidget(m_training);
+  trainingDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+  addDockWidget(Qt::BottomDockWidgetArea, trainingDock);
+  tabifyDockWidget(dock, trainingDock);
+  dock->raise();
 
   m_deviceLabel = new QLabel("device: cpu", this);
   statusBar()->addPermanentWidget(m_deviceLabel);
@@ -89,6 +105,17 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(this, &MainWindow::requestAnalysis, m_worker, &ModelWorker::analyze);
   connect(m_worker, &ModelWorker::analysisSnapshot, m_heatmap, &ShiftHeatmap::addSnapshot);
   connect(m_worker, &ModelWorker::analysisFinished, this, &MainWindow::onAnalysisFinished);
+  connect(this, &MainWindow::requestTraining, m_worker, &ModelWorker::train);
+  connect(m_worker, &ModelWorker::trainingStatus, m_training, &TrainingPanel::onStatus);
+  connect(m_worker, &ModelWorker::trainingEvent, m_training, &TrainingPanel::onEvent);
+  connect(m_worker, &ModelWorker::trainingFinished, this, &MainWindow::onTrainingFinished);
+  connect(m_training, &TrainingPanel::trainRequested, this, &MainWindow::startTraining);
+  // Pause and stop go straight to the worker's control (thread-safe), not through its queue,
+  // which is busy with the run.
+  connect(m_training, &TrainingPanel::pauseRequested, this, [this](bool paused) {
+    if (paused) m_worker->trainControl().pause(); else m_worker->trainControl().resume();
+  });
+  connect(m_training, &TrainingPanel::stopRequested, this, [this] { m_worker->trainControl().cancel(); });
   m_workerThread.start();
 
   buildMenus();
@@ -96,7 +123,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 }
 
 MainWindow::~MainWindow() {
-  m_worker->cancelFlag() = true;  // a training run stops within one step
+  m_worker->cancelFlag() = true;  // a pretraining run stops within one step
+  m_worker->trainControl().cancel();  // and so does fine-tuning
   m_workerThread.quit();
   m_workerThread.wait();
 }
@@ -116,6 +144,14 @@ void MainWindow::buildMenus() {
     if (!csv.isEmpty()) openData(true, DataRequest{csv.toStdString(), "test", {}, 3, 0, {}, {}});
   });
   file->addSeparator();
+  m_exportAction = file->addAction("&Export Tuned Model…", this, [this] {
+    const QString path = QFileDialog::getSaveFileName(this, "Export the tuned model", "tuned.pt",
+                                                      "TorchScript models (*.pt);;All files (*)");
+    if (!path.isEmpty()) exportTunedModel(path);
+  });
+  m_exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
+  m_exportAction->setEnabled(false);
+  file->addSeparator();
   auto* quit = file->addAction("&Quit", qApp, &QApplication::quit);
   quit->setShortcut(QKeySequence::Quit);
 
@@ -132,6 +168,12 @@ void MainWindow::buildMenus() {
   analysis->addAction("&Analyse Target Data", QKeySequence(Qt::CTRL | Qt::Key_R), this,
                       [this] { analyzeTarget(false); });
   analysis->addAction("Analyse Against &Source Data", this, [this] { analyzeTarget(true); });
+
+  auto* training = menuBar()->addMenu("&Training");
+  training->addAction("&Train", QKeySequence(Qt::CTRL | Qt::Key_T), this, [this] {
+    startTraining(m_training->strategy(), m_training->options());
+  });
+  training->addAction("&Stop", this, [this] { m_worker->trainControl().cancel(); });
 
   auto* help = menuBar()->addMenu("&Help");
   help->addAction("&About Scalpel", this, [this] {
@@ -172,6 +214,11 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
     return;
   }
   m_inspection = inspection;
+  QStringList trainable;
+  for (const auto& block : inspection.tree.blocks()) {
+    if (block.totalParameters > 0) trainable << QString::fromStdString(block.name);
+  }
+  m_training->setBlocks(trainable);
   m_diagnosis.reset();  // it was about the previous model
   m_heatmap->clear("Analysis ▸ Analyse Target Data (Ctrl+R) measures this model's shift on the target data.");
   m_scene->setTree(inspection.tree);
@@ -441,6 +488,58 @@ void MainWindow::dropEvent(QDropEvent* event) {
   if (urls.size() != 1 || !urls.front().isLocalFile()) return;
   event->acceptProposedAction();
   openModel(urls.front().toLocalFile());
+}
+
+}  // namespace scalpel::ui
+
+namespace scalpel::ui {
+
+void MainWindow::startTraining(const QString& strategy, const TrainOptions& options) {
+  if (m_inspection.path.empty() || !m_inspection.ok) {
+    showError("Nothing to train", "Open a model first (File ▸ Open Model…).");
+    return;
+  }
+  if (!m_targetData.ok) {
+    showError("No target data", "Open the data to tune on first (File ▸ Open Target Image Folder… or CSV…).");
+    return;
+  }
+  m_training->setRunning(true);
+  if (auto* dock = findChild<QDockWidget*>("trainingDock")) dock->raise();
+  statusBar()->showMessage("Training …");
+  Q_EMIT requestTraining(QString::fromStdString(m_inspection.path), strategy, m_plan, options);
+}
+
+void MainWindow::onTrainingFinished(const FineTuneRun& run, const QString& planError) {
+  m_training->onFinished(run, planError);
+  const bool ok = planError.isEmpty() && run.result.tunedModel != nullptr;
+  if (!planError.isEmpty()) {
+    showError("Cannot train", planError);
+  } else if (!run.result.ok && !run.result.cancelled) {
+    showError("Training stopped", QString::fromStdString(run.result.error));
+  }
+  if (ok) m_lastRun = run;
+  m_exportAction->setEnabled(m_lastRun.has_value());
+  statusBar()->showMessage(ok ? "Training finished: File ▸ Export Tuned Model… saves the result" : "Training did not finish");
+  Q_EMIT trainingFinished(ok);
+}
+
+QString MainWindow::exportTunedModel(const QString& path) {
+  if (!m_lastRun || !m_lastRun->result.tunedModel) {
+    const QString error = "There is no tuned model yet: train first (Training ▸ Train).";
+    showError("Nothing to export", error);
+    return error;
+  }
+  const auto& run = *m_lastRun;
+  std::string problem = scalpel::exportTunedModel(*run.result.tunedModel, runReportToJson(run.report), path.toStdString());
+  const QFileInfo info(path);
+  const QString folder = info.dir().filePath(info.completeBaseName() + "-report");
+  if (problem.empty()) problem = writeReportFolder(run.report, folder.toStdString());
+  if (!problem.empty()) {
+    showError("Cannot export", QString::fromStdString(problem) + "\n\nNothing was overwritten; choose another place.");
+    return QString::fromStdString(problem);
+  }
+  statusBar()->showMessage(QString("Exported %1 and its report in %2").arg(path, folder));
+  return {};
 }
 
 }  // namespace scalpel::ui

@@ -20,6 +20,7 @@ class DiagramView;
 class LayerDiagramScene;
 class ModelWorker;
 class ShiftHeatmap;
+class TrainingPanel;
 
 // Scalpel's main window: menus, the layer diagram, a details pane, and the worker thread that
 // opens models.
@@ -49,6 +50,11 @@ class MainWindow : public QMainWindow {
   // Streams the target data through the open model into the heatmap, against the model's own
   // reference (`useSource` false: a saved profile or its BatchNorm statistics) or the source data.
   void analyzeTarget(bool useSource);
+  // Fine-tunes the open model on the target data (the paper's split) on the worker thread.
+  void startTraining(const QString& strategy, const scalpel::TrainOptions& options);
+  // Writes the last run's tuned model (its report inside) and, beside it, the report as Markdown
+  // with plots in "<name>-report/". Returns "" or the error (also shown in a dialog).
+  QString exportTunedModel(const QString& path);
 
  Q_SIGNALS:
   void modelShown();                     // a model is on screen
@@ -61,6 +67,9 @@ class MainWindow : public QMainWindow {
   void dataShown(bool target);  // a data set is loaded and summarised in the details pane
   void requestAnalysis(const QString& modelPath, bool useSource);
   void analysisShown();  // the heatmap is complete and the diagnosis is in the details pane
+  void requestTraining(const QString& modelPath, const QString& strategy,
+                       const scalpel::FreezePlan& plan, const scalpel::TrainOptions& options);
+  void trainingFinished(bool ok);  // a run ended (ok: a tuned model is ready to export)
 
  protected:
   void dragEnterEvent(QDragEnterEvent* event) override;
@@ -75,6 +84,7 @@ class MainWindow : public QMainWindow {
   void onPretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
   void onDataLoaded(int role, const scalpel::DataSummary& summary);
   void onAnalysisFinished(const scalpel::ShiftAnalysis& analysis);
+  void onTrainingFinished(const scalpel::FineTuneRun& run, const QString& planError);
   QString diagnosisHtml() const;
   QString dataHtml(bool target) const;
 
@@ -89,6 +99,9 @@ class MainWindow : public QMainWindow {
   std::optional<Diagnosis> m_diagnosis;
   FreezePlan m_plan;
   ShiftHeatmap* m_heatmap = nullptr;
+  TrainingPanel* m_training = nullptr;
+  std::optional<FineTuneRun> m_lastRun;
+  QAction* m_exportAction = nullptr;
 
   LayerDiagramScene* m_scene = nullptr;
   DiagramView* m_view = nullptr;
@@ -102,6 +115,8 @@ class MainWindow : public QMainWindow {
   const DataSummary& targetData() const { return m_targetData; }
   const DataSummary& sourceData() const { return m_sourceData; }
   ShiftHeatmap* heatmap() const { return m_heatmap; }
+  TrainingPanel* trainingPanel() const { return m_training; }
+  const std::optional<FineTuneRun>& lastRun() const { return m_lastRun; }
   const std::optional<Diagnosis>& diagnosis() const { return m_diagnosis; }
 };
 

@@ -3,6 +3,7 @@
 #include <QElapsedTimer>
 
 #include "util/logging.h"
+#include "util/threads.h"
 
 namespace scalpel::ui {
 
@@ -28,6 +29,7 @@ namespace scalpel::ui {
 
 void ModelWorker::pretrain(const QString& modelPath, const QString& outPath,
                            const PretrainOptions& options) {
+  useAllCores();  // torch's thread count is per thread: set it on this one
   m_cancel = false;
   QElapsedTimer sinceReport;
   sinceReport.start();
@@ -61,6 +63,7 @@ void ModelWorker::loadData(int role, const DataRequest& request) {
 namespace scalpel::ui {
 
 void ModelWorker::analyze(const QString& modelPath, bool useSource) {
+  useAllCores();  // torch's thread count is per thread: set it on this one
   m_cancel = false;
   ShiftAnalysis analysis;
   const auto& target = m_data[static_cast<int>(DataRole::Target)];
@@ -78,6 +81,56 @@ void ModelWorker::analyze(const QString& modelPath, bool useSource) {
     analysis.snapshots.erase(analysis.snapshots.begin(), analysis.snapshots.end() - 1);
   }
   Q_EMIT analysisFinished(analysis);
+}
+
+}  // namespace scalpel::ui
+
+namespace scalpel::ui {
+
+void ModelWorker::train(const QString& modelPath, const QString& strategy, const FreezePlan& plan,
+                        const TrainOptions& options) {
+  useAllCores();  // torch's thread count is per thread: set it on this one
+  m_trainControl.reset();
+  FineTuneRun run;
+  const auto& target = m_data[static_cast<int>(DataRole::Target)];
+  const auto& source = m_data[static_cast<int>(DataRole::Source)];
+  if (!target) {
+    Q_EMIT trainingFinished(run, "open target data first (File ▸ Open Target Image Folder… or CSV…)");
+    return;
+  }
+  try {
+    const TargetData data = splitTarget(*target, TargetSplit{}, target->name);
+    if (!data.ok) {
+      Q_EMIT trainingFinished(run, QString::fromStdString(data.error));
+      return;
+    }
+    PlanChoice choice;
+    if (strategy == "manual") {
+      choice.ok = true;
+      choice.plan = plan;
+    } else {
+      choice = choosePlan(modelPath.toStdString(), strategy.toStdString(), data, source.get(), options, 2,
+                          [this](const std::string& status) { Q_EMIT trainingStatus(QString::fromStdString(status)); },
+                          &m_trainControl);
+    }
+    if (!choice.ok) {
+      Q_EMIT trainingFinished(run, QString::fromStdString(choice.error));
+      return;
+    }
+    Q_EMIT trainingStatus(QString::fromStdString("training: " + choice.plan.explanation));
+    QElapsedTimer sinceReport;
+    sinceReport.start();
+    run = fineTune(modelPath.toStdString(), choice, data, options, [&](const TrainEvent& event) {
+      if (event.kind != TrainEvent::Kind::Step || sinceReport.elapsed() >= 100 || event.step == event.totalSteps) {
+        sinceReport.restart();
+        Q_EMIT trainingEvent(event);
+      }
+    }, &m_trainControl);
+    Q_EMIT trainingFinished(run, {});
+  } catch (const std::exception& error) {  // never out of a slot
+    logger("ui")->error("training failed: {}", error.what());
+    Q_EMIT trainingFinished(run, QString("training failed: ") + error.what());
+  }
 }
 
 }  // namespace scalpel::ui

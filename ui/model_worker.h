@@ -24,6 +24,8 @@ class ModelWorker : public QObject {
  public:
   // Not a slot: set from the GUI thread while pretrain() runs, read between its steps.
   std::atomic<bool>& cancelFlag() { return m_cancel; }
+  // Not a slot either: pause, resume and stop a fine-tuning run from the GUI thread.
+  TrainControl& trainControl() { return m_trainControl; }
 
  public Q_SLOTS:
   void inspect(quint64 requestId, const QString& path, const QVector<qint64>& inputShape);
@@ -35,6 +37,10 @@ class ModelWorker : public QObject {
   // Analyses the held target data against the held source data, or against the model's own
   // reference (stored profile or BatchNorm statistics) when `useSource` is false.
   void analyze(const QString& modelPath, bool useSource);
+  // Fine-tunes the model on the held target data (split by the paper's protocol), choosing the
+  // plan by `strategy` (see choosePlan()); `plan` is used as it is when strategy is "manual".
+  void train(const QString& modelPath, const QString& strategy, const scalpel::FreezePlan& plan,
+             const scalpel::TrainOptions& options);
 
  Q_SIGNALS:
   void inspected(quint64 requestId, const scalpel::ModelInspection& inspection);
@@ -43,9 +49,13 @@ class ModelWorker : public QObject {
   void dataLoaded(int role, const scalpel::DataSummary& summary);
   void analysisSnapshot(const scalpel::ShiftSnapshot& snapshot);
   void analysisFinished(const scalpel::ShiftAnalysis& analysis);
+  void trainingStatus(const QString& message);
+  void trainingEvent(const scalpel::TrainEvent& event);  // steps thinned to ~10 per second
+  void trainingFinished(const scalpel::FineTuneRun& run, const QString& planError);
 
  private:
   std::atomic<bool> m_cancel{false};
+  TrainControl m_trainControl;
   std::shared_ptr<const Dataset> m_data[2];  // by DataRole
 };
 

@@ -43,8 +43,42 @@ std::size_t BatchStream::batchesPerEpoch() const {
   return full + (!m_options.dropLast && m_indices.size() % m_options.batchSize ? 1 : 0);
 }
 
+bool BatchStream::residentOnDevice() const {
+  return (m_options.device.is_cuda() || m_options.residentOnCpu) && m_indices.size() * m_data->itemSize() * sizeof(float) <= m_options.residentBytes;
+}
+
+void BatchStream::uploadResident() {
+  // The ordinary producer, once over every item in order, gathers the device-resident copy.
+  Options once = m_options;
+  once.shuffle = false;
+  once.dropLast = false;
+  once.batchSize = std::max<std::size_t>(m_options.batchSize, 256);
+  once.residentBytes = 0;
+  once.residentOnCpu = false;
+  BatchStream loader(m_data, m_indices, once);
+  loader.startEpoch(0);
+  std::vector<torch::Tensor> inputs, labels;
+  while (auto batch = loader.next()) {
+    inputs.push_back(batch->inputs);
+    labels.push_back(batch->labels);
+  }
+  m_residentInputs = torch::cat(inputs);
+  m_residentLabels = torch::cat(labels);
+}
+
 void BatchStream::startEpoch(int epoch) {
   m_queue.reset();  // stops a previous producer first
+  if (residentOnDevice()) {
+    if (!m_residentInputs.defined()) uploadResident();
+    // Positions shuffled exactly as the items are in the streamed case (same permutation).
+    std::vector<std::size_t> positions(m_indices.size());
+    for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = i;
+    if (m_options.shuffle) seededShuffle(positions, m_options.seed + static_cast<std::uint64_t>(epoch));
+    std::vector<std::int64_t> order(positions.begin(), positions.end());
+    m_epochOrder = torch::tensor(order, torch::kInt64).to(m_options.device);
+    m_cursor = 0;
+    return;
+  }
   std::vector<std::size_t> order = m_indices;
   if (m_options.shuffle) seededShuffle(order, m_options.seed + static_cast<std::uint64_t>(epoch));
   m_queue = std::make_unique<Queue>();
@@ -110,6 +144,14 @@ void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queue) cons
 }
 
 std::optional<Batch> BatchStream::next() {
+  if (m_epochOrder.defined() && !m_queue) {
+    const auto total = static_cast<std::size_t>(m_epochOrder.size(0));
+    const std::size_t count = std::min(m_options.batchSize, total - std::min(total, m_cursor));
+    if (count == 0 || (count < m_options.batchSize && m_options.dropLast)) return std::nullopt;
+    const auto positions = m_epochOrder.narrow(0, static_cast<std::int64_t>(m_cursor), static_cast<std::int64_t>(count));
+    m_cursor += count;
+    return Batch{m_residentInputs.index_select(0, positions), m_residentLabels.index_select(0, positions)};
+  }
   if (!m_queue) return std::nullopt;
   Batch batch;
   {

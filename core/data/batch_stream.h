@@ -39,6 +39,10 @@ class BatchStream {
     std::vector<double> std;
     torch::Device device = torch::kCPU;
     std::size_t prefetch = 3;  // batches prepared ahead
+    // On CUDA, a set up to this size is normalised and uploaded once and batches are gathered on
+    // the GPU: target sets are small, and a per-step host gather would leave the GPU waiting.
+    std::size_t residentBytes = std::size_t(2) << 30;
+    bool residentOnCpu = false;  // the same on the CPU (for tests: it is no faster there)
   };
 
   // Options that normalise with a model's preprocessing and deliver to its device.
@@ -75,6 +79,12 @@ class BatchStream {
   // Owned here alone: its destructor stops and joins the producer, which therefore never
   // outlives the stream or the data it reads.
   std::unique_ptr<Queue> m_queue;
+  // The device-resident copy (see Options::residentBytes): items in m_indices order, and this
+  // epoch's order as positions into it.
+  bool residentOnDevice() const;
+  void uploadResident();
+  torch::Tensor m_residentInputs, m_residentLabels, m_epochOrder;
+  std::size_t m_cursor = 0;
 };
 
 }  // namespace scalpel

@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -173,6 +174,11 @@ DataLoadResult readIdx(const fs::path& imagesPath, const fs::path& labelsPath,
   return result;
 }
 
+fs::path fashionMnistDir() {
+  const char* folder = std::getenv("SCALPEL_FASHION_MNIST_DIR");
+  return folder && *folder ? fs::path(folder) : fs::path(kFashionMnistDir);
+}
+
 const std::vector<std::string>& fashionMnistClassNames() {
   static const std::vector<std::string> names{"T-shirt/top", "Trouser", "Pullover", "Dress",
                                               "Coat",        "Sandal",  "Shirt",    "Sneaker",
@@ -187,7 +193,7 @@ DataLoadResult readFashionMnist(const std::string& split, const fs::path& folder
   const std::string prefix = split == "train" ? "train" : "t10k";
   const auto images = folder / (prefix + "-images-idx3-ubyte.gz");
   if (!fs::exists(images)) {
-    return DataLoadResult::failure(images.string() + ": not found — install Fashion-MNIST with apt-get install dataset-fashion-mnist");
+    return DataLoadResult::failure(images.string() + ": not found — install Fashion-MNIST with apt-get install dataset-fashion-mnist (or set SCALPEL_FASHION_MNIST_DIR)");
   }
   auto result = readIdx(images, folder / (prefix + "-labels-idx1-ubyte.gz"), fashionMnistClassNames());
   if (result) result.dataset->name = "fashion-mnist/" + split;

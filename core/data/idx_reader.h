@@ -30,9 +30,12 @@ DataLoadResult readIdx(const std::filesystem::path& images, const std::filesyste
                        std::vector<std::string> classNames = {});
 
 inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+// $SCALPEL_FASHION_MNIST_DIR when set (e.g. a copy on a machine without the Debian package),
+// else kFashionMnistDir.
+std::filesystem::path fashionMnistDir();
 const std::vector<std::string>& fashionMnistClassNames();
 // Fashion-MNIST from the Debian package dataset-fashion-mnist; split is "train" or "test".
 DataLoadResult readFashionMnist(const std::string& split,
-                                const std::filesystem::path& folder = kFashionMnistDir);
+                                const std::filesystem::path& folder = fashionMnistDir());
 
 }  // namespace scalpel

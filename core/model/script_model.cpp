@@ -176,6 +176,11 @@ ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& devic
     result.error = "CUDA was asked for, but this machine has no usable CUDA device — use the CPU";
     return result;
   }
+  if (model->m_device.is_cuda() && model->m_device.index() >= static_cast<int>(torch::cuda::device_count())) {
+    const auto count = torch::cuda::device_count();
+    result.error = "there is no GPU " + deviceName + ": this machine has " + std::to_string(count) + (count == 1 ? " (cuda:0)" : " (cuda:0 to cuda:" + std::to_string(count - 1) + ")");
+    return result;
+  }
 
   torch::jit::ExtraFilesMap extra{{kModelMetadataFile, ""}, {kReferenceProfileFile, ""}};
   try {

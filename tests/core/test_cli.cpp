@@ -4,6 +4,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -20,6 +21,9 @@ class TestCli : public QObject {
   void version();
   void pretrainOnASmallSubset();
   void analyzeAndSuggest();
+  void trainExportAndSession();
+  void trainRejectsBadInput_data();
+  void trainRejectsBadInput();
 
  private:
   struct Run {
@@ -143,6 +147,80 @@ void TestCli::analyzeAndSuggest() {
   const auto noSource = cli({"analyze", "--model", demo, "--batches", "1", "--save-reference", dir.filePath("x.pt")});
   QCOMPARE(noSource.exitCode, 1);
   QVERIFY(noSource.err.contains("--save-reference needs --source"));
+}
+
+void TestCli::trainExportAndSession() {
+  QTemporaryDir dir;
+  const QString demo = SCALPEL_DEMO_DIR "/demo_model.pt";
+  const QString session = dir.filePath("session.json");
+  const QString tuned = dir.filePath("tuned.pt");
+  const auto run = cli({"train", "--model", demo, "--shift", "label-permutation", "--strategy", "last",
+                        "--train-per-class", "50", "--validation-per-class", "20", "--epochs", "6", "--lr", "0.02",
+                        "--bn-eval", "--device", "cpu", "--out", tuned, "--session", session, "--report", dir.filePath("report")});
+  QVERIFY2(run.exitCode == 0, qPrintable(run.err + run.out));
+  QVERIFY2(run.out.contains("plan (last): Train only the last block, fc"), qPrintable(run.out));
+  QCOMPARE(run.out.count(QRegularExpression("^epoch \\d step", QRegularExpression::MultilineOption)), 6);
+  QVERIFY(run.out.contains("test accuracy"));
+  QVERIFY(QFile::exists(tuned));
+  QVERIFY(QFile::exists(dir.filePath("report/report.md")));
+  QVERIFY(QFile::exists(dir.filePath("report/curves.png")));
+
+  // The session holds the run, with paths relative to it.
+  QFile file(session);
+  QVERIFY(file.open(QIODevice::ReadOnly));
+  const auto json = QJsonDocument::fromJson(file.readAll()).object();
+  QCOMPARE(json["format"].toInt(), 1);
+  QCOMPARE(json["strategy"].toString(), QString("last"));
+  const auto runs = json["runs"].toArray();
+  QCOMPARE(runs.size(), 1);
+  QCOMPARE(runs[0].toObject()["tuned_model"].toString(), QString("tuned.pt"));
+  const auto report = runs[0].toObject()["report"].toObject();
+  QCOMPARE(report["outcome"].toString(), QString("finished"));
+  QCOMPARE(report["history"].toArray().size(), 6);
+  QVERIFY(report["test_after"].toObject()["accuracy"].toDouble() > 0.8);
+
+  // Again from the session, one flag changed: a second run is added.
+  const auto again = cli({"train", "--session", session, "--epochs", "1", "--out", dir.filePath("tuned2.pt")});
+  QVERIFY2(again.exitCode == 0, qPrintable(again.err + again.out));
+  QVERIFY(again.out.contains("label-permutation"));
+  file.close();  // the session was replaced (renamed into place): read the new file
+  QVERIFY(file.open(QIODevice::ReadOnly));
+  QCOMPARE(QJsonDocument::fromJson(file.readAll()).object()["runs"].toArray().size(), 2);
+
+  // Export: the session's last run, and a model file directly.
+  const auto exported = cli({"export", "--session", session, "--out", dir.filePath("final.pt"), "--report", dir.filePath("final")});
+  QVERIFY2(exported.exitCode == 0, qPrintable(exported.err));
+  QVERIFY(QFile::exists(dir.filePath("final.pt")));
+  QVERIFY(QFile::exists(dir.filePath("final/report.md")));
+  const auto untuned = cli({"export", "--model", demo, "--report", dir.filePath("none")});
+  QCOMPARE(untuned.exitCode, 1);
+  QVERIFY2(untuned.err.contains("carries no Scalpel report"), qPrintable(untuned.err));
+}
+
+void TestCli::trainRejectsBadInput_data() {
+  QTest::addColumn<QStringList>("arguments");
+  QTest::addColumn<QString>("expected");
+  const QString demo = SCALPEL_DEMO_DIR "/demo_model.pt";
+  QTest::newRow("no model") << QStringList{"train"} << "no model";
+  QTest::newRow("bad optimiser") << QStringList{"train", "--model", demo, "--optimizer", "rmsprop"} << "unknown optimiser";
+  QTest::newRow("unknown block") << QStringList{"train", "--model", demo, "--strategy", "block:nope"} << "no block 'nope'";
+  QTest::newRow("unknown shift") << QStringList{"train", "--model", demo, "--shift", "sunburn"} << "sunburn";
+  QTest::newRow("newer session") << QStringList{"train", "--session", "NEWER"} << "newer";
+}
+
+void TestCli::trainRejectsBadInput() {
+  QFETCH(QStringList, arguments);
+  QFETCH(QString, expected);
+  QTemporaryDir dir;
+  const QString newer = dir.filePath("newer.json");
+  QFile file(newer);
+  QVERIFY(file.open(QIODevice::WriteOnly));
+  file.write(R"({"format": 99})");
+  file.close();
+  arguments.replaceInStrings("NEWER", newer);
+  const auto run = cli(arguments);
+  QCOMPARE(run.exitCode, 1);
+  QVERIFY2(run.err.contains(expected), qPrintable(run.err));
 }
 
 QTEST_GUILESS_MAIN(TestCli)

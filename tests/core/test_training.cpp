@@ -25,6 +25,7 @@ class TestTraining : public QObject {
  private Q_SLOTS:
   void batchesCoverAnEpochInSeededOrder();
   void batchesAreNormalisedWithGivenStatistics();
+  void residentBatchesEqualStreamedOnes();
   void pretrainLearnsAndStoresPreprocessing();
   void pretrainIsDeterministicForASeed();
   void pretrainRefusesMismatchedOutputs();
@@ -94,6 +95,35 @@ void TestTraining::batchesAreNormalisedWithGivenStatistics() {
   const auto expected = (torch::from_blob(const_cast<float*>(data->item(1)), {1, 28, 28}) - 0.25) / 0.5;
   QVERIFY(torch::allclose(batch->inputs[1], expected));
   QCOMPARE(batch->labels[1].item<std::int64_t>(), std::int64_t(data->labels[1]));
+}
+
+// The device-resident path (used on CUDA) serves the very batches the streamed path does.
+void TestTraining::residentBatchesEqualStreamedOnes() {
+  auto data = std::make_shared<const Dataset>(*readFashionMnist("test").dataset);
+  std::vector<std::size_t> indices(300);
+  for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = 7 * i + 3;
+  BatchStream::Options options;
+  options.batchSize = 64;
+  options.seed = 4;
+  options.mean = {0.3};
+  options.std = {0.4};
+  BatchStream streamed(data, indices, options);
+  options.residentOnCpu = true;
+  BatchStream resident(data, indices, options);
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    streamed.startEpoch(epoch);
+    resident.startEpoch(epoch);
+    int batches = 0;
+    while (auto a = streamed.next()) {
+      const auto b = resident.next();
+      QVERIFY(b.has_value());
+      QVERIFY(torch::equal(a->inputs, b->inputs));
+      QVERIFY(torch::equal(a->labels, b->labels));
+      ++batches;
+    }
+    QVERIFY(!resident.next().has_value());
+    QCOMPARE(batches, 5);
+  }
 }
 
 void TestTraining::pretrainLearnsAndStoresPreprocessing() {

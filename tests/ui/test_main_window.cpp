@@ -18,6 +18,8 @@
 #include "layer_row_item.h"
 #include "main_window.h"
 #include "shift_heatmap.h"
+#include "training_panel.h"
+#include "io/model_export.h"
 
 #include <QStatusBar>
 
@@ -51,6 +53,7 @@ class TestMainWindow : public QObject {
   void demoTrainsOnceThenOpensFromCache();
   void demoTrainingCanBeCancelled();
   void badTargetDataShowsADialog();
+  void demoTrainsStopsAndExports();
 };
 
 void TestMainWindow::diagramHasOneItemPerBlock() {
@@ -244,6 +247,61 @@ void TestMainWindow::badTargetDataShowsADialog() {
   QVERIFY2(window.errorDialog()->text().contains("no readable images"), qPrintable(window.errorDialog()->text()));
   QCOMPARE(failed.count(), 0);
   QVERIFY(!window.targetData().ok);
+}
+
+// The analyst's journey after the analysis: Train with the advisor's plan while the curves move,
+// Stop a second run midway, export the tuned model with its report.
+void TestMainWindow::demoTrainsStopsAndExports() {
+  MainWindow window;
+  window.resize(1280, 900);
+  window.show();
+  QSignalSpy analysed(&window, &MainWindow::analysisShown);
+  window.openDemo(scalpel::test::fixture("demo_net.pt"), SCALPEL_DEMO_DIR "/demo_model.pt");
+  QVERIFY(analysed.wait(180000));
+  auto* panel = window.trainingPanel();
+  QCOMPARE(panel->strategy(), QString("auto"));
+  panel->setEpochs(3);
+  QSignalSpy finished(&window, &MainWindow::trainingFinished);
+  auto* train = panel->findChild<QPushButton*>();  // the first button is Train
+  QCOMPARE(train->text(), QString("Train"));
+  QTest::mouseClick(train, Qt::LeftButton);
+  QVERIFY(!train->isEnabled());
+  QTRY_VERIFY_WITH_TIMEOUT(panel->trainingPoints() > 3, 120000);  // the curve moves during the run
+  QVERIFY(finished.wait(180000));
+  QCOMPARE(finished.first().first().toBool(), true);
+  QCOMPARE(panel->evaluationPoints(), 3);
+  QVERIFY2(panel->resultText().contains("Input-level shift: train the first block, stem"), qPrintable(panel->resultText()));
+  QVERIFY(panel->resultText().contains("test accuracy"));
+  const auto& run = *window.lastRun();
+  QVERIFY(run.result.testAfter.accuracy > run.result.testBefore.accuracy + 0.1);
+  QVERIFY(window.grab().save(screenshot("demo_trained.png")));
+
+  QTemporaryDir dir;
+  const QString path = dir.filePath("tuned.pt");
+  QCOMPARE(window.exportTunedModel(path), QString());
+  QVERIFY(QFile::exists(dir.filePath("tuned-report/report.md")));
+  QVERIFY(QFile::exists(dir.filePath("tuned-report/curves.png")));
+  std::string report;
+  QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)), QString());
+  QVERIFY(report.find("\"stem\"") != std::string::npos);
+  // A failed export says so and keeps the previous file.
+  QVERIFY(!window.exportTunedModel(path + "/inside.pt").isEmpty());
+  QTRY_VERIFY_WITH_TIMEOUT(window.errorDialog() != nullptr, 5000);
+  window.errorDialog()->close();
+
+  // Stop: a long run ends within a batch, keeping the best state so far.
+  panel->setEpochs(200);
+  finished.clear();
+  QTest::mouseClick(train, Qt::LeftButton);
+  QTRY_VERIFY_WITH_TIMEOUT(panel->trainingPoints() > 2, 120000);
+  auto buttons = panel->findChildren<QPushButton*>();
+  QPushButton* stop = nullptr;
+  for (auto* button : buttons) if (button->text() == "Stop") stop = button;
+  QVERIFY(stop && stop->isEnabled());
+  QTest::mouseClick(stop, Qt::LeftButton);
+  QVERIFY(finished.wait(60000));
+  QVERIFY(window.lastRun()->result.cancelled);
+  QVERIFY(train->isEnabled());
 }
 
 QTEST_MAIN(TestMainWindow)

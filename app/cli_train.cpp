@@ -1,0 +1,262 @@
+#include "cli_train.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "data/data_request.h"
+#include "io/model_export.h"
+#include "io/run_report.h"
+#include "io/session.h"
+#include "scalpel/version.h"
+#include "train/fine_tuning.h"
+#include "util/fingerprint.h"
+
+namespace fs = std::filesystem;
+
+namespace scalpel::cli {
+
+namespace {
+
+int fail(const std::string& message) {
+  std::cerr << "error: " << message << "\n";
+  return 1;
+}
+
+std::string percent(double fraction) {
+  std::ostringstream text;
+  text << std::fixed << std::setprecision(1) << 100 * fraction << "%";
+  return text.str();
+}
+
+// "[#########...........]  45%" for a terminal; nothing when stderr is a file or a pipe.
+void drawProgress(const TrainEvent& event) {
+  static const bool terminal = isatty(fileno(stderr));
+  if (!terminal || event.totalSteps == 0) return;
+  const int width = 30;
+  const int filled = static_cast<int>(width * event.step / event.totalSteps);
+  std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] "
+            << std::setw(3) << 100 * event.step / event.totalSteps << "%  loss " << std::fixed
+            << std::setprecision(3) << event.loss << "  " << std::setprecision(0) << event.samplesPerSecond
+            << " samples/s  ~" << event.remainingSeconds << " s left   " << std::flush;
+  if (event.step == event.totalSteps) std::cerr << "\r" << std::string(90, ' ') << "\r";
+}
+
+}  // namespace
+
+CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
+  auto* train = app.add_subcommand("train", "Fine-tune a model on target data under a freeze plan");
+  command.app = train;
+  Session& s = command.session;
+  train->add_option("--session", command.sessionFile,
+                    "session file: its settings are the defaults (flags override them); the run is added to it and it is autosaved while training");
+  command.modelOption = train->add_option("--model", s.modelPath, "pretrained TorchScript model");
+  train->add_option("--target", s.target.source, "fashion-mnist, an image folder or a .csv file");
+  train->add_option("--split", s.target.split, "train or test (for fashion-mnist)");
+  train->add_option("--shift", s.target.shift, "put this shift on the target first (scalpel-cli shifts)");
+  train->add_option("--severity", s.target.severity, "1 (mild) to 5 (strong)");
+  train->add_option("--data-seed", s.target.seed, "seed of the shift");
+  train->add_option("--source", command.source, "data the model was trained on, for the analysis of --strategy auto (default: BatchNorm statistics)");
+  train->add_option("--train-per-class", s.split.trainPerClass, "labelled target items per class to train on");
+  train->add_option("--validation-per-class", s.split.validationPerClass, "items per class to choose the best state with (the rest is the test split)");
+  train->add_option("--split-seed", s.split.seed, "seed of the split");
+  train->add_option("--strategy", s.strategy, "auto, auto-rgn, probe, all, last or block:NAME");
+  train->add_option("--probe-epochs", command.probeEpochs, "epochs of each block's run for --strategy probe");
+  TrainOptions& o = s.options;
+  train->add_option("--optimizer", o.optimizer, "adam, adamw or sgd");
+  train->add_option("--lr", o.learningRate, "learning rate");
+  train->add_option("--weight-decay", o.weightDecay, "weight decay");
+  train->add_option("--momentum", o.momentum, "momentum (sgd)");
+  train->add_option("--schedule", o.schedule, "constant or cosine");
+  train->add_option("--warmup", o.warmupFraction, "warm-up, as a fraction of all steps");
+  train->add_option("--batch-size", o.batchSize, "items per step")->check(CLI::Range(1, 65536));
+  train->add_option("--epochs", o.epochs, "passes over the training split");
+  train->add_option("--max-steps", o.maxSteps, "a step budget instead of epochs (0: epochs decide)");
+  train->add_option("--loss", o.loss, "cross-entropy or mse");
+  train->add_option("--evaluate-every", o.evaluateEverySteps, "evaluate every N steps (0: every epoch)");
+  train->add_option("--select-by", o.selectBy, "accuracy or loss: the validation metric that picks the best state");
+  train->add_option("--patience", o.patience, "stop after N evaluations without improvement (0: never)");
+  train->add_flag("--bn-eval", o.batchNormEval, "keep every BatchNorm in eval mode (the paper's protocol)");
+  train->add_option("--seed", o.seed, "the same seed gives the same run");
+  train->add_option("--device", o.device, "auto (CUDA when available), cpu, cuda or cuda:N");
+  train->add_option("--out", command.out, "where to write the tuned model (with its report inside)");
+  train->add_option("--report", command.reportFolder, "also write the report as Markdown with PNG plots into this folder");
+  return train;
+}
+
+int runTrainCommand(TrainCommand& command) {
+  Session& session = command.session;
+  if (!command.sessionFile.empty() && fs::exists(command.sessionFile)) {
+    // The file's settings, with the flags given on the command line on top.
+    Session stored;
+    const auto loaded = loadSession(command.sessionFile, stored);
+    if (!loaded.ok) return fail(loaded.error);
+    for (const auto& warning : loaded.warnings) std::cerr << "warning: " << warning << "\n";
+    Session flags = session;
+    session = stored;
+    const auto given = [&](const char* name) { return command.app->count(name) > 0; };
+    if (given("--model")) session.modelPath = flags.modelPath;
+    if (given("--target")) session.target.source = flags.target.source;
+    if (given("--split")) session.target.split = flags.target.split;
+    if (given("--shift")) session.target.shift = flags.target.shift;
+    if (given("--severity")) session.target.severity = flags.target.severity;
+    if (given("--data-seed")) session.target.seed = flags.target.seed;
+    if (given("--train-per-class")) session.split.trainPerClass = flags.split.trainPerClass;
+    if (given("--validation-per-class")) session.split.validationPerClass = flags.split.validationPerClass;
+    if (given("--split-seed")) session.split.seed = flags.split.seed;
+    if (given("--strategy")) session.strategy = flags.strategy;
+    TrainOptions& o = session.options;
+    const TrainOptions& f = flags.options;
+    if (given("--optimizer")) o.optimizer = f.optimizer;
+    if (given("--lr")) o.learningRate = f.learningRate;
+    if (given("--weight-decay")) o.weightDecay = f.weightDecay;
+    if (given("--momentum")) o.momentum = f.momentum;
+    if (given("--schedule")) o.schedule = f.schedule;
+    if (given("--warmup")) o.warmupFraction = f.warmupFraction;
+    if (given("--batch-size")) o.batchSize = f.batchSize;
+    if (given("--epochs")) o.epochs = f.epochs;
+    if (given("--max-steps")) o.maxSteps = f.maxSteps;
+    if (given("--loss")) o.loss = f.loss;
+    if (given("--evaluate-every")) o.evaluateEverySteps = f.evaluateEverySteps;
+    if (given("--select-by")) o.selectBy = f.selectBy;
+    if (given("--patience")) o.patience = f.patience;
+    if (given("--bn-eval")) o.batchNormEval = f.batchNormEval;
+    if (given("--seed")) o.seed = f.seed;
+    if (given("--device")) o.device = f.device;
+  }
+  if (session.modelPath.empty()) return fail("no model: give --model MODEL (or a --session that names one)");
+  if (auto problem = validateTrainOptions(session.options); !problem.empty()) return fail(problem);
+  if (command.out.empty()) {
+    const fs::path model(session.modelPath);
+    command.out = (model.parent_path() / (model.stem().string() + "-tuned.pt")).string();
+  }
+  session.modelPath = fs::absolute(session.modelPath).string();
+  session.modelFingerprint = fileFingerprint(session.modelPath);
+
+  std::cout << "target: " << session.target.describe() << "\n" << std::flush;
+  const TargetData data = prepareTarget(session.target, session.split);
+  if (!data.ok) return fail(data.error);
+  std::cout << "  " << data.train.size() << " to train, " << data.validation.size() << " to validate, " << data.test.size() << " to test\n";
+  // Reference statistics for the analysis: --source, the session's source data, or BatchNorm's.
+  if (!command.source.empty()) {
+    session.reference = "data";
+    session.source = DataRequest{command.source, "train", {}, 3, 0, {}, {}};
+  }
+  Dataset source;
+  const bool useSource = session.reference == "data" && !session.source.source.empty();
+  if (useSource) {
+    DataSummary summary;
+    loadRequestedData(session.source, source, summary);
+    if (!summary.ok) return fail(summary.error);
+  }
+
+  const auto choice = choosePlan(session.modelPath, session.strategy, data, useSource ? &source : nullptr,
+                                 session.options, command.probeEpochs, [](const std::string& status) { std::cout << status << "\n" << std::flush; });
+  if (!choice.ok) return fail(choice.error);
+  if (choice.diagnosed) {
+    std::cout << "diagnosis: " << choice.diagnosis.summary << "\n";
+    for (const auto& line : choice.diagnosis.evidence) std::cout << "  - " << line << "\n";
+  }
+  std::cout << "plan (" << choice.plan.strategy << "): " << choice.plan.explanation << "\n" << std::flush;
+  session.plan = choice.plan;
+
+  // The run is in the session from the start, and autosaved at every evaluation.
+  SessionRun record;
+  record.name = session.strategy;
+  record.report.outcome = "running";
+  session.runs.push_back(record);
+  const auto autosave = [&]() {
+    if (command.sessionFile.empty()) return;
+    if (auto problem = saveSession(session, command.sessionFile); !problem.empty()) std::cerr << "warning: autosave failed: " << problem << "\n";
+  };
+  autosave();
+
+  auto run = fineTune(session.modelPath, choice, data, session.options, [&](const TrainEvent& event) {
+    if (event.kind == TrainEvent::Kind::Step) {
+      drawProgress(event);
+      return;
+    }
+    if (event.kind != TrainEvent::Kind::Evaluation) return;
+    std::cout << "epoch " << event.epoch + 1 << " step " << event.step << "/" << event.totalSteps << ": validation loss "
+              << std::fixed << std::setprecision(4) << event.validation.loss << ", accuracy " << percent(event.validation.accuracy)
+              << (event.best ? "  (best)" : "") << "\n" << std::flush;
+    auto& report = session.runs.back().report;
+    EvaluationPoint point;
+    point.epoch = event.epoch;
+    point.step = event.step;
+    point.validation = event.validation;
+    report.history.push_back(point);
+    autosave();
+  });
+  const TrainResult& result = run.result;
+  if (!result.tunedModel) {
+    session.runs.back().report = run.report;
+    autosave();
+    return fail(result.error);
+  }
+  if (auto problem = exportTunedModel(*result.tunedModel, runReportToJson(run.report), command.out); !problem.empty()) return fail(problem);
+  session.runs.back().report = run.report;
+  session.runs.back().tunedModel = fs::absolute(command.out).string();
+  autosave();
+  if (!command.reportFolder.empty()) {
+    if (auto problem = writeReportFolder(run.report, command.reportFolder); !problem.empty()) return fail(problem);
+  }
+
+  std::cout << run.report.outcome << " after " << result.steps << " steps in " << std::fixed << std::setprecision(1) << result.seconds << " s on " << result.device << "\n";
+  if (!result.error.empty()) std::cout << "  " << result.error << "\n";
+  std::cout << "trained " << result.trainableParameters << " of " << result.trainableParameters + result.frozenParameters << " parameters\n";
+  std::cout << "validation accuracy " << percent(result.validationBefore.accuracy) << " -> " << percent(result.validationAfter.accuracy) << "\n";
+  if (result.testAfter.items) std::cout << "test accuracy " << percent(result.testBefore.accuracy) << " -> " << percent(result.testAfter.accuracy) << "\n";
+  std::cout << command.out << ": the tuned model, with its report inside\n";
+  if (!command.reportFolder.empty()) std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report\n";
+  return result.ok ? 0 : 1;
+}
+
+CLI::App* addExportCommand(CLI::App& app, ExportCommand& command) {
+  auto* exporter = app.add_subcommand("export", "Export a tuned model and its report");
+  auto* model = exporter->add_option("--model", command.model, "a tuned model written by scalpel-cli train or the app");
+  auto* session = exporter->add_option("--session", command.sessionFile, "export the session's last finished run instead");
+  model->excludes(session);
+  exporter->add_option("--out", command.out, "where to write the model (with its report inside)");
+  exporter->add_option("--report", command.reportFolder, "write the report as Markdown with PNG plots into this folder");
+  return exporter;
+}
+
+int runExportCommand(ExportCommand& command) {
+  std::string modelPath = command.model;
+  if (!command.sessionFile.empty()) {
+    Session session;
+    const auto loaded = loadSession(command.sessionFile, session);
+    if (!loaded.ok) return fail(loaded.error);
+    for (auto it = session.runs.rbegin(); it != session.runs.rend() && modelPath.empty(); ++it) {
+      if (!it->tunedModel.empty()) modelPath = it->tunedModel;
+    }
+    if (modelPath.empty()) return fail(command.sessionFile + " has no finished run to export — train first (scalpel-cli train --session " + command.sessionFile + ")");
+  }
+  if (modelPath.empty()) return fail("give --model FILE or --session FILE");
+  if (command.out.empty() && command.reportFolder.empty()) return fail("nothing to do: give --out FILE and/or --report FOLDER");
+  std::string reportJson;
+  if (auto problem = readEmbeddedReport(modelPath, reportJson); !problem.empty()) return fail(problem);
+  if (reportJson.empty()) return fail(modelPath + " carries no Scalpel report — was it written by scalpel-cli train or the app?");
+  RunReport report;
+  if (auto problem = parseRunReport(reportJson, report); !problem.empty()) return fail(modelPath + ": " + problem);
+  if (!command.out.empty()) {
+    std::ifstream in(modelPath, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (auto problem = exportTunedModel(bytes, reportJson, command.out); !problem.empty()) return fail(problem);
+    std::cout << command.out << ": the tuned model, with its report inside\n";
+  }
+  if (!command.reportFolder.empty()) {
+    if (auto problem = writeReportFolder(report, command.reportFolder); !problem.empty()) return fail(problem);
+    std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report (" << report.outcome << ", test accuracy "
+              << percent(report.testBefore.accuracy) << " -> " << percent(report.testAfter.accuracy) << ")\n";
+  }
+  return 0;
+}
+
+}  // namespace scalpel::cli

@@ -1,0 +1,170 @@
+// Training step of Scalpel's trainer against the plain Python PyTorch loop (bench/train_loop.py)
+// on the same TorchScript model, batch, optimiser (Adam) and threads, measured alternately in one
+// run; and the step with only the last block trainable against all trainable. Prints ratios,
+// asserts nothing.
+//   bench_train MODEL --size C,H,W --batch B [--steps N] [--rounds R] [--device cpu|cuda]
+//               [--python PYTHON] [--label NAME]
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "model/model_inspection.h"
+#include "train/trainer.h"
+#include "util/threads.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+// Random images of the model's input size: a step costs the same whatever the pixels are.
+scalpel::Dataset randomImages(const std::vector<std::int64_t>& shape, std::size_t items) {
+  scalpel::Dataset data;
+  data.name = "random";
+  data.itemShape = shape;
+  for (int c = 0; c < 10; ++c) data.classNames.push_back("class " + std::to_string(c));
+  std::mt19937 random(1);
+  std::uniform_real_distribution<float> pixel(0, 1);
+  data.values.resize(items * data.itemSize());
+  for (auto& v : data.values) v = pixel(random);
+  for (std::size_t i = 0; i < items; ++i) data.labels.push_back(static_cast<int>(i % 10));
+  return data;
+}
+
+// Median step time of Scalpel's trainer (ms), from the time between its step events.
+double scalpelStep(const std::string& model, const std::string& trainable, const scalpel::Dataset& train,
+                   const scalpel::Dataset& validation, std::size_t batch, const std::string& device, int warmup) {
+  scalpel::FreezePlan plan;
+  plan.strategy = "bench";
+  plan.trainable = {trainable == "all" ? "" : trainable};
+  scalpel::TrainOptions options;
+  options.batchSize = batch;
+  options.epochs = 1;
+  options.learningRate = 1e-4;
+  options.device = device;
+  std::vector<double> times;
+  auto last = Clock::now();
+  int seen = 0;
+  const auto result = scalpel::trainModel(model, plan, {&train, &validation, nullptr}, options, [&](const scalpel::TrainEvent& e) {
+    if (e.kind != scalpel::TrainEvent::Kind::Step) return;
+    const auto now = Clock::now();
+    if (seen++ >= warmup) times.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+    last = now;
+  });
+  if (!result.ok) std::fprintf(stderr, "scalpel: %s\n", result.error.c_str());
+  return median(times);
+}
+
+
+// Runs a command and returns the first line it prints.
+std::string firstLine(const std::string& command) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+  char line[512] = {};
+  if (!pipe || !std::fgets(line, sizeof line, pipe.get())) return "";
+  std::string text = line;
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+std::vector<std::int64_t> parseSize(const std::string& size) {
+  std::vector<std::int64_t> shape;
+  for (std::size_t start = 0; start < size.size();) {
+    const auto comma = size.find(',', start);
+    shape.push_back(std::stoll(size.substr(start, comma - start)));
+    start = comma == std::string::npos ? size.size() : comma + 1;
+  }
+  return shape;
+}
+
+}  // namespace
+
+// Each measurement runs in a process of its own (this program with --worker, or Python): an idle
+// parent holding torch's thread pools would steal cycles from the measured side.
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_train MODEL --size C,H,W --batch B [--steps N] [--rounds R] [--device D] [--python P] [--label NAME]\n");
+    return 2;
+  }
+  std::string model = argv[1], size = "1,28,28", device = "cpu", python = SCALPEL_PYTHON, label, worker;
+  std::size_t batch = 64;
+  int steps = 20, rounds = 3, threads = 0;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--size") size = value;
+    else if (flag == "--batch") batch = std::stoul(value);
+    else if (flag == "--steps") steps = std::stoi(value);
+    else if (flag == "--rounds") rounds = std::stoi(value);
+    else if (flag == "--device") device = value;
+    else if (flag == "--python") python = value;
+    else if (flag == "--label") label = value;
+    else if (flag == "--worker") worker = value;  // "last-block", or what to train: "all" / a block
+    else if (flag == "--threads") threads = std::stoi(value);
+  }
+  const int warmup = 3;
+  if (!worker.empty()) {
+    if (threads) at::set_num_threads(threads);
+    if (worker == "last-block") {
+      const auto inspection = scalpel::inspectModel(model, {});
+      std::string lastBlock;
+      for (const auto& block : inspection.tree.blocks()) {
+        if (block.totalParameters > 0) lastBlock = block.name;
+      }
+      std::printf("%s %d\n", inspection.ok ? lastBlock.c_str() : "?", at::get_num_threads());
+      return inspection.ok ? 0 : 1;
+    }
+    const auto shape = parseSize(size);
+    const auto train = randomImages(shape, batch * static_cast<std::size_t>(steps + warmup));
+    const auto validation = randomImages(shape, batch);
+    std::printf("%f\n", scalpelStep(model, worker, train, validation, batch, device, warmup));
+    return 0;
+  }
+  if (label.empty()) label = model.substr(model.find_last_of('/') + 1);
+  scalpel::useAllCores();
+  threads = at::get_num_threads();
+  const std::string self = std::string(argv[0]) + " " + model + " --size " + size + " --batch " + std::to_string(batch) +
+                           " --steps " + std::to_string(steps) + " --device " + device + " --threads " + std::to_string(threads) + " --worker ";
+  char lastBlock[128] = {};
+  std::sscanf(firstLine(self + "last-block 2>/dev/null").c_str(), "%127s", lastBlock);
+  if (!*lastBlock || std::string(lastBlock) == "?") {
+    std::fprintf(stderr, "cannot open %s\n", model.c_str());
+    return 1;
+  }
+  const std::string script = SCALPEL_BENCH_DIR "/train_loop.py";
+  const auto pythonRun = [&](const std::string& trainable, std::string& version) {
+    const std::string line = firstLine(python + " " + script + " " + model + " --size " + size + " --batch " + std::to_string(batch) +
+                                       " --steps " + std::to_string(steps) + " --trainable " + trainable + " --threads " +
+                                       std::to_string(threads) + " --device " + device);
+    double ms = 0;
+    char text[64] = {};
+    std::sscanf(line.c_str(), "{\"step_ms\": %lf, \"torch\": \"%63[^\"]\"", &ms, text);
+    version = text;
+    return ms;
+  };
+  const auto scalpelRun = [&](const std::string& trainable) { return std::atof(firstLine(self + trainable + " 2>/dev/null").c_str()); };
+
+  std::vector<double> scalpelAll, pythonAll, scalpelLast, pythonLast;
+  std::string torchVersion;
+  for (int round = 0; round < rounds; ++round) {  // alternating, so drifts hit both sides
+    pythonAll.push_back(pythonRun("all", torchVersion));
+    scalpelAll.push_back(scalpelRun("all"));
+    pythonLast.push_back(pythonRun(lastBlock, torchVersion));
+    scalpelLast.push_back(scalpelRun(lastBlock));
+  }
+  const double sa = median(scalpelAll), pa = median(pythonAll), sl = median(scalpelLast), pl = median(pythonLast);
+  std::printf("%-12s %-5s batch %3zu %-9s all: scalpel %8.2f ms  python %8.2f ms  ratio %.2fx | only %s: scalpel %7.2f ms  python %7.2f ms  ratio %.2fx | freeze speed-up %.2fx (python %.2fx)  [python torch %s, %d threads]\n",
+              label.c_str(), device.c_str(), batch, size.c_str(), sa, pa, pa > 0 ? sa / pa : 0, lastBlock, sl, pl,
+              pl > 0 ? sl / pl : 0, sl > 0 ? sa / sl : 0, pl > 0 ? pa / pl : 0, torchVersion.c_str(), threads);
+  return 0;
+}

@@ -1,0 +1,69 @@
+"""The Python PyTorch baseline for bench_train: the same TorchScript model, batch, optimiser and
+threads, in the plain training loop of the PyTorch examples. Prints one JSON line.
+
+    train_loop.py MODEL --size C,H,W --batch B --steps N --trainable PREFIX|all --threads T
+                  [--device cpu|cuda] [--make-resnet50 OUT]
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("--size", required=True)
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--trainable", default="all")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--make-resnet50", action="store_true",
+                        help="script torchvision's resnet50 (10 classes) to MODEL and exit")
+    args = parser.parse_args()
+    if args.make_resnet50:
+        import torchvision
+        torch.manual_seed(0)
+        torch.jit.script(torchvision.models.resnet50(num_classes=10)).save(args.model)
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    model = torch.jit.load(args.model, map_location=device)
+    frozen_norms = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(args.trainable == "all" or name.startswith(args.trainable + "."))
+    for name, m in model.named_modules():
+        if hasattr(m, "running_mean") and not (args.trainable == "all" or name.startswith(args.trainable)):
+            frozen_norms.append(m)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(params, lr=1e-4, weight_decay=1e-4)
+    shape = [args.batch] + [int(s) for s in args.size.split(",")]
+    torch.manual_seed(0)
+    x = torch.rand(shape, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    model.train()
+    for m in frozen_norms:
+        m.train(False)
+    times = []
+    for step in range(args.warmup + args.steps):
+        start = time.perf_counter()
+        optimiser.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimiser.step()
+        loss.item()  # waits for the device, like Scalpel's step (it reads the loss every step)
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    print(json.dumps({"step_ms": 1000 * statistics.median(times), "torch": torch.__version__,
+                      "threads": torch.get_num_threads(), "trainable": len(params)}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

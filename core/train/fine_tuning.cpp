@@ -1,0 +1,188 @@
+#include "train/fine_tuning.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <sstream>
+
+#include "analysis/gradient_profile.h"
+#include "analysis/shift_analysis.h"
+#include "data/splits.h"
+#include "model/model_inspection.h"
+#include "scalpel/version.h"
+#include "util/device_info.h"
+#include "util/fingerprint.h"
+#include "util/logging.h"
+
+namespace scalpel {
+
+namespace {
+
+std::string utcNow() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+std::string percent(double fraction) {
+  std::ostringstream text;
+  text.precision(1);
+  text << std::fixed << 100 * fraction << "%";
+  return text.str();
+}
+
+}  // namespace
+
+TargetData prepareTarget(const DataRequest& request, const TargetSplit& split) {
+  Dataset all;
+  DataSummary summary;
+  loadRequestedData(request, all, summary);
+  if (!summary.ok) {
+    TargetData data;
+    data.error = summary.error;
+    data.summary = summary;
+    return data;
+  }
+  TargetData data = splitTarget(all, split, request.describe());
+  data.summary = summary;
+  return data;
+}
+
+TargetData splitTarget(const Dataset& all, const TargetSplit& split, const std::string& description) {
+  TargetData data;
+  data.summary.description = description;
+  const auto parts = stratifiedSplitPerClass(all.labels, split.trainPerClass, split.validationPerClass, split.seed);
+  if (parts.train.empty() || parts.validation.empty()) {
+    data.error = description + " has too few items to split into training and validation data — use more data or fewer items per class";
+    return data;
+  }
+  data.train = all.subset(parts.train);
+  data.validation = all.subset(parts.validation);
+  data.test = all.subset(parts.test);
+  data.ok = true;
+  return data;
+}
+
+const std::vector<std::string>& strategyNames() {
+  static const std::vector<std::string> names{"auto", "auto-rgn", "probe", "all", "last", "block:NAME"};
+  return names;
+}
+
+PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
+                      const TargetData& data, const Dataset* source, const TrainOptions& options,
+                      int probeEpochs, const std::function<void(const std::string&)>& status,
+                      TrainControl* control) {
+  PlanChoice choice;
+  const auto say = [&](const std::string& text) {
+    if (status) status(text);
+  };
+  const auto inspection = inspectModel(modelPath, {{}, "cpu"});
+  if (!inspection.ok) {
+    choice.error = inspection.error;
+    return choice;
+  }
+  const LayerTree& tree = inspection.tree;
+
+  if (strategy == "probe") {
+    // One short run per block with parameters; the best validation accuracy wins.
+    TrainOptions probeOptions = options;
+    probeOptions.epochs = std::max(1, std::min(options.epochs, probeEpochs));
+    probeOptions.maxSteps = 0;
+    probeOptions.patience = 0;
+    double best = -1;
+    for (const auto& block : tree.blocks()) {
+      if (block.totalParameters == 0) continue;
+      FreezePlan candidate;
+      if (!planFreeze("block:" + block.name, tree, choice.diagnosis, nullptr, candidate).empty()) continue;
+      say("probing block " + block.name + " …");
+      const auto run = trainModel(modelPath, candidate, data.view(), probeOptions, {}, control);
+      if (run.cancelled) {
+        choice.error = "the probe was cancelled";
+        return choice;
+      }
+      if (!run.ok) {
+        choice.error = "probing block " + block.name + " failed: " + run.error;
+        return choice;
+      }
+      choice.probeScores.emplace_back(block.name, run.validationAfter.accuracy);
+      if (run.validationAfter.accuracy > best) {
+        best = run.validationAfter.accuracy;
+        choice.plan = candidate;
+      }
+    }
+    if (choice.probeScores.empty()) {
+      choice.error = "the model has no block with parameters to probe";
+      return choice;
+    }
+    std::string scores;
+    for (const auto& [name, accuracy] : choice.probeScores) scores += (scores.empty() ? "" : ", ") + name + " " + percent(accuracy);
+    choice.plan.strategy = "probe";
+    choice.plan.explanation = "A quick probe trained each block alone for " + std::to_string(probeOptions.epochs) +
+                              (probeOptions.epochs == 1 ? " epoch" : " epochs") + " (validation accuracy: " + scores +
+                              "); " + choice.plan.trainable.front() + " did best, so train it.";
+    choice.ok = true;
+    return choice;
+  }
+
+  GradientProfile gradients;
+  if (strategy == "auto-rgn") {
+    say("measuring gradients on the target …");
+    GradientOptions gradientOptions;
+    gradientOptions.device = options.device;
+    gradientOptions.seed = options.seed;
+    gradients = gradientProfile(modelPath, data.train, gradientOptions);
+    if (!gradients.ok) {
+      choice.error = gradients.error;
+      return choice;
+    }
+  }
+  if (strategy == "auto") {
+    say("analysing the shift …");
+    AnalysisOptions analysisOptions;
+    analysisOptions.device = options.device;
+    analysisOptions.seed = options.seed;
+    // The whole target (train, validation and test splits share its distribution).
+    const auto analysis = analyzeShift(modelPath, data.train, source, analysisOptions);
+    if (!analysis.ok) {
+      choice.error = analysis.error;
+      return choice;
+    }
+    choice.diagnosis = diagnose(analysis, tree);
+    choice.diagnosed = true;
+    for (const auto& layer : analysis.snapshots.back().layers) choice.layerShifts.push_back({layer.layer, layer.kl, layer.noiseFloor});
+  }
+  if (auto problem = planFreeze(strategy, tree, choice.diagnosis, &gradients, choice.plan); !problem.empty()) {
+    choice.error = problem;
+    return choice;
+  }
+  choice.ok = true;
+  return choice;
+}
+
+FineTuneRun fineTune(const std::string& modelPath, const PlanChoice& choice,
+                     const TargetData& data, const TrainOptions& options,
+                     const std::function<void(const TrainEvent&)>& events, TrainControl* control) {
+  FineTuneRun run;
+  RunReport& report = run.report;
+  report.scalpelVersion = kVersion;
+  report.torchVersion = torchVersion();
+  report.createdUtc = utcNow();
+  report.modelPath = modelPath;
+  report.modelFingerprint = fileFingerprint(modelPath);
+  if (choice.diagnosed) {
+    report.diagnosis = choice.diagnosis.summary;
+    report.evidence = choice.diagnosis.evidence;
+  }
+  report.plan = choice.plan;
+  report.options = options;
+  report.layerShifts = choice.layerShifts;
+  for (const auto& [role, part] : {std::pair{"train", &data.train}, std::pair{"validation", &data.validation}, std::pair{"test", &data.test}}) {
+    report.data.push_back({role, data.summary.description, part->size(), datasetFingerprint(*part)});
+  }
+  run.result = trainModel(modelPath, choice.plan, data.view(), options, events, control);
+  fillRunReport(run.result, report);
+  return run;
+}
+
+}  // namespace scalpel

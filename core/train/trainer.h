@@ -1,0 +1,135 @@
+#pragma once
+
+// Torch-free facade of the surgical trainer: fine-tunes a pretrained TorchScript model under a
+// freeze plan on labelled target data, evaluating on a validation split, keeping the best state,
+// and reporting every step to a UI or the CLI.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "analysis/advisor.h"
+#include "data/dataset.h"
+
+namespace scalpel {
+
+struct TrainOptions {
+  std::string optimizer = "adam";  // "adam", "adamw" or "sgd" (with momentum)
+  double learningRate = 1e-3;
+  double weightDecay = 1e-4;
+  double momentum = 0.9;            // sgd only
+  std::string schedule = "constant";  // "constant" or "cosine" (to zero at the end)
+  double warmupFraction = 0;        // of all steps, linear from ~0 to the learning rate
+  std::size_t batchSize = 64;
+  int epochs = 10;
+  std::size_t maxSteps = 0;  // a step budget; 0: the epochs decide
+  std::string loss = "cross-entropy";  // or "mse" (against one-hot targets)
+  std::size_t evaluateEverySteps = 0;  // 0: after every epoch
+  std::string selectBy = "accuracy";   // the validation metric that picks the best state: "accuracy" or "loss"
+  int patience = 0;  // stop after this many evaluations without improvement; 0: never stop early
+  // BatchNorm in eval mode everywhere (the paper's protocol), not only in frozen parts.
+  bool batchNormEval = false;
+  std::uint64_t seed = 0;
+  std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
+};
+
+// Target data, already shifted; labels index the model's outputs.
+struct TrainData {
+  const Dataset* train = nullptr;
+  const Dataset* validation = nullptr;
+  const Dataset* test = nullptr;  // optional: reported for the unmodified and the best state
+};
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+  std::vector<double> perClassAccuracy;  // by class index; NaN-free (0 for absent classes)
+  std::size_t items = 0;
+};
+
+struct TrainEvent {
+  enum class Kind { Step, Evaluation, Finished, Cancelled, Failed };
+  Kind kind = Kind::Step;
+  int epoch = 0;  // 0-based
+  std::size_t step = 0;  // steps done so far (1-based after the first)
+  std::size_t totalSteps = 0;
+  // Step:
+  double loss = 0;
+  std::vector<double> learningRates;  // of the optimiser's parameter groups
+  std::vector<double> blockGradientNorms;  // per block of the model's tree (0 where frozen)
+  double samplesPerSecond = 0;
+  double elapsedSeconds = 0;
+  double remainingSeconds = 0;
+  // Evaluation (on the validation split):
+  Evaluation validation;
+  bool best = false;  // this evaluation is the best so far
+  // Finished, Cancelled, Failed:
+  std::string message;
+};
+
+// Pause, resume and cancel from another thread; the trainer checks between batches.
+class TrainControl {
+ public:
+  void pause();
+  void resume();
+  void cancel();
+  bool cancelled() const { return m_cancel.load(); }
+  bool paused() const { return m_pause.load(); }
+  // Blocks while paused; returns false when cancelled.
+  bool waitWhilePaused();
+  // Ready for the next run: neither paused nor cancelled.
+  void reset();
+
+ private:
+  std::atomic<bool> m_pause{false};
+  std::atomic<bool> m_cancel{false};
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+};
+
+struct EvaluationPoint {
+  int epoch = 0;
+  std::size_t step = 0;
+  double trainLoss = 0;  // mean over the steps since the previous evaluation
+  Evaluation validation;
+};
+
+struct TrainResult {
+  bool ok = false;        // finished (possibly early); the tuned model is the best state
+  bool cancelled = false;
+  bool diverged = false;  // stopped by a NaN or infinite loss (the best state so far is kept)
+  bool stoppedEarly = false;
+  std::string error;      // why it failed or stopped
+  std::string device;     // "cpu (2 threads)" or "cuda:0 (NVIDIA H100 80GB HBM3)"
+  std::int64_t trainableParameters = 0;
+  std::int64_t frozenParameters = 0;
+  Evaluation validationBefore, testBefore;  // the unmodified model
+  Evaluation validationAfter, testAfter;    // the best state
+  std::vector<EvaluationPoint> history;
+  int bestEvaluation = -1;  // index into history; -1: the unmodified model stayed best
+  std::size_t steps = 0;
+  double seconds = 0;
+  // The best state as a TorchScript file (eval mode, the input model's extra files kept): written
+  // out by exportTunedModel(). Also set on cancel and divergence (the best state so far).
+  std::shared_ptr<const std::string> tunedModel;
+};
+
+// Fine-tunes the model at `modelPath` under `plan`: parameters outside plan.trainable are
+// frozen (requires_grad false, not in the optimiser) and BatchNorms outside it stay in eval mode
+// so their running statistics do not move; plan.learningRateScale become parameter groups;
+// strategy "auto-rgn" recomputes its scales at the start of every epoch on training batches.
+// Deterministic for a seed on CPU. Never throws; `events` is called on the calling thread.
+TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, const TrainData& data,
+                       const TrainOptions& options,
+                       const std::function<void(const TrainEvent&)>& events = {},
+                       TrainControl* control = nullptr);
+
+// Checks options before a run; returns "" or what is wrong and how to fix it.
+std::string validateTrainOptions(const TrainOptions& options);
+
+}  // namespace scalpel

@@ -1,0 +1,51 @@
+#include "util/device_info.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+namespace scalpel {
+
+namespace {
+
+// The GPU's marketing name from NVML, the driver's own library, so the CPU build needs no CUDA
+// headers. Indexes follow NVML's order, which matches CUDA's unless CUDA_VISIBLE_DEVICES
+// reorders them.
+std::string gpuName(int index) {
+  void* nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!nvml) return "";
+  using Init = int (*)();
+  using Handle = int (*)(unsigned, void**);
+  using Name = int (*)(void*, char*, unsigned);
+  const auto init = reinterpret_cast<Init>(dlsym(nvml, "nvmlInit_v2"));
+  const auto handleOf = reinterpret_cast<Handle>(dlsym(nvml, "nvmlDeviceGetHandleByIndex_v2"));
+  const auto nameOf = reinterpret_cast<Name>(dlsym(nvml, "nvmlDeviceGetName"));
+  std::string name;
+  void* device = nullptr;
+  char buffer[96] = {};
+  if (init && handleOf && nameOf && init() == 0 && handleOf(static_cast<unsigned>(index), &device) == 0 &&
+      nameOf(device, buffer, sizeof buffer) == 0) {
+    name = buffer;
+  }
+  dlclose(nvml);
+  return name;
+}
+
+}  // namespace
+
+std::string describeDevice(const std::string& device) {
+  if (device.rfind("cuda", 0) == 0) {
+    const auto colon = device.find(':');
+    const int index = colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1));
+    const std::string name = gpuName(index);
+    return "cuda:" + std::to_string(index) + (name.empty() ? "" : " (" + name + ")");
+  }
+  return "cpu (" + std::to_string(at::get_num_threads()) + " threads)";
+}
+
+std::string torchVersion() { return TORCH_VERSION; }
+
+std::string automaticDevice() { return torch::cuda::is_available() ? "cuda:0" : "cpu"; }
+
+}  // namespace scalpel

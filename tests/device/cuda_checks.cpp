@@ -1,0 +1,185 @@
+// Checks of the CUDA path, for a GPU machine without Qt (scripts/device-check runs it): device
+// selection, analysis and gradients agreeing with the CPU, the trainer on CUDA (freezing exact,
+// tuning helps, cancel), and a tuned model that loads back on the CPU. Plain C++: prints one line
+// per check and exits non-zero when any failed. Timings are printed, never asserted.
+//   cuda_checks            (SCALPEL_DEMO_DIR / SCALPEL_FASHION_MNIST_DIR from the environment)
+
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "analysis/gradient_profile.h"
+#include "analysis/shift_analysis.h"
+#include "data/idx_reader.h"
+#include "data/shifts.h"
+#include "data/splits.h"
+#include "model/script_model.h"
+#include "train/trainer.h"
+#include "util/device_info.h"
+#include "util/threads.h"
+
+using namespace scalpel;
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const std::string& what, const std::string& detail = {}) {
+  std::printf("%s  %s%s%s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.empty() ? "" : ": ", detail.c_str());
+  std::fflush(stdout);
+  failures += ok ? 0 : 1;
+}
+
+std::string demoModel() {
+  const char* dir = std::getenv("SCALPEL_DEMO_DIR");
+  return std::string(dir ? dir : SCALPEL_DEMO_DIR) + "/demo_model.pt";
+}
+
+double seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+std::string format(const char* pattern, double a, double b = 0, double c = 0) {
+  char text[256];
+  std::snprintf(text, sizeof text, pattern, a, b, c);
+  return text;
+}
+
+torch::jit::Module fromBytes(const std::string& bytes) {
+  std::istringstream in(bytes);
+  return torch::jit::load(in, torch::kCPU);
+}
+
+}  // namespace
+
+int main() {
+  useAllCores();
+  const bool cuda = torch::cuda::is_available();
+  check(cuda, "CUDA is available", describeDevice("cuda:0"));
+  if (!cuda) return 1;
+  check(automaticDevice() == "cuda:0", "device 'auto' picks CUDA");
+  check(describeDevice("cuda:0").find('(') != std::string::npos, "the GPU's name is known", describeDevice("cuda:0"));
+
+  const std::string model = demoModel();
+  {
+    auto loaded = ScriptModel::load(model, "auto");
+    check(loaded && loaded.model->device().is_cuda(), "the demo model loads on CUDA with device auto", loaded ? "" : loaded.error);
+    auto bad = ScriptModel::load(model, "cuda:7");
+    check(!bad && bad.error.find("there is no GPU cuda:7") != std::string::npos, "a GPU index that does not exist is refused with a message", bad ? "loaded" : bad.error);
+  }
+
+  const auto loaded = readFashionMnist("test");
+  check(static_cast<bool>(loaded), "Fashion-MNIST test split", loaded ? "" : loaded.error);
+  if (!loaded) return 1;
+  const Dataset noisy = *applyShift(*loaded.dataset, "gaussian-noise", 5, 7).dataset;
+
+  // Analysis: the same scores on both devices (float32 sums in a different order, TF32 convs).
+  {
+    AnalysisOptions options;
+    options.maxBatches = 10;
+    options.device = "cpu";
+    auto start = std::chrono::steady_clock::now();
+    const auto onCpu = analyzeShift(model, noisy, nullptr, options);
+    const double cpuSeconds = seconds(start);
+    options.device = "cuda";
+    start = std::chrono::steady_clock::now();
+    const auto onCuda = analyzeShift(model, noisy, nullptr, options);
+    const double cudaSeconds = seconds(start);
+    check(onCpu.ok && onCuda.ok, "analysis runs on CPU and CUDA", onCpu.error + onCuda.error);
+    if (onCpu.ok && onCuda.ok) {
+      const auto& a = onCpu.snapshots.back().layers;
+      const auto& b = onCuda.snapshots.back().layers;
+      double worst = 0;
+      for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) worst = std::max(worst, std::abs(a[i].kl - b[i].kl) / (std::abs(a[i].kl) + 1e-3));
+      check(a.size() == b.size() && worst < 0.02, "CPU and CUDA layer KL agree", format("largest relative difference %.2g over %.0f layers", worst, static_cast<double>(a.size())));
+      check(std::abs(onCpu.output.accuracy - onCuda.output.accuracy) < 0.005, "CPU and CUDA accuracy agree",
+            format("%.4f vs %.4f", onCpu.output.accuracy, onCuda.output.accuracy));
+      std::printf("      analysis of 10 batches of 100: cpu %.2f s, cuda %.2f s (model load included)\n", cpuSeconds, cudaSeconds);
+    }
+  }
+
+  // Gradients: RGN per tensor agrees.
+  {
+    GradientOptions options;
+    options.device = "cpu";
+    const auto onCpu = gradientProfile(model, noisy, options);
+    options.device = "cuda";
+    const auto onCuda = gradientProfile(model, noisy, options);
+    check(onCpu.ok && onCuda.ok, "gradient profile on CPU and CUDA", onCpu.error + onCuda.error);
+    if (onCpu.ok && onCuda.ok) {
+      double worst = 0;
+      for (std::size_t i = 0; i < onCpu.parameters.size(); ++i) {
+        const double x = onCpu.parameters[i].rgn, y = onCuda.parameters[i].rgn;
+        if (x > 0) worst = std::max(worst, std::abs(x - y) / x);
+      }
+      check(worst < 0.02, "CPU and CUDA RGN agree", format("largest relative difference %.2g", worst));
+    }
+  }
+
+  // The trainer on CUDA: the first block on the noisy target, the paper's protocol.
+  const auto split = stratifiedSplitPerClass(noisy.labels, 100, 50, 1);
+  const Dataset train = noisy.subset(split.train), validation = noisy.subset(split.validation), test = noisy.subset(split.test);
+  FreezePlan plan;
+  plan.strategy = "block:stem";
+  plan.trainable = {"stem"};
+  TrainOptions options;
+  options.epochs = 4;
+  options.batchNormEval = true;
+  options.device = "cuda";
+  double cudaAccuracy = 0;
+  {
+    const auto start = std::chrono::steady_clock::now();
+    const auto result = trainModel(model, plan, {&train, &validation, &test}, options);
+    check(result.ok, "training on CUDA", result.ok ? result.device : result.error);
+    if (result.ok) {
+      cudaAccuracy = result.testAfter.accuracy;
+      check(result.testAfter.accuracy > result.testBefore.accuracy + 0.15, "tuning the first block on CUDA helps",
+            format("test accuracy %.1f%% -> %.1f%% in %.1f s", 100 * result.testBefore.accuracy, 100 * result.testAfter.accuracy, seconds(start)));
+      // Frozen tensors are bit-identical, on the GPU too.
+      auto before = torch::jit::load(model, torch::kCPU);
+      auto after = fromBytes(*result.tunedModel);
+      std::map<std::string, torch::Tensor> tuned;
+      for (const auto& p : after.named_parameters()) tuned[p.name] = p.value;
+      for (const auto& b : after.named_buffers()) tuned[b.name] = b.value;
+      int changedFrozen = 0, changedTrainable = 0;
+      const auto compare = [&](const std::string& name, const torch::Tensor& value) {
+        const bool same = torch::equal(value, tuned.at(name));
+        if (name.rfind("stem.", 0) == 0) changedTrainable += same ? 0 : 1;
+        else changedFrozen += same ? 0 : 1;
+      };
+      for (const auto& p : before.named_parameters()) compare(p.name, p.value);
+      for (const auto& b : before.named_buffers()) compare(b.name, b.value);
+      check(changedFrozen == 0 && changedTrainable > 0, "frozen tensors are bit-identical after CUDA training",
+            format("%.0f frozen changed, %.0f trainable changed", changedFrozen, changedTrainable));
+    }
+  }
+  {
+    options.device = "cpu";
+    const auto result = trainModel(model, plan, {&train, &validation, &test}, options);
+    check(result.ok && std::abs(result.testAfter.accuracy - cudaAccuracy) < 0.03, "CPU and CUDA training land within 3 points",
+          format("cpu %.1f%%, cuda %.1f%%", 100 * result.testAfter.accuracy, 100 * cudaAccuracy));
+    options.device = "cuda";
+  }
+  {
+    TrainControl control;
+    const auto result = trainModel(model, plan, {&train, &validation, &test}, options, [&](const TrainEvent& e) {
+      if (e.kind == TrainEvent::Kind::Step && e.step == 5) control.cancel();
+    }, &control);
+    bool finite = false;
+    if (result.tunedModel) {
+      auto tuned = fromBytes(*result.tunedModel);
+      tuned.eval();
+      torch::NoGradGuard noGrad;
+      finite = tuned.forward({torch::rand({2, 1, 28, 28})}).toTensor().isfinite().all().item<bool>();
+    }
+    check(result.cancelled && finite, "cancel on CUDA keeps a consistent model that loads on the CPU");
+  }
+  std::printf("%d check(s) failed\n", failures);
+  return failures ? 1 : 0;
+}

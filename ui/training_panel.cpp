@@ -1,0 +1,221 @@
+#include "training_panel.h"
+
+#include <qcustomplot.h>
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+namespace scalpel::ui {
+
+namespace {
+
+QString percent(double fraction) { return QString::number(100 * fraction, 'f', 1) + "%"; }
+
+QString duration(double seconds) {
+  const int s = static_cast<int>(seconds + 0.5);
+  return s >= 60 ? QString("%1 min %2 s").arg(s / 60).arg(s % 60) : QString("%1 s").arg(s);
+}
+
+}  // namespace
+
+TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
+  m_strategy = new QComboBox(this);
+  for (const auto& [name, tip] : {std::pair{"auto", "follow the advisor's diagnosis"},
+                                  std::pair{"auto-rgn", "all layers, each at a learning rate scaled by its relative gradient norm (the paper)"},
+                                  std::pair{"probe", "train each block briefly and keep the best on validation data"},
+                                  std::pair{"last", "only the last block"},
+                                  std::pair{"all", "every layer (ordinary fine-tuning)"}}) {
+    m_strategy->addItem(name, name);
+    m_strategy->setItemData(m_strategy->count() - 1, tip, Qt::ToolTipRole);
+  }
+  m_optimizer = new QComboBox(this);
+  m_optimizer->addItems({"adam", "adamw", "sgd"});
+  m_learningRate = new QDoubleSpinBox(this);
+  m_learningRate->setDecimals(5);
+  m_learningRate->setRange(1e-5, 1.0);
+  m_learningRate->setSingleStep(1e-4);
+  m_learningRate->setValue(1e-3);
+  m_epochs = new QSpinBox(this);
+  m_epochs->setRange(1, 1000);
+  m_epochs->setValue(10);
+  m_batchSize = new QSpinBox(this);
+  m_batchSize->setRange(1, 4096);
+  m_batchSize->setValue(64);
+  m_batchNormEval = new QCheckBox("BatchNorm in eval mode everywhere", this);
+  m_batchNormEval->setChecked(true);
+  m_batchNormEval->setToolTip("The paper's protocol. Unchecked: only BatchNorms in frozen layers keep their statistics.");
+
+  auto* form = new QFormLayout;
+  form->addRow("Plan", m_strategy);
+  form->addRow("Optimiser", m_optimizer);
+  form->addRow("Learning rate", m_learningRate);
+  form->addRow("Epochs", m_epochs);
+  form->addRow("Batch size", m_batchSize);
+  form->addRow(m_batchNormEval);
+
+  m_train = new QPushButton("Train", this);
+  m_pause = new QPushButton("Pause", this);
+  m_pause->setCheckable(true);
+  m_stop = new QPushButton("Stop", this);
+  auto* buttons = new QHBoxLayout;
+  buttons->addWidget(m_train);
+  buttons->addWidget(m_pause);
+  buttons->addWidget(m_stop);
+  m_progress = new QProgressBar(this);
+  m_progress->setFormat("%p%");
+  m_status = new QLabel("Open a model and target data, then Train.", this);
+  m_status->setWordWrap(true);
+  m_result = new QLabel(this);
+  m_result->setWordWrap(true);
+  m_result->setTextFormat(Qt::RichText);
+
+  auto* left = new QVBoxLayout;
+  left->addLayout(form);
+  left->addLayout(buttons);
+  left->addWidget(m_progress);
+  left->addWidget(m_status);
+  left->addStretch(1);
+
+  m_curves = new QCustomPlot(this);
+  m_curves->setMinimumSize(360, 220);
+  m_curves->legend->setVisible(true);
+  m_curves->legend->setFont(QFont(font().family(), 8));
+  m_curves->xAxis->setLabel("step");
+  m_curves->yAxis->setLabel("loss");
+  m_curves->yAxis2->setVisible(true);
+  m_curves->yAxis2->setLabel("validation accuracy (%)");
+  m_curves->yAxis2->setRange(0, 100);
+  auto* trainLoss = m_curves->addGraph();
+  trainLoss->setName("training loss");
+  trainLoss->setPen(QPen(QColor(31, 119, 180, 150), 1));
+  auto* validationLoss = m_curves->addGraph();
+  validationLoss->setName("validation loss");
+  validationLoss->setPen(QPen(QColor(214, 39, 40), 2));
+  validationLoss->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 6));
+  auto* accuracy = m_curves->addGraph(m_curves->xAxis, m_curves->yAxis2);
+  accuracy->setName("validation accuracy");
+  accuracy->setPen(QPen(QColor(44, 160, 44), 2));
+  accuracy->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));
+
+  // The result sits under the curves, where it has the width to be read in one go.
+  auto* right = new QVBoxLayout;
+  right->addWidget(m_curves, 1);
+  right->addWidget(m_result);
+  auto* layout = new QHBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+  layout->addLayout(left, 0);
+  layout->addLayout(right, 1);
+
+  connect(m_train, &QPushButton::clicked, this, [this] { Q_EMIT trainRequested(strategy(), options()); });
+  connect(m_pause, &QPushButton::toggled, this, [this](bool paused) {
+    m_pause->setText(paused ? "Resume" : "Pause");
+    m_status->setText(paused ? "Paused: Resume continues from the next batch." : "Training …");
+    Q_EMIT pauseRequested(paused);
+  });
+  connect(m_stop, &QPushButton::clicked, this, [this] { Q_EMIT stopRequested(); });
+  m_replot.setSingleShot(true);
+  m_replot.setInterval(40);
+  connect(&m_replot, &QTimer::timeout, this, &TrainingPanel::redraw);
+  setRunning(false);
+}
+
+QString TrainingPanel::strategy() const { return m_strategy->currentData().toString(); }
+
+TrainOptions TrainingPanel::options() const {
+  TrainOptions options;
+  options.optimizer = m_optimizer->currentText().toStdString();
+  options.learningRate = m_learningRate->value();
+  options.epochs = m_epochs->value();
+  options.batchSize = static_cast<std::size_t>(m_batchSize->value());
+  options.batchNormEval = m_batchNormEval->isChecked();
+  return options;
+}
+
+void TrainingPanel::setBlocks(const QStringList& blocks) {
+  while (m_strategy->count() > 5) m_strategy->removeItem(5);
+  for (const auto& block : blocks) m_strategy->addItem("only " + block, "block:" + block);
+}
+
+void TrainingPanel::setStrategy(const QString& strategy) {
+  const int index = m_strategy->findData(strategy);
+  if (index >= 0) m_strategy->setCurrentIndex(index);
+}
+
+void TrainingPanel::setEpochs(int epochs) { m_epochs->setValue(epochs); }
+
+void TrainingPanel::setRunning(bool running) {
+  m_train->setEnabled(!running);
+  m_pause->setEnabled(running);
+  m_stop->setEnabled(running);
+  if (!running && m_pause->isChecked()) {
+    const QSignalBlocker block(m_pause);
+    m_pause->setChecked(false);
+    m_pause->setText("Pause");
+  }
+  if (running) {
+    for (int g = 0; g < m_curves->graphCount(); ++g) m_curves->graph(g)->data()->clear();
+    m_progress->setValue(0);
+    m_result->clear();
+    m_status->setText("Starting …");
+    m_replot.start();
+  }
+}
+
+QString TrainingPanel::resultText() const { return m_result->text(); }
+int TrainingPanel::trainingPoints() const { return m_curves->graph(0)->dataCount(); }
+int TrainingPanel::evaluationPoints() const { return m_curves->graph(1)->dataCount(); }
+
+void TrainingPanel::onStatus(const QString& message) { m_status->setText(message); }
+
+void TrainingPanel::onEvent(const TrainEvent& event) {
+  if (event.kind == TrainEvent::Kind::Step) {
+    m_curves->graph(0)->addData(static_cast<double>(event.step), event.loss);
+    m_progress->setMaximum(static_cast<int>(event.totalSteps));
+    m_progress->setValue(static_cast<int>(event.step));
+    m_progress->setFormat(QString("%p% · about %1 left").arg(duration(event.remainingSeconds)));
+    m_status->setText(QString("Epoch %1, step %2 of %3 · loss %4 · %5 samples/s")
+                          .arg(event.epoch + 1).arg(event.step).arg(event.totalSteps)
+                          .arg(event.loss, 0, 'f', 3).arg(event.samplesPerSecond, 0, 'f', 0));
+  } else if (event.kind == TrainEvent::Kind::Evaluation) {
+    m_curves->graph(1)->addData(static_cast<double>(event.step), event.validation.loss);
+    m_curves->graph(2)->addData(static_cast<double>(event.step), 100 * event.validation.accuracy);
+  }
+  if (!m_replot.isActive()) m_replot.start();
+}
+
+void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError) {
+  setRunning(false);
+  m_replot.stop();
+  redraw();
+  if (!planError.isEmpty()) {
+    m_status->setText(planError);
+    return;
+  }
+  const TrainResult& r = run.result;
+  m_progress->setFormat(r.ok ? "done" : "%p%");
+  m_status->setText(QString::fromStdString(r.ok && r.error.empty() ? "Finished " + std::to_string(r.steps) + " steps in " + duration(r.seconds).toStdString() + " on " + r.device : r.error));
+  QString text = QString("Validation accuracy %1 → <b>%2</b>").arg(percent(r.validationBefore.accuracy), percent(r.validationAfter.accuracy));
+  if (r.testAfter.items) text += QString(" · test accuracy %1 → <b>%2</b>").arg(percent(r.testBefore.accuracy), percent(r.testAfter.accuracy));
+  text += QString(" · trained %1 of %2 parameters").arg(r.trainableParameters).arg(r.trainableParameters + r.frozenParameters);
+  text += QString("<br>%1").arg(QString::fromStdString(run.report.plan.explanation).toHtmlEscaped());
+  if (r.tunedModel) text += " File ▸ Export Tuned Model… saves it with its report.";
+  m_result->setText(text);
+}
+
+void TrainingPanel::redraw() {
+  m_curves->xAxis->rescale();
+  m_curves->yAxis->rescale();
+  const auto range = m_curves->yAxis->range();
+  m_curves->yAxis->setRange(0, std::max(range.upper * 1.05, 0.1));
+  m_curves->replot();
+}
+
+}  // namespace scalpel::ui

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <QTimer>
+#include <QWidget>
+
+#include "core_metatypes.h"
+
+class QCheckBox;
+class QComboBox;
+class QCustomPlot;
+class QDoubleSpinBox;
+class QLabel;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+
+namespace scalpel::ui {
+
+// The training panel: strategy and hyper-parameters with the paper's defaults, Train / Pause /
+// Stop, a progress bar with the time left, live curves (training loss per step, validation loss
+// and accuracy per evaluation), and the before/after result. It only shows and asks: the window
+// sends the requests to the worker. Replots are coalesced (40 ms).
+class TrainingPanel : public QWidget {
+  Q_OBJECT
+
+ public:
+  explicit TrainingPanel(QWidget* parent = nullptr);
+
+  QString strategy() const;
+  scalpel::TrainOptions options() const;
+  // The model's blocks become "block:NAME" strategies.
+  void setBlocks(const QStringList& blocks);
+  void setStrategy(const QString& strategy);
+  void setEpochs(int epochs);
+  void setRunning(bool running);
+  QCustomPlot* curves() const { return m_curves; }
+  QString resultText() const;
+  int trainingPoints() const;    // training-loss points drawn
+  int evaluationPoints() const;  // validation points drawn
+
+ public Q_SLOTS:
+  void onStatus(const QString& message);
+  void onEvent(const scalpel::TrainEvent& event);
+  void onFinished(const scalpel::FineTuneRun& run, const QString& planError);
+
+ Q_SIGNALS:
+  void trainRequested(const QString& strategy, const scalpel::TrainOptions& options);
+  void pauseRequested(bool paused);
+  void stopRequested();
+
+ private:
+  void redraw();
+
+  QComboBox* m_strategy;
+  QComboBox* m_optimizer;
+  QDoubleSpinBox* m_learningRate;
+  QSpinBox* m_epochs;
+  QSpinBox* m_batchSize;
+  QCheckBox* m_batchNormEval;
+  QPushButton* m_train;
+  QPushButton* m_pause;
+  QPushButton* m_stop;
+  QProgressBar* m_progress;
+  QLabel* m_status;
+  QLabel* m_result;
+  QCustomPlot* m_curves;
+  QTimer m_replot;
+};
+
+}  // namespace scalpel::ui
