@@ -5,6 +5,8 @@
 #include <QPainterPath>
 
 #include "diagram_style.h"
+#include "freeze_state.h"
+#include "layer_diagram_scene.h"
 #include "layer_row_item.h"
 
 namespace scalpel::ui {
@@ -112,10 +114,25 @@ void BlockItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWidge
   painter->setPen(DiagramStyle::mutedText());
   painter->drawText(QRectF(textX, 27, DiagramStyle::kBlockWidth - textX - x, 20),
                     Qt::AlignLeft | Qt::AlignVCenter, m_subtitle);
+  const auto& block = m_tree->blocks().at(static_cast<size_t>(m_blockIndex));
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  if (diagram && diagram->freezeState() && block.totalParameters > 0) {
+    DiagramStyle::paintFreezeMark(painter, DiagramStyle::freezeMarkRect(DiagramStyle::kBlockWidth, DiagramStyle::kHeaderHeight),
+                                  diagram->freezeState()->stateOfNodes(block.members));
+  }
 }
 
 void BlockItem::mousePressEvent(QGraphicsSceneMouseEvent* event) {
   QGraphicsObject::mousePressEvent(event);
+  const auto& block = m_tree->blocks().at(static_cast<size_t>(m_blockIndex));
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  if (diagram && diagram->freezeState() && block.totalParameters > 0 &&
+      DiagramStyle::freezeMarkRect(DiagramStyle::kBlockWidth, DiagramStyle::kHeaderHeight).contains(event->pos())) {
+    const bool trains = diagram->freezeState()->stateOfNodes(block.members) == Qt::Checked;
+    Q_EMIT diagram->freezeToggleRequested(QVector<int>(block.members.begin(), block.members.end()), !trains,
+                                          QString::fromStdString(block.name));
+    return;
+  }
   if (expanderRect().contains(event->pos()) && event->pos().y() < DiagramStyle::kHeaderHeight) {
     setExpanded(!m_expanded);
   }

@@ -4,6 +4,7 @@
 // to Qt's meta-type system once, before any header uses them in a signal.
 #include <QMetaType>
 
+#include "analysis/gradient_profile.h"
 #include "analysis/shift_analysis.h"
 #include "data/data_request.h"
 #include "model/model_inspection.h"
@@ -23,3 +24,4 @@ Q_DECLARE_METATYPE(scalpel::TrainOptions)
 Q_DECLARE_METATYPE(scalpel::TrainEvent)
 Q_DECLARE_METATYPE(scalpel::FineTuneRun)
 Q_DECLARE_METATYPE(scalpel::FreezePlan)
+Q_DECLARE_METATYPE(scalpel::GradientProfile)

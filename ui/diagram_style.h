@@ -2,6 +2,9 @@
 
 #include <QColor>
 #include <QFont>
+#include <QRectF>
+
+class QPainter;
 
 namespace scalpel::ui {
 
@@ -21,6 +24,10 @@ struct DiagramStyle {
   static QColor mutedText() { return QColor(0x55, 0x5f, 0x6b); }
   static QFont titleFont();
   static QFont bodyFont();
+  // The trains/frozen mark at the right of a block or row: a green tick (trains), a grey
+  // padlock (frozen), half of each (partly). `rect` is where clicking toggles it.
+  static QRectF freezeMarkRect(qreal width, qreal height);
+  static void paintFreezeMark(QPainter* painter, const QRectF& rect, Qt::CheckState state);
 };
 
 }  // namespace scalpel::ui

@@ -6,6 +6,7 @@
 
 #include "block_item.h"
 #include "diagram_style.h"
+#include "freeze_state.h"
 
 namespace scalpel::ui {
 
@@ -31,6 +32,11 @@ void LayerDiagramScene::setTree(const LayerTree& tree) {
     m_blocks.push_back(item);
   }
   relayout();
+}
+
+void LayerDiagramScene::setFreezeState(FreezeState* state) {
+  m_freeze = state;
+  if (m_freeze) connect(m_freeze, &FreezeState::changed, this, [this] { update(); });
 }
 
 void LayerDiagramScene::setAllExpanded(bool expanded) {

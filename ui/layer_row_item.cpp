@@ -5,6 +5,8 @@
 #include <QStyleOptionGraphicsItem>
 
 #include "diagram_style.h"
+#include "freeze_state.h"
+#include "layer_diagram_scene.h"
 
 namespace scalpel::ui {
 
@@ -43,12 +45,25 @@ void LayerRowItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWi
   painter->drawText(textRect(paramsX, shapeX), Qt::AlignVCenter | Qt::AlignRight,
                     node.totalParameters ? QString::fromStdString(formatCount(node.totalParameters))
                                          : QStringLiteral("–"));
-  painter->drawText(textRect(shapeX + 8, m_width), flags,
+  painter->drawText(textRect(shapeX + 8, m_width - 28), flags,
                     QString::fromStdString(formatShape(node.outputShape)));
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  if (diagram && diagram->freezeState() && node.totalParameters > 0) {
+    DiagramStyle::paintFreezeMark(painter, DiagramStyle::freezeMarkRect(m_width, DiagramStyle::kRowHeight),
+                                  diagram->freezeState()->stateOf(m_nodeIndex));
+  }
 }
 
 void LayerRowItem::mousePressEvent(QGraphicsSceneMouseEvent* event) {
   QGraphicsObject::mousePressEvent(event);
+  const auto& node = m_tree->node(m_nodeIndex);
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  if (diagram && diagram->freezeState() && node.totalParameters > 0 &&
+      DiagramStyle::freezeMarkRect(m_width, DiagramStyle::kRowHeight).contains(event->pos())) {
+    Q_EMIT diagram->freezeToggleRequested({m_nodeIndex}, diagram->freezeState()->stateOf(m_nodeIndex) != Qt::Checked,
+                                          QString::fromStdString(node.name));
+    return;
+  }
   Q_EMIT selected(m_nodeIndex);
 }
 

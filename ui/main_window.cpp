@@ -17,6 +17,12 @@
 #include <QStatusBar>
 #include <QTextBrowser>
 #include <QUrl>
+#include <QHeaderView>
+#include <QLineEdit>
+#include <QSortFilterProxyModel>
+#include <QTableView>
+#include <QUndoStack>
+#include <QVBoxLayout>
 
 #include "block_item.h"
 #include "diagram_view.h"
@@ -24,6 +30,12 @@
 #include "model_worker.h"
 #include "shift_heatmap.h"
 #include "training_panel.h"
+#include "log_forwarder.h"
+#include "util/device_info.h"
+#include <QFontDatabase>
+#include <QPlainTextEdit>
+#include "freeze_state.h"
+#include "layer_table_model.h"
 #include "io/model_export.h"
 #include "io/run_report.h"
 #include "scalpel/version.h"
@@ -50,6 +62,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   qRegisterMetaType<scalpel::TrainEvent>();
   qRegisterMetaType<scalpel::FineTuneRun>();
   qRegisterMetaType<scalpel::FreezePlan>();
+  qRegisterMetaType<scalpel::GradientProfile>();
   setWindowTitle("Scalpel");
   setAcceptDrops(true);
 
@@ -77,6 +90,44 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   dock->setWidget(m_heatmap);
   dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::BottomDockWidgetArea, dock);
+  // One freeze state, two views: the diagram's marks and the layer table; edits are undoable.
+  m_freeze = new FreezeState(this);
+  m_undo = new QUndoStack(this);
+  m_scene->setFreezeState(m_freeze);
+  connect(m_scene, &LayerDiagramScene::freezeToggleRequested, this, &MainWindow::setTrainable);
+  m_layers = new LayerTableModel(m_freeze, this);
+  connect(m_layers, &LayerTableModel::toggleRequested, this, [this](int node, bool trainable) {
+    setTrainable({node}, trainable, QString::fromStdString(m_freeze->tree().node(node).name));
+  });
+  auto* proxy = new QSortFilterProxyModel(this);
+  proxy->setSourceModel(m_layers);
+  proxy->setSortRole(Qt::UserRole);
+  proxy->setFilterKeyColumn(-1);
+  proxy->setFilterCaseSensitivity(Qt::CaseInsensitive);
+  auto* table = new QTableView(this);
+  table->setObjectName("layerTable");
+  table->setModel(proxy);
+  table->setSortingEnabled(true);
+  table->sortByColumn(-1, Qt::AscendingOrder);  // execution order until a header is clicked
+  table->verticalHeader()->hide();
+  table->horizontalHeader()->setStretchLastSection(true);
+  table->setSelectionBehavior(QAbstractItemView::SelectRows);
+  auto* filter = new QLineEdit(this);
+  filter->setObjectName("layerFilter");
+  filter->setPlaceholderText("Filter layers by name, block or type…");
+  filter->setClearButtonEnabled(true);
+  connect(filter, &QLineEdit::textChanged, proxy, &QSortFilterProxyModel::setFilterFixedString);
+  auto* layersPane = new QWidget(this);
+  auto* layersLayout = new QVBoxLayout(layersPane);
+  layersLayout->setContentsMargins(4, 4, 4, 4);
+  layersLayout->addWidget(filter);
+  layersLayout->addWidget(table);
+  auto* layersDock = new QDockWidget("Layers", this);
+  layersDock->setObjectName("layersDock");
+  layersDock->setWidget(layersPane);
+  layersDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+  addDockWidget(Qt::BottomDockWidgetArea, layersDock);
+
   m_training = new TrainingPanel(this);
   auto* trainingDock = new QDockWidget("Training", this);
   trainingDock->setObjectName("trainingDock");
@@ -84,9 +135,28 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   trainingDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::BottomDockWidgetArea, trainingDock);
   tabifyDockWidget(dock, trainingDock);
+  tabifyDockWidget(dock, layersDock);
   dock->raise();
 
-  m_deviceLabel = new QLabel("device: cpu", this);
+  // The log panel: every Scalpel logger's lines, from every thread.
+  auto* log = new QPlainTextEdit(this);
+  log->setObjectName("logPanel");
+  log->setReadOnly(true);
+  log->setMaximumBlockCount(5000);
+  log->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
+  connect(&LogForwarder::instance(), &LogForwarder::line, log, [log](const QString& text, int level) {
+    log->appendHtml(level >= 3 ? QString("<span style='color:#b00020'>%1</span>").arg(text.toHtmlEscaped()) : text.toHtmlEscaped());
+  });
+  auto* logDock = new QDockWidget("Log", this);
+  logDock->setObjectName("logDock");
+  logDock->setWidget(log);
+  logDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+  addDockWidget(Qt::BottomDockWidgetArea, logDock);
+  tabifyDockWidget(dock, logDock);
+  dock->raise();
+
+  m_deviceLabel = new QLabel(QString::fromStdString("device: " + describeDevice(automaticDevice())), this);
+  m_deviceLabel->setToolTip("Where analysis and training run: CUDA when available, else the CPU with all its cores");
   statusBar()->addPermanentWidget(m_deviceLabel);
   statusBar()->showMessage("Ready");
 
@@ -105,6 +175,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(this, &MainWindow::requestAnalysis, m_worker, &ModelWorker::analyze);
   connect(m_worker, &ModelWorker::analysisSnapshot, m_heatmap, &ShiftHeatmap::addSnapshot);
   connect(m_worker, &ModelWorker::analysisFinished, this, &MainWindow::onAnalysisFinished);
+  connect(m_worker, &ModelWorker::gradientsFinished, this, [this](const GradientProfile& gradients) {
+    QHash<QString, double> rgn;
+    for (const auto& module : gradients.modules) rgn[QString::fromStdString(module.name)] = module.rgn;
+    m_layers->setRgn(rgn);
+    Q_EMIT gradientsShown();
+  });
   connect(this, &MainWindow::requestTraining, m_worker, &ModelWorker::train);
   connect(m_worker, &ModelWorker::trainingStatus, m_training, &TrainingPanel::onStatus);
   connect(m_worker, &ModelWorker::trainingEvent, m_training, &TrainingPanel::onEvent);
@@ -155,6 +231,17 @@ void MainWindow::buildMenus() {
   auto* quit = file->addAction("&Quit", qApp, &QApplication::quit);
   quit->setShortcut(QKeySequence::Quit);
 
+  auto* edit = menuBar()->addMenu("&Edit");
+  auto* undo = m_undo->createUndoAction(this, "&Undo");
+  undo->setShortcut(QKeySequence::Undo);
+  auto* redo = m_undo->createRedoAction(this, "&Redo");
+  redo->setShortcut(QKeySequence::Redo);
+  edit->addAction(undo);
+  edit->addAction(redo);
+  edit->addSeparator();
+  edit->addAction("&Freeze All", this, [this] { setTrainable({0}, false, "all layers"); });
+  edit->addAction("&Unfreeze All", this, [this] { setTrainable({0}, true, "all layers"); });
+
   auto* view = menuBar()->addMenu("&View");
   view->addAction("Zoom &In", QKeySequence::ZoomIn, this, [this] { m_view->zoomBy(1.25); });
   view->addAction("Zoom &Out", QKeySequence::ZoomOut, this, [this] { m_view->zoomBy(0.8); });
@@ -168,6 +255,9 @@ void MainWindow::buildMenus() {
   analysis->addAction("&Analyse Target Data", QKeySequence(Qt::CTRL | Qt::Key_R), this,
                       [this] { analyzeTarget(false); });
   analysis->addAction("Analyse Against &Source Data", this, [this] { analyzeTarget(true); });
+  analysis->addSeparator();
+  analysis->addAction("A&ccept Suggested Plan", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A), this,
+                      &MainWindow::acceptSuggestedPlan);
 
   auto* training = menuBar()->addMenu("&Training");
   training->addAction("&Train", QKeySequence(Qt::CTRL | Qt::Key_T), this, [this] {
@@ -219,13 +309,15 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
     if (block.totalParameters > 0) trainable << QString::fromStdString(block.name);
   }
   m_training->setBlocks(trainable);
+  m_freeze->setTree(inspection.tree);
+  m_layers->reset();
+  m_undo->clear();
   m_diagnosis.reset();  // it was about the previous model
   m_heatmap->clear("Analysis ▸ Analyse Target Data (Ctrl+R) measures this model's shift on the target data.");
   m_scene->setTree(inspection.tree);
   m_view->fitToView();
   const QString file = QFileInfo(QString::fromStdString(inspection.path)).fileName();
   setWindowTitle(QStringLiteral("%1 — Scalpel").arg(file));
-  m_deviceLabel->setText(QStringLiteral("device: %1").arg(QString::fromStdString(inspection.device)));
   statusBar()->showMessage(
       QStringLiteral("%1: %2 modules in %3 blocks, %4 parameters%5")
           .arg(file)
@@ -417,6 +509,9 @@ void MainWindow::onAnalysisFinished(const ShiftAnalysis& analysis) {
   m_diagnosis = diagnose(analysis, m_inspection.tree);
   planFreeze("auto", m_inspection.tree, *m_diagnosis, nullptr, m_plan);
   const auto& last = analysis.snapshots.back();
+  QHash<QString, double> shifts;
+  for (const auto& layer : last.layers) shifts[QString::fromStdString(layer.layer)] = layer.kl;
+  m_layers->setShift(shifts);
   m_heatmap->setCaption(QStringLiteral("%1 (%2 items) against %3 — %4")
                        .arg(QString::fromStdString(m_targetData.description))
                        .arg(last.targetItems)
@@ -506,7 +601,8 @@ void MainWindow::startTraining(const QString& strategy, const TrainOptions& opti
   m_training->setRunning(true);
   if (auto* dock = findChild<QDockWidget*>("trainingDock")) dock->raise();
   statusBar()->showMessage("Training …");
-  Q_EMIT requestTraining(QString::fromStdString(m_inspection.path), strategy, m_plan, options);
+  Q_EMIT requestTraining(QString::fromStdString(m_inspection.path), strategy,
+                         strategy == "manual" ? m_freeze->plan() : m_plan, options);
 }
 
 void MainWindow::onTrainingFinished(const FineTuneRun& run, const QString& planError) {
@@ -518,6 +614,7 @@ void MainWindow::onTrainingFinished(const FineTuneRun& run, const QString& planE
     showError("Training stopped", QString::fromStdString(run.result.error));
   }
   if (ok) m_lastRun = run;
+  if (!run.result.device.empty()) m_deviceLabel->setText(QString::fromStdString("device: " + run.result.device));
   m_exportAction->setEnabled(m_lastRun.has_value());
   statusBar()->showMessage(ok ? "Training finished: File ▸ Export Tuned Model… saves the result" : "Training did not finish");
   Q_EMIT trainingFinished(ok);
@@ -540,6 +637,29 @@ QString MainWindow::exportTunedModel(const QString& path) {
   }
   statusBar()->showMessage(QString("Exported %1 and its report in %2").arg(path, folder));
   return {};
+}
+
+}  // namespace scalpel::ui
+
+namespace scalpel::ui {
+
+void MainWindow::setTrainable(const QVector<int>& nodes, bool trainable, const QString& what) {
+  QVector<int> units;
+  for (int node : nodes) units += m_freeze->unitsOf(node);
+  if (units.isEmpty()) return;
+  m_undo->push(new SetTrainableCommand(m_freeze, units, trainable, (trainable ? "Unfreeze " : "Freeze ") + what));
+  m_training->setStrategy("manual");  // training now follows the marks
+}
+
+void MainWindow::acceptSuggestedPlan() {
+  if (!m_diagnosis) {
+    showError("No suggestion yet", "Analyse the target data first (Analysis ▸ Analyse Target Data).");
+    return;
+  }
+  m_undo->push(new SetTrainableCommand(m_freeze, m_freeze->unitsOfPlan(m_plan), true,
+                                       "Accept plan: " + QString::fromStdString(m_plan.explanation), true));
+  m_training->setStrategy("manual");
+  statusBar()->showMessage("Plan accepted: " + QString::fromStdString(m_plan.explanation));
 }
 
 }  // namespace scalpel::ui

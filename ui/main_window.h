@@ -13,10 +13,13 @@ class QLabel;
 class QMessageBox;
 class QProgressDialog;
 class QTextBrowser;
+class QUndoStack;
 
 namespace scalpel::ui {
 
 class DiagramView;
+class FreezeState;
+class LayerTableModel;
 class LayerDiagramScene;
 class ModelWorker;
 class ShiftHeatmap;
@@ -55,6 +58,10 @@ class MainWindow : public QMainWindow {
   // Writes the last run's tuned model (its report inside) and, beside it, the report as Markdown
   // with plots in "<name>-report/". Returns "" or the error (also shown in a dialog).
   QString exportTunedModel(const QString& path);
+  // Marks the advisor's suggested plan in the diagram and the table (undoable).
+  void acceptSuggestedPlan();
+  // Makes these nodes' layers trainable or frozen (undoable).
+  void setTrainable(const QVector<int>& nodes, bool trainable, const QString& what);
 
  Q_SIGNALS:
   void modelShown();                     // a model is on screen
@@ -69,7 +76,8 @@ class MainWindow : public QMainWindow {
   void analysisShown();  // the heatmap is complete and the diagnosis is in the details pane
   void requestTraining(const QString& modelPath, const QString& strategy,
                        const scalpel::FreezePlan& plan, const scalpel::TrainOptions& options);
-  void trainingFinished(bool ok);  // a run ended (ok: a tuned model is ready to export)
+  void trainingFinished(bool ok);
+  void gradientsShown();  // the layer table's RGN column is filled in  // a run ended (ok: a tuned model is ready to export)
 
  protected:
   void dragEnterEvent(QDragEnterEvent* event) override;
@@ -100,6 +108,9 @@ class MainWindow : public QMainWindow {
   FreezePlan m_plan;
   ShiftHeatmap* m_heatmap = nullptr;
   TrainingPanel* m_training = nullptr;
+  FreezeState* m_freeze = nullptr;
+  QUndoStack* m_undo = nullptr;
+  LayerTableModel* m_layers = nullptr;
   std::optional<FineTuneRun> m_lastRun;
   QAction* m_exportAction = nullptr;
 
@@ -116,6 +127,9 @@ class MainWindow : public QMainWindow {
   const DataSummary& sourceData() const { return m_sourceData; }
   ShiftHeatmap* heatmap() const { return m_heatmap; }
   TrainingPanel* trainingPanel() const { return m_training; }
+  FreezeState* freezeState() const { return m_freeze; }
+  QUndoStack* undoStack() const { return m_undo; }
+  LayerTableModel* layerTable() const { return m_layers; }
   const std::optional<FineTuneRun>& lastRun() const { return m_lastRun; }
   const std::optional<Diagnosis>& diagnosis() const { return m_diagnosis; }
 };

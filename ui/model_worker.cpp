@@ -80,7 +80,13 @@ void ModelWorker::analyze(const QString& modelPath, bool useSource) {
   if (analysis.snapshots.size() > 1) {  // the others went out one by one already
     analysis.snapshots.erase(analysis.snapshots.begin(), analysis.snapshots.end() - 1);
   }
+  const bool measured = analysis.ok && analysis.output.measured;
   Q_EMIT analysisFinished(analysis);
+  if (measured && !m_cancel) {
+    GradientOptions options;
+    options.device = "auto";
+    Q_EMIT gradientsFinished(gradientProfile(modelPath.toStdString(), *target, options));  // never throws
+  }
 }
 
 }  // namespace scalpel::ui

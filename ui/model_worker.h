@@ -49,6 +49,8 @@ class ModelWorker : public QObject {
   void dataLoaded(int role, const scalpel::DataSummary& summary);
   void analysisSnapshot(const scalpel::ShiftSnapshot& snapshot);
   void analysisFinished(const scalpel::ShiftAnalysis& analysis);
+  // After an analysis: RGN and SNR per module on the (labelled) target, for the layer table.
+  void gradientsFinished(const scalpel::GradientProfile& gradients);
   void trainingStatus(const QString& message);
   void trainingEvent(const scalpel::TrainEvent& event);  // steps thinned to ~10 per second
   void trainingFinished(const scalpel::FineTuneRun& run, const QString& planError);

@@ -32,7 +32,8 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
                                   std::pair{"auto-rgn", "all layers, each at a learning rate scaled by its relative gradient norm (the paper)"},
                                   std::pair{"probe", "train each block briefly and keep the best on validation data"},
                                   std::pair{"last", "only the last block"},
-                                  std::pair{"all", "every layer (ordinary fine-tuning)"}}) {
+                                  std::pair{"all", "every layer (ordinary fine-tuning)"},
+                                  std::pair{"manual", "the layers marked trainable in the diagram and the layer table"}}) {
     m_strategy->addItem(name, name);
     m_strategy->setItemData(m_strategy->count() - 1, tip, Qt::ToolTipRole);
   }
@@ -140,7 +141,7 @@ TrainOptions TrainingPanel::options() const {
 }
 
 void TrainingPanel::setBlocks(const QStringList& blocks) {
-  while (m_strategy->count() > 5) m_strategy->removeItem(5);
+  while (m_strategy->count() > 6) m_strategy->removeItem(6);
   for (const auto& block : blocks) m_strategy->addItem("only " + block, "block:" + block);
 }
 

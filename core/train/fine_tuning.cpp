@@ -96,7 +96,8 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
       FreezePlan candidate;
       if (!planFreeze("block:" + block.name, tree, choice.diagnosis, nullptr, candidate).empty()) continue;
       say("probing block " + block.name + " …");
-      const auto run = trainModel(modelPath, candidate, data.view(), probeOptions, {}, control);
+      // No test split here: the probe chooses on validation data alone.
+      const auto run = trainModel(modelPath, candidate, {&data.train, &data.validation, nullptr}, probeOptions, {}, control);
       if (run.cancelled) {
         choice.error = "the probe was cancelled";
         return choice;

@@ -23,6 +23,7 @@
 #include "data/splits.h"
 #include "io/model_export.h"
 #include "io/run_report.h"
+#include "train/fine_tuning.h"
 #include "train/foreach_optimizer.h"
 #include "train/trainer.h"
 
@@ -122,6 +123,7 @@ class TestTrainer : public QObject {
   void foreachOptimiserMatchesTorchOptim_data();
   void foreachOptimiserMatchesTorchOptim();
   void exportRoundTripsThroughPython();
+  void probeKeepsTheBestBlock();
   void failedExportKeepsThePreviousFile();
 };
 
@@ -464,6 +466,39 @@ void TestTrainer::foreachOptimiserMatchesTorchOptim() {
     QVERIFY2(torch::allclose(ours[i], theirs[i], 1e-6, 1e-7), qPrintable(QString::number(i)));
     QVERIFY(!torch::allclose(ours[i], initials[i]));  // they did move
   }
+}
+
+// The budgeted cross-validation strategy: every block with parameters trained alone, the one
+// with the best validation accuracy kept, the scores in the explanation.
+void TestTrainer::probeKeepsTheBestBlock() {
+  const auto shifted = *applyShift(fashionTest(), "label-permutation", 5, 7).dataset;
+  const auto data = splitTarget(shifted, TargetSplit{30, 20, 1}, "permuted");
+  QVERIFY2(data.ok, data.error.c_str());
+  auto options = quickOptions(2);
+  options.learningRate = 1e-2;
+  const auto choice = choosePlan(kDemo, "probe", data, nullptr, options, 2);
+  QVERIFY2(choice.ok, choice.error.c_str());
+  std::vector<std::string> probed;
+  double best = -1;
+  std::string winner;
+  for (const auto& [block, accuracy] : choice.probeScores) {
+    probed.push_back(block);
+    if (accuracy > best) {
+      best = accuracy;
+      winner = block;
+    }
+  }
+  QCOMPARE(probed, (std::vector<std::string>{"stem", "layer1", "layer2", "layer3", "fc"}));  // pool has no parameters
+  QCOMPARE(choice.plan.trainable, std::vector<std::string>{winner});
+  QCOMPARE(choice.plan.strategy, std::string("probe"));
+  QVERIFY2(choice.plan.explanation.find(winner + " did best") != std::string::npos, choice.plan.explanation.c_str());
+  // Relabelled outputs: a late block must win, never the stem.
+  QVERIFY2(winner == "fc" || winner == "layer3", winner.c_str());
+  TrainControl control;
+  control.cancel();
+  const auto cancelled = choosePlan(kDemo, "probe", data, nullptr, options, 2, {}, &control);
+  QVERIFY(!cancelled.ok);
+  QVERIFY(cancelled.error.find("cancelled") != std::string::npos);
 }
 
 namespace {

@@ -2,6 +2,9 @@
 // mouse, drop a file, open a file that is not a model. Saves screenshots into the build folder.
 
 #include <QDir>
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QDockWidget>
 #include <QMessageBox>
 #include <QProgressDialog>
 #include <QPushButton>
@@ -16,9 +19,13 @@
 #include "diagram_view.h"
 #include "layer_diagram_scene.h"
 #include "layer_row_item.h"
+#include "diagram_style.h"
 #include "main_window.h"
 #include "shift_heatmap.h"
 #include "training_panel.h"
+#include "freeze_state.h"
+#include "layer_table_model.h"
+#include <QUndoStack>
 #include "io/model_export.h"
 
 #include <QStatusBar>
@@ -54,6 +61,7 @@ class TestMainWindow : public QObject {
   void demoTrainingCanBeCancelled();
   void badTargetDataShowsADialog();
   void demoTrainsStopsAndExports();
+  void freezeMarksTableAndUndoAgree();
 };
 
 void TestMainWindow::diagramHasOneItemPerBlock() {
@@ -258,6 +266,17 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QSignalSpy analysed(&window, &MainWindow::analysisShown);
   window.openDemo(scalpel::test::fixture("demo_net.pt"), SCALPEL_DEMO_DIR "/demo_model.pt");
   QVERIFY(analysed.wait(180000));
+  // The layer table shows each layer's shift and, once gradients are measured, its RGN.
+  QSignalSpy gradients(&window, &MainWindow::gradientsShown);
+  QVERIFY(gradients.count() > 0 || gradients.wait(60000));
+  auto* table = window.layerTable();
+  bool shiftShown = false, rgnShown = false;
+  for (int row = 0; row < table->rowCount(); ++row) {
+    shiftShown |= table->data(table->index(row, scalpel::ui::LayerTableModel::Shift), Qt::UserRole).toDouble() > 0;
+    rgnShown |= table->data(table->index(row, scalpel::ui::LayerTableModel::Rgn), Qt::UserRole).toDouble() > 0;
+  }
+  QVERIFY(shiftShown);
+  QVERIFY(rgnShown);
   auto* panel = window.trainingPanel();
   QCOMPARE(panel->strategy(), QString("auto"));
   panel->setEpochs(3);
@@ -275,6 +294,9 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   const auto& run = *window.lastRun();
   QVERIFY(run.result.testAfter.accuracy > run.result.testBefore.accuracy + 0.1);
   QVERIFY(window.grab().save(screenshot("demo_trained.png")));
+  // The log panel heard the trainer (from the worker thread).
+  QTRY_VERIFY_WITH_TIMEOUT(window.findChild<QPlainTextEdit*>("logPanel")->toPlainText().contains("[train]"), 5000);
+  QVERIFY(window.statusBar()->findChild<QLabel*>() != nullptr);
 
   QTemporaryDir dir;
   const QString path = dir.filePath("tuned.pt");
@@ -289,6 +311,15 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QTRY_VERIFY_WITH_TIMEOUT(window.errorDialog() != nullptr, 5000);
   window.errorDialog()->close();
 
+  // Accepting the advisor's plan marks it in the diagram and the table, and training follows it.
+  window.acceptSuggestedPlan();
+  const auto& tree = window.freezeState()->tree();
+  QCOMPARE(window.freezeState()->stateOf(*tree.find("stem")), Qt::Checked);
+  QCOMPARE(window.freezeState()->stateOf(*tree.find("layer1")), Qt::Unchecked);
+  QCOMPARE(window.freezeState()->stateOf(*tree.find("fc")), Qt::Unchecked);
+  QCOMPARE(panel->strategy(), QString("manual"));
+  QCOMPARE(window.freezeState()->plan().trainable, (std::vector<std::string>{"stem.0", "stem.1"}));
+
   // Stop: a long run ends within a batch, keeping the best state so far.
   panel->setEpochs(200);
   finished.clear();
@@ -302,6 +333,62 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(finished.wait(60000));
   QVERIFY(window.lastRun()->result.cancelled);
   QVERIFY(train->isEnabled());
+}
+
+// A freeze toggle in the diagram shows in the table and the other way round; Ctrl+Z undoes both.
+void TestMainWindow::freezeMarksTableAndUndoAgree() {
+  MainWindow window;
+  window.resize(1280, 900);
+  window.show();
+  QSignalSpy shown(&window, &MainWindow::modelShown);
+  window.openModel(SCALPEL_DEMO_DIR "/demo_model.pt");
+  QVERIFY(shown.wait(60000));
+  auto* state = window.freezeState();
+  auto* table = window.layerTable();
+  const auto& tree = state->tree();
+  QCOMPARE(state->stateOf(0), Qt::Checked);  // everything trains until a plan says otherwise
+  QCOMPARE(table->rowCount(), tree.size() - 1);
+  const auto rowOf = [&](const std::string& name) {
+    for (int row = 0; row < table->rowCount(); ++row) {
+      if (tree.node(table->nodeOfRow(row)).name == name) return row;
+    }
+    return -1;
+  };
+  const auto tick = [&](const std::string& name) {
+    return table->data(table->index(rowOf(name), scalpel::ui::LayerTableModel::Trainable), Qt::CheckStateRole).value<Qt::CheckState>();
+  };
+
+  // Click the stem block's mark in the diagram.
+  auto* view = window.diagramView();
+  auto* stem = window.diagram()->blockItems().front();
+  const QRectF mark = scalpel::ui::DiagramStyle::freezeMarkRect(scalpel::ui::DiagramStyle::kBlockWidth, scalpel::ui::DiagramStyle::kHeaderHeight);
+  const QPoint at = view->mapFromScene(stem->mapToScene(mark.center()));
+  QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, at);
+  QCOMPARE(state->stateOf(*tree.find("stem")), Qt::Unchecked);
+  QCOMPARE(tick("stem.0"), Qt::Unchecked);  // the table agrees
+  QCOMPARE(tick("stem"), Qt::Unchecked);
+  QCOMPARE(tick("layer1"), Qt::Checked);
+  QCOMPARE(state->stateOf(0), Qt::PartiallyChecked);
+
+  // Untick fc in the table: the diagram's state agrees.
+  QVERIFY(table->setData(table->index(rowOf("fc"), scalpel::ui::LayerTableModel::Trainable), Qt::Unchecked, Qt::CheckStateRole));
+  QCOMPARE(state->stateOf(*tree.find("fc")), Qt::Unchecked);
+  QCOMPARE(window.trainingPanel()->strategy(), QString("manual"));
+  window.diagram()->blockItems()[1]->setExpanded(true);
+  QVERIFY(window.grab().save(screenshot("freeze_marks.png")));
+  window.findChild<QDockWidget*>("layersDock")->raise();
+  QVERIFY(window.grab().save(screenshot("layer_table.png")));
+
+  // Undo both, redo one.
+  QCOMPARE(window.undoStack()->count(), 2);
+  window.undoStack()->undo();
+  window.undoStack()->undo();
+  QCOMPARE(state->stateOf(0), Qt::Checked);
+  QCOMPARE(tick("stem.0"), Qt::Checked);
+  window.undoStack()->redo();
+  QCOMPARE(tick("stem.0"), Qt::Unchecked);
+  QCOMPARE(tick("fc"), Qt::Checked);
+  QCOMPARE(window.undoStack()->undoText(), QString("Freeze stem"));
 }
 
 QTEST_MAIN(TestMainWindow)
