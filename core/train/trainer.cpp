@@ -314,8 +314,13 @@ TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, con
       const auto first = validationBatches.next();
       std::vector<std::int64_t> itemShape{1};
       itemShape.insert(itemShape.end(), data.train->itemShape.begin(), data.train->itemShape.end());
-      const auto expected = loaded->defaultInputShape();
-      if (!expected.empty() && expected != itemShape) {
+      // Checked against the shape stored with the model (a guess proves nothing); for images
+      // only the channels, since convolutional models take any size.
+      const auto& expected = metadata.inputShape;
+      const bool images = expected.size() == 4 && itemShape.size() == 4;
+      const bool fits = !metadata.present || expected.empty() ||
+                        (images ? expected[1] == itemShape[1] : expected == itemShape);
+      if (!fits) {
         return fail(modelPath + " takes inputs of shape " + formatShape(expected) + " but the data's items are " + formatShape(itemShape) + " — choose data made for this model");
       }
       const auto outputs = model.forward({first->inputs.narrow(0, 0, 1)}).toTensor();
