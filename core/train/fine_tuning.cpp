@@ -143,7 +143,8 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
     AnalysisOptions analysisOptions;
     analysisOptions.device = options.device;
     analysisOptions.seed = options.seed;
-    // The whole target (train, validation and test splits share its distribution).
+    // The training split: the labelled target data an analyst has (the splits share one
+    // distribution, so the rest would tell no other story).
     const auto analysis = analyzeShift(modelPath, data.train, source, analysisOptions);
     if (!analysis.ok) {
       choice.error = analysis.error;
