@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "cli_sweep.h"
 #include "cli_train.h"
 
 #include "analysis/advisor.h"
@@ -126,6 +127,8 @@ int main(int argc, char** argv) {
   auto* train = scalpel::cli::addTrainCommand(app, trainCommand);
   scalpel::cli::ExportCommand exportCommand;
   auto* exporter = scalpel::cli::addExportCommand(app, exportCommand);
+  scalpel::cli::SweepCommand sweepCommand;
+  auto* sweep = scalpel::cli::addSweepCommand(app, sweepCommand);
 
   CLI11_PARSE(app, argc, argv);
   scalpel::initLogging(logLevel);
@@ -137,6 +140,7 @@ int main(int argc, char** argv) {
   };
   if (train->parsed()) return scalpel::cli::runTrainCommand(trainCommand);
   if (exporter->parsed()) return scalpel::cli::runExportCommand(exportCommand);
+  if (sweep->parsed()) return scalpel::cli::runSweepCommand(sweepCommand, std::vector<std::string>(argv, argv + argc));
   if (shifts->parsed()) {
     for (const auto& info : scalpel::shiftCatalogue()) {
       std::cout << info.name << std::string(info.name.size() < 20 ? 20 - info.name.size() : 1, ' ')

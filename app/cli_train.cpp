@@ -84,6 +84,8 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   train->add_flag("--bn-eval", o.batchNormEval, "keep every BatchNorm in eval mode (the paper's protocol)");
   train->add_option("--seed", o.seed, "the same seed gives the same run");
   train->add_option("--device", o.device, "auto (CUDA when available), cpu, cuda or cuda:N");
+  train->add_option("--precision", o.precision, "fp32, or bf16 (autocast: convolutions and matrix products in bfloat16)");
+  train->add_flag("--channels-last", o.channelsLast, "NHWC layout for convolutional models (faster on tensor cores)");
   train->add_option("--out", command.out, "where to write the tuned model (with its report inside)");
   train->add_option("--report", command.reportFolder, "also write the report as Markdown with PNG plots into this folder");
   return train;
@@ -128,6 +130,8 @@ int runTrainCommand(TrainCommand& command) {
     if (given("--bn-eval")) o.batchNormEval = f.batchNormEval;
     if (given("--seed")) o.seed = f.seed;
     if (given("--device")) o.device = f.device;
+    if (given("--precision")) o.precision = f.precision;
+    if (given("--channels-last")) o.channelsLast = f.channelsLast;
   }
   if (session.modelPath.empty()) return fail("no model: give --model MODEL (or a --session that names one)");
   if (auto problem = validateTrainOptions(session.options); !problem.empty()) return fail(problem);
@@ -207,8 +211,9 @@ int runTrainCommand(TrainCommand& command) {
     if (auto problem = writeReportFolder(run.report, command.reportFolder); !problem.empty()) return fail(problem);
   }
 
-  std::cout << run.report.outcome << " after " << result.steps << " steps in " << std::fixed << std::setprecision(1) << result.seconds << " s on " << result.device << "\n";
+  std::cout << run.report.outcome << " after " << result.steps << " steps in " << std::fixed << std::setprecision(1) << result.seconds << " s on " << result.device << " in " << result.precision << (result.batchSize ? ", batch " + std::to_string(result.batchSize) : "") << "\n";
   if (!result.error.empty()) std::cout << "  " << result.error << "\n";
+  if (!result.note.empty()) std::cout << "  note: " << result.note << "\n";
   std::cout << "trained " << result.trainableParameters << " of " << result.trainableParameters + result.frozenParameters << " parameters\n";
   std::cout << "validation accuracy " << percent(result.validationBefore.accuracy) << " -> " << percent(result.validationAfter.accuracy) << "\n";
   if (result.testAfter.items) std::cout << "test accuracy " << percent(result.testBefore.accuracy) << " -> " << percent(result.testAfter.accuracy) << "\n";

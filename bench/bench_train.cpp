@@ -3,7 +3,9 @@
 // run; and the step with only the last block trainable against all trainable. Prints ratios,
 // asserts nothing.
 //   bench_train MODEL --size C,H,W --batch B [--steps N] [--rounds R] [--device cpu|cuda]
-//               [--python PYTHON] [--label NAME]
+//               [--precision fp32|bf16] [--channels-last 0|1] [--python PYTHON] [--label NAME]
+// bf16 and channels-last apply to both sides (Python: torch.autocast and
+// model.to(memory_format=torch.channels_last)).
 
 #include <ATen/Parallel.h>
 
@@ -45,7 +47,8 @@ scalpel::Dataset randomImages(const std::vector<std::int64_t>& shape, std::size_
 
 // Median step time of Scalpel's trainer (ms), from the time between its step events.
 double scalpelStep(const std::string& model, const std::string& trainable, const scalpel::Dataset& train,
-                   const scalpel::Dataset& validation, std::size_t batch, const std::string& device, int warmup) {
+                   const scalpel::Dataset& validation, std::size_t batch, const std::string& device, int warmup,
+                   const std::string& precision, bool channelsLast) {
   scalpel::FreezePlan plan;
   plan.strategy = "bench";
   plan.trainable = {trainable == "all" ? "" : trainable};
@@ -54,6 +57,8 @@ double scalpelStep(const std::string& model, const std::string& trainable, const
   options.epochs = 1;
   options.learningRate = 1e-4;
   options.device = device;
+  options.precision = precision;
+  options.channelsLast = channelsLast;
   std::vector<double> times;
   auto last = Clock::now();
   int seen = 0;
@@ -97,7 +102,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_train MODEL --size C,H,W --batch B [--steps N] [--rounds R] [--device D] [--python P] [--label NAME]\n");
     return 2;
   }
-  std::string model = argv[1], size = "1,28,28", device = "cpu", python = SCALPEL_PYTHON, label, worker;
+  std::string model = argv[1], size = "1,28,28", device = "cpu", python = SCALPEL_PYTHON, label, worker, precision = "fp32";
+  bool channelsLast = false;
   std::size_t batch = 64;
   int steps = 20, rounds = 3, threads = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -111,6 +117,8 @@ int main(int argc, char** argv) {
     else if (flag == "--label") label = value;
     else if (flag == "--worker") worker = value;  // "last-block", or what to train: "all" / a block
     else if (flag == "--threads") threads = std::stoi(value);
+    else if (flag == "--precision") precision = value;
+    else if (flag == "--channels-last") channelsLast = value == "1";
   }
   const int warmup = 3;
   if (!worker.empty()) {
@@ -127,14 +135,16 @@ int main(int argc, char** argv) {
     const auto shape = parseSize(size);
     const auto train = randomImages(shape, batch * static_cast<std::size_t>(steps + warmup));
     const auto validation = randomImages(shape, batch);
-    std::printf("%f\n", scalpelStep(model, worker, train, validation, batch, device, warmup));
+    std::printf("%f\n", scalpelStep(model, worker, train, validation, batch, device, warmup, precision, channelsLast));
     return 0;
   }
   if (label.empty()) label = model.substr(model.find_last_of('/') + 1);
+  if (precision != "fp32" || channelsLast) label += std::string(" ") + (precision == "fp32" ? "" : precision) + (channelsLast ? "+NHWC" : "");
   scalpel::useAllCores();
   threads = at::get_num_threads();
   const std::string self = std::string(argv[0]) + " " + model + " --size " + size + " --batch " + std::to_string(batch) +
-                           " --steps " + std::to_string(steps) + " --device " + device + " --threads " + std::to_string(threads) + " --worker ";
+                           " --steps " + std::to_string(steps) + " --device " + device + " --threads " + std::to_string(threads) + " --precision " + precision +
+                           " --channels-last " + (channelsLast ? "1" : "0") + " --worker ";
   char lastBlock[128] = {};
   std::sscanf(firstLine(self + "last-block 2>/dev/null").c_str(), "%127s", lastBlock);
   if (!*lastBlock || std::string(lastBlock) == "?") {
@@ -145,7 +155,8 @@ int main(int argc, char** argv) {
   const auto pythonRun = [&](const std::string& trainable, std::string& version) {
     const std::string line = firstLine(python + " " + script + " " + model + " --size " + size + " --batch " + std::to_string(batch) +
                                        " --steps " + std::to_string(steps) + " --trainable " + trainable + " --threads " +
-                                       std::to_string(threads) + " --device " + device);
+                                       std::to_string(threads) + " --device " + device +
+                                       " --precision " + precision + (channelsLast ? " --channels-last" : ""));
     double ms = 0;
     char text[64] = {};
     std::sscanf(line.c_str(), "{\"step_ms\": %lf, \"torch\": \"%63[^\"]\"", &ms, text);

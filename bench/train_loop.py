@@ -2,7 +2,8 @@
 threads, in the plain training loop of the PyTorch examples. Prints one JSON line.
 
     train_loop.py MODEL --size C,H,W --batch B --steps N --trainable PREFIX|all --threads T
-                  [--device cpu|cuda] [--make-resnet50 OUT]
+                  [--device cpu|cuda] [--precision fp32|bf16] [--channels-last]
+                  [--make-resnet50 OUT]
 """
 import argparse
 import json
@@ -24,6 +25,8 @@ def main():
     parser.add_argument("--trainable", default="all")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--make-resnet50", action="store_true",
                         help="script torchvision's resnet50 (10 classes) to MODEL and exit")
     args = parser.parse_args()
@@ -36,6 +39,9 @@ def main():
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     model = torch.jit.load(args.model, map_location=device)
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
+    if args.channels_last:
+        model.to(memory_format=layout)
     frozen_norms = []
     for name, p in model.named_parameters():
         p.requires_grad_(args.trainable == "all" or name.startswith(args.trainable + "."))
@@ -46,7 +52,7 @@ def main():
     optimiser = torch.optim.Adam(params, lr=1e-4, weight_decay=1e-4)
     shape = [args.batch] + [int(s) for s in args.size.split(",")]
     torch.manual_seed(0)
-    x = torch.rand(shape, device=device)
+    x = torch.rand(shape, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, 10, (args.batch,), device=device)
     model.train()
     for m in frozen_norms:
@@ -55,7 +61,9 @@ def main():
     for step in range(args.warmup + args.steps):
         start = time.perf_counter()
         optimiser.zero_grad()
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            outputs = model(x)
+        loss = F.cross_entropy(outputs.float(), y)
         loss.backward()
         optimiser.step()
         loss.item()  # waits for the device, like Scalpel's step (it reads the loss every step)

@@ -29,6 +29,7 @@
 #include "layer_diagram_scene.h"
 #include "model_worker.h"
 #include "shift_heatmap.h"
+#include "compare_panel.h"
 #include "training_panel.h"
 #include "log_forwarder.h"
 #include "util/device_info.h"
@@ -135,6 +136,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   trainingDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::BottomDockWidgetArea, trainingDock);
   tabifyDockWidget(dock, trainingDock);
+
+  m_compare = new ComparePanel(this);
+  auto* compareDock = new QDockWidget("Compare", this);
+  compareDock->setObjectName("compareDock");
+  compareDock->setWidget(m_compare);
+  compareDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+  addDockWidget(Qt::BottomDockWidgetArea, compareDock);
+  tabifyDockWidget(dock, compareDock);
   tabifyDockWidget(dock, layersDock);
   dock->raise();
 
@@ -182,9 +191,29 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     Q_EMIT gradientsShown();
   });
   connect(this, &MainWindow::requestTraining, m_worker, &ModelWorker::train);
-  connect(m_worker, &ModelWorker::trainingStatus, m_training, &TrainingPanel::onStatus);
-  connect(m_worker, &ModelWorker::trainingEvent, m_training, &TrainingPanel::onEvent);
-  connect(m_worker, &ModelWorker::trainingFinished, this, &MainWindow::onTrainingFinished);
+  // The worker's runs belong to the Compare tab while a comparison is on, else to the Training tab.
+  connect(m_worker, &ModelWorker::trainingStatus, this, [this](const QString& message) {
+    if (m_comparing) m_compare->onStatus(message); else m_training->onStatus(message);
+  });
+  connect(m_worker, &ModelWorker::trainingEvent, this, [this](const TrainEvent& event) {
+    if (m_comparing) m_compare->onEvent(event); else m_training->onEvent(event);
+  });
+  connect(m_worker, &ModelWorker::trainingFinished, this, [this](const FineTuneRun& run, const QString& planError) {
+    if (m_comparing) onComparedRunFinished(run, planError); else onTrainingFinished(run, planError);
+  });
+  connect(m_compare, &ComparePanel::compareRequested, this, [this](const QStringList& strategies) {
+    startComparison(strategies, m_training->options());
+  });
+  connect(m_compare, &ComparePanel::stopRequested, this, [this] {
+    m_compareQueue.clear();
+    m_worker->trainControl().cancel();
+  });
+  connect(m_compare, &ComparePanel::openRequested, this, &MainWindow::openComparedRun);
+  connect(m_compare, &ComparePanel::usePlanRequested, this, &MainWindow::useComparedPlan);
+  connect(m_compare, &ComparePanel::exportRequested, this, [this](int row) {
+    const QString path = QFileDialog::getSaveFileName(this, "Export Tuned Model", "tuned.pt", "TorchScript models (*.pt)");
+    if (!path.isEmpty()) exportComparedRun(row, path);
+  });
   connect(m_training, &TrainingPanel::trainRequested, this, &MainWindow::startTraining);
   // Pause and stop go straight to the worker's control (thread-safe), not through its queue,
   // which is busy with the run.
@@ -192,6 +221,16 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     if (paused) m_worker->trainControl().pause(); else m_worker->trainControl().resume();
   });
   connect(m_training, &TrainingPanel::stopRequested, this, [this] { m_worker->trainControl().cancel(); });
+  // The device setting (Training tab) steers the worker's analyses too, and is remembered.
+  const auto useDevice = [this](const QString& device) {
+    m_worker->setDevice(device.toStdString());
+    QSettings().setValue("device", device);
+    const std::string chosen = device == "auto" ? automaticDevice() : device.toStdString();
+    m_deviceLabel->setText(QString::fromStdString("device: " + describeDevice(chosen)));
+  };
+  connect(m_training, &TrainingPanel::deviceChanged, this, useDevice);
+  m_training->setDevice(QSettings().value("device", "auto").toString());
+  useDevice(m_training->device());
   m_workerThread.start();
 
   buildMenus();
@@ -299,7 +338,8 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
   if (!inspection.ok) {
     m_demoPending = false;
     statusBar()->showMessage("Could not open the model");
-    showError("Cannot open model", QString::fromStdString(inspection.error));
+    showError("Cannot open model", QString::fromStdString(inspection.error),
+              "Choose another file with File ▸ Open Model…, or drop one on this window.");
     Q_EMIT loadFailed(QString::fromStdString(inspection.error));
     return;
   }
@@ -309,6 +349,7 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
     if (block.totalParameters > 0) trainable << QString::fromStdString(block.name);
   }
   m_training->setBlocks(trainable);
+  m_compare->setBlocks(trainable);
   m_freeze->setTree(inspection.tree);
   m_layers->reset();
   m_undo->clear();
@@ -564,11 +605,11 @@ QProgressDialog* MainWindow::trainingDialog() const { return m_trainingDialog.da
 
 QMessageBox* MainWindow::errorDialog() const { return m_errorDialog.data(); }
 
-void MainWindow::showError(const QString& title, const QString& message) {
+void MainWindow::showError(const QString& title, const QString& message, const QString& hint) {
   if (m_errorDialog) m_errorDialog->close();
   auto* box = new QMessageBox(QMessageBox::Warning, title, message, QMessageBox::Ok, this);
   box->setAttribute(Qt::WA_DeleteOnClose);
-  box->setInformativeText("Choose another file with File ▸ Open Model…, or drop one on this window.");
+  box->setInformativeText(hint);
   m_errorDialog = box;
   box->open();  // window-modal, without blocking the event loop
 }
@@ -589,20 +630,33 @@ void MainWindow::dropEvent(QDropEvent* event) {
 
 namespace scalpel::ui {
 
-void MainWindow::startTraining(const QString& strategy, const TrainOptions& options) {
+bool MainWindow::canTrain() {
   if (m_inspection.path.empty() || !m_inspection.ok) {
     showError("Nothing to train", "Open a model first (File ▸ Open Model…).");
-    return;
+    return false;
   }
   if (!m_targetData.ok) {
     showError("No target data", "Open the data to tune on first (File ▸ Open Target Image Folder… or CSV…).");
-    return;
+    return false;
   }
+  if (m_comparing) {
+    showError("A comparison is running", "Wait for it to finish, or Stop it in the Compare tab.");
+    return false;
+  }
+  return true;
+}
+
+void MainWindow::requestRun(const QString& strategy, const TrainOptions& options) {
+  Q_EMIT requestTraining(QString::fromStdString(m_inspection.path), strategy,
+                         strategy == "manual" ? m_freeze->plan() : m_plan, options);
+}
+
+void MainWindow::startTraining(const QString& strategy, const TrainOptions& options) {
+  if (!canTrain()) return;
   m_training->setRunning(true);
   if (auto* dock = findChild<QDockWidget*>("trainingDock")) dock->raise();
   statusBar()->showMessage("Training …");
-  Q_EMIT requestTraining(QString::fromStdString(m_inspection.path), strategy,
-                         strategy == "manual" ? m_freeze->plan() : m_plan, options);
+  requestRun(strategy, options);
 }
 
 void MainWindow::onTrainingFinished(const FineTuneRun& run, const QString& planError) {
@@ -626,7 +680,10 @@ QString MainWindow::exportTunedModel(const QString& path) {
     showError("Nothing to export", error);
     return error;
   }
-  const auto& run = *m_lastRun;
+  return exportRun(*m_lastRun, path);
+}
+
+QString MainWindow::exportRun(const FineTuneRun& run, const QString& path) {
   std::string problem = scalpel::exportTunedModel(*run.result.tunedModel, runReportToJson(run.report), path.toStdString());
   const QFileInfo info(path);
   const QString folder = info.dir().filePath(info.completeBaseName() + "-report");
@@ -660,6 +717,81 @@ void MainWindow::acceptSuggestedPlan() {
                                        "Accept plan: " + QString::fromStdString(m_plan.explanation), true));
   m_training->setStrategy("manual");
   statusBar()->showMessage("Plan accepted: " + QString::fromStdString(m_plan.explanation));
+}
+
+}  // namespace scalpel::ui
+
+namespace scalpel::ui {
+
+void MainWindow::startComparison(const QStringList& strategies, const TrainOptions& options) {
+  if (strategies.isEmpty()) {
+    showError("Nothing to compare", "Tick at least one plan in the Compare tab.");
+    return;
+  }
+  if (!canTrain()) return;
+  m_compareQueue = strategies;
+  m_compareOptions = options;
+  m_comparing = true;
+  m_compare->clear();
+  m_compare->setRunning(true);
+  m_training->setRunning(true);  // one run at a time: the Training tab's Train waits
+  if (auto* dock = findChild<QDockWidget*>("compareDock")) dock->raise();
+  runNextComparison();
+}
+
+void MainWindow::runNextComparison() {
+  const int total = m_compare->runCount() + static_cast<int>(m_compareQueue.size());
+  if (m_compareQueue.isEmpty()) {
+    m_comparing = false;
+    m_training->setRunning(false);
+    const int best = m_compare->bestRow();
+    const QString message = best >= 0 ? QString("Compared %1 plans: %2 is best on validation data.").arg(m_compare->runCount()).arg(m_compare->labelOf(best))
+                                      : QString("No plan finished.");
+    m_compare->finish(message);
+    statusBar()->showMessage(message);
+    Q_EMIT comparisonFinished();
+    return;
+  }
+  const QString strategy = m_compareQueue.takeFirst();
+  m_compare->beginRun(strategy);
+  statusBar()->showMessage(QString("Comparing: run %1 of %2 …").arg(m_compare->runCount() + 1).arg(total));
+  requestRun(strategy, m_compareOptions);
+}
+
+void MainWindow::onComparedRunFinished(const FineTuneRun& run, const QString& planError) {
+  m_compare->addResult(run, planError);
+  if (!run.result.device.empty()) m_deviceLabel->setText(QString::fromStdString("device: " + run.result.device));
+  if (run.result.cancelled) m_compareQueue.clear();  // Stop ends the whole comparison
+  runNextComparison();
+}
+
+void MainWindow::openComparedRun(int row) {
+  if (row < 0 || row >= m_compare->runCount() || !m_compare->run(row).result.tunedModel) return;
+  m_lastRun = m_compare->run(row);
+  m_training->showRun(*m_lastRun);
+  m_exportAction->setEnabled(true);
+  if (auto* dock = findChild<QDockWidget*>("trainingDock")) dock->raise();
+  statusBar()->showMessage("Opened " + m_compare->labelOf(row) + ": File ▸ Export Tuned Model… saves it");
+}
+
+QString MainWindow::exportComparedRun(int row, const QString& path) {
+  if (row < 0 || row >= m_compare->runCount() || !m_compare->run(row).result.tunedModel) {
+    const QString error = "Choose a finished run in the Compare tab's table first.";
+    showError("Nothing to export", error);
+    return error;
+  }
+  return exportRun(m_compare->run(row), path);
+}
+
+void MainWindow::useComparedPlan(int row) {
+  if (row < 0 || row >= m_compare->runCount()) return;
+  const FreezePlan& plan = m_compare->run(row).report.plan;
+  m_undo->push(new SetTrainableCommand(m_freeze, m_freeze->unitsOfPlan(plan), true,
+                                       "Use plan: " + m_compare->labelOf(row), true));
+  m_training->setStrategy("manual");
+  QString message = "Plan of " + m_compare->labelOf(row) + " marked: Train uses it (strategy manual).";
+  if (!plan.learningRateScale.empty()) message += " Its per-layer learning-rate scales are not kept: manual plans train at one rate.";
+  statusBar()->showMessage(message);
 }
 
 }  // namespace scalpel::ui

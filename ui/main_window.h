@@ -22,6 +22,7 @@ class FreezeState;
 class LayerTableModel;
 class LayerDiagramScene;
 class ModelWorker;
+class ComparePanel;
 class ShiftHeatmap;
 class TrainingPanel;
 
@@ -58,6 +59,13 @@ class MainWindow : public QMainWindow {
   // Writes the last run's tuned model (its report inside) and, beside it, the report as Markdown
   // with plots in "<name>-report/". Returns "" or the error (also shown in a dialog).
   QString exportTunedModel(const QString& path);
+  // Trains these plans one after another (same model, data and options) into the Compare tab.
+  void startComparison(const QStringList& strategies, const scalpel::TrainOptions& options);
+  // The Compare tab's row `row`: becomes the current run (Training tab, File ▸ Export), is
+  // exported (returns "" or the error, also shown in a dialog), or becomes the freeze plan.
+  void openComparedRun(int row);
+  QString exportComparedRun(int row, const QString& path);
+  void useComparedPlan(int row);
   // Marks the advisor's suggested plan in the diagram and the table (undoable).
   void acceptSuggestedPlan();
   // Makes these nodes' layers trainable or frozen (undoable).
@@ -77,6 +85,7 @@ class MainWindow : public QMainWindow {
   void requestTraining(const QString& modelPath, const QString& strategy,
                        const scalpel::FreezePlan& plan, const scalpel::TrainOptions& options);
   void trainingFinished(bool ok);
+  void comparisonFinished();  // every queued plan ran (or the comparison was stopped)
   void gradientsShown();  // the layer table's RGN column is filled in  // a run ended (ok: a tuned model is ready to export)
 
  protected:
@@ -87,12 +96,18 @@ class MainWindow : public QMainWindow {
   void buildMenus();
   void onInspected(quint64 requestId, const scalpel::ModelInspection& inspection);
   void showDetails(int nodeIndex);
-  void showError(const QString& title, const QString& message);
+  // A window-modal warning; `hint` (smaller, under it) says what to do next when the message does not.
+  void showError(const QString& title, const QString& message, const QString& hint = {});
   void onPretrainProgress(const scalpel::PretrainProgress& progress);
   void onPretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
   void onDataLoaded(int role, const scalpel::DataSummary& summary);
   void onAnalysisFinished(const scalpel::ShiftAnalysis& analysis);
   void onTrainingFinished(const scalpel::FineTuneRun& run, const QString& planError);
+  bool canTrain();  // a model and target data are open; else says what to open
+  void requestRun(const QString& strategy, const scalpel::TrainOptions& options);
+  void runNextComparison();
+  void onComparedRunFinished(const scalpel::FineTuneRun& run, const QString& planError);
+  QString exportRun(const scalpel::FineTuneRun& run, const QString& path);
   QString diagnosisHtml() const;
   QString dataHtml(bool target) const;
 
@@ -108,6 +123,10 @@ class MainWindow : public QMainWindow {
   FreezePlan m_plan;
   ShiftHeatmap* m_heatmap = nullptr;
   TrainingPanel* m_training = nullptr;
+  ComparePanel* m_compare = nullptr;
+  QStringList m_compareQueue;  // plans still to train in this comparison
+  scalpel::TrainOptions m_compareOptions;
+  bool m_comparing = false;
   FreezeState* m_freeze = nullptr;
   QUndoStack* m_undo = nullptr;
   LayerTableModel* m_layers = nullptr;
@@ -127,6 +146,7 @@ class MainWindow : public QMainWindow {
   const DataSummary& sourceData() const { return m_sourceData; }
   ShiftHeatmap* heatmap() const { return m_heatmap; }
   TrainingPanel* trainingPanel() const { return m_training; }
+  ComparePanel* comparePanel() const { return m_compare; }
   FreezeState* freezeState() const { return m_freeze; }
   QUndoStack* undoStack() const { return m_undo; }
   LayerTableModel* layerTable() const { return m_layers; }

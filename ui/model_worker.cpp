@@ -62,6 +62,16 @@ void ModelWorker::loadData(int role, const DataRequest& request) {
 
 namespace scalpel::ui {
 
+void ModelWorker::setDevice(const std::string& device) {
+  std::lock_guard<std::mutex> lock(m_deviceMutex);
+  m_device = device;
+}
+
+std::string ModelWorker::device() const {
+  std::lock_guard<std::mutex> lock(m_deviceMutex);
+  return m_device;
+}
+
 void ModelWorker::analyze(const QString& modelPath, bool useSource) {
   useAllCores();  // torch's thread count is per thread: set it on this one
   m_cancel = false;
@@ -73,6 +83,7 @@ void ModelWorker::analyze(const QString& modelPath, bool useSource) {
   } else {
     AnalysisOptions options;
     options.maxBatches = 20;
+    options.device = device();
     analysis = analyzeShift(modelPath.toStdString(), *target, useSource ? source.get() : nullptr,
                             options, [this](const ShiftSnapshot& s) { Q_EMIT analysisSnapshot(s); },
                             &m_cancel);
@@ -84,7 +95,7 @@ void ModelWorker::analyze(const QString& modelPath, bool useSource) {
   Q_EMIT analysisFinished(analysis);
   if (measured && !m_cancel) {
     GradientOptions options;
-    options.device = "auto";
+    options.device = device();
     Q_EMIT gradientsFinished(gradientProfile(modelPath.toStdString(), *target, options));  // never throws
   }
 }

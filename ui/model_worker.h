@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include "core_metatypes.h"
 
@@ -26,6 +28,9 @@ class ModelWorker : public QObject {
   std::atomic<bool>& cancelFlag() { return m_cancel; }
   // Not a slot either: pause, resume and stop a fine-tuning run from the GUI thread.
   TrainControl& trainControl() { return m_trainControl; }
+  // Where analyses and gradients run: "auto", "cpu" or "cuda:N". Set from the GUI thread.
+  void setDevice(const std::string& device);
+  std::string device() const;
 
  public Q_SLOTS:
   void inspect(quint64 requestId, const QString& path, const QVector<qint64>& inputShape);
@@ -58,6 +63,8 @@ class ModelWorker : public QObject {
  private:
   std::atomic<bool> m_cancel{false};
   TrainControl m_trainControl;
+  mutable std::mutex m_deviceMutex;
+  std::string m_device = "auto";
   std::shared_ptr<const Dataset> m_data[2];  // by DataRole
 };
 

@@ -13,6 +13,8 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 
+#include "util/device_info.h"
+
 namespace scalpel::ui {
 
 namespace {
@@ -54,6 +56,19 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   m_batchNormEval->setChecked(true);
   m_batchNormEval->setToolTip("The paper's protocol. Unchecked: only BatchNorms in frozen layers keep their statistics.");
 
+  m_device = new QComboBox(this);
+  m_device->addItem(QString::fromStdString("automatic: " + describeDevice(automaticDevice())), "auto");
+  for (const auto& device : availableDevices()) {
+    m_device->addItem(QString::fromStdString(describeDevice(device)), QString::fromStdString(device));
+  }
+  m_device->setToolTip("Where training and the analysis run; automatic picks the first GPU when there is one");
+  m_precision = new QComboBox(this);
+  m_precision->addItem("fp32", "fp32");
+  m_precision->addItem("bf16 autocast", "bf16");
+  m_precision->setToolTip("bf16: convolutions and matrix products in bfloat16, weights in float32 — about twice as fast on recent GPUs, within a point or two of fp32");
+  m_channelsLast = new QCheckBox("Channels-last layout", this);
+  m_channelsLast->setToolTip("NHWC tensors for convolutional models: faster with bf16 on GPU tensor cores");
+
   auto* form = new QFormLayout;
   form->addRow("Plan", m_strategy);
   form->addRow("Optimiser", m_optimizer);
@@ -61,6 +76,9 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   form->addRow("Epochs", m_epochs);
   form->addRow("Batch size", m_batchSize);
   form->addRow(m_batchNormEval);
+  form->addRow("Device", m_device);
+  form->addRow("Precision", m_precision);
+  form->addRow(m_channelsLast);
 
   m_train = new QPushButton("Train", this);
   m_pause = new QPushButton("Pause", this);
@@ -115,6 +133,7 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   layout->addLayout(left, 0);
   layout->addLayout(right, 1);
 
+  connect(m_device, &QComboBox::currentIndexChanged, this, [this] { Q_EMIT deviceChanged(device()); });
   connect(m_train, &QPushButton::clicked, this, [this] { Q_EMIT trainRequested(strategy(), options()); });
   connect(m_pause, &QPushButton::toggled, this, [this](bool paused) {
     m_pause->setText(paused ? "Resume" : "Pause");
@@ -137,7 +156,17 @@ TrainOptions TrainingPanel::options() const {
   options.epochs = m_epochs->value();
   options.batchSize = static_cast<std::size_t>(m_batchSize->value());
   options.batchNormEval = m_batchNormEval->isChecked();
+  options.device = device().toStdString();
+  options.precision = m_precision->currentData().toString().toStdString();
+  options.channelsLast = m_channelsLast->isChecked();
   return options;
+}
+
+QString TrainingPanel::device() const { return m_device->currentData().toString(); }
+
+void TrainingPanel::setDevice(const QString& device) {
+  const int index = m_device->findData(device);
+  m_device->setCurrentIndex(index >= 0 ? index : 0);
 }
 
 void TrainingPanel::setBlocks(const QStringList& blocks) {
@@ -209,6 +238,17 @@ void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError)
   text += QString("<br>%1").arg(QString::fromStdString(run.report.plan.explanation).toHtmlEscaped());
   if (r.tunedModel) text += " File ▸ Export Tuned Model… saves it with its report.";
   m_result->setText(text);
+}
+
+void TrainingPanel::showRun(const FineTuneRun& run) {
+  for (int g = 0; g < m_curves->graphCount(); ++g) m_curves->graph(g)->data()->clear();
+  for (const auto& point : run.report.history) {
+    const auto step = static_cast<double>(point.step);
+    m_curves->graph(0)->addData(step, point.trainLoss);
+    m_curves->graph(1)->addData(step, point.validation.loss);
+    m_curves->graph(2)->addData(step, 100 * point.validation.accuracy);
+  }
+  onFinished(run, {});
 }
 
 void TrainingPanel::redraw() {

@@ -32,6 +32,9 @@ class TrainingPanel : public QWidget {
   void setBlocks(const QStringList& blocks);
   void setStrategy(const QString& strategy);
   void setEpochs(int epochs);
+  // "auto", "cpu" or "cuda:N"; one not offered here (a GPU gone) falls back to "auto".
+  QString device() const;
+  void setDevice(const QString& device);
   void setRunning(bool running);
   QCustomPlot* curves() const { return m_curves; }
   QString resultText() const;
@@ -42,11 +45,15 @@ class TrainingPanel : public QWidget {
   void onStatus(const QString& message);
   void onEvent(const scalpel::TrainEvent& event);
   void onFinished(const scalpel::FineTuneRun& run, const QString& planError);
+  // Shows a finished run (e.g. one opened from the Compare tab): its curves from the report's
+  // evaluations (training loss as the mean between them) and its result.
+  void showRun(const scalpel::FineTuneRun& run);
 
  Q_SIGNALS:
   void trainRequested(const QString& strategy, const scalpel::TrainOptions& options);
   void pauseRequested(bool paused);
   void stopRequested();
+  void deviceChanged(const QString& device);
 
  private:
   void redraw();
@@ -57,6 +64,9 @@ class TrainingPanel : public QWidget {
   QSpinBox* m_epochs;
   QSpinBox* m_batchSize;
   QCheckBox* m_batchNormEval;
+  QComboBox* m_device;
+  QComboBox* m_precision;
+  QCheckBox* m_channelsLast;
   QPushButton* m_train;
   QPushButton* m_pause;
   QPushButton* m_stop;

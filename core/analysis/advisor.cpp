@@ -105,7 +105,7 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
 
 std::string planFreeze(const std::string& strategy, const LayerTree& tree,
                        const Diagnosis& diagnosis, const GradientProfile* gradients,
-                       FreezePlan& plan) {
+                       FreezePlan& plan, const AdvisorThresholds& thresholds) {
   plan = FreezePlan();
   plan.strategy = strategy;
   const auto blocks = blocksWithParameters(tree);
@@ -150,10 +150,24 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
     plan.explanation = "Train every layer, each at a learning rate scaled by its relative gradient norm on the target (Auto-RGN, Lee et al. 2023); BatchNorm weights are left out, as in the paper's code.";
   } else if (strategy == "auto") {
     switch (diagnosis.kind) {
-      case ShiftKind::InputLevel:
-        addBlock(tree, blocks.front(), plan);
-        plan.explanation = "Input-level shift: train the first block, " + blockName(blocks.front()) + ", so it learns to read the new inputs; the rest keeps what it knows.";
+      case ShiftKind::InputLevel: {
+        // The first blocks from the input, enough of them to hold a real share of the model.
+        std::int64_t total = 0, taken = 0;
+        for (int b : blocks) total += tree.blocks().at(static_cast<std::size_t>(b)).totalParameters;
+        std::string names;
+        for (int b : blocks) {
+          addBlock(tree, b, plan);
+          names += (names.empty() ? "" : " + ") + blockName(b);
+          taken += tree.blocks().at(static_cast<std::size_t>(b)).totalParameters;
+          if (taken >= thresholds.minimumInputShare * static_cast<double>(total)) break;
+        }
+        plan.explanation = "Input-level shift: train the first " + std::string(names.find('+') == std::string::npos ? "block, " : "blocks, ") + names +
+                           " (" + percent(static_cast<double>(taken) / static_cast<double>(total)) + " of the parameters), so they learn to read the new inputs; the rest keeps what it knows.";
+        if (names.find('+') != std::string::npos) {
+          plan.explanation += " " + blockName(blocks.front()) + " alone holds under " + percent(thresholds.minimumInputShare) + " of them, too few to relearn the inputs.";
+        }
         break;
+      }
       case ShiftKind::OutputLevel:
         addBlock(tree, blocks.back(), plan);
         plan.explanation = "Output-level shift: the features still work, so train only the last block, " + blockName(blocks.back()) + ", to map them to the new labels.";

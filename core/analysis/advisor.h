@@ -34,6 +34,10 @@ struct AdvisorThresholds {
   double noiseMultiple = 20;   // a layer's shift is significant above this multiple of its noise floor
   double minimumKl = 0.02;     // ... and above this KL
   double lowAccuracy = 0.5;    // below this, unchanged activations point at the outputs
+  // Input-level shift trains the first blocks until they hold this share of the parameters: a
+  // lone stem convolution (0.2% of the demo model) is too small to relearn the inputs. In the
+  // fmnist-paper sweep it trailed stem+layer1 by 3 (noise) and 29 (contrast) points.
+  double minimumInputShare = 0.005;
 };
 
 Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
@@ -44,6 +48,6 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
 // "block:NAME", "all", "last". Returns "" or what is wrong (an unknown strategy or block).
 std::string planFreeze(const std::string& strategy, const LayerTree& tree,
                        const Diagnosis& diagnosis, const GradientProfile* gradients,
-                       FreezePlan& plan);
+                       FreezePlan& plan, const AdvisorThresholds& thresholds = {});
 
 }  // namespace scalpel

@@ -356,11 +356,16 @@ RgbImage renderBarChart(const BarChart& chart) {
   const auto markerAt = [&](std::size_t i) {
     return i < chart.markers.size() ? chart.markers[i] : std::numeric_limits<double>::quiet_NaN();
   };
+  const auto errorAt = [&](std::size_t i) {
+    const double e = i < chart.errors.size() ? chart.errors[i] : 0.0;
+    return std::isfinite(e) && e > 0 ? e : 0.0;
+  };
   const auto usable = [&](double v) { return std::isfinite(v) && (!chart.logScale || v > 0); };
   double lo = std::numeric_limits<double>::quiet_NaN(), hi = lo;
   bool anyMarker = false;
   for (std::size_t i = 0; i < n; ++i) {
-    for (double v : {chart.values[i], markerAt(i)}) {
+    const double e = usable(chart.values[i]) ? errorAt(i) : 0.0;
+    for (double v : {chart.values[i], markerAt(i), chart.values[i] + e, chart.values[i] - e}) {
       if (usable(v)) lo = std::fmin(lo, v), hi = std::fmax(hi, v);
     }
     anyMarker = anyMarker || usable(markerAt(i));
@@ -411,12 +416,32 @@ RgbImage renderBarChart(const BarChart& chart) {
     const int c0 = static_cast<int>(std::lround(centre - thickness / 2));
     const int c1 = std::max(c0 + 1, static_cast<int>(std::lround(centre + thickness / 2)));
     if (usable(chart.values[i])) {
+      const Rgb fill = i < chart.barColours.size() ? chart.barColours[i] : colour;
       const int a = static_cast<int>(std::lround(std::min(base, along(chart.values[i]))));
       const int b = static_cast<int>(std::lround(std::max(base, along(chart.values[i]))));
       if (chart.horizontal) {
-        canvas.fill(a, c0, b + 1, c1, colour);
+        canvas.fill(a, c0, b + 1, c1, fill);
       } else {
-        canvas.fill(c0, a, c1, b + 1, colour);
+        canvas.fill(c0, a, c1, b + 1, fill);
+      }
+      if (const double e = errorAt(i); e > 0) {
+        // A whisker with end caps, in grey so it stays visible on the bar and off it.
+        const Rgb grey{90, 90, 90};
+        const double v = chart.values[i];
+        const double from = usable(v - e) ? v - e : (axis.log ? axis.lo : v - e);
+        const int p0 = static_cast<int>(std::lround(std::min(along(from), along(v + e))));
+        const int p1 = static_cast<int>(std::lround(std::max(along(from), along(v + e))));
+        const int mid = static_cast<int>(std::lround(centre));
+        const int cap = static_cast<int>(std::lround(std::max(3.0, thickness / 5)));
+        if (chart.horizontal) {
+          canvas.fill(p0, mid, p1 + 1, mid + 1, grey);
+          canvas.fill(p0, mid - cap, p0 + 1, mid + cap + 1, grey);
+          canvas.fill(p1, mid - cap, p1 + 1, mid + cap + 1, grey);
+        } else {
+          canvas.fill(mid, p0, mid + 1, p1 + 1, grey);
+          canvas.fill(mid - cap, p0, mid + cap + 1, p0 + 1, grey);
+          canvas.fill(mid - cap, p1, mid + cap + 1, p1 + 1, grey);
+        }
       }
     }
     if (usable(markerAt(i))) {

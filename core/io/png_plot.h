@@ -42,6 +42,10 @@ struct BarChart {
   std::vector<std::string> names;
   std::vector<double> values;
   std::vector<double> markers;  // empty, or one per bar (NaN: none for that bar)
+  // Empty, or one per bar: a whisker from value - error to value + error (e.g. a standard
+  // deviation over seeds); NaN or non-positive: none for that bar.
+  std::vector<double> errors;
+  std::vector<Rgb> barColours;  // empty, or one per bar (overrides `colour` for that bar)
   std::string valueName = "value", markerName = "marker";  // the legend
   bool horizontal = true;                                  // names on the left, bars to the right
   bool logScale = false;

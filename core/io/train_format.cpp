@@ -125,6 +125,8 @@ ordered_json toJson(const TrainOptions& options) {
   out["batch_norm_eval"] = options.batchNormEval;
   out["seed"] = options.seed;
   out["device"] = options.device;
+  out["precision"] = options.precision;
+  out["channels_last"] = options.channelsLast;
   return out;
 }
 
@@ -248,6 +250,8 @@ void fromJson(const json& value, TrainOptions& out, bool strict) {
   fields.read("batch_norm_eval", out.batchNormEval);
   fields.read("seed", out.seed);
   fields.read("device", out.device);
+  fields.read("precision", out.precision);
+  fields.read("channels_last", out.channelsLast);
 }
 
 void fromJson(const json& value, FreezePlan& out, bool strict) {
@@ -351,7 +355,8 @@ bool operator==(const TrainOptions& a, const TrainOptions& b) {
          a.batchSize == b.batchSize && a.epochs == b.epochs && a.maxSteps == b.maxSteps &&
          a.loss == b.loss && a.evaluateEverySteps == b.evaluateEverySteps &&
          a.selectBy == b.selectBy && a.patience == b.patience &&
-         a.batchNormEval == b.batchNormEval && a.seed == b.seed && a.device == b.device;
+         a.batchNormEval == b.batchNormEval && a.seed == b.seed && a.device == b.device &&
+         a.precision == b.precision && a.channelsLast == b.channelsLast;
 }
 
 bool operator==(const FreezePlan& a, const FreezePlan& b) {

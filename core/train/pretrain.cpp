@@ -63,15 +63,21 @@ double accuracy(torch::jit::Module& model, BatchStream& batches) {
   return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;
 }
 
-}  // namespace
-
-PretrainResult pretrainModel(const std::string& modelPath, const std::string& outPath,
-                             const PretrainOptions& options,
-                             const std::function<void(const PretrainProgress&)>& progress,
-                             const std::atomic<bool>* cancel) {
+// Loads the model and trains it on `train` (shared, so a caller's data can be borrowed),
+// reporting accuracy on `test`; then saves it with its preprocessing.
+PretrainResult pretrainOn(const std::string& modelPath, const std::string& outPath,
+                          const std::shared_ptr<const Dataset>& trainShared,
+                          const std::shared_ptr<const Dataset>& testShared,
+                          const PretrainOptions& options,
+                          const std::function<void(const PretrainProgress&)>& progress,
+                          const std::atomic<bool>* cancel) {
   PretrainResult result;
   const auto log = logger("train");
   try {
+    if (trainShared->size() == 0 || testShared->size() == 0) {
+      result.error = "there is no data to train or test on";
+      return result;
+    }
     auto loaded = ScriptModel::load(modelPath, options.device);
     if (!loaded) {
       result.error = loaded.error;
@@ -79,32 +85,7 @@ PretrainResult pretrainModel(const std::string& modelPath, const std::string& ou
     }
     torch::jit::Module& model = loaded.model->module();
     const torch::Device device = loaded.model->device();
-
-    // Data: Fashion-MNIST has its own test split; anything else is split 80/20 by seed.
-    auto trainLoad = openDataSource(options.data, "train");
-    if (!trainLoad) {
-      result.error = trainLoad.error;
-      return result;
-    }
-    Dataset train = std::move(*trainLoad.dataset);
-    Dataset test;
-    if (options.data == "fashion-mnist") {
-      auto testLoad = openDataSource(options.data, "test");
-      if (!testLoad) {
-        result.error = testLoad.error;
-        return result;
-      }
-      test = std::move(*testLoad.dataset);
-    } else {
-      const auto split = stratifiedSplit(train.labels, 0.8, 0.0, options.seed);
-      test = train.subset(split.test);
-      train = train.subset(split.train);
-    }
-    const auto limit = [&](Dataset& data, std::size_t count, std::uint64_t seed) {
-      if (count && count < data.size()) data = data.subset(stratifiedSplit(data.labels, static_cast<double>(count) / static_cast<double>(data.size()), 0, seed).train);
-    };
-    limit(train, options.trainLimit, options.seed + 11);
-    limit(test, options.testLimit, options.seed + 12);
+    const Dataset& train = *trainShared;
 
     ModelMetadata metadata;
     metadata.inputShape = {1};
@@ -116,13 +97,11 @@ PretrainResult pretrainModel(const std::string& modelPath, const std::string& ou
     auto streamOptions = BatchStream::forModel(metadata.mean, metadata.std, device);
     streamOptions.batchSize = options.batchSize;
     streamOptions.seed = options.seed;
-    const auto trainShared = std::make_shared<const Dataset>(std::move(train));
     std::vector<std::size_t> all(trainShared->size());
     std::iota(all.begin(), all.end(), 0);
     BatchStream trainBatches(trainShared, all, streamOptions);
     streamOptions.shuffle = false;
     streamOptions.batchSize = 500;
-    const auto testShared = std::make_shared<const Dataset>(std::move(test));
     std::vector<std::size_t> allTest(testShared->size());
     std::iota(allTest.begin(), allTest.end(), 0);
     BatchStream testBatches(testShared, allTest, streamOptions);
@@ -214,6 +193,57 @@ PretrainResult pretrainModel(const std::string& modelPath, const std::string& ou
     log->error("pretraining {} failed: {}", modelPath, error.what());
   }
   return result;
+}
+
+}  // namespace
+
+PretrainResult pretrainModel(const std::string& modelPath, const std::string& outPath,
+                             const PretrainOptions& options,
+                             const std::function<void(const PretrainProgress&)>& progress,
+                             const std::atomic<bool>* cancel) {
+  PretrainResult result;
+  try {
+    // Data: Fashion-MNIST has its own test split; anything else is split 80/20 by seed.
+    auto trainLoad = openDataSource(options.data, "train");
+    if (!trainLoad) {
+      result.error = trainLoad.error;
+      return result;
+    }
+    Dataset train = std::move(*trainLoad.dataset);
+    Dataset test;
+    if (options.data == "fashion-mnist") {
+      auto testLoad = openDataSource(options.data, "test");
+      if (!testLoad) {
+        result.error = testLoad.error;
+        return result;
+      }
+      test = std::move(*testLoad.dataset);
+    } else {
+      const auto split = stratifiedSplit(train.labels, 0.8, 0.0, options.seed);
+      test = train.subset(split.test);
+      train = train.subset(split.train);
+    }
+    const auto limit = [&](Dataset& data, std::size_t count, std::uint64_t seed) {
+      if (count && count < data.size()) data = data.subset(stratifiedSplit(data.labels, static_cast<double>(count) / static_cast<double>(data.size()), 0, seed).train);
+    };
+    limit(train, options.trainLimit, options.seed + 11);
+    limit(test, options.testLimit, options.seed + 12);
+    return pretrainOn(modelPath, outPath, std::make_shared<const Dataset>(std::move(train)),
+                      std::make_shared<const Dataset>(std::move(test)), options, progress, cancel);
+  } catch (const std::exception& error) {
+    result.error = "training failed: " + summariseTorchError(error.what());
+    logger("train")->error("pretraining {} failed: {}", modelPath, error.what());
+  }
+  return result;
+}
+
+PretrainResult pretrainModel(const std::string& modelPath, const std::string& outPath,
+                             const Dataset& train, const Dataset& test,
+                             const PretrainOptions& options,
+                             const std::function<void(const PretrainProgress&)>& progress,
+                             const std::atomic<bool>* cancel) {
+  return pretrainOn(modelPath, outPath, BatchStream::borrow(train), BatchStream::borrow(test),
+                    options, progress, cancel);
 }
 
 }  // namespace scalpel

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
+
 namespace scalpel {
 
 struct PretrainOptions {
@@ -50,6 +52,15 @@ struct PretrainResult {
 // Deterministic for a seed on CPU. Never throws. `progress` is called after every step;
 // `cancel` is checked between steps.
 PretrainResult pretrainModel(const std::string& modelPath, const std::string& outPath,
+                             const PretrainOptions& options,
+                             const std::function<void(const PretrainProgress&)>& progress = {},
+                             const std::atomic<bool>* cancel = nullptr);
+
+// The same on data already in memory (e.g. the source half of a sub-population shift): trains
+// on `train`, reports accuracy on `test`; options.data, trainLimit and testLimit are not used.
+// Both data sets are borrowed for the call.
+PretrainResult pretrainModel(const std::string& modelPath, const std::string& outPath,
+                             const Dataset& train, const Dataset& test,
                              const PretrainOptions& options,
                              const std::function<void(const PretrainProgress&)>& progress = {},
                              const std::atomic<bool>* cancel = nullptr);

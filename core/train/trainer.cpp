@@ -1,6 +1,8 @@
 #include "train/trainer.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/script.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -64,6 +66,7 @@ std::string validateTrainOptions(const TrainOptions& options) {
   if (options.batchSize == 0) return "the batch size must be at least 1";
   if (options.epochs < 1 && options.maxSteps == 0) return "give at least one epoch or a step budget";
   if (options.patience < 0) return "the patience must not be negative";
+  if (options.precision != "fp32" && options.precision != "bf16") return "unknown precision '" + options.precision + "' — use fp32 or bf16";
   return "";
 }
 
@@ -116,6 +119,79 @@ double scheduleFactor(const TrainOptions& options, std::size_t step, std::size_t
   return 0.5 * (1 + std::cos(M_PI * progress));
 }
 
+// bf16 autocast around a forward pass and its loss (backward replays the same casts), restoring
+// the thread's previous autocast state. LibTorch 2.4 made the state per device type.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, const torch::Device& device) : m_enabled(enabled) {
+    if (!m_enabled) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    m_type = device.type();
+    m_was = at::autocast::is_autocast_enabled(m_type);
+    m_dtype = at::autocast::get_autocast_dtype(m_type);
+    at::autocast::set_autocast_dtype(m_type, at::kBFloat16);
+    at::autocast::set_autocast_enabled(m_type, true);
+#else
+    m_cuda = device.is_cuda();
+    m_was = m_cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+    m_dtype = m_cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+    if (m_cuda) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!m_enabled) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_dtype(m_type, m_dtype);
+    at::autocast::set_autocast_enabled(m_type, m_was);
+#else
+    if (m_cuda) {
+      at::autocast::set_autocast_gpu_dtype(m_dtype);
+      at::autocast::set_enabled(m_was);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(m_dtype);
+      at::autocast::set_cpu_enabled(m_was);
+    }
+#endif
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool m_enabled;
+  bool m_was = false;
+  at::ScalarType m_dtype = at::kFloat;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::DeviceType m_type = at::kCPU;
+#else
+  bool m_cuda = false;
+#endif
+};
+
+// The layout a run feeds its model: NHWC for 4-D image batches when asked.
+torch::Tensor laidOut(const torch::Tensor& inputs, bool channelsLast) {
+  return channelsLast && inputs.dim() == 4 ? inputs.contiguous(at::MemoryFormat::ChannelsLast) : inputs;
+}
+
+// Moves the model's 4-D weights (and buffers) to NHWC, or back to the default layout.
+void setChannelsLast(torch::jit::Module& model, bool channelsLast) {
+  torch::NoGradGuard noGrad;
+  const auto format = channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  for (auto p : model.parameters()) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(format));
+  }
+  for (auto b : model.buffers()) {
+    if (b.dim() == 4) b.set_data(b.data().contiguous(format));
+  }
+}
+
 torch::Tensor lossOf(const std::string& kind, const torch::Tensor& outputs, const torch::Tensor& labels) {
   if (kind == "mse") {
     const auto targets = at::one_hot(labels, outputs.size(1)).to(outputs.dtype());
@@ -124,15 +200,27 @@ torch::Tensor lossOf(const std::string& kind, const torch::Tensor& outputs, cons
   return at::cross_entropy_loss(outputs, labels);
 }
 
+// How a run computes: the autocast precision and the input layout, for every forward pass.
+struct Compute {
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;
+  bool channelsLast = false;
+};
+
+torch::Tensor forwardOf(torch::jit::Module& model, const torch::Tensor& inputs, const Compute& compute) {
+  AutocastScope autocast(compute.bf16, compute.device);
+  return model.forward({laidOut(inputs, compute.channelsLast)}).toTensor();
+}
+
 Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::string& loss,
-                    std::size_t classes) {
+                    std::size_t classes, const Compute& compute) {
   torch::NoGradGuard noGrad;
   const bool wasTraining = model.is_training();
   model.eval();
   torch::Tensor lossSum, correct, perClassCorrect, perClassTotal;
   batches.startEpoch(0);
   while (auto batch = batches.next()) {
-    const auto outputs = model.forward({batch->inputs}).toTensor();
+    const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
     const auto batchLoss = lossOf(loss, outputs, batch->labels) * batch->labels.size(0);
     const auto hits = outputs.argmax(1).eq(batch->labels).to(torch::kFloat64);
     const auto onehot = at::one_hot(batch->labels, static_cast<std::int64_t>(classes)).to(torch::kFloat64);
@@ -200,13 +288,13 @@ std::shared_ptr<const std::string> serialise(ScriptModel& loaded) {
   return std::make_shared<const std::string>(bytes.str());
 }
 
-}  // namespace
-
-TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, const TrainData& data,
-                       const TrainOptions& options,
-                       const std::function<void(const TrainEvent&)>& events,
-                       TrainControl* control) {
+// One run at the options' batch size; trainModel retries it with smaller batches.
+TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, const TrainData& data,
+                         const TrainOptions& options,
+                         const std::function<void(const TrainEvent&)>& events,
+                         TrainControl* control) {
   TrainResult result;
+  result.batchSize = options.batchSize;
   const auto log = logger("train");
   const auto emit = [&](TrainEvent event) {
     if (events) events(event);
@@ -233,6 +321,8 @@ TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, con
     const torch::Device device = loaded->device();
     result.device = describeDevice(device.is_cuda() ? "cuda:" + std::to_string(std::max<int>(0, device.index())) : "cpu");
     torch::manual_seed(options.seed);
+    Compute compute{device, options.precision == "bf16", options.channelsLast};
+    if (compute.channelsLast) setChannelsLast(model, true);
 
     // Which parameters train, in which group.
     std::vector<Group> groups;
@@ -323,14 +413,21 @@ TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, con
       if (!fits) {
         return fail(modelPath + " takes inputs of shape " + formatShape(expected) + " but the data's items are " + formatShape(itemShape) + " — choose data made for this model");
       }
-      const auto outputs = model.forward({first->inputs.narrow(0, 0, 1)}).toTensor();
+      const auto outputs = forwardOf(model, first->inputs.narrow(0, 0, 1), compute);
+      // Autocast only reaches the operators it knows; a model without any stays in float32.
+      if (compute.bf16 && outputs.scalar_type() != torch::kBFloat16) {
+        compute.bf16 = false;
+        result.note = "bf16 autocast had no effect on this model's output layer: trained in fp32";
+        log->warn("{}", result.note);
+      }
+      result.precision = compute.bf16 ? "bf16" : "fp32";
       if (outputs.dim() != 2 || outputs.size(1) != static_cast<std::int64_t>(classes)) {
         return fail(modelPath + " gives outputs of shape " + formatShape(outputs.sizes().vec()) + " but the data has " + std::to_string(classes) + " classes — the model's last layer needs one output per class");
       }
     }
 
-    result.validationBefore = evaluate(model, validationBatches, options.loss, classes);
-    if (testBatches) result.testBefore = evaluate(model, *testBatches, options.loss, classes);
+    result.validationBefore = evaluate(model, validationBatches, options.loss, classes, compute);
+    if (testBatches) result.testBefore = evaluate(model, *testBatches, options.loss, classes, compute);
     Evaluation best = result.validationBefore;
     Snapshot bestState = takeSnapshot(model);
 
@@ -356,7 +453,7 @@ TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, con
       point.epoch = epoch;
       point.step = step;
       point.trainLoss = lossSinceEvaluation / static_cast<double>(std::max<std::size_t>(1, stepsSinceEvaluation));
-      point.validation = evaluate(model, validationBatches, options.loss, classes);
+      point.validation = evaluate(model, validationBatches, options.loss, classes, compute);
       lossSinceEvaluation = 0;
       stepsSinceEvaluation = 0;
       result.history.push_back(point);
@@ -420,7 +517,7 @@ TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, con
         for (std::size_t g = 0; g < groups.size(); ++g) optimizer->setLearningRate(g, options.learningRate * groups[g].scale * factor);
 
         optimizer->zeroGrad();
-        const auto outputs = model.forward({batch->inputs}).toTensor();
+        const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
         const auto loss = lossOf(options.loss, outputs, batch->labels);
         loss.backward();
         // Gradient norms per block, reduced on the device and fetched with the loss in one copy.
@@ -478,7 +575,8 @@ TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, con
     // The best state is the result, whatever stopped the run.
     keepBest();
     result.validationAfter = best;
-    if (testBatches) result.testAfter = evaluate(model, *testBatches, options.loss, classes);
+    if (testBatches) result.testAfter = evaluate(model, *testBatches, options.loss, classes, compute);
+    if (compute.channelsLast) setChannelsLast(model, false);  // saved in the layout it came in
     result.tunedModel = serialise(*loaded);
 
     TrainEvent last;
@@ -501,8 +599,56 @@ TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, con
               100 * result.validationBefore.accuracy, 100 * result.validationAfter.accuracy);
     emit(last);
   } catch (const std::exception& error) {
+    // The TorchScript interpreter rethrows c10::OutOfMemoryError as a plain c10::Error with the
+    // script's traceback (seen on an H200), so the message is what tells.
+    const std::string what = error.what();
+    if (dynamic_cast<const c10::OutOfMemoryError*>(&error) || what.find("out of memory") != std::string::npos) {
+      log->warn("out of memory on {} with batch {}", result.device, options.batchSize);
+      result.outOfMemory = true;  // no Failed event: trainModel retries with a smaller batch
+      result.error = result.device + " ran out of memory with batch " + std::to_string(options.batchSize) +
+                     " — choose a smaller batch size";
+      return result;
+    }
     log->error("training {} failed: {}", modelPath, error.what());
     return fail("training failed: " + summariseTorchError(error.what()));
+  }
+  return result;
+}
+
+}  // namespace
+
+TrainResult retryWithSmallerBatches(TrainOptions options,
+                                    const std::function<TrainResult(const TrainOptions&)>& attempt,
+                                    const std::function<void(const std::string&)>& retrying) {
+  const std::size_t asked = options.batchSize;
+  TrainResult result = attempt(options);
+  while (result.outOfMemory && options.batchSize > 1) {
+    const std::string reason = "out of memory with batch " + std::to_string(options.batchSize) +
+                               ": starting again with batch " + std::to_string(options.batchSize / 2);
+    if (retrying) retrying(reason);
+    options.batchSize /= 2;
+    result = attempt(options);
+  }
+  if (result.batchSize != asked && !result.outOfMemory) {
+    const std::string halved = "out of memory with batch " + std::to_string(asked) + ": trained with batch " + std::to_string(result.batchSize);
+    result.note = result.note.empty() ? halved : halved + "; " + result.note;
+  }
+  return result;
+}
+
+TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, const TrainData& data,
+                       const TrainOptions& options,
+                       const std::function<void(const TrainEvent&)>& events,
+                       TrainControl* control) {
+  auto result = retryWithSmallerBatches(
+      options,
+      [&](const TrainOptions& attempt) { return trainAttempt(modelPath, plan, data, attempt, events, control); },
+      [](const std::string& reason) { logger("train")->warn("{}", reason); });
+  if (result.outOfMemory && events) {  // even one item at a time did not fit
+    TrainEvent event;
+    event.kind = TrainEvent::Kind::Failed;
+    event.message = result.error;
+    events(event);
   }
   return result;
 }

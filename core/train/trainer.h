@@ -36,6 +36,10 @@ struct TrainOptions {
   bool batchNormEval = false;
   std::uint64_t seed = 0;
   std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
+  // "fp32", or "bf16": autocast runs convolutions and matrix products in bfloat16 (weights,
+  // optimiser state and reductions stay float32). Fastest on GPUs with bf16 tensor cores.
+  std::string precision = "fp32";
+  bool channelsLast = false;  // 4-D weights and image batches in NHWC layout (convolutional models)
 };
 
 // Target data, already shifted; labels index the model's outputs.
@@ -104,6 +108,10 @@ struct TrainResult {
   bool cancelled = false;
   bool diverged = false;  // stopped by a NaN or infinite loss (the best state so far is kept)
   bool stoppedEarly = false;
+  bool outOfMemory = false;  // the device ran out of memory (trainModel retries with a smaller batch)
+  std::size_t batchSize = 0;  // the batch size the run trained with
+  std::string precision;      // "fp32" or "bf16", as it ran (bf16 only where autocast took effect)
+  std::string note;           // what changed from the request (a halved batch, fp32 instead of bf16)
   std::string error;      // why it failed or stopped
   std::string device;     // "cpu (2 threads)" or "cuda:0 (NVIDIA H100 80GB HBM3)"
   std::int64_t trainableParameters = 0;
@@ -124,10 +132,19 @@ struct TrainResult {
 // so their running statistics do not move; plan.learningRateScale become parameter groups;
 // strategy "auto-rgn" recomputes its scales at the start of every epoch on training batches.
 // Deterministic for a seed on CPU. Never throws; `events` is called on the calling thread.
+// When the device runs out of memory the run starts again with half the batch (saying so in
+// TrainResult::note and the log), down to one item.
 TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, const TrainData& data,
                        const TrainOptions& options,
                        const std::function<void(const TrainEvent&)>& events = {},
                        TrainControl* control = nullptr);
+
+// The retry policy of trainModel, apart from the training: runs `attempt` with the options'
+// batch size and, while it reports outOfMemory, again with half of it. `retrying` hears each
+// retry's reason.
+TrainResult retryWithSmallerBatches(TrainOptions options,
+                                    const std::function<TrainResult(const TrainOptions&)>& attempt,
+                                    const std::function<void(const std::string&)>& retrying = {});
 
 // Checks options before a run; returns "" or what is wrong and how to fix it.
 std::string validateTrainOptions(const TrainOptions& options);

@@ -48,4 +48,11 @@ std::string torchVersion() { return TORCH_VERSION; }
 
 std::string automaticDevice() { return torch::cuda::is_available() ? "cuda:0" : "cpu"; }
 
+std::vector<std::string> availableDevices() {
+  std::vector<std::string> devices{"cpu"};
+  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  for (int i = 0; i < gpus; ++i) devices.push_back("cuda:" + std::to_string(i));
+  return devices;
+}
+
 }  // namespace scalpel

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace scalpel {
 
@@ -10,6 +11,9 @@ std::string describeDevice(const std::string& device);
 
 // The device "auto" picks here: "cuda:0" when CUDA is usable, else "cpu".
 std::string automaticDevice();
+
+// The devices a user can choose: "cpu", then "cuda:0", "cuda:1", … for every usable GPU.
+std::vector<std::string> availableDevices();
 
 // The LibTorch version Scalpel runs on, e.g. "1.13.0".
 std::string torchVersion();

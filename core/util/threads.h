@@ -6,4 +6,10 @@ namespace scalpel {
 // Call once at start-up, before any torch work.
 void useAllCores();
 
+// Torch's intra-op threads (OpenMP): set once at start-up, and again on each worker thread that
+// runs torch work (new threads start from the default). The sweep runs several trainings at a
+// time with fewer threads each.
+void useTorchThreads(int threads);
+int torchThreads();
+
 }  // namespace scalpel

@@ -2,6 +2,7 @@
 
 // Reads what tests/fixtures/make_models.py recorded in Python for a fixture model.
 
+#include <QDir>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -15,6 +16,12 @@
 namespace scalpel::test {
 
 inline QString fixture(const QString& file) { return QStringLiteral(SCALPEL_FIXTURE_DIR "/") + file; }
+
+// Where UI tests save their screenshots (the build folder's screenshots/, created on demand).
+inline QString screenshot(const QString& name) {
+  QDir().mkpath(SCALPEL_SCREENSHOT_DIR);
+  return QStringLiteral(SCALPEL_SCREENSHOT_DIR "/") + name;
+}
 
 inline const QStringList& fixtureModels() {
   static const QStringList models{"small_cnn", "sequential_cnn", "resnet18",

@@ -68,7 +68,8 @@ void TestAdvisor::gaussianNoiseIsInputLevel() {
   QVERIFY(joined(d).contains("stem.1 (BatchNorm2d, KL 0.21"));
   QVERIFY(joined(d).contains("× the noise floor"));
   QVERIFY(joined(d).contains("accuracy on the target is 2"));
-  QCOMPARE(autoPlan(d), std::vector<std::string>{"stem"});
+  // stem holds 0.2% of the parameters, too few alone: the first blocks up to 0.5% train.
+  QCOMPARE(autoPlan(d), (std::vector<std::string>{"stem", "layer1"}));
 }
 
 void TestAdvisor::labelPermutationIsOutputLevel() {

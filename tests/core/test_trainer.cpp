@@ -125,6 +125,9 @@ class TestTrainer : public QObject {
   void exportRoundTripsThroughPython();
   void probeKeepsTheBestBlock();
   void failedExportKeepsThePreviousFile();
+  void channelsLastMatchesTheDefaultLayout();
+  void bf16AutocastStaysCloseToFp32();
+  void outOfMemoryHalvesTheBatch();
 };
 
 void TestTrainer::frozenPartsAreBitIdentical() {
@@ -589,6 +592,94 @@ void TestTrainer::failedExportKeepsThePreviousFile() {
   QCOMPARE(file.readAll(), QByteArray("the previous export"));
   std::string report;
   QVERIFY(!readEmbeddedReport(previous.toStdString(), report).empty());
+}
+
+// NHWC is a layout, not a different computation: the same seed gives the same run within
+// float rounding, and the tuned model is saved in the layout it came in.
+void TestTrainer::channelsLastMatchesTheDefaultLayout() {
+  const auto t = target("gaussian-noise", 20, 10, 200);
+  TrainResult results[2];
+  for (int run = 0; run < 2; ++run) {
+    auto options = quickOptions(1);
+    options.channelsLast = run == 1;
+    results[run] = trainModel(kDemo, blockPlan({"stem", "layer1"}), t.data(), options);
+    QVERIFY2(results[run].ok, results[run].error.c_str());
+  }
+  QVERIFY(std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) < 1e-3);
+  const auto plain = state(loadBytes(*results[0].tunedModel));
+  auto nhwc = state(loadBytes(*results[1].tunedModel));
+  for (const auto& [name, value] : plain) {
+    QVERIFY2(nhwc[name].is_contiguous(), name.c_str());
+    QVERIFY2(torch::allclose(value, nhwc[name], 1e-3, 1e-4), name.c_str());
+  }
+}
+
+// bf16 autocast (CPU here, CUDA in tests/device): the forward passes really run in bfloat16, and
+// training lands within a few points of float32 on the same seed. Stated tolerance: validation
+// accuracy within 3 points, loss within 10% after two epochs.
+void TestTrainer::bf16AutocastStaysCloseToFp32() {
+  const auto t = target("gaussian-noise", 50, 30, 300);
+  TrainResult results[2];
+  for (int run = 0; run < 2; ++run) {
+    auto options = quickOptions(2);
+    options.precision = run == 0 ? "fp32" : "bf16";
+    results[run] = trainModel(kDemo, blockPlan({"stem", "layer1"}), t.data(), options);
+    QVERIFY2(results[run].ok, results[run].error.c_str());
+  }
+  QCOMPARE(results[0].precision, std::string("fp32"));
+  QCOMPARE(results[1].precision, std::string("bf16"));  // autocast reached the output layer
+  QVERIFY(results[1].note.empty());
+  qInfo("fp32: validation %.1f%% (loss %.4f); bf16: %.1f%% (loss %.4f)", 100 * results[0].validationAfter.accuracy,
+        results[0].validationAfter.loss, 100 * results[1].validationAfter.accuracy, results[1].validationAfter.loss);
+  QVERIFY(results[0].validationAfter.loss != results[1].validationAfter.loss);  // not the same arithmetic
+  QVERIFY(std::abs(results[0].validationAfter.accuracy - results[1].validationAfter.accuracy) <= 0.03);
+  QVERIFY(std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) <= 0.1 * results[0].validationAfter.loss);
+  QVERIFY(results[1].validationAfter.accuracy > results[1].validationBefore.accuracy + 0.1);
+  // The weights stay float32: the tuned model is an ordinary one.
+  for (const auto& [name, value] : state(loadBytes(*results[1].tunedModel))) {
+    if (value.is_floating_point()) QVERIFY2(value.scalar_type() == torch::kFloat32, name.c_str());
+  }
+  auto bad = quickOptions(1);
+  bad.precision = "fp8";
+  QVERIFY(validateTrainOptions(bad).find("use fp32 or bf16") != std::string::npos);
+}
+
+// A GPU out of memory is not reproducible on a CPU, so the retry policy runs here against an
+// attempt that runs out above 100 items (tests/device drives the real one on CUDA).
+void TestTrainer::outOfMemoryHalvesTheBatch() {
+  std::vector<std::size_t> tried;
+  std::vector<std::string> said;
+  auto options = quickOptions(1);
+  options.batchSize = 512;
+  const auto result = retryWithSmallerBatches(
+      options,
+      [&](const TrainOptions& attempt) {
+        tried.push_back(attempt.batchSize);
+        TrainResult r;
+        r.batchSize = attempt.batchSize;
+        r.outOfMemory = attempt.batchSize > 100;
+        r.ok = !r.outOfMemory;
+        return r;
+      },
+      [&](const std::string& reason) { said.push_back(reason); });
+  QCOMPARE(tried, (std::vector<std::size_t>{512, 256, 128, 64}));
+  QVERIFY(result.ok);
+  QCOMPARE(said.size(), std::size_t(3));
+  QCOMPARE(said.front(), std::string("out of memory with batch 512: starting again with batch 256"));
+  QCOMPARE(result.note, std::string("out of memory with batch 512: trained with batch 64"));
+  // Out of memory even with one item: the failure stands, with its message.
+  tried.clear();
+  const auto never = retryWithSmallerBatches(options, [&](const TrainOptions& attempt) {
+    tried.push_back(attempt.batchSize);
+    TrainResult r;
+    r.outOfMemory = true;
+    r.error = "out of memory";
+    return r;
+  });
+  QCOMPARE(tried.back(), std::size_t(1));
+  QCOMPARE(tried.size(), std::size_t(10));
+  QVERIFY(!never.ok);
+  QCOMPARE(never.error, std::string("out of memory"));
 }
 
 QTEST_GUILESS_MAIN(TestTrainer)

@@ -1,6 +1,8 @@
 // The main window offscreen, driven as a user would: open a real model, expand a block with the
 // mouse, drop a file, open a file that is not a model. Saves screenshots into the build folder.
 
+#include <algorithm>
+
 #include <QDir>
 #include <QLabel>
 #include <QPlainTextEdit>
@@ -31,14 +33,10 @@
 #include <QStatusBar>
 
 using scalpel::ui::BlockItem;
+using scalpel::test::screenshot;
 using scalpel::ui::MainWindow;
 
 namespace {
-
-QString screenshot(const QString& name) {
-  QDir().mkpath(SCALPEL_SCREENSHOT_DIR);
-  return QStringLiteral(SCALPEL_SCREENSHOT_DIR "/") + name;
-}
 
 bool openAndWait(MainWindow& window, const QString& model) {
   QSignalSpy shown(&window, &MainWindow::modelShown);
@@ -62,6 +60,7 @@ class TestMainWindow : public QObject {
   void badTargetDataShowsADialog();
   void demoTrainsStopsAndExports();
   void freezeMarksTableAndUndoAgree();
+  void deviceSettingIsRememberedAndShown();
 };
 
 void TestMainWindow::diagramHasOneItemPerBlock() {
@@ -289,7 +288,7 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(finished.wait(180000));
   QCOMPARE(finished.first().first().toBool(), true);
   QCOMPARE(panel->evaluationPoints(), 3);
-  QVERIFY2(panel->resultText().contains("Input-level shift: train the first block, stem"), qPrintable(panel->resultText()));
+  QVERIFY2(panel->resultText().contains("Input-level shift: train the first blocks, stem + layer1"), qPrintable(panel->resultText()));
   QVERIFY(panel->resultText().contains("test accuracy"));
   const auto& run = *window.lastRun();
   QVERIFY(run.result.testAfter.accuracy > run.result.testBefore.accuracy + 0.1);
@@ -315,10 +314,14 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   window.acceptSuggestedPlan();
   const auto& tree = window.freezeState()->tree();
   QCOMPARE(window.freezeState()->stateOf(*tree.find("stem")), Qt::Checked);
-  QCOMPARE(window.freezeState()->stateOf(*tree.find("layer1")), Qt::Unchecked);
+  QCOMPARE(window.freezeState()->stateOf(*tree.find("layer1")), Qt::Checked);
+  QCOMPARE(window.freezeState()->stateOf(*tree.find("layer2")), Qt::Unchecked);
   QCOMPARE(window.freezeState()->stateOf(*tree.find("fc")), Qt::Unchecked);
   QCOMPARE(panel->strategy(), QString("manual"));
-  QCOMPARE(window.freezeState()->plan().trainable, (std::vector<std::string>{"stem.0", "stem.1"}));
+  const auto trainable = window.freezeState()->plan().trainable;
+  QCOMPARE(trainable.front(), std::string("stem.0"));
+  QVERIFY(std::find(trainable.begin(), trainable.end(), "layer1.conv1") != trainable.end());
+  QVERIFY(std::find(trainable.begin(), trainable.end(), "layer2.conv1") == trainable.end());
 
   // Stop: a long run ends within a batch, keeping the best state so far.
   panel->setEpochs(200);
@@ -389,6 +392,24 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   QCOMPARE(tick("stem.0"), Qt::Unchecked);
   QCOMPARE(tick("fc"), Qt::Checked);
   QCOMPARE(window.undoStack()->undoText(), QString("Freeze stem"));
+}
+
+// The device chosen in the Training tab goes into every run's options, shows in the status bar,
+// and a new window starts with it.
+void TestMainWindow::deviceSettingIsRememberedAndShown() {
+  {
+    MainWindow window;
+    window.trainingPanel()->setDevice("cpu");
+    QCOMPARE(window.trainingPanel()->options().device, std::string("cpu"));
+    QCOMPARE(window.trainingPanel()->options().precision, std::string("fp32"));
+  }
+  MainWindow again;
+  QCOMPARE(again.trainingPanel()->device(), QString("cpu"));
+  bool shown = false;
+  for (auto* l : again.statusBar()->findChildren<QLabel*>()) shown |= l->text().startsWith("device: cpu (");
+  QVERIFY(shown);
+  again.trainingPanel()->setDevice("cuda:7");  // not here: falls back to automatic
+  QCOMPARE(again.trainingPanel()->device(), QString("auto"));
 }
 
 QTEST_MAIN(TestMainWindow)
