@@ -42,6 +42,26 @@ void addBlock(const LayerTree& tree, int block, FreezePlan& plan) {
 
 }  // namespace
 
+std::vector<std::vector<std::string>> trainingUnits(const LayerTree& tree,
+                                                    const AdvisorThresholds& thresholds) {
+  const auto blocks = blocksWithParameters(tree);
+  std::int64_t total = 0;
+  for (int b : blocks) total += tree.blocks().at(static_cast<std::size_t>(b)).totalParameters;
+  std::vector<std::vector<std::string>> units;
+  std::int64_t first = 0;  // parameters in the first unit so far
+  for (int b : blocks) {
+    const auto& block = tree.blocks().at(static_cast<std::size_t>(b));
+    if (units.empty() || first < thresholds.minimumInputShare * static_cast<double>(total)) {
+      if (units.empty()) units.emplace_back();
+      units.front().push_back(block.name);
+      first += block.totalParameters;
+    } else {
+      units.push_back({block.name});
+    }
+  }
+  return units;
+}
+
 std::string shiftKindName(ShiftKind kind) {
   switch (kind) {
     case ShiftKind::None: return "no significant shift";
@@ -151,20 +171,22 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
   } else if (strategy == "auto") {
     switch (diagnosis.kind) {
       case ShiftKind::InputLevel: {
-        // The first blocks from the input, enough of them to hold a real share of the model.
+        // The first unit: the first blocks from the input, enough to hold a real share of the model.
+        const auto first = trainingUnits(tree, thresholds).front();
         std::int64_t total = 0, taken = 0;
-        for (int b : blocks) total += tree.blocks().at(static_cast<std::size_t>(b)).totalParameters;
         std::string names;
         for (int b : blocks) {
+          const auto& block = tree.blocks().at(static_cast<std::size_t>(b));
+          total += block.totalParameters;
+          if (std::find(first.begin(), first.end(), block.name) == first.end()) continue;
           addBlock(tree, b, plan);
-          names += (names.empty() ? "" : " + ") + blockName(b);
-          taken += tree.blocks().at(static_cast<std::size_t>(b)).totalParameters;
-          if (taken >= thresholds.minimumInputShare * static_cast<double>(total)) break;
+          names += (names.empty() ? "" : " + ") + block.name;
+          taken += block.totalParameters;
         }
-        plan.explanation = "Input-level shift: train the first " + std::string(names.find('+') == std::string::npos ? "block, " : "blocks, ") + names +
+        plan.explanation = "Input-level shift: train the first " + std::string(first.size() == 1 ? "block, " : "blocks, ") + names +
                            " (" + percent(static_cast<double>(taken) / static_cast<double>(total)) + " of the parameters), so they learn to read the new inputs; the rest keeps what it knows.";
-        if (names.find('+') != std::string::npos) {
-          plan.explanation += " " + blockName(blocks.front()) + " alone holds under " + percent(thresholds.minimumInputShare) + " of them, too few to relearn the inputs.";
+        if (first.size() > 1) {
+          plan.explanation += " " + first.front() + " alone holds under " + percent(thresholds.minimumInputShare) + " of them, too few to relearn the inputs.";
         }
         break;
       }

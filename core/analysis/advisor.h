@@ -43,6 +43,12 @@ struct AdvisorThresholds {
 Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
                    const AdvisorThresholds& thresholds = {});
 
+// The parts a plan trains alone: the model's blocks with parameters, except that the first ones
+// are merged until they hold thresholds.minimumInputShare of the parameters (a lone stem
+// convolution is too small to train alone). Each unit lists its block names, input first.
+std::vector<std::vector<std::string>> trainingUnits(const LayerTree& tree,
+                                                    const AdvisorThresholds& thresholds = {});
+
 // Strategies: "auto" (follows the diagnosis), "auto-rgn" (the paper: everything trains, each
 // module at a learning rate scaled by its relative gradient norm; needs `gradients`),
 // "block:NAME", "all", "last". Returns "" or what is wrong (an unknown strategy or block).

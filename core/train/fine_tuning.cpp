@@ -85,43 +85,67 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
   const LayerTree& tree = inspection.tree;
 
   if (strategy == "probe") {
-    // One short run per block with parameters; the best validation accuracy wins.
-    TrainOptions probeOptions = options;
-    probeOptions.epochs = std::max(1, std::min(options.epochs, probeEpochs));
-    probeOptions.maxSteps = 0;
-    probeOptions.patience = 0;
-    double best = -1;
-    for (const auto& block : tree.blocks()) {
-      if (block.totalParameters == 0) continue;
-      FreezePlan candidate;
-      if (!planFreeze("block:" + block.name, tree, choice.diagnosis, nullptr, candidate).empty()) continue;
-      say("probing block " + block.name + " …");
-      // No test split here: the probe chooses on validation data alone.
-      const auto run = trainModel(modelPath, candidate, {&data.train, &data.validation, nullptr}, probeOptions, {}, control);
-      if (run.cancelled) {
-        choice.error = "the probe was cancelled";
-        return choice;
+    // Successive halving over the training units (each block with parameters; a tiny first
+    // block goes with the next, as in the advisor's input-level plan): every unit trains for
+    // `probeEpochs`, the better half goes on from scratch with twice the epochs, until one is
+    // left or the run's own epoch budget is reached. One short round alone favours what
+    // converges fastest (the smallest blocks); the later rounds let the better units show it.
+    struct Candidate {
+      std::string name;  // "stem+layer1"
+      FreezePlan plan;
+      double score = -1;
+    };
+    std::vector<Candidate> candidates;
+    for (const auto& unit : trainingUnits(tree)) {
+      Candidate candidate;
+      for (const auto& block : unit) {
+        FreezePlan part;
+        if (!planFreeze("block:" + block, tree, choice.diagnosis, nullptr, part).empty()) continue;
+        candidate.plan.trainable.insert(candidate.plan.trainable.end(), part.trainable.begin(), part.trainable.end());
+        candidate.name += (candidate.name.empty() ? "" : "+") + block;
       }
-      if (!run.ok) {
-        choice.error = "probing block " + block.name + " failed: " + run.error;
-        return choice;
-      }
-      choice.probeScores.emplace_back(block.name, run.validationAfter.accuracy);
-      if (run.validationAfter.accuracy > best) {
-        best = run.validationAfter.accuracy;
-        choice.plan = candidate;
-      }
+      if (!candidate.plan.trainable.empty()) candidates.push_back(std::move(candidate));
     }
-    if (choice.probeScores.empty()) {
+    if (candidates.empty()) {
       choice.error = "the model has no block with parameters to probe";
       return choice;
     }
-    std::string scores;
-    for (const auto& [name, accuracy] : choice.probeScores) scores += (scores.empty() ? "" : ", ") + name + " " + percent(accuracy);
+    std::string rounds;
+    const int firstEpochs = std::max(1, std::min(options.epochs, probeEpochs));
+    for (int epochs = firstEpochs;; epochs *= 2) {
+      TrainOptions probeOptions = options;
+      probeOptions.epochs = epochs;
+      probeOptions.maxSteps = 0;
+      probeOptions.patience = 0;
+      std::string scores;
+      for (auto& candidate : candidates) {
+        say("probing " + candidate.name + " for " + std::to_string(epochs) + (epochs == 1 ? " epoch …" : " epochs …"));
+        // No test split here: the probe chooses on validation data alone.
+        const auto run = trainModel(modelPath, candidate.plan, {&data.train, &data.validation, nullptr}, probeOptions, {}, control);
+        if (run.cancelled) {
+          choice.error = "the probe was cancelled";
+          return choice;
+        }
+        if (!run.ok) {
+          choice.error = "probing " + candidate.name + " failed: " + run.error;
+          return choice;
+        }
+        candidate.score = run.validationAfter.accuracy;
+        // Later rounds say their epochs: "layer2 (4 epochs)".
+        choice.probeScores.emplace_back(epochs == firstEpochs ? candidate.name : candidate.name + " (" + std::to_string(epochs) + " epochs)",
+                                        candidate.score);
+        scores += (scores.empty() ? "" : ", ") + candidate.name + " " + percent(candidate.score);
+      }
+      rounds += (rounds.empty() ? "" : "; ") + std::to_string(epochs) + (epochs == 1 ? " epoch: " : " epochs: ") + scores;
+      std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+      if (epochs * 2 > options.epochs) break;
+      candidates.resize((candidates.size() + 1) / 2);
+      if (candidates.size() == 1) break;  // the winner of a round of two
+    }
+    choice.plan = candidates.front().plan;
     choice.plan.strategy = "probe";
-    choice.plan.explanation = "A quick probe trained each block alone for " + std::to_string(probeOptions.epochs) +
-                              (probeOptions.epochs == 1 ? " epoch" : " epochs") + " (validation accuracy: " + scores +
-                              "); " + choice.plan.trainable.front() + " did best, so train it.";
+    choice.plan.explanation = "A probe trained each block alone (a tiny first block with the next), keeping the better half for twice the epochs each round (validation accuracy after " +
+                              rounds + "); " + candidates.front().name + " did best, so train it.";
     choice.ok = true;
     return choice;
   }

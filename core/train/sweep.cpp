@@ -883,9 +883,12 @@ std::string sweepMarkdown(const SweepResult& result) {
         "model's BatchNorm statistics), "
      << "`auto-rgn` the paper's Auto-RGN (learning rates scaled per layer by relative gradient "
         "norm, recomputed every epoch), "
-     << "`probe` trains every block alone for " << o.probeEpochs
+     << "`probe` trains every block alone (a first block under 0.5% of the parameters together "
+        "with the next, as `auto` does) for " << o.probeEpochs
      << (o.probeEpochs == 1 ? " epoch" : " epochs") << " at lr " << lrText(o.probeLearningRate)
-     << " and keeps the best on validation, then gets the same learning-rate choice; `last` is the "
+     << ", the better half again for twice as many epochs, and so on up to the run's epochs "
+        "(successive halving), keeps the best on validation, then gets the same learning-rate "
+        "choice; `last` is the "
         "last block with parameters.";
   if (std::find(result.strategies.begin(), result.strategies.end(), "stem+layer1") !=
       result.strategies.end()) {
@@ -971,7 +974,7 @@ std::string sweepMarkdown(const SweepResult& result) {
     }
     if (!task.probeScores.empty()) {
       md << "- Probe validation accuracy (" << o.probeEpochs
-         << (o.probeEpochs == 1 ? " epoch" : " epochs") << " per block):";
+         << (o.probeEpochs == 1 ? " epoch" : " epochs") << " per block, a tiny first block with the next; then the better half for twice as long):";
       for (std::size_t s = 0; s < task.probeScores.size(); ++s) {
         md << (s ? ";" : "") << " seed " << s << ":";
         for (const auto& [block, accuracy] : task.probeScores[s]) {

@@ -108,6 +108,12 @@ void TestAdvisor::strategies() {
   FreezePlan plan;
   QCOMPARE(planFreeze("all", demoTree(), none, nullptr, plan), std::string());
   QCOMPARE(plan.trainable, (std::vector<std::string>{"stem", "layer1", "layer2", "layer3", "fc"}));  // pool has no parameters
+  // What a plan trains alone: the blocks with parameters, the tiny stem (0.2%) with layer1.
+  using Units = std::vector<std::vector<std::string>>;
+  QCOMPARE(trainingUnits(demoTree()), (Units{{"stem", "layer1"}, {"layer2"}, {"layer3"}, {"fc"}}));
+  AdvisorThresholds noMinimum;
+  noMinimum.minimumInputShare = 0;
+  QCOMPARE(trainingUnits(demoTree(), noMinimum), (Units{{"stem"}, {"layer1"}, {"layer2"}, {"layer3"}, {"fc"}}));
   QCOMPARE(planFreeze("last", demoTree(), none, nullptr, plan), std::string());
   QCOMPARE(plan.trainable, std::vector<std::string>{"fc"});
   QCOMPARE(planFreeze("block:layer2", demoTree(), none, nullptr, plan), std::string());

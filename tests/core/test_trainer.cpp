@@ -471,8 +471,9 @@ void TestTrainer::foreachOptimiserMatchesTorchOptim() {
   }
 }
 
-// The budgeted cross-validation strategy: every block with parameters trained alone, the one
-// with the best validation accuracy kept, the scores in the explanation.
+// The budgeted cross-validation strategy: every training unit (a block with parameters, the
+// tiny stem with layer1) trained alone, the one with the best validation accuracy kept, the
+// scores in the explanation.
 void TestTrainer::probeKeepsTheBestBlock() {
   const auto shifted = *applyShift(fashionTest(), "label-permutation", 5, 7).dataset;
   const auto data = splitTarget(shifted, TargetSplit{30, 20, 1}, "permuted");
@@ -482,19 +483,33 @@ void TestTrainer::probeKeepsTheBestBlock() {
   const auto choice = choosePlan(kDemo, "probe", data, nullptr, options, 2);
   QVERIFY2(choice.ok, choice.error.c_str());
   std::vector<std::string> probed;
+  for (const auto& [unit, accuracy] : choice.probeScores) probed.push_back(unit);
+  // pool has no parameters; stem (0.2% of them) goes with layer1, as in the advisor's plans.
+  // Round one trains all four for 2 epochs; with a 2-epoch run budget there is no round two.
+  QCOMPARE(probed, (std::vector<std::string>{"stem+layer1", "layer2", "layer3", "fc"}));
   double best = -1;
   std::string winner;
-  for (const auto& [block, accuracy] : choice.probeScores) {
-    probed.push_back(block);
+  for (const auto& [unit, accuracy] : choice.probeScores) {
     if (accuracy > best) {
       best = accuracy;
-      winner = block;
+      winner = unit;
     }
   }
-  QCOMPARE(probed, (std::vector<std::string>{"stem", "layer1", "layer2", "layer3", "fc"}));  // pool has no parameters
   QCOMPARE(choice.plan.trainable, std::vector<std::string>{winner});
   QCOMPARE(choice.plan.strategy, std::string("probe"));
   QVERIFY2(choice.plan.explanation.find(winner + " did best") != std::string::npos, choice.plan.explanation.c_str());
+  // With a 4-epoch budget the better half trains again for 4 epochs: 4 + 2 runs.
+  auto longer = options;
+  longer.epochs = 4;
+  const auto halved = choosePlan(kDemo, "probe", data, nullptr, longer, 2);
+  QVERIFY2(halved.ok, halved.error.c_str());
+  QCOMPARE(halved.probeScores.size(), std::size_t(6));
+  QVERIFY2(halved.plan.explanation.find("2 epochs: ") != std::string::npos && halved.plan.explanation.find("; 4 epochs: ") != std::string::npos,
+           halved.plan.explanation.c_str());
+  const auto& finalist = halved.probeScores[4].second >= halved.probeScores[5].second ? halved.probeScores[4] : halved.probeScores[5];
+  QVERIFY2(finalist.first.size() > 11 && finalist.first.substr(finalist.first.size() - 11) == " (4 epochs)", finalist.first.c_str());
+  const std::string finalistName = finalist.first.substr(0, finalist.first.size() - 11);
+  QVERIFY2(halved.plan.explanation.find(finalistName + " did best") != std::string::npos, halved.plan.explanation.c_str());
   // Relabelled outputs: a late block must win, never the stem.
   QVERIFY2(winner == "fc" || winner == "layer3", winner.c_str());
   TrainControl control;
