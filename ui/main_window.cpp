@@ -235,6 +235,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
   buildMenus();
   resize(1180, 780);
+  // The bottom tabs share the height with the diagram and the details pane, whose diagnosis and
+  // suggestion must stay readable without scrolling: give the tabs a bit under half.
+  resizeDocks({findChild<QDockWidget*>("shiftHeatmapDock")}, {330}, Qt::Vertical);
 }
 
 MainWindow::~MainWindow() {
@@ -561,12 +564,13 @@ void MainWindow::onAnalysisFinished(const ShiftAnalysis& analysis) {
   m_heatmap->flush();
   statusBar()->showMessage(QStringLiteral("Diagnosis: %1").arg(QString::fromStdString(shiftKindName(m_diagnosis->kind))));
   showDetails(0);
+  m_details->scrollToAnchor("diagnosis");  // the diagnosis and the suggestion in view, not the model's summary
   Q_EMIT analysisShown();
 }
 
 QString MainWindow::diagnosisHtml() const {
   if (!m_diagnosis) return {};
-  QString text = QStringLiteral("<h4>Diagnosis: %1</h4><p>%2</p><ul>")
+  QString text = QStringLiteral("<a name='diagnosis'></a><h4>Diagnosis: %1</h4><p>%2</p><ul>")
                      .arg(html(shiftKindName(m_diagnosis->kind)), html(m_diagnosis->summary));
   for (const auto& line : m_diagnosis->evidence) text += QStringLiteral("<li>%1</li>").arg(html(line));
   text += QStringLiteral("</ul><p><b>Suggestion:</b> %1").arg(html(m_plan.explanation));
