@@ -86,11 +86,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
       "<tt>torch.jit.script(model).save(\"model.pt\")</tt>.</p>");
 
   m_heatmap = new ShiftHeatmap(this);
-  auto* dock = new QDockWidget("Shift heatmap", this);
-  dock->setObjectName("shiftHeatmapDock");
-  dock->setWidget(m_heatmap);
-  dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
-  addDockWidget(Qt::BottomDockWidgetArea, dock);
+  auto* dock = addBottomTab("Shift heatmap", "shiftHeatmapDock", m_heatmap);
   // One freeze state, two views: the diagram's marks and the layer table; edits are undoable.
   m_freeze = new FreezeState(this);
   m_undo = new QUndoStack(this);
@@ -123,29 +119,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   layersLayout->setContentsMargins(4, 4, 4, 4);
   layersLayout->addWidget(filter);
   layersLayout->addWidget(table);
-  auto* layersDock = new QDockWidget("Layers", this);
-  layersDock->setObjectName("layersDock");
-  layersDock->setWidget(layersPane);
-  layersDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
-  addDockWidget(Qt::BottomDockWidgetArea, layersDock);
 
   m_training = new TrainingPanel(this);
-  auto* trainingDock = new QDockWidget("Training", this);
-  trainingDock->setObjectName("trainingDock");
-  trainingDock->setWidget(m_training);
-  trainingDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
-  addDockWidget(Qt::BottomDockWidgetArea, trainingDock);
-  tabifyDockWidget(dock, trainingDock);
-
+  addBottomTab("Training", "trainingDock", m_training);
   m_compare = new ComparePanel(this);
-  auto* compareDock = new QDockWidget("Compare", this);
-  compareDock->setObjectName("compareDock");
-  compareDock->setWidget(m_compare);
-  compareDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
-  addDockWidget(Qt::BottomDockWidgetArea, compareDock);
-  tabifyDockWidget(dock, compareDock);
-  tabifyDockWidget(dock, layersDock);
-  dock->raise();
+  addBottomTab("Compare", "compareDock", m_compare);
+  addBottomTab("Layers", "layersDock", layersPane);
 
   // The log panel: every Scalpel logger's lines, from every thread.
   auto* log = new QPlainTextEdit(this);
@@ -156,12 +135,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(&LogForwarder::instance(), &LogForwarder::line, log, [log](const QString& text, int level) {
     log->appendHtml(level >= 3 ? QString("<span style='color:#b00020'>%1</span>").arg(text.toHtmlEscaped()) : text.toHtmlEscaped());
   });
-  auto* logDock = new QDockWidget("Log", this);
-  logDock->setObjectName("logDock");
-  logDock->setWidget(log);
-  logDock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
-  addDockWidget(Qt::BottomDockWidgetArea, logDock);
-  tabifyDockWidget(dock, logDock);
+  addBottomTab("Log", "logDock", log);
   dock->raise();
 
   m_deviceLabel = new QLabel(QString::fromStdString("device: " + describeDevice(automaticDevice())), this);
@@ -237,7 +211,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   resize(1180, 780);
   // The bottom tabs share the height with the diagram and the details pane, whose diagnosis and
   // suggestion must stay readable without scrolling: give the tabs a bit under half.
-  resizeDocks({findChild<QDockWidget*>("shiftHeatmapDock")}, {330}, Qt::Vertical);
+  resizeDocks({dock}, {330}, Qt::Vertical);
 }
 
 MainWindow::~MainWindow() {
@@ -608,6 +582,16 @@ QString MainWindow::dataHtml(bool target) const {
 QProgressDialog* MainWindow::trainingDialog() const { return m_trainingDialog.data(); }
 
 QMessageBox* MainWindow::errorDialog() const { return m_errorDialog.data(); }
+
+QDockWidget* MainWindow::addBottomTab(const QString& title, const QString& objectName, QWidget* widget) {
+  auto* dock = new QDockWidget(title, this);
+  dock->setObjectName(objectName);
+  dock->setWidget(widget);
+  dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+  addDockWidget(Qt::BottomDockWidgetArea, dock);
+  if (m_firstBottomTab) tabifyDockWidget(m_firstBottomTab, dock); else m_firstBottomTab = dock;
+  return dock;
+}
 
 void MainWindow::showError(const QString& title, const QString& message, const QString& hint) {
   if (m_errorDialog) m_errorDialog->close();

@@ -9,6 +9,7 @@
 #include "analysis/advisor.h"
 #include "core_metatypes.h"
 
+class QDockWidget;
 class QLabel;
 class QMessageBox;
 class QProgressDialog;
@@ -94,6 +95,8 @@ class MainWindow : public QMainWindow {
 
  private:
   void buildMenus();
+  // A dock in the bottom area, as a tab beside the ones added before it.
+  QDockWidget* addBottomTab(const QString& title, const QString& objectName, QWidget* widget);
   void onInspected(quint64 requestId, const scalpel::ModelInspection& inspection);
   void showDetails(int nodeIndex);
   // A window-modal warning; `hint` (smaller, under it) says what to do next when the message does not.
@@ -138,6 +141,7 @@ class MainWindow : public QMainWindow {
   QTextBrowser* m_details = nullptr;
   QLabel* m_deviceLabel = nullptr;
   QPointer<QMessageBox> m_errorDialog;
+  QDockWidget* m_firstBottomTab = nullptr;  // the others are tabbed beside it
   QPointer<QProgressDialog> m_trainingDialog;
 
  public:
