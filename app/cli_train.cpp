@@ -86,6 +86,7 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   train->add_option("--device", o.device, "auto (CUDA when available), cpu, cuda or cuda:N");
   train->add_option("--precision", o.precision, "fp32, or bf16 (autocast: convolutions and matrix products in bfloat16)");
   train->add_flag("--channels-last", o.channelsLast, "NHWC layout for convolutional models (faster on tensor cores)");
+  train->add_option("--data-path", o.dataPath, "auto, streamed or synchronous: how batches reach the device (see docs/performance.md)");
   train->add_option("--out", command.out, "where to write the tuned model (with its report inside)");
   train->add_option("--report", command.reportFolder, "also write the report as Markdown with PNG plots into this folder");
   return train;
@@ -132,6 +133,7 @@ int runTrainCommand(TrainCommand& command) {
     if (given("--device")) o.device = f.device;
     if (given("--precision")) o.precision = f.precision;
     if (given("--channels-last")) o.channelsLast = f.channelsLast;
+    if (given("--data-path")) o.dataPath = f.dataPath;
   }
   if (session.modelPath.empty()) return fail("no model: give --model MODEL (or a --session that names one)");
   if (auto problem = validateTrainOptions(session.options); !problem.empty()) return fail(problem);

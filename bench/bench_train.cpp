@@ -6,6 +6,10 @@
 //               [--precision fp32|bf16] [--channels-last 0|1] [--python PYTHON] [--label NAME]
 // bf16 and channels-last apply to both sides (Python: torch.autocast and
 // model.to(memory_format=torch.channels_last)).
+//   bench_train MODEL ... --data-paths 1
+// instead compares how batches reach the device (TrainOptions::dataPath), all layers training:
+// samples/s with batches gathered on the training thread and copied blocking (the baseline),
+// with the background producer (pinned memory, non-blocking copies), and resident on the device.
 
 #include <ATen/Parallel.h>
 
@@ -48,7 +52,7 @@ scalpel::Dataset randomImages(const std::vector<std::int64_t>& shape, std::size_
 // Median step time of Scalpel's trainer (ms), from the time between its step events.
 double scalpelStep(const std::string& model, const std::string& trainable, const scalpel::Dataset& train,
                    const scalpel::Dataset& validation, std::size_t batch, const std::string& device, int warmup,
-                   const std::string& precision, bool channelsLast) {
+                   const std::string& precision, bool channelsLast, const std::string& dataPath) {
   scalpel::FreezePlan plan;
   plan.strategy = "bench";
   plan.trainable = {trainable == "all" ? "" : trainable};
@@ -59,6 +63,7 @@ double scalpelStep(const std::string& model, const std::string& trainable, const
   options.device = device;
   options.precision = precision;
   options.channelsLast = channelsLast;
+  options.dataPath = dataPath;
   std::vector<double> times;
   auto last = Clock::now();
   int seen = 0;
@@ -102,8 +107,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_train MODEL --size C,H,W --batch B [--steps N] [--rounds R] [--device D] [--python P] [--label NAME]\n");
     return 2;
   }
-  std::string model = argv[1], size = "1,28,28", device = "cpu", python = SCALPEL_PYTHON, label, worker, precision = "fp32";
-  bool channelsLast = false;
+  std::string model = argv[1], size = "1,28,28", device = "cpu", python = SCALPEL_PYTHON, label, worker, precision = "fp32", dataPath = "auto";
+  bool channelsLast = false, dataPaths = false;
   std::size_t batch = 64;
   int steps = 20, rounds = 3, threads = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -119,6 +124,8 @@ int main(int argc, char** argv) {
     else if (flag == "--threads") threads = std::stoi(value);
     else if (flag == "--precision") precision = value;
     else if (flag == "--channels-last") channelsLast = value == "1";
+    else if (flag == "--data-path") dataPath = value;
+    else if (flag == "--data-paths") dataPaths = value == "1";
   }
   const int warmup = 3;
   if (!worker.empty()) {
@@ -135,7 +142,7 @@ int main(int argc, char** argv) {
     const auto shape = parseSize(size);
     const auto train = randomImages(shape, batch * static_cast<std::size_t>(steps + warmup));
     const auto validation = randomImages(shape, batch);
-    std::printf("%f\n", scalpelStep(model, worker, train, validation, batch, device, warmup, precision, channelsLast));
+    std::printf("%f\n", scalpelStep(model, worker, train, validation, batch, device, warmup, precision, channelsLast, dataPath));
     return 0;
   }
   if (label.empty()) label = model.substr(model.find_last_of('/') + 1);
@@ -145,6 +152,23 @@ int main(int argc, char** argv) {
   const std::string self = std::string(argv[0]) + " " + model + " --size " + size + " --batch " + std::to_string(batch) +
                            " --steps " + std::to_string(steps) + " --device " + device + " --threads " + std::to_string(threads) + " --precision " + precision +
                            " --channels-last " + (channelsLast ? "1" : "0") + " --worker ";
+  if (dataPaths) {
+    const std::vector<std::string> paths{"synchronous", "streamed", "auto"};
+    std::vector<std::vector<double>> times(paths.size());
+    for (int round = 0; round < rounds; ++round) {
+      for (std::size_t p = 0; p < paths.size(); ++p) {
+        times[p].push_back(std::atof(firstLine(self + "all --data-path " + paths[p] + " 2>/dev/null").c_str()));
+      }
+    }
+    const double base = median(times[0]);
+    std::printf("%-12s %-5s batch %3zu %-9s data path, samples/s:", label.c_str(), device.c_str(), batch, size.c_str());
+    for (std::size_t p = 0; p < paths.size(); ++p) {
+      const double ms = median(times[p]);
+      std::printf(" %s %.0f (%.2fx)", p == 2 ? "resident(auto)" : paths[p].c_str(), ms > 0 ? 1000.0 * batch / ms : 0, ms > 0 ? base / ms : 0);
+    }
+    std::printf("  [baseline: synchronous, %d threads]\n", threads);
+    return 0;
+  }
   char lastBlock[128] = {};
   std::sscanf(firstLine(self + "last-block 2>/dev/null").c_str(), "%127s", lastBlock);
   if (!*lastBlock || std::string(lastBlock) == "?") {

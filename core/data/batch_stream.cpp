@@ -44,7 +44,7 @@ std::size_t BatchStream::batchesPerEpoch() const {
 }
 
 bool BatchStream::residentOnDevice() const {
-  return (m_options.device.is_cuda() || m_options.residentOnCpu) && m_indices.size() * m_data->itemSize() * sizeof(float) <= m_options.residentBytes;
+  return m_options.background && (m_options.device.is_cuda() || m_options.residentOnCpu) && m_indices.size() * m_data->itemSize() * sizeof(float) <= m_options.residentBytes;
 }
 
 void BatchStream::uploadResident() {
@@ -81,6 +81,11 @@ void BatchStream::startEpoch(int epoch) {
   }
   std::vector<std::size_t> order = m_indices;
   if (m_options.shuffle) seededShuffle(order, m_options.seed + static_cast<std::uint64_t>(epoch));
+  if (!m_options.background) {
+    m_callerOrder = std::move(order);
+    m_cursor = 0;
+    return;
+  }
   m_queue = std::make_unique<Queue>();
   m_queue->producer = std::thread([this, order = std::move(order), queue = m_queue.get()] {
     produce(order, *queue);
@@ -98,44 +103,48 @@ void BatchStream::produce(const std::vector<std::size_t>& order, Queue& queue) c
   }
 }
 
-void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queue) const {
+Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t start, std::size_t count, bool pin) const {
   const Dataset& data = *m_data;
   const std::size_t itemSize = data.itemSize();
-  std::vector<std::int64_t> shape{0};
+  std::vector<std::int64_t> shape{static_cast<std::int64_t>(count)};
   shape.insert(shape.end(), data.itemShape.begin(), data.itemShape.end());
   const std::size_t channels = data.isImage() ? static_cast<std::size_t>(data.itemShape[0]) : 1;
   const std::size_t plane = data.isImage() ? itemSize / channels : itemSize;
-  const bool pin = m_options.device.is_cuda();
   const bool normalise = !m_options.mean.empty() && m_options.mean.size() == m_options.std.size();
 
+  auto inputs = torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin));
+  auto labels = torch::empty({static_cast<std::int64_t>(count)}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin));
+  float* in = inputs.data_ptr<float>();
+  std::int64_t* out = labels.data_ptr<std::int64_t>();
+  for (std::size_t b = 0; b < count; ++b) {
+    const std::size_t index = order[start + b];
+    const float* item = data.item(index);
+    float* target = in + b * itemSize;
+    if (normalise) {
+      for (std::size_t c = 0; c < channels; ++c) {
+        const std::size_t k = m_options.mean.size() == 1 ? 0 : std::min(c, m_options.mean.size() - 1);
+        const auto mean = static_cast<float>(m_options.mean[k]);
+        const auto scale = static_cast<float>(1.0 / m_options.std[k]);
+        for (std::size_t p = 0; p < plane; ++p) target[c * plane + p] = (item[c * plane + p] - mean) * scale;
+      }
+    } else {
+      std::copy(item, item + itemSize, target);
+    }
+    out[b] = data.labels[index];
+  }
+  return Batch{std::move(inputs), std::move(labels)};
+}
+
+void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queue) const {
+  const bool pin = m_options.device.is_cuda();
   for (std::size_t start = 0; start < order.size(); start += m_options.batchSize) {
     const std::size_t count = std::min(m_options.batchSize, order.size() - start);
     if (count < m_options.batchSize && m_options.dropLast) break;
-    shape[0] = static_cast<std::int64_t>(count);
-    auto inputs = torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin));
-    auto labels = torch::empty({static_cast<std::int64_t>(count)}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin));
-    float* in = inputs.data_ptr<float>();
-    std::int64_t* out = labels.data_ptr<std::int64_t>();
-    for (std::size_t b = 0; b < count; ++b) {
-      const std::size_t index = order[start + b];
-      const float* item = data.item(index);
-      float* target = in + b * itemSize;
-      if (normalise) {
-        for (std::size_t c = 0; c < channels; ++c) {
-          const std::size_t k = m_options.mean.size() == 1 ? 0 : std::min(c, m_options.mean.size() - 1);
-          const auto mean = static_cast<float>(m_options.mean[k]);
-          const auto scale = static_cast<float>(1.0 / m_options.std[k]);
-          for (std::size_t p = 0; p < plane; ++p) target[c * plane + p] = (item[c * plane + p] - mean) * scale;
-        }
-      } else {
-        std::copy(item, item + itemSize, target);
-      }
-      out[b] = data.labels[index];
-    }
+    Batch batch = gather(order, start, count, pin);
     std::unique_lock lock(queue.mutex);
     queue.changed.wait(lock, [&] { return queue.stopped || queue.ready.size() < m_options.prefetch; });
     if (queue.stopped) return;
-    queue.ready.push_back(Batch{std::move(inputs), std::move(labels)});
+    queue.ready.push_back(std::move(batch));
     queue.changed.notify_all();
   }
   std::lock_guard lock(queue.mutex);
@@ -151,6 +160,17 @@ std::optional<Batch> BatchStream::next() {
     const auto positions = m_epochOrder.narrow(0, static_cast<std::int64_t>(m_cursor), static_cast<std::int64_t>(count));
     m_cursor += count;
     return Batch{m_residentInputs.index_select(0, positions), m_residentLabels.index_select(0, positions)};
+  }
+  if (!m_options.background) {
+    const std::size_t count = std::min(m_options.batchSize, m_callerOrder.size() - std::min(m_callerOrder.size(), m_cursor));
+    if (count == 0 || (count < m_options.batchSize && m_options.dropLast)) return std::nullopt;
+    Batch batch = gather(m_callerOrder, m_cursor, count, /*pin=*/false);
+    m_cursor += count;
+    if (!m_options.device.is_cpu()) {
+      batch.inputs = batch.inputs.to(m_options.device);
+      batch.labels = batch.labels.to(m_options.device);
+    }
+    return batch;
   }
   if (!m_queue) return std::nullopt;
   Batch batch;

@@ -43,6 +43,10 @@ class BatchStream {
     // the GPU: target sets are small, and a per-step host gather would leave the GPU waiting.
     std::size_t residentBytes = std::size_t(2) << 30;
     bool residentOnCpu = false;  // the same on the CPU (for tests: it is no faster there)
+    // false: each batch is gathered on the caller's thread into ordinary (pageable) memory and
+    // copied with a blocking copy, as a naive loader would: the baseline the benchmark measures
+    // the background producer and the resident set against. Never resident.
+    bool background = true;
   };
 
   // Options that normalise with a model's preprocessing and deliver to its device.
@@ -72,6 +76,8 @@ class BatchStream {
   struct Queue;
   void produce(const std::vector<std::size_t>& order, Queue& queue) const;
   void fill(const std::vector<std::size_t>& order, Queue& queue) const;
+  // Items order[start, start + count) normalised into one host batch (pinned when `pin`).
+  Batch gather(const std::vector<std::size_t>& order, std::size_t start, std::size_t count, bool pin) const;
 
   std::shared_ptr<const Dataset> m_data;
   std::vector<std::size_t> m_indices;
@@ -85,6 +91,7 @@ class BatchStream {
   void uploadResident();
   torch::Tensor m_residentInputs, m_residentLabels, m_epochOrder;
   std::size_t m_cursor = 0;
+  std::vector<std::size_t> m_callerOrder;  // this epoch's order when !Options::background
 };
 
 }  // namespace scalpel

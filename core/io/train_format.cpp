@@ -127,6 +127,7 @@ ordered_json toJson(const TrainOptions& options) {
   out["device"] = options.device;
   out["precision"] = options.precision;
   out["channels_last"] = options.channelsLast;
+  out["data_path"] = options.dataPath;
   return out;
 }
 
@@ -252,6 +253,7 @@ void fromJson(const json& value, TrainOptions& out, bool strict) {
   fields.read("device", out.device);
   fields.read("precision", out.precision);
   fields.read("channels_last", out.channelsLast);
+  fields.read("data_path", out.dataPath);
 }
 
 void fromJson(const json& value, FreezePlan& out, bool strict) {
@@ -356,7 +358,7 @@ bool operator==(const TrainOptions& a, const TrainOptions& b) {
          a.loss == b.loss && a.evaluateEverySteps == b.evaluateEverySteps &&
          a.selectBy == b.selectBy && a.patience == b.patience &&
          a.batchNormEval == b.batchNormEval && a.seed == b.seed && a.device == b.device &&
-         a.precision == b.precision && a.channelsLast == b.channelsLast;
+         a.precision == b.precision && a.channelsLast == b.channelsLast && a.dataPath == b.dataPath;
 }
 
 bool operator==(const FreezePlan& a, const FreezePlan& b) {

@@ -67,6 +67,8 @@ std::string validateTrainOptions(const TrainOptions& options) {
   if (options.epochs < 1 && options.maxSteps == 0) return "give at least one epoch or a step budget";
   if (options.patience < 0) return "the patience must not be negative";
   if (options.precision != "fp32" && options.precision != "bf16") return "unknown precision '" + options.precision + "' — use fp32 or bf16";
+  if (options.dataPath != "auto" && options.dataPath != "streamed" && options.dataPath != "synchronous")
+    return "unknown data path '" + options.dataPath + "' — use auto, streamed or synchronous";
   return "";
 }
 
@@ -382,6 +384,8 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     auto streamOptions = BatchStream::forModel(metadata.mean, metadata.std, device);
     streamOptions.batchSize = options.batchSize;
     streamOptions.seed = options.seed;
+    if (options.dataPath != "auto") streamOptions.residentBytes = 0;
+    streamOptions.background = options.dataPath != "synchronous";
     const auto everything = [](const Dataset& d) {
       std::vector<std::size_t> indices(d.size());
       std::iota(indices.begin(), indices.end(), 0);

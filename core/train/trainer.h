@@ -40,6 +40,11 @@ struct TrainOptions {
   // optimiser state and reductions stay float32). Fastest on GPUs with bf16 tensor cores.
   std::string precision = "fp32";
   bool channelsLast = false;  // 4-D weights and image batches in NHWC layout (convolutional models)
+  // How batches reach the device: "auto" (on CUDA a set up to 2 GiB is uploaded once and batches
+  // are gathered there; otherwise "streamed"), "streamed" (a background thread gathers the next
+  // batches into pinned memory, copied without blocking) or "synchronous" (gathered on the
+  // training thread, blocking copies: slowest; the benchmark's baseline).
+  std::string dataPath = "auto";
 };
 
 // Target data, already shifted; labels index the model's outputs.

@@ -97,7 +97,8 @@ void TestTraining::batchesAreNormalisedWithGivenStatistics() {
   QCOMPARE(batch->labels[1].item<std::int64_t>(), std::int64_t(data->labels[1]));
 }
 
-// The device-resident path (used on CUDA) serves the very batches the streamed path does.
+// The device-resident path (used on CUDA) and the caller-thread path (the benchmark's baseline)
+// serve the very batches the streamed path does.
 void TestTraining::residentBatchesEqualStreamedOnes() {
   auto data = std::make_shared<const Dataset>(*readFashionMnist("test").dataset);
   std::vector<std::size_t> indices(300);
@@ -110,18 +111,25 @@ void TestTraining::residentBatchesEqualStreamedOnes() {
   BatchStream streamed(data, indices, options);
   options.residentOnCpu = true;
   BatchStream resident(data, indices, options);
+  options.residentOnCpu = false;
+  options.background = false;
+  BatchStream onCaller(data, indices, options);
   for (int epoch = 0; epoch < 2; ++epoch) {
     streamed.startEpoch(epoch);
     resident.startEpoch(epoch);
+    onCaller.startEpoch(epoch);
     int batches = 0;
     while (auto a = streamed.next()) {
-      const auto b = resident.next();
-      QVERIFY(b.has_value());
-      QVERIFY(torch::equal(a->inputs, b->inputs));
-      QVERIFY(torch::equal(a->labels, b->labels));
+      for (BatchStream* other : {&resident, &onCaller}) {
+        const auto b = other->next();
+        QVERIFY(b.has_value());
+        QVERIFY(torch::equal(a->inputs, b->inputs));
+        QVERIFY(torch::equal(a->labels, b->labels));
+      }
       ++batches;
     }
     QVERIFY(!resident.next().has_value());
+    QVERIFY(!onCaller.next().has_value());
     QCOMPARE(batches, 5);
   }
 }
