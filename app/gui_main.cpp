@@ -4,6 +4,7 @@
 #include <QCommandLineParser>
 #include <QFileInfo>
 #include <QStandardPaths>
+#include <QSettings>
 #include <QTimer>
 
 #include "main_window.h"
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
       "FILE");
   parser.addOption(demo);
   parser.addOption(screenshot);
-  parser.addPositionalArgument("model", "TorchScript model to open.", "[model.pt]");
+  parser.addPositionalArgument("file", "A TorchScript model or a saved session (.json) to open.", "[model.pt | session.json]");
   parser.process(app);
 
   scalpel::initLogging("info",
@@ -38,10 +39,15 @@ int main(int argc, char** argv) {
   scalpel::useAllCores();
 
   scalpel::ui::MainWindow window;
+  if (!parser.isSet(screenshot)) {  // screenshots keep the default layout, so they compare
+    QSettings settings;
+    window.restoreGeometry(settings.value("windowGeometry").toByteArray());
+    window.restoreState(settings.value("windowState").toByteArray());
+  }
   window.show();
 
   if (!parser.positionalArguments().isEmpty()) {
-    window.openModel(parser.positionalArguments().front());
+    window.openFile(parser.positionalArguments().front());  // a model or a session
   } else if (parser.isSet(demo)) {
     window.openDemo(QStringLiteral(SCALPEL_DEMO_DIR "/demo_untrained.pt"),
                     QStringLiteral(SCALPEL_DEMO_DIR "/demo_model.pt"));

@@ -4,6 +4,9 @@
 #include <QPainter>
 #include <QPainterPath>
 
+#include <cmath>
+#include <limits>
+
 #include "diagram_style.h"
 #include "freeze_state.h"
 #include "layer_diagram_scene.h"
@@ -17,8 +20,31 @@ BlockItem::BlockItem(const LayerTree* tree, int blockIndex, QGraphicsItem* paren
   m_title = title();
   m_subtitle = subtitle();
   setFlag(ItemIsSelectable);
-  setToolTip(m_title + "\n" + m_subtitle +
-             (m_listed.empty() ? QString() : "\nDouble-click or click ▸ to show its layers"));
+  m_baseToolTip = QStringLiteral("<b>%1</b><br>%2%3").arg(m_title.toHtmlEscaped(), m_subtitle.toHtmlEscaped(),
+      m_listed.empty() ? QString() : QStringLiteral("<br>Double-click or click ▸ to show its layers"));
+  setToolTip(m_baseToolTip);
+}
+
+double BlockItem::shiftLevel() const {
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  double highest = std::numeric_limits<double>::quiet_NaN();
+  if (!diagram) return highest;
+  for (int member : m_tree->blocks().at(static_cast<size_t>(m_blockIndex)).members) {
+    const double level = diagram->shiftLevel(member);
+    if (!std::isnan(level) && (std::isnan(highest) || level > highest)) highest = level;
+  }
+  return highest;
+}
+
+void BlockItem::refreshScores() {
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  const auto& members = m_tree->blocks().at(static_cast<size_t>(m_blockIndex)).members;
+  const QString scores = !diagram ? QString()
+                         : members.size() == 1 ? diagram->scoreText(members.front())
+                                               : diagram->blockScoreText(m_blockIndex);
+  setToolTip(scores.isEmpty() ? m_baseToolTip : m_baseToolTip + "<br>" + scores);
+  for (auto* row : m_rows) row->refreshScores();
+  update();
 }
 
 std::vector<int> BlockItem::listedNodes() const {
@@ -63,6 +89,7 @@ void BlockItem::setExpanded(bool expanded) {
       row->setPos(0, y);
       y += DiagramStyle::kRowHeight;
       connect(row, &LayerRowItem::selected, this, &BlockItem::selected);
+      row->refreshScores();
       m_rows.push_back(row);
     }
   }
@@ -85,6 +112,10 @@ void BlockItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWidge
   QPainterPath outline;
   outline.addRoundedRect(box, 7, 7);
   painter->fillPath(outline, DiagramStyle::blockFill(m_blockIndex));
+  painter->save();
+  painter->setClipPath(outline);
+  DiagramStyle::paintShiftStripe(painter, QRectF(box.left(), box.top(), 0, DiagramStyle::kHeaderHeight), shiftLevel());
+  painter->restore();
   painter->setPen(QPen(isSelected() ? DiagramStyle::selection() : DiagramStyle::border(),
                        isSelected() ? 2.2 : 1.0));
   painter->drawPath(outline);

@@ -24,6 +24,10 @@ class BlockItem : public QGraphicsObject {
   // Where clicking toggles expansion, in item coordinates.
   QRectF expanderRect() const;
   const QVector<LayerRowItem*>& rows() const { return m_rows; }
+  // Takes the scene's current scores into its tooltip and its rows' (colours are read when painting).
+  void refreshScores();
+  // The highest shift level of its members (NaN: not measured).
+  double shiftLevel() const;
 
   QRectF boundingRect() const override;
   void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
@@ -48,6 +52,7 @@ class BlockItem : public QGraphicsObject {
   std::vector<int> m_listed;  // listedNodes(), computed once
   QString m_title;
   QString m_subtitle;
+  QString m_baseToolTip;
   bool m_expanded = false;
   QVector<LayerRowItem*> m_rows;
 };

@@ -4,6 +4,9 @@
 
 #include <QPainter>
 #include <QPainterPath>
+#include <cmath>
+
+#include "shift_scale.h"
 
 namespace scalpel::ui {
 
@@ -54,5 +57,10 @@ QFont DiagramStyle::titleFont() {
 }
 
 QFont DiagramStyle::bodyFont() { return QApplication::font(); }
+
+void DiagramStyle::paintShiftStripe(QPainter* painter, const QRectF& rect, double level) {
+  if (std::isnan(level)) return;
+  painter->fillRect(QRectF(rect.left(), rect.top(), kStripeWidth, rect.height()), ShiftScale::colour(level));
+}
 
 }  // namespace scalpel::ui

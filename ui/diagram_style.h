@@ -28,6 +28,10 @@ struct DiagramStyle {
   // padlock (frozen), half of each (partly). `rect` is where clicking toggles it.
   static QRectF freezeMarkRect(qreal width, qreal height);
   static void paintFreezeMark(QPainter* painter, const QRectF& rect, Qt::CheckState state);
+  // A node's shift: a stripe of ShiftScale's colour along the left edge of `rect` (nothing for
+  // NaN, not measured).
+  static constexpr qreal kStripeWidth = 7;
+  static void paintShiftStripe(QPainter* painter, const QRectF& rect, double level);
 };
 
 }  // namespace scalpel::ui

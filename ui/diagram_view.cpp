@@ -3,6 +3,8 @@
 #include <QWheelEvent>
 #include <QtMath>
 
+#include "shift_legend.h"
+
 namespace scalpel::ui {
 
 DiagramView::DiagramView(QWidget* parent) : QGraphicsView(parent) {
@@ -11,6 +13,28 @@ DiagramView::DiagramView(QWidget* parent) : QGraphicsView(parent) {
   setTransformationAnchor(AnchorUnderMouse);
   setAlignment(Qt::AlignHCenter | Qt::AlignTop);
   setViewportUpdateMode(SmartViewportUpdate);
+  // A child of the view, not of its viewport: scrolling moves the viewport's children.
+  m_legend = new ShiftLegend(this);
+  m_legend->hide();
+}
+
+void DiagramView::resizeEvent(QResizeEvent* event) {
+  QGraphicsView::resizeEvent(event);
+  placeLegend();
+}
+
+void DiagramView::setLegendVisible(bool visible) {
+  if (visible == legendVisible()) return;
+  setViewportMargins(0, visible ? ShiftLegend::kHeight : 0, 0, 0);
+  m_legend->setVisible(visible);
+  placeLegend();
+}
+
+bool DiagramView::legendVisible() const { return !m_legend->isHidden(); }
+
+void DiagramView::placeLegend() {
+  const QRect area = viewport()->geometry();
+  m_legend->setGeometry(area.left(), area.top() - ShiftLegend::kHeight, area.width(), ShiftLegend::kHeight);
 }
 
 void DiagramView::zoomBy(qreal factor) {

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <QGraphicsScene>
+#include <QHash>
 #include <QVector>
 
+#include "core_metatypes.h"
 #include "model/layer_tree.h"
 
 namespace scalpel::ui {
@@ -27,6 +29,17 @@ class LayerDiagramScene : public QGraphicsScene {
   void setFreezeState(FreezeState* state);
   FreezeState* freezeState() const { return m_freeze; }
 
+  // Colours the nodes by a snapshot's shift (ShiftScale): a tapped module by its own score, a
+  // block or container by the highest score inside it. Tooltips say the score and the RGN.
+  void setShift(const scalpel::ShiftSnapshot& snapshot);
+  // Per module name: relative gradient norm, for the tooltips.
+  void setRgn(const QHash<QString, double>& rgn);
+  void clearScores();
+  // ShiftScale level of a node (NaN: not measured) and what its tooltip adds ("" if nothing).
+  double shiftLevel(int node) const;
+  QString scoreText(int node) const;
+  QString blockScoreText(int blockIndex) const;  // its highest shift inside and its RGN
+
  Q_SIGNALS:
   void nodeSelected(int nodeIndex);
   void layoutChanged();
@@ -35,11 +48,15 @@ class LayerDiagramScene : public QGraphicsScene {
 
  private:
   void relayout();
+  void refreshScores();  // tooltips and colours of every item
 
   LayerTree m_tree;  // the items point into it
   QVector<BlockItem*> m_blocks;
   QVector<QGraphicsItem*> m_arrows;
   FreezeState* m_freeze = nullptr;
+  QVector<double> m_level;       // per node, NaN where not measured
+  QVector<QString> m_shiftText;  // per node: its own score, described
+  QHash<QString, double> m_rgn;
 };
 
 }  // namespace scalpel::ui

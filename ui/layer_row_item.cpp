@@ -14,13 +14,21 @@ LayerRowItem::LayerRowItem(const LayerTree* tree, int nodeIndex, qreal width, QG
     : QGraphicsObject(parent), m_tree(tree), m_nodeIndex(nodeIndex), m_width(width) {
   const auto& node = m_tree->node(nodeIndex);
   setFlag(ItemIsSelectable);
-  setToolTip(QStringLiteral("<b>%1</b><br>%2<br>%3 parameters (%4 own)<br>output %5%6")
+  m_baseToolTip = (QStringLiteral("<b>%1</b><br>%2<br>%3 parameters (%4 own)<br>output %5%6")
                  .arg(QString::fromStdString(node.name), QString::fromStdString(node.typeName),
                       QString::number(node.totalParameters), QString::number(node.ownParameters),
                       QString::fromStdString(formatShape(node.outputShape)),
                       node.callCount > 1 ? QStringLiteral("<br>called %1 times").arg(node.callCount)
                       : node.callCount == 0 ? QStringLiteral("<br>never called by forward")
                                             : QString()));
+  setToolTip(m_baseToolTip);
+}
+
+void LayerRowItem::refreshScores() {
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  const QString scores = diagram ? diagram->scoreText(m_nodeIndex) : QString();
+  setToolTip(scores.isEmpty() ? m_baseToolTip : m_baseToolTip + "<br>" + scores);
+  update();
 }
 
 QRectF LayerRowItem::boundingRect() const { return {0, 0, m_width, DiagramStyle::kRowHeight}; }
@@ -29,6 +37,8 @@ void LayerRowItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWi
   const auto& node = m_tree->node(m_nodeIndex);
   const QRectF row = boundingRect();
   if (isSelected()) painter->fillRect(row, DiagramStyle::selection().lighter(175));
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  if (diagram) DiagramStyle::paintShiftStripe(painter, row, diagram->shiftLevel(m_nodeIndex));
   painter->setFont(DiagramStyle::bodyFont());
   const qreal indent = DiagramStyle::kPadding + (node.depth - 2) * DiagramStyle::kIndent;
   const qreal typeX = m_width * 0.36;
@@ -47,7 +57,6 @@ void LayerRowItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWi
                                          : QStringLiteral("–"));
   painter->drawText(textRect(shapeX + 8, m_width - 28), flags,
                     QString::fromStdString(formatShape(node.outputShape)));
-  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
   if (diagram && diagram->freezeState() && node.totalParameters > 0) {
     DiagramStyle::paintFreezeMark(painter, DiagramStyle::freezeMarkRect(m_width, DiagramStyle::kRowHeight),
                                   diagram->freezeState()->stateOf(m_nodeIndex));

@@ -15,6 +15,8 @@ class LayerRowItem : public QGraphicsObject {
   LayerRowItem(const LayerTree* tree, int nodeIndex, qreal width, QGraphicsItem* parent);
 
   int nodeIndex() const { return m_nodeIndex; }
+  // Takes the scene's current scores into the tooltip (the colour is read when painting).
+  void refreshScores();
   QRectF boundingRect() const override;
   void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;
 
@@ -28,6 +30,7 @@ class LayerRowItem : public QGraphicsObject {
   const LayerTree* m_tree;
   int m_nodeIndex;
   qreal m_width;
+  QString m_baseToolTip;  // type, parameters, shape; the scores are added below it
 };
 
 }  // namespace scalpel::ui

@@ -1,6 +1,9 @@
 #include "main_window.h"
 
 #include <QAction>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QFile>
 #include <QApplication>
 #include <QDockWidget>
 #include <QDragEnterEvent>
@@ -42,6 +45,10 @@
 #include "scalpel/version.h"
 #include "util/logging.h"
 
+// The help page is compiled into this static library; Q_INIT_RESOURCE must name it from the
+// global namespace, or the linker may drop it.
+static void initHelpResource() { Q_INIT_RESOURCE(help); }
+
 namespace scalpel::ui {
 
 namespace {
@@ -64,8 +71,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   qRegisterMetaType<scalpel::FineTuneRun>();
   qRegisterMetaType<scalpel::FreezePlan>();
   qRegisterMetaType<scalpel::GradientProfile>();
-  setWindowTitle("Scalpel");
+  initHelpResource();
+  setWindowTitle("Scalpel[*]");
   setAcceptDrops(true);
+  m_autosaveTimer.setSingleShot(true);
+  m_autosaveTimer.setInterval(2000);
+  connect(&m_autosaveTimer, &QTimer::timeout, this, &MainWindow::autosave);
 
   m_scene = new LayerDiagramScene(this);
   m_view = new DiagramView(this);
@@ -80,16 +91,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   splitter->setCollapsible(0, false);
   splitter->setSizes({840, 340});
   setCentralWidget(splitter);
-  m_details->setHtml(
-      "<h3>No model open</h3><p>Open a TorchScript model with <b>File ▸ Open Model…</b> or drop "
-      "a <tt>.pt</tt> file on this window.</p><p>Save one from Python with "
-      "<tt>torch.jit.script(model).save(\"model.pt\")</tt>.</p>");
+  showWelcome();
 
   m_heatmap = new ShiftHeatmap(this);
   auto* dock = addBottomTab("Shift heatmap", "shiftHeatmapDock", m_heatmap);
   // One freeze state, two views: the diagram's marks and the layer table; edits are undoable.
   m_freeze = new FreezeState(this);
   m_undo = new QUndoStack(this);
+  connect(m_undo, &QUndoStack::indexChanged, this, [this] { if (!m_pendingSession) markDirty(); });
   m_scene->setFreezeState(m_freeze);
   connect(m_scene, &LayerDiagramScene::freezeToggleRequested, this, &MainWindow::setTrainable);
   m_layers = new LayerTableModel(m_freeze, this);
@@ -144,6 +153,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   statusBar()->showMessage("Ready");
 
   connect(m_scene, &LayerDiagramScene::nodeSelected, this, &MainWindow::showDetails);
+  connect(m_scene, &LayerDiagramScene::nodeSelected, this, [this](int node) { m_selectedNode = node; });
 
   m_worker = new ModelWorker;
   m_worker->moveToThread(&m_workerThread);
@@ -157,11 +167,18 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(m_worker, &ModelWorker::dataLoaded, this, &MainWindow::onDataLoaded);
   connect(this, &MainWindow::requestAnalysis, m_worker, &ModelWorker::analyze);
   connect(m_worker, &ModelWorker::analysisSnapshot, m_heatmap, &ShiftHeatmap::addSnapshot);
+  connect(m_worker, &ModelWorker::analysisSnapshot, this, [this](const ShiftSnapshot& snapshot) {
+    m_scene->setShift(snapshot);  // the diagram's stripes follow the heatmap's newest column
+    m_view->setLegendVisible(true);
+  });
   connect(m_worker, &ModelWorker::analysisFinished, this, &MainWindow::onAnalysisFinished);
   connect(m_worker, &ModelWorker::gradientsFinished, this, [this](const GradientProfile& gradients) {
     QHash<QString, double> rgn;
     for (const auto& module : gradients.modules) rgn[QString::fromStdString(module.name)] = module.rgn;
     m_layers->setRgn(rgn);
+    for (const auto& block : gradients.blocks) rgn[QString::fromStdString(block.name)] = block.rgn;
+    m_scene->setRgn(rgn);
+    m_heatmap->setGradients(gradients);
     Q_EMIT gradientsShown();
   });
   connect(this, &MainWindow::requestTraining, m_worker, &ModelWorker::train);
@@ -215,6 +232,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 }
 
 MainWindow::~MainWindow() {
+  // QWidget's destructor deletes the children before QObject's cuts the connections: the undo
+  // stack says "index changed" as it goes, and must not reach this half-destroyed window.
+  disconnect(m_undo, nullptr, this, nullptr);
   m_worker->cancelFlag() = true;  // a pretraining run stops within one step
   m_worker->trainControl().cancel();  // and so does fine-tuning
   m_workerThread.quit();
@@ -223,8 +243,20 @@ MainWindow::~MainWindow() {
 
 void MainWindow::buildMenus() {
   auto* file = menuBar()->addMenu("&File");
+  file->addAction("&New Session", QKeySequence::New, this, &MainWindow::newSession);
   auto* open = file->addAction("&Open Model…", this, &MainWindow::openModelDialog);
   open->setShortcut(QKeySequence::Open);
+  file->addAction("Open &Session…", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O), this, [this] {
+    QSettings settings;
+    const QString path = QFileDialog::getOpenFileName(this, "Open Session", settings.value("lastSessionFolder").toString(),
+                                                      "Scalpel sessions (*.json);;All files (*)");
+    if (path.isEmpty() || !maybeSave()) return;
+    settings.setValue("lastSessionFolder", QFileInfo(path).absolutePath());
+    openSession(path);
+  });
+  m_recentMenu = file->addMenu("Recent &Files");
+  connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::fillRecentMenu);
+  file->addSeparator();
   file->addAction("Open Target &Image Folder…", this, [this] {
     const QString folder = QFileDialog::getExistingDirectory(
         this, "Target data: a folder with one subfolder of images per class");
@@ -235,6 +267,17 @@ void MainWindow::buildMenus() {
                                                      "CSV files (*.csv);;All files (*)");
     if (!csv.isEmpty()) openData(true, DataRequest{csv.toStdString(), "test", {}, 3, 0, {}, {}});
   });
+  file->addAction("Open S&ource Image Folder…", this, [this] {
+    const QString folder = QFileDialog::getExistingDirectory(
+        this, "Source data (what the model was trained on): one subfolder of images per class");
+    if (!folder.isEmpty()) openData(false, DataRequest{folder.toStdString(), "test", {}, 3, 0, {}, {}});
+  });
+  file->addSeparator();
+  file->addAction("&Save Session", QKeySequence::Save, this, [this] { saveCurrentSession(); });
+  file->addAction("Save Session &As…", QKeySequence::SaveAs, this, [this] { saveSessionAs(); });
+  file->addAction("Restore Auto&saved Session", this, [this] {
+    if (maybeSave()) restoreAutosave();
+  });
   file->addSeparator();
   m_exportAction = file->addAction("&Export Tuned Model…", this, [this] {
     const QString path = QFileDialog::getSaveFileName(this, "Export the tuned model", "tuned.pt",
@@ -243,8 +286,13 @@ void MainWindow::buildMenus() {
   });
   m_exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
   m_exportAction->setEnabled(false);
+  m_exportReportAction = file->addAction("Export &Report…", this, [this] {
+    const QString folder = QFileDialog::getExistingDirectory(this, "Export the last run's report (Markdown and PNG plots) into a folder");
+    if (!folder.isEmpty()) exportReport(folder);
+  });
+  m_exportReportAction->setEnabled(false);
   file->addSeparator();
-  auto* quit = file->addAction("&Quit", qApp, &QApplication::quit);
+  auto* quit = file->addAction("&Quit", this, &QWidget::close);
   quit->setShortcut(QKeySequence::Quit);
 
   auto* edit = menuBar()->addMenu("&Edit");
@@ -257,6 +305,8 @@ void MainWindow::buildMenus() {
   edit->addSeparator();
   edit->addAction("&Freeze All", this, [this] { setTrainable({0}, false, "all layers"); });
   edit->addAction("&Unfreeze All", this, [this] { setTrainable({0}, true, "all layers"); });
+  edit->addAction("Freeze &Block", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_F), this, [this] { setSelectedBlockTrainable(false); });
+  edit->addAction("Unfreeze Bl&ock", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_U), this, [this] { setSelectedBlockTrainable(true); });
 
   auto* view = menuBar()->addMenu("&View");
   view->addAction("Zoom &In", QKeySequence::ZoomIn, this, [this] { m_view->zoomBy(1.25); });
@@ -282,6 +332,7 @@ void MainWindow::buildMenus() {
   training->addAction("&Stop", this, [this] { m_worker->trainControl().cancel(); });
 
   auto* help = menuBar()->addMenu("&Help");
+  help->addAction("&How Surgical Fine-Tuning Works", QKeySequence::HelpContents, this, &MainWindow::showMethodHelp);
   help->addAction("&About Scalpel", this, [this] {
     QMessageBox::about(this, "About Scalpel",
                        QStringLiteral("<h3>Scalpel %1</h3><p>Visual surgical fine-tuning: see "
@@ -289,6 +340,47 @@ void MainWindow::buildMenus() {
                                       "those.</p>")
                            .arg(kVersion));
   });
+}
+
+void MainWindow::showWelcome() {
+  m_details->setHtml(
+      "<h3>No model open</h3><p>Open a TorchScript model with <b>File ▸ Open Model…</b> or drop "
+      "a <tt>.pt</tt> file on this window.</p><p>Save one from Python with "
+      "<tt>torch.jit.script(model).save(\"model.pt\")</tt>.</p>"
+      "<p>Or come back to earlier work: <b>File ▸ Open Session…</b>, <b>Recent Files</b>, or "
+      "<b>Restore Autosaved Session</b>.</p>");
+}
+
+void MainWindow::showMethodHelp() {
+  if (!m_helpDialog) {
+    m_helpDialog = new QDialog(this);
+    m_helpDialog->setWindowTitle("How surgical fine-tuning works");
+    auto* text = new QTextBrowser(m_helpDialog);
+    text->setObjectName("methodHelp");
+    text->setOpenExternalLinks(true);
+    QFile page(":/help/how_it_works.html");
+    page.open(QIODevice::ReadOnly);
+    text->setHtml(QString::fromUtf8(page.readAll()));
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Close, m_helpDialog);
+    connect(buttons, &QDialogButtonBox::rejected, m_helpDialog, &QDialog::close);
+    auto* layout = new QVBoxLayout(m_helpDialog);
+    layout->addWidget(text);
+    layout->addWidget(buttons);
+    m_helpDialog->resize(720, 640);
+  }
+  m_helpDialog->show();
+  m_helpDialog->raise();
+}
+
+void MainWindow::setSelectedBlockTrainable(bool trainable) {
+  const auto& tree = m_freeze->tree();
+  if (tree.empty() || m_selectedNode <= 0 || m_selectedNode >= tree.size()) {
+    showError(trainable ? "Unfreeze Block" : "Freeze Block",
+              "Click a block or one of its layers in the diagram first: this freezes or unfreezes the whole block.");
+    return;
+  }
+  const auto& block = tree.blocks().at(static_cast<size_t>(tree.blockOf(m_selectedNode)));
+  setTrainable(QVector<int>(block.members.begin(), block.members.end()), trainable, QString::fromStdString(block.name));
 }
 
 void MainWindow::openModelDialog() {
@@ -328,14 +420,16 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
   m_training->setBlocks(trainable);
   m_compare->setBlocks(trainable);
   m_freeze->setTree(inspection.tree);
+  m_selectedNode = -1;
   m_layers->reset();
   m_undo->clear();
   m_diagnosis.reset();  // it was about the previous model
   m_heatmap->clear("Analysis ▸ Analyse Target Data (Ctrl+R) measures this model's shift on the target data.");
   m_scene->setTree(inspection.tree);
+  m_view->setLegendVisible(false);  // until this model's first scores
   m_view->fitToView();
   const QString file = QFileInfo(QString::fromStdString(inspection.path)).fileName();
-  setWindowTitle(QStringLiteral("%1 — Scalpel").arg(file));
+  setWindowTitle(QStringLiteral("%1[*] — Scalpel").arg(file));
   statusBar()->showMessage(
       QStringLiteral("%1: %2 modules in %3 blocks, %4 parameters%5")
           .arg(file)
@@ -349,6 +443,12 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
   showDetails(0);
   logger("ui")->info("showing {}", inspection.path);
   Q_EMIT modelShown();
+  if (m_pendingSession) {
+    applyPendingSession();
+  } else {
+    addRecentFile(QString::fromStdString(inspection.path));
+    markDirty();
+  }
   if (m_demoPending) {
     // The demo's story: Fashion-MNIST test images under heavy Gaussian noise are the analyst's
     // shifted data; the clean training images are the source reference.
@@ -475,12 +575,16 @@ void MainWindow::openData(bool target, const DataRequest& given) {
     request.itemShape.assign(metadata.inputShape.begin() + 1, metadata.inputShape.end());
   }
   if (request.classNames.empty()) request.classNames = metadata.classNames;
+  (target ? m_targetRequest : m_sourceRequest) = given;  // as asked: the model's shape is added again on reopening
   statusBar()->showMessage(QStringLiteral("Loading %1…").arg(QString::fromStdString(request.describe())));
   Q_EMIT requestData(static_cast<int>(target ? DataRole::Target : DataRole::Source), request);
 }
 
 void MainWindow::onDataLoaded(int role, const DataSummary& summary) {
   const bool target = role == static_cast<int>(DataRole::Target);
+  const bool restoring = m_restoringData > 0;
+  if (restoring && --m_restoringData == 0) QTimer::singleShot(0, this, &MainWindow::finishRestoring);
+  if (!restoring) markDirty();
   if (!summary.ok) {
     statusBar()->showMessage("Could not load the data");
     showError(target ? "Cannot open the target data" : "Cannot open the source data",
@@ -513,7 +617,9 @@ void MainWindow::analyzeTarget(bool useSource) {
     return;
   }
   m_diagnosis.reset();
+  m_analysedWithSource = useSource;
   m_heatmap->clear(QStringLiteral("Analysing %1 …").arg(QString::fromStdString(m_targetData.description)));
+  m_scene->clearScores();
   statusBar()->showMessage("Analysing the target data…");
   Q_EMIT requestAnalysis(QString::fromStdString(m_inspection.path), useSource);
 }
@@ -611,7 +717,14 @@ void MainWindow::dropEvent(QDropEvent* event) {
   const auto urls = event->mimeData()->urls();
   if (urls.size() != 1 || !urls.front().isLocalFile()) return;
   event->acceptProposedAction();
-  openModel(urls.front().toLocalFile());
+  // A folder or a table is target data; a .json a session; anything else a model.
+  const QString path = urls.front().toLocalFile();
+  const QFileInfo info(path);
+  if (info.isDir() || info.suffix().compare("csv", Qt::CaseInsensitive) == 0) {
+    openData(true, DataRequest{path.toStdString(), "test", {}, 3, 0, {}, {}});
+  } else {
+    openFile(path);
+  }
 }
 
 }  // namespace scalpel::ui
@@ -658,6 +771,11 @@ void MainWindow::onTrainingFinished(const FineTuneRun& run, const QString& planE
   if (ok) m_lastRun = run;
   if (!run.result.device.empty()) m_deviceLabel->setText(QString::fromStdString("device: " + run.result.device));
   m_exportAction->setEnabled(m_lastRun.has_value());
+  m_exportReportAction->setEnabled(m_lastRun.has_value());
+  if (ok) {
+    m_sessionRuns.push_back(SessionRun{run.report.plan.strategy, {}, run.report});
+    markDirty();
+  }
   statusBar()->showMessage(ok ? "Training finished: File ▸ Export Tuned Model… saves the result" : "Training did not finish");
   Q_EMIT trainingFinished(ok);
 }
@@ -681,6 +799,28 @@ QString MainWindow::exportRun(const FineTuneRun& run, const QString& path) {
     return QString::fromStdString(problem);
   }
   statusBar()->showMessage(QString("Exported %1 and its report in %2").arg(path, folder));
+  // The session remembers where this run's tuned model went.
+  for (auto& saved : m_sessionRuns) {
+    if (saved.report.createdUtc == run.report.createdUtc && saved.name == run.report.plan.strategy) {
+      saved.tunedModel = QFileInfo(path).absoluteFilePath().toStdString();
+      markDirty();
+    }
+  }
+  return {};
+}
+
+QString MainWindow::exportReport(const QString& folder) {
+  if (!m_lastRun) {
+    const QString error = "There is no run to report on yet: train first (Training ▸ Train).";
+    showError("Nothing to export", error);
+    return error;
+  }
+  const std::string problem = writeReportFolder(m_lastRun->report, folder.toStdString());
+  if (!problem.empty()) {
+    showError("Cannot export the report", QString::fromStdString(problem) + "\n\nNothing was overwritten; choose another folder.");
+    return QString::fromStdString(problem);
+  }
+  statusBar()->showMessage("Report written to " + folder);
   return {};
 }
 
@@ -758,6 +898,7 @@ void MainWindow::openComparedRun(int row) {
   m_lastRun = m_compare->run(row);
   m_training->showRun(*m_lastRun);
   m_exportAction->setEnabled(true);
+  m_exportReportAction->setEnabled(true);
   if (auto* dock = findChild<QDockWidget*>("trainingDock")) dock->raise();
   statusBar()->showMessage("Opened " + m_compare->labelOf(row) + ": File ▸ Export Tuned Model… saves it");
 }

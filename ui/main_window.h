@@ -3,14 +3,18 @@
 #include <QMainWindow>
 #include <QPointer>
 #include <QThread>
+#include <QTimer>
 
 #include <optional>
 
 #include "analysis/advisor.h"
+#include "io/session.h"
 #include "core_metatypes.h"
 
+class QDialog;
 class QDockWidget;
 class QLabel;
+class QMenu;
 class QMessageBox;
 class QProgressDialog;
 class QTextBrowser;
@@ -60,6 +64,8 @@ class MainWindow : public QMainWindow {
   // Writes the last run's tuned model (its report inside) and, beside it, the report as Markdown
   // with plots in "<name>-report/". Returns "" or the error (also shown in a dialog).
   QString exportTunedModel(const QString& path);
+  // File ▸ Export Report…: the last run's report as Markdown with PNG plots into `folder`.
+  QString exportReport(const QString& folder);
   // Trains these plans one after another (same model, data and options) into the Compare tab.
   void startComparison(const QStringList& strategies, const scalpel::TrainOptions& options);
   // The Compare tab's row `row`: becomes the current run (Training tab, File ▸ Export), is
@@ -71,6 +77,22 @@ class MainWindow : public QMainWindow {
   void acceptSuggestedPlan();
   // Makes these nodes' layers trainable or frozen (undoable).
   void setTrainable(const QVector<int>& nodes, bool trainable, const QString& what);
+  // Edit ▸ Freeze Block / Unfreeze Block: the block of the node last clicked in the diagram.
+  void setSelectedBlockTrainable(bool trainable);
+  // Sessions (main_window_session.cpp). File ▸ New Session: asks to save changes, then empties
+  // the window.
+  void newSession();
+  // Opens a session: its model, data, freeze marks and training settings (sessionRestored when
+  // all is on screen). Returns "" or the error (also shown in a dialog).
+  QString openSession(const QString& path);
+  // Writes the window's state to `path` atomically and makes it the session's file. Returns ""
+  // or the error (also shown in a dialog; the previous file stays intact).
+  QString saveSession(const QString& path);
+  bool restoreAutosave();
+  // A model, or a session (.json), by its name: for Recent Files and drops.
+  void openFile(const QString& path);
+  // Help ▸ How Surgical Fine-Tuning Works: the method in a page (ui/help/how_it_works.html).
+  void showMethodHelp();
 
  Q_SIGNALS:
   void modelShown();                     // a model is on screen
@@ -87,11 +109,14 @@ class MainWindow : public QMainWindow {
                        const scalpel::FreezePlan& plan, const scalpel::TrainOptions& options);
   void trainingFinished(bool ok);
   void comparisonFinished();  // every queued plan ran (or the comparison was stopped)
+  void sessionRestored();  // an opened session's model, data and marks are on screen
   void gradientsShown();  // the layer table's RGN column is filled in  // a run ended (ok: a tuned model is ready to export)
 
  protected:
   void dragEnterEvent(QDragEnterEvent* event) override;
   void dropEvent(QDropEvent* event) override;
+  // Asks before stopping a run, autosaves, asks to save changes.
+  void closeEvent(QCloseEvent* event) override;
 
  private:
   void buildMenus();
@@ -112,6 +137,19 @@ class MainWindow : public QMainWindow {
   void onComparedRunFinished(const scalpel::FineTuneRun& run, const QString& planError);
   QString exportRun(const scalpel::FineTuneRun& run, const QString& path);
   QString diagnosisHtml() const;
+  void showWelcome();  // the details pane with no model open
+  // Sessions:
+  void markDirty();  // unsaved changes; the autosave follows shortly
+  void autosave();
+  QString writeSession(const QString& path);
+  bool saveCurrentSession();  // Save: to its file, or asks where
+  bool saveSessionAs();
+  bool maybeSave();  // Save / Discard / Cancel when there are unsaved changes; false: cancel
+  void resetSession();
+  void applyPendingSession();  // once its model is on screen
+  void finishRestoring();
+  void addRecentFile(const QString& path);
+  void fillRecentMenu();
   QString dataHtml(bool target) const;
 
   QThread m_workerThread;
@@ -135,6 +173,20 @@ class MainWindow : public QMainWindow {
   LayerTableModel* m_layers = nullptr;
   std::optional<FineTuneRun> m_lastRun;
   QAction* m_exportAction = nullptr;
+  QAction* m_exportReportAction = nullptr;
+  int m_selectedNode = -1;
+  QPointer<QDialog> m_helpDialog;
+  // The session: what the window shows, plus what it keeps for the file.
+  Session m_session;             // as opened (fields the window does not edit)
+  std::optional<Session> m_pendingSession;  // being restored, until its model is shown
+  std::vector<SessionRun> m_sessionRuns;
+  QString m_sessionPath;          // "" until saved or opened
+  bool m_dirty = false;
+  int m_restoringData = 0;        // data sets of a restored session still loading
+  DataRequest m_targetRequest, m_sourceRequest;  // of the data on screen
+  bool m_analysedWithSource = false;
+  QTimer m_autosaveTimer;
+  QMenu* m_recentMenu = nullptr;  // last clicked in the diagram
 
   LayerDiagramScene* m_scene = nullptr;
   DiagramView* m_view = nullptr;
@@ -156,6 +208,10 @@ class MainWindow : public QMainWindow {
   LayerTableModel* layerTable() const { return m_layers; }
   const std::optional<FineTuneRun>& lastRun() const { return m_lastRun; }
   const std::optional<Diagnosis>& diagnosis() const { return m_diagnosis; }
+  Session currentSession() const;
+  const QString& sessionPath() const { return m_sessionPath; }
+  bool hasUnsavedChanges() const { return m_dirty; }
+  static QString autosavePath();
 };
 
 }  // namespace scalpel::ui

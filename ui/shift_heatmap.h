@@ -7,20 +7,27 @@
 
 #include "core_metatypes.h"
 
+class QCPBars;
 class QCPColorMap;
 class QCPColorScale;
+class QCPErrorBars;
+class QComboBox;
 class QCustomPlot;
 class QLabel;
 
 namespace scalpel::ui {
 
-// Layers × batches: each cell is how far a layer's activations have moved after that many target
-// batches, as a multiple of the noise floor on a log scale, so the picture fills in live and
-// visibly settles. Redraws are coalesced (one replot per 40 ms at most).
+// Left, layers × batches: each cell is how far a layer's activations have moved after that many
+// target batches, as a multiple of the noise floor on a log scale (ShiftScale), so the picture
+// fills in live and visibly settles. Right, a bar chart of the current per-layer values of the
+// chosen metric: activation shift (with its uncertainty), or, once the gradients are measured,
+// RGN or gradient SNR per module with parameters. Redraws are coalesced (one per 40 ms at most).
 class ShiftHeatmap : public QWidget {
   Q_OBJECT
 
  public:
+  enum Metric { ActivationShift, Rgn, Snr };
+
   explicit ShiftHeatmap(QWidget* parent = nullptr);
 
   void clear(const QString& caption);
@@ -29,23 +36,39 @@ class ShiftHeatmap : public QWidget {
   void flush();
   // The first snapshot fixes the layers (rows, in execution order).
   void addSnapshot(const scalpel::ShiftSnapshot& snapshot);
+  void setGradients(const scalpel::GradientProfile& gradients);
   int layerCount() const { return static_cast<int>(m_layers.size()); }
   int batchCount() const { return static_cast<int>(m_columns.size()); }
-  // log10(KL / noise floor), clamped to [0, kMaxDecades]; NaN outside the data.
+  // ShiftScale level of a cell; NaN outside the data.
   double cell(int batch, int layer) const;
-  QCustomPlot* plot() const { return m_plot; }
 
-  static constexpr double kMaxDecades = 3.0;  // colour saturates at 1000× the noise floor
+  Metric metric() const { return m_metric; }
+  void setMetric(Metric metric);
+  // What the bar chart shows now: one label and value per bar, top to bottom.
+  QStringList barLabels() const { return m_barLabels; }
+  QVector<double> barValues() const { return m_barValues; }
+  QCustomPlot* plot() const { return m_plot; }
+  QCustomPlot* barPlot() const { return m_barPlot; }
 
  private:
   void redraw();
+  void redrawBars();
 
   QCustomPlot* m_plot;
   QCPColorMap* m_map;
   QCPColorScale* m_scale;
+  QCustomPlot* m_barPlot;
+  QCPBars* m_bars;
+  QCPErrorBars* m_errors;
+  QComboBox* m_metricBox;
   QLabel* m_caption;
+  Metric m_metric = ActivationShift;
   QStringList m_layers;
   QVector<QVector<double>> m_columns;  // per batch: per layer
+  scalpel::ShiftSnapshot m_last;       // the newest snapshot, for the bars
+  scalpel::GradientProfile m_gradients;
+  QStringList m_barLabels;
+  QVector<double> m_barValues;
   QTimer m_replot;
 };
 

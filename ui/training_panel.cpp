@@ -150,7 +150,7 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
 QString TrainingPanel::strategy() const { return m_strategy->currentData().toString(); }
 
 TrainOptions TrainingPanel::options() const {
-  TrainOptions options;
+  TrainOptions options = m_hidden;
   options.optimizer = m_optimizer->currentText().toStdString();
   options.learningRate = m_learningRate->value();
   options.epochs = m_epochs->value();
@@ -181,7 +181,21 @@ void TrainingPanel::setStrategy(const QString& strategy) {
 
 void TrainingPanel::setEpochs(int epochs) { m_epochs->setValue(epochs); }
 
+void TrainingPanel::setOptions(const TrainOptions& options) {
+  m_hidden = options;
+  m_optimizer->setCurrentText(QString::fromStdString(options.optimizer));
+  m_learningRate->setValue(options.learningRate);
+  m_epochs->setValue(options.epochs);
+  m_batchSize->setValue(static_cast<int>(options.batchSize));
+  m_batchNormEval->setChecked(options.batchNormEval);
+  setDevice(QString::fromStdString(options.device));
+  const int precision = m_precision->findData(QString::fromStdString(options.precision));
+  if (precision >= 0) m_precision->setCurrentIndex(precision);
+  m_channelsLast->setChecked(options.channelsLast);
+}
+
 void TrainingPanel::setRunning(bool running) {
+  m_running = running;
   m_train->setEnabled(!running);
   m_pause->setEnabled(running);
   m_stop->setEnabled(running);

@@ -32,6 +32,10 @@ class TrainingPanel : public QWidget {
   void setBlocks(const QStringList& blocks);
   void setStrategy(const QString& strategy);
   void setEpochs(int epochs);
+  // The form's fields from saved options (a session); fields the form has no control for keep
+  // their saved values in options() too.
+  void setOptions(const scalpel::TrainOptions& options);
+  bool isRunning() const { return m_running; }
   // "auto", "cpu" or "cuda:N"; one not offered here (a GPU gone) falls back to "auto".
   QString device() const;
   void setDevice(const QString& device);
@@ -59,6 +63,8 @@ class TrainingPanel : public QWidget {
   void redraw();
 
   QComboBox* m_strategy;
+  scalpel::TrainOptions m_hidden;  // what setOptions() got, for the fields without a control
+  bool m_running = false;
   QComboBox* m_optimizer;
   QDoubleSpinBox* m_learningRate;
   QSpinBox* m_epochs;

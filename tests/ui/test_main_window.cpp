@@ -2,6 +2,7 @@
 // mouse, drop a file, open a file that is not a model. Saves screenshots into the build folder.
 
 #include <algorithm>
+#include <cmath>
 
 #include <QDir>
 #include <QLabel>
@@ -31,6 +32,11 @@
 #include "io/model_export.h"
 
 #include <QStatusBar>
+#include <QStandardPaths>
+#include <QSettings>
+#include <QTimer>
+
+#include "io/session.h"
 
 using scalpel::ui::BlockItem;
 using scalpel::test::screenshot;
@@ -50,6 +56,8 @@ class TestMainWindow : public QObject {
   Q_OBJECT
 
  private Q_SLOTS:
+  // Settings, recent files and the autosave go to a throw-away test location.
+  void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
   void diagramHasOneItemPerBlock();
   void clickingTheExpanderShowsLayers();
   void droppedFileOpens();
@@ -61,6 +69,7 @@ class TestMainWindow : public QObject {
   void demoTrainsStopsAndExports();
   void freezeMarksTableAndUndoAgree();
   void deviceSettingIsRememberedAndShown();
+  void sessionsAutosaveAndCloseAsks();
 };
 
 void TestMainWindow::diagramHasOneItemPerBlock() {
@@ -276,6 +285,27 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   }
   QVERIFY(shiftShown);
   QVERIFY(rgnShown);
+  // The diagram is coloured by shift, with its key above it; tooltips give the score and RGN.
+  const auto& nodes = window.freezeState()->tree();
+  QVERIFY(window.diagramView()->legendVisible());
+  QVERIFY(window.diagram()->shiftLevel(*nodes.find("stem")) >= 1.5);  // input-level: ≥ 30× at once
+  QVERIFY(std::isnan(window.diagram()->shiftLevel(*nodes.find("fc"))));  // no BatchNorm feeds it
+  const QString stemTip = window.diagram()->blockItems().front()->toolTip();
+  QVERIFY2(stemTip.contains("noise floor") && stemTip.contains("RGN"), qPrintable(stemTip));
+  // The bars beside the heatmap: the shift per layer, then RGN and SNR per module.
+  auto* heatmap = window.heatmap();
+  QCOMPARE(heatmap->barValues().size(), 9);
+  QCOMPARE(heatmap->barValues().front(), heatmap->cell(19, 0));
+  heatmap->setMetric(scalpel::ui::ShiftHeatmap::Rgn);
+  QVERIFY(heatmap->barLabels().contains("fc"));
+  const auto rgnBars = heatmap->barValues();
+  QVERIFY(*std::max_element(rgnBars.begin(), rgnBars.end()) > 0);
+  QVERIFY(window.grab().save(screenshot("demo_rgn_bars.png")));
+  heatmap->setMetric(scalpel::ui::ShiftHeatmap::Snr);
+  QCOMPARE(heatmap->barLabels().size(), heatmap->barValues().size());
+  const auto snrBars = heatmap->barValues();
+  QVERIFY(*std::min_element(snrBars.begin(), snrBars.end()) >= 0);
+  heatmap->setMetric(scalpel::ui::ShiftHeatmap::ActivationShift);
   auto* panel = window.trainingPanel();
   QCOMPARE(panel->strategy(), QString("auto"));
   panel->setEpochs(3);
@@ -309,6 +339,9 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(!window.exportTunedModel(path + "/inside.pt").isEmpty());
   QTRY_VERIFY_WITH_TIMEOUT(window.errorDialog() != nullptr, 5000);
   window.errorDialog()->close();
+  // File ▸ Export Report… writes the report alone.
+  QCOMPARE(window.exportReport(dir.filePath("report-only")), QString());
+  QVERIFY(QFile::exists(dir.filePath("report-only/report.md")));
 
   // Accepting the advisor's plan marks it in the diagram and the table, and training follows it.
   window.acceptSuggestedPlan();
@@ -322,6 +355,39 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QCOMPARE(trainable.front(), std::string("stem.0"));
   QVERIFY(std::find(trainable.begin(), trainable.end(), "layer1.conv1") != trainable.end());
   QVERIFY(std::find(trainable.begin(), trainable.end(), "layer2.conv1") == trainable.end());
+
+  // Save the session and open it in a new window: the same model, data, marks, settings and runs.
+  const QString sessionFile = dir.filePath("journey.json");
+  QVERIFY(window.hasUnsavedChanges());
+  QCOMPARE(window.saveSession(sessionFile), QString());
+  QVERIFY(!window.hasUnsavedChanges());
+  QCOMPARE(window.sessionPath(), sessionFile);
+  {
+    MainWindow reopened;
+    reopened.show();
+    QSignalSpy restored(&reopened, &MainWindow::sessionRestored);
+    QCOMPARE(reopened.openSession(sessionFile), QString());
+    QVERIFY(restored.wait(120000));
+    QCOMPARE(reopened.inspection().path, window.inspection().path);
+    QCOMPARE(reopened.targetData().description, window.targetData().description);
+    QCOMPARE(reopened.targetData().items, window.targetData().items);
+    QCOMPARE(reopened.freezeState()->plan().trainable, window.freezeState()->plan().trainable);
+    QCOMPARE(reopened.trainingPanel()->strategy(), QString("manual"));
+    QCOMPARE(reopened.trainingPanel()->options().epochs, 3);
+    const auto runs = reopened.currentSession().runs;
+    QCOMPARE(runs.size(), size_t(1));
+    QCOMPARE(QString::fromStdString(runs.front().tunedModel), QFileInfo(path).absoluteFilePath());
+    QCOMPARE(runs.front().report.testAfter.accuracy, run.report.testAfter.accuracy);
+    QVERIFY(!reopened.hasUnsavedChanges());
+    QCOMPARE(reopened.undoStack()->count(), 0);  // restoring is not an edit
+    // The analysis runs again: heatmap, colours and diagnosis come back.
+    QSignalSpy reanalysed(&reopened, &MainWindow::analysisShown);
+    QVERIFY(reanalysed.wait(120000));
+    QCOMPARE(reopened.heatmap()->batchCount(), 20);
+    QCOMPARE(reopened.diagnosis()->kind, scalpel::ShiftKind::InputLevel);
+    QVERIFY(!reopened.hasUnsavedChanges());
+    QVERIFY(reopened.grab().save(screenshot("session_reopened.png")));
+  }
 
   // Stop: a long run ends within a batch, keeping the best state so far.
   panel->setEpochs(200);
@@ -410,6 +476,75 @@ void TestMainWindow::deviceSettingIsRememberedAndShown() {
   QVERIFY(shown);
   again.trainingPanel()->setDevice("cuda:7");  // not here: falls back to automatic
   QCOMPARE(again.trainingPanel()->device(), QString("auto"));
+}
+
+// The work is autosaved; a corrupt autosave is refused with a message; closing with unsaved
+// changes asks (Cancel keeps the window open); Freeze Block, recent files and the method help.
+void TestMainWindow::sessionsAutosaveAndCloseAsks() {
+  QFile::remove(MainWindow::autosavePath());
+  MainWindow window;
+  window.resize(1280, 900);
+  window.show();
+  QVERIFY(openAndWait(window, "small_cnn.pt"));
+  QVERIFY(window.hasUnsavedChanges());
+  QVERIFY(window.windowTitle().contains("small_cnn.pt"));
+  QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(MainWindow::autosavePath()), 10000);
+  scalpel::Session saved;
+  QVERIFY(scalpel::loadSession(MainWindow::autosavePath().toStdString(), saved).ok);
+  QCOMPARE(QString::fromStdString(saved.modelPath), scalpel::test::fixture("small_cnn.pt"));
+  QVERIFY(QSettings().value("recentFiles").toStringList().contains(scalpel::test::fixture("small_cnn.pt")));
+
+  // Freeze Block: the block of the layer last clicked, undoable.
+  const auto& tree = window.freezeState()->tree();
+  int block = 1;
+  while (tree.blocks().at(block).totalParameters == 0) ++block;
+  const auto& members = tree.blocks().at(block).members;
+  auto* item = window.diagram()->blockItems().at(block);
+  auto* view = window.diagramView();
+  QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, view->mapFromScene(item->mapToScene(QPointF(200, 30))));
+  window.setSelectedBlockTrainable(false);
+  QCOMPARE(window.freezeState()->stateOfNodes(members), Qt::Unchecked);
+  QCOMPARE(window.freezeState()->stateOf(0), Qt::PartiallyChecked);
+  window.undoStack()->undo();
+  QCOMPARE(window.freezeState()->stateOfNodes(members), Qt::Checked);
+
+  window.showMethodHelp();
+  auto* help = window.findChild<QTextBrowser*>("methodHelp");
+  QVERIFY(help && help->toPlainText().contains("input-level"));
+  QVERIFY(help->window()->grab().save(screenshot("method_help.png")));
+  help->window()->close();
+
+  // Closing with unsaved changes asks; Cancel keeps the window and its work.
+  const auto answer = [](QMessageBox::StandardButton button) {
+    QTimer::singleShot(300, [button] {
+      if (auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget())) box->button(button)->click();
+    });
+  };
+  answer(QMessageBox::Cancel);
+  QVERIFY(!window.close());
+  QVERIFY(window.isVisible());
+  QVERIFY(window.hasUnsavedChanges());
+
+  // A corrupt autosave is refused with a message that says so; the open work stays.
+  {
+    QFile file(MainWindow::autosavePath());
+    QVERIFY(file.open(QIODevice::WriteOnly | QIODevice::Truncate));
+    file.write("{ this is not a session");
+  }
+  MainWindow fresh;
+  fresh.show();
+  QVERIFY(!fresh.restoreAutosave());
+  QVERIFY(fresh.errorDialog());
+  QVERIFY2(fresh.errorDialog()->text().contains("session", Qt::CaseInsensitive) ||
+               fresh.errorDialog()->informativeText().contains("session", Qt::CaseInsensitive),
+           qPrintable(fresh.errorDialog()->text()));
+  fresh.errorDialog()->close();
+  QVERIFY(fresh.inspection().path.empty());
+
+  answer(QMessageBox::Discard);
+  QVERIFY(window.close());
+  // Closing autosaved first: the autosave is a session again.
+  QVERIFY(scalpel::loadSession(MainWindow::autosavePath().toStdString(), saved).ok);
 }
 
 QTEST_MAIN(TestMainWindow)
