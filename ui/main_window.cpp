@@ -413,11 +413,13 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
     return;
   }
   m_inspection = inspection;
-  QStringList trainable;
+  QStringList trainable, blocks;
   for (const auto& block : inspection.tree.blocks()) {
+    blocks << QString::fromStdString(block.name);
     if (block.totalParameters > 0) trainable << QString::fromStdString(block.name);
   }
   m_training->setBlocks(trainable);
+  m_training->setModelBlocks(blocks);
   m_compare->setBlocks(trainable);
   m_freeze->setTree(inspection.tree);
   m_selectedNode = -1;

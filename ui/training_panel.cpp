@@ -9,6 +9,8 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QProgressBar>
+#include <cmath>
+#include <limits>
 #include <QPushButton>
 #include <QSpinBox>
 #include <QVBoxLayout>
@@ -124,9 +126,27 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   accuracy->setPen(QPen(QColor(44, 160, 44), 2));
   accuracy->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));
 
+  m_gradientPlot = new QCustomPlot(this);
+  m_gradientPlot->setMinimumSize(240, 220);
+  m_gradientMap = new QCPColorMap(m_gradientPlot->xAxis, m_gradientPlot->yAxis);
+  auto* gradientScale = new QCPColorScale(m_gradientPlot);
+  m_gradientPlot->plotLayout()->addElement(0, 1, gradientScale);
+  gradientScale->setLabel("log₁₀ gradient norm");
+  m_gradientMap->setColorScale(gradientScale);
+  QCPColorGradient gradient(QCPColorGradient::gpHot);
+  gradient.setNanHandling(QCPColorGradient::nhTransparent);  // frozen blocks have no gradient
+  m_gradientMap->setGradient(gradient);
+  m_gradientMap->setInterpolate(false);
+  m_gradientPlot->xAxis->setLabel("step (blank rows: frozen)");
+  m_gradientPlot->yAxis->setRangeReversed(true);  // the first block on top, as in the diagram
+  m_gradientPlot->yAxis->grid()->setVisible(false);
+
   // The result sits under the curves, where it has the width to be read in one go.
+  auto* plots = new QHBoxLayout;
+  plots->addWidget(m_curves, 3);
+  plots->addWidget(m_gradientPlot, 2);
   auto* right = new QVBoxLayout;
-  right->addWidget(m_curves, 1);
+  right->addLayout(plots, 1);
   right->addWidget(m_result);
   auto* layout = new QHBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
@@ -206,6 +226,8 @@ void TrainingPanel::setRunning(bool running) {
   }
   if (running) {
     for (int g = 0; g < m_curves->graphCount(); ++g) m_curves->graph(g)->data()->clear();
+    m_gradientNorms.clear();
+    m_gradientAt.clear();
     m_progress->setValue(0);
     m_result->clear();
     m_status->setText("Starting …");
@@ -222,6 +244,10 @@ void TrainingPanel::onStatus(const QString& message) { m_status->setText(message
 void TrainingPanel::onEvent(const TrainEvent& event) {
   if (event.kind == TrainEvent::Kind::Step) {
     m_curves->graph(0)->addData(static_cast<double>(event.step), event.loss);
+    QVector<double> norms;
+    for (double norm : event.blockGradientNorms) norms << (norm > 0 ? std::log10(norm) : std::numeric_limits<double>::quiet_NaN());
+    m_gradientNorms << norms;
+    m_gradientAt << static_cast<double>(event.step);
     m_progress->setMaximum(static_cast<int>(event.totalSteps));
     m_progress->setValue(static_cast<int>(event.step));
     m_progress->setFormat(QString("%p% · about %1 left").arg(duration(event.remainingSeconds)));
@@ -256,6 +282,8 @@ void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError)
 
 void TrainingPanel::showRun(const FineTuneRun& run) {
   for (int g = 0; g < m_curves->graphCount(); ++g) m_curves->graph(g)->data()->clear();
+  m_gradientNorms.clear();  // a report keeps the curves, not every step's gradients
+  m_gradientAt.clear();
   for (const auto& point : run.report.history) {
     const auto step = static_cast<double>(point.step);
     m_curves->graph(0)->addData(step, point.trainLoss);
@@ -271,6 +299,51 @@ void TrainingPanel::redraw() {
   const auto range = m_curves->yAxis->range();
   m_curves->yAxis->setRange(0, std::max(range.upper * 1.05, 0.1));
   m_curves->replot();
+  redrawGradients();
+}
+
+void TrainingPanel::setModelBlocks(const QStringList& blocks) {
+  m_modelBlocks = blocks;
+  m_gradientNorms.clear();
+  m_gradientAt.clear();
+  redrawGradients();
+}
+
+double TrainingPanel::gradientNorm(int step, int block) const {
+  if (step < 0 || step >= m_gradientNorms.size() || block < 0 || block >= m_gradientNorms[step].size()) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  return m_gradientNorms[step][block];
+}
+
+void TrainingPanel::redrawGradients() {
+  const int steps = std::max(2, gradientSteps());
+  const int blocks = std::max<int>(2, m_modelBlocks.size());
+  auto* data = m_gradientMap->data();
+  data->setSize(steps, blocks);
+  // Step events come at a steady stride: the cells span the steps they were measured at.
+  const double first = m_gradientAt.value(0, 1);
+  const double last = m_gradientAt.size() > 1 ? m_gradientAt.last() : first + 1;
+  data->setRange(QCPRange(first, last), QCPRange(0, blocks - 1));
+  double low = std::numeric_limits<double>::infinity(), high = -low;
+  for (int s = 0; s < steps; ++s) {
+    for (int b = 0; b < blocks; ++b) {
+      const double value = gradientNorm(s, b);
+      data->setCell(s, b, value);
+      if (!std::isnan(value)) {
+        low = std::min(low, value);
+        high = std::max(high, value);
+      }
+    }
+  }
+  if (low <= high) m_gradientMap->setDataRange(QCPRange(low, std::max(high, low + 0.1)));
+  auto ticker = QSharedPointer<QCPAxisTickerText>::create();
+  for (int b = 0; b < m_modelBlocks.size(); ++b) ticker->addTick(b, m_modelBlocks[b]);
+  m_gradientPlot->yAxis->setTicker(ticker);
+  const double half = (last - first) / std::max(1, steps - 1) / 2;
+  m_gradientPlot->xAxis->setRange(first - half, last + half);
+  m_gradientPlot->yAxis->setRange(-0.5, blocks - 0.5);
+  m_gradientPlot->replot();
 }
 
 }  // namespace scalpel::ui

@@ -7,6 +7,7 @@
 
 class QCheckBox;
 class QComboBox;
+class QCPColorMap;
 class QCustomPlot;
 class QDoubleSpinBox;
 class QLabel;
@@ -30,6 +31,11 @@ class TrainingPanel : public QWidget {
   scalpel::TrainOptions options() const;
   // The model's blocks become "block:NAME" strategies.
   void setBlocks(const QStringList& blocks);
+  // Every block of the model in order (the rows of the gradient-norm map).
+  void setModelBlocks(const QStringList& blocks);
+  // Step events drawn in the gradient-norm map so far, and one cell (NaN: frozen or not drawn).
+  int gradientSteps() const { return static_cast<int>(m_gradientNorms.size()); }
+  double gradientNorm(int step, int block) const;
   void setStrategy(const QString& strategy);
   void setEpochs(int epochs);
   // The form's fields from saved options (a session); fields the form has no control for keep
@@ -61,6 +67,7 @@ class TrainingPanel : public QWidget {
 
  private:
   void redraw();
+  void redrawGradients();
 
   QComboBox* m_strategy;
   scalpel::TrainOptions m_hidden;  // what setOptions() got, for the fields without a control
@@ -80,6 +87,12 @@ class TrainingPanel : public QWidget {
   QLabel* m_status;
   QLabel* m_result;
   QCustomPlot* m_curves;
+  // Per-block gradient norm over steps: which parts of the model are learning, and how hard.
+  QCustomPlot* m_gradientPlot;
+  QCPColorMap* m_gradientMap;
+  QStringList m_modelBlocks;
+  QVector<QVector<double>> m_gradientNorms;  // per step event: per block (log10; NaN: frozen)
+  QVector<double> m_gradientAt;              // the step of each (events come every few steps)
   QTimer m_replot;
 };
 
