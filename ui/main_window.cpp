@@ -28,6 +28,7 @@
 #include <QVBoxLayout>
 
 #include "block_item.h"
+#include "data_dialog.h"
 #include "diagram_view.h"
 #include "layer_diagram_scene.h"
 #include "model_worker.h"
@@ -165,6 +166,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(m_worker, &ModelWorker::pretrainFinished, this, &MainWindow::onPretrainFinished);
   connect(this, &MainWindow::requestData, m_worker, &ModelWorker::loadData);
   connect(m_worker, &ModelWorker::dataLoaded, this, &MainWindow::onDataLoaded);
+  connect(this, &MainWindow::requestPreview, m_worker, &ModelWorker::previewData);
+  connect(m_worker, &ModelWorker::dataPreviewed, this, [this](const DataSummary& summary) {
+    if (m_dataDialog) m_dataDialog->showPreview(summary);
+  });
   connect(this, &MainWindow::requestAnalysis, m_worker, &ModelWorker::analyze);
   connect(m_worker, &ModelWorker::analysisSnapshot, m_heatmap, &ShiftHeatmap::addSnapshot);
   connect(m_worker, &ModelWorker::analysisSnapshot, this, [this](const ShiftSnapshot& snapshot) {
@@ -257,6 +262,7 @@ void MainWindow::buildMenus() {
   m_recentMenu = file->addMenu("Recent &Files");
   connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::fillRecentMenu);
   file->addSeparator();
+  file->addAction("Open &Data…", QKeySequence(Qt::CTRL | Qt::Key_D), this, &MainWindow::openDataDialog);
   file->addAction("Open Target &Image Folder…", this, [this] {
     const QString folder = QFileDialog::getExistingDirectory(
         this, "Target data: a folder with one subfolder of images per class");
@@ -349,6 +355,26 @@ void MainWindow::showWelcome() {
       "<tt>torch.jit.script(model).save(\"model.pt\")</tt>.</p>"
       "<p>Or come back to earlier work: <b>File ▸ Open Session…</b>, <b>Recent Files</b>, or "
       "<b>Restore Autosaved Session</b>.</p>");
+}
+
+DataDialog* MainWindow::dataDialog() const { return m_dataDialog; }
+
+void MainWindow::openDataDialog() {
+  if (!m_dataDialog) {
+    m_dataDialog = new DataDialog(this);
+    m_dataDialog->setAttribute(Qt::WA_DeleteOnClose);
+    connect(m_dataDialog, &DataDialog::previewRequested, this, [this](const DataRequest& request) {
+      DataRequest sized = request;  // images at the model's input size, as openData() reads them
+      const auto& metadata = m_inspection.metadata;
+      if (metadata.inputShape.size() == 4) sized.itemShape.assign(metadata.inputShape.begin() + 1, metadata.inputShape.end());
+      sized.classNames = metadata.classNames;
+      Q_EMIT requestPreview(sized);
+    });
+    connect(m_dataDialog, &QDialog::accepted, this, [this] {
+      openData(m_dataDialog->isTarget(), m_dataDialog->request());
+    });
+  }
+  m_dataDialog->open();  // window-modal, without blocking the event loop
 }
 
 void MainWindow::showMethodHelp() {

@@ -22,6 +22,7 @@ class QUndoStack;
 
 namespace scalpel::ui {
 
+class DataDialog;
 class DiagramView;
 class FreezeState;
 class LayerTableModel;
@@ -91,6 +92,8 @@ class MainWindow : public QMainWindow {
   bool restoreAutosave();
   // A model, or a session (.json), by its name: for Recent Files and drops.
   void openFile(const QString& path);
+  // File ▸ Open Data…: the data dialog (reader, target or source, synthetic shift, preview).
+  void openDataDialog();
   // Help ▸ How Surgical Fine-Tuning Works: the method in a page (ui/help/how_it_works.html).
   void showMethodHelp();
 
@@ -102,6 +105,7 @@ class MainWindow : public QMainWindow {
                        const scalpel::PretrainOptions& options);
   void demoTrained(double testAccuracy);  // the first-run training of the demo finished
   void requestData(int role, const scalpel::DataRequest& request);
+  void requestPreview(const scalpel::DataRequest& request);
   void dataShown(bool target);  // a data set is loaded and summarised in the details pane
   void requestAnalysis(const QString& modelPath, bool useSource);
   void analysisShown();  // the heatmap is complete and the diagnosis is in the details pane
@@ -176,6 +180,7 @@ class MainWindow : public QMainWindow {
   QAction* m_exportReportAction = nullptr;
   int m_selectedNode = -1;
   QPointer<QDialog> m_helpDialog;
+  QPointer<DataDialog> m_dataDialog;
   // The session: what the window shows, plus what it keeps for the file.
   Session m_session;             // as opened (fields the window does not edit)
   std::optional<Session> m_pendingSession;  // being restored, until its model is shown
@@ -198,6 +203,7 @@ class MainWindow : public QMainWindow {
 
  public:
   QProgressDialog* trainingDialog() const;
+  DataDialog* dataDialog() const;  // while it is open
   const DataSummary& targetData() const { return m_targetData; }
   const DataSummary& sourceData() const { return m_sourceData; }
   ShiftHeatmap* heatmap() const { return m_heatmap; }

@@ -58,6 +58,13 @@ void ModelWorker::loadData(int role, const DataRequest& request) {
   Q_EMIT dataLoaded(role, summary);
 }
 
+void ModelWorker::previewData(const DataRequest& request) {
+  Dataset data;
+  DataSummary summary;
+  loadRequestedData(request, data, summary);
+  Q_EMIT dataPreviewed(summary);
+}
+
 }  // namespace scalpel::ui
 
 namespace scalpel::ui {

@@ -39,6 +39,8 @@ class ModelWorker : public QObject {
                 const scalpel::PretrainOptions& options);
   // Loads (and shifts) a data set; it replaces the one held for `role`.
   void loadData(int role, const scalpel::DataRequest& request);
+  // Loads a data set only to show its summary and preview (the data dialog); nothing is kept.
+  void previewData(const scalpel::DataRequest& request);
   // Analyses the held target data against the held source data, or against the model's own
   // reference (stored profile or BatchNorm statistics) when `useSource` is false.
   void analyze(const QString& modelPath, bool useSource);
@@ -52,6 +54,7 @@ class ModelWorker : public QObject {
   void pretrainProgress(const scalpel::PretrainProgress& progress);  // at most ~10 per second
   void pretrainFinished(const scalpel::PretrainResult& result, const QString& outPath);
   void dataLoaded(int role, const scalpel::DataSummary& summary);
+  void dataPreviewed(const scalpel::DataSummary& summary);
   void analysisSnapshot(const scalpel::ShiftSnapshot& snapshot);
   void analysisFinished(const scalpel::ShiftAnalysis& analysis);
   // After an analysis: RGN and SNR per module on the (labelled) target, for the layer table.

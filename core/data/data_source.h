@@ -12,6 +12,7 @@ namespace scalpel {
 //   a folder         an image folder (one subfolder per class), read with `imageOptions` (the
 //                    model's input shape and class names, so folders map to the right outputs)
 //   a .csv file      tabular data, label in the last column
+//   an IDX file      "…-images-idx3-ubyte[.gz]", its labels in "…-labels-idx1-ubyte[.gz]" beside it
 DataLoadResult openDataSource(const std::string& spec, const std::string& split = "test",
                               const ImageFolderOptions& imageOptions = {});
 

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "data/csv_reader.h"
+#include "data/data_source.h"
 #include "data/idx_reader.h"
 #include "data/image_folder_reader.h"
 #include "data/splits.h"
@@ -120,6 +121,17 @@ void TestDataReaders::idxGzippedAndRawAgree() {
   QCOMPARE(raw.dataset->itemShape, (std::vector<std::int64_t>{1, 2, 2}));
   QCOMPARE(raw.dataset->values[1], 1.0f);
   QCOMPARE(raw.dataset->classNames.size(), size_t(3));
+
+  // By its images file's name, as users give it (CLI, sessions, the data dialog): the labels
+  // file beside it is found; without it, the message says what is missing.
+  const QString named = write("own/train-images-idx3-ubyte.gz", gzip(images));
+  write("own/train-labels-idx1-ubyte.gz", gzip(labels));
+  const auto opened = openDataSource(named.toStdString());
+  QVERIFY2(opened, opened.error.c_str());
+  QCOMPARE(opened.dataset->values, raw.dataset->values);
+  const auto alone = openDataSource(write("lonely/t10k-images-idx3-ubyte", images).toStdString());
+  QVERIFY(!alone);
+  QVERIFY2(QString::fromStdString(alone.error).contains("t10k-labels-idx1-ubyte is missing"), alone.error.c_str());
 }
 
 void TestDataReaders::idxRefusesMalformed_data() {

@@ -20,6 +20,7 @@
 
 #include "block_item.h"
 #include "core/reference.h"
+#include "data_dialog.h"
 #include "diagram_view.h"
 #include "layer_diagram_scene.h"
 #include "layer_row_item.h"
@@ -97,6 +98,7 @@ class TestMainWindow : public QObject {
   void freezeMarksTableAndUndoAgree();
   void deviceSettingIsRememberedAndShown();
   void sessionsAutosaveAndCloseAsks();
+  void dataDialogPreviewsAndOpens();
 };
 
 void TestMainWindow::diagramHasOneItemPerBlock() {
@@ -582,6 +584,50 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   QVERIFY(window.close());
   // Closing autosaved first: the autosave is a session again.
   QVERIFY(scalpel::loadSession(MainWindow::autosavePath().toStdString(), saved).ok);
+}
+
+// File ▸ Open Data…: pick the reader and a synthetic shift, preview clean over shifted samples,
+// then open it as the target; a reader without its file says what to do.
+void TestMainWindow::dataDialogPreviewsAndOpens() {
+  MainWindow window;
+  window.show();
+  QSignalSpy shown(&window, &MainWindow::modelShown);
+  window.openModel(SCALPEL_DEMO_DIR "/demo_model.pt");
+  QVERIFY(shown.wait(60000));
+  window.openDataDialog();
+  auto* dialog = window.dataDialog();
+  QVERIFY(dialog && dialog->isVisible());
+  dialog->setReader(scalpel::ui::DataDialog::FashionMnist);
+  dialog->setShift("contrast", 4);
+  QPushButton* preview = nullptr;
+  QPushButton* open = nullptr;
+  for (auto* button : dialog->findChildren<QPushButton*>()) {
+    if (button->text() == "Preview") preview = button;
+    if (button->text().remove('&') == "Open") open = button;
+  }
+  QVERIFY(preview && open);
+  QTest::mouseClick(preview, Qt::LeftButton);
+  QTRY_VERIFY_WITH_TIMEOUT(dialog->hasPreview(), 60000);
+  const auto* image = dialog->findChild<QLabel*>("dataPreview");
+  QVERIFY(image && !image->pixmap().isNull() && image->pixmap().height() > 100);  // two rows
+  QVERIFY(dialog->grab().save(screenshot("data_dialog.png")));
+  QVERIFY(!window.targetData().ok);  // a preview replaces nothing
+
+  // Changing the choice drops the preview; a reader with no file chosen says so and stays open.
+  dialog->setReader(scalpel::ui::DataDialog::ImageFolder);
+  QVERIFY(!dialog->hasPreview());
+  QTest::mouseClick(open, Qt::LeftButton);
+  QVERIFY(dialog->isVisible());
+  QVERIFY(dialog->findChildren<QLabel*>().size() > 0);
+  bool said = false;
+  for (auto* label : dialog->findChildren<QLabel*>()) said |= label->text().contains("Browse");
+  QVERIFY(said);
+
+  dialog->setReader(scalpel::ui::DataDialog::FashionMnist);
+  QSignalSpy loaded(&window, &MainWindow::dataShown);
+  QTest::mouseClick(open, Qt::LeftButton);
+  QVERIFY(loaded.wait(60000));
+  QCOMPARE(window.targetData().description, std::string("fashion-mnist/test + contrast (severity 4)"));
 }
 
 QTEST_MAIN(TestMainWindow)
