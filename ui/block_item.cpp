@@ -25,6 +25,11 @@ BlockItem::BlockItem(const LayerTree* tree, int blockIndex, QGraphicsItem* paren
   setToolTip(m_baseToolTip);
 }
 
+bool BlockItem::diagramSuggests() const {
+  auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
+  return diagram && diagram->isSuggested(m_blockIndex);
+}
+
 double BlockItem::shiftLevel() const {
   auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
   double highest = std::numeric_limits<double>::quiet_NaN();
@@ -119,6 +124,15 @@ void BlockItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWidge
   painter->setPen(QPen(isSelected() ? DiagramStyle::selection() : DiagramStyle::border(),
                        isSelected() ? 2.2 : 1.0));
   painter->drawPath(outline);
+  if (diagramSuggests()) {  // the advisor's plan: a dashed accent outline and a tag
+    painter->setPen(QPen(DiagramStyle::suggestion(), 2.2, Qt::DashLine));
+    painter->setBrush(Qt::NoBrush);
+    painter->drawRoundedRect(box.adjusted(1.5, 1.5, -1.5, -1.5), 6, 6);  // inside: items paint within their bounds
+    const QRectF tag(DiagramStyle::kBlockWidth - 150, 4, 100, 16);
+    painter->setPen(DiagramStyle::suggestion());
+    painter->setFont(DiagramStyle::bodyFont());
+    painter->drawText(tag, Qt::AlignRight | Qt::AlignVCenter, "suggested: train");
+  }
   if (m_expanded) {
     painter->setPen(QPen(DiagramStyle::border(), 0.6));
     painter->drawLine(QPointF(6, DiagramStyle::kHeaderHeight),

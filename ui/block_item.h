@@ -28,6 +28,7 @@ class BlockItem : public QGraphicsObject {
   void refreshScores();
   // The highest shift level of its members (NaN: not measured).
   double shiftLevel() const;
+  bool diagramSuggests() const;  // the advisor's plan trains this block
 
   QRectF boundingRect() const override;
   void paint(QPainter* painter, const QStyleOptionGraphicsItem* option, QWidget* widget) override;

@@ -24,6 +24,7 @@ void LayerDiagramScene::clearTree() {
   m_blocks.clear();
   m_arrows.clear();
   m_tree = LayerTree();
+  m_suggested.clear();
   m_level.clear();
   m_shiftText.clear();
   m_rgn.clear();
@@ -78,6 +79,11 @@ void LayerDiagramScene::setShift(const ShiftSnapshot& snapshot) {
 void LayerDiagramScene::setRgn(const QHash<QString, double>& rgn) {
   m_rgn = rgn;
   refreshScores();
+}
+
+void LayerDiagramScene::setSuggestedBlocks(const QSet<int>& blocks) {
+  m_suggested = blocks;
+  update();
 }
 
 void LayerDiagramScene::refreshScores() {

@@ -2,6 +2,7 @@
 
 #include <QGraphicsScene>
 #include <QHash>
+#include <QSet>
 #include <QVector>
 
 #include "core_metatypes.h"
@@ -35,6 +36,10 @@ class LayerDiagramScene : public QGraphicsScene {
   // Per module name: relative gradient norm, for the tooltips.
   void setRgn(const QHash<QString, double>& rgn);
   void clearScores();
+  // The advisor's suggestion: these blocks get a dashed outline and a "suggested" tag until the
+  // plan changes (empty clears).
+  void setSuggestedBlocks(const QSet<int>& blocks);
+  bool isSuggested(int blockIndex) const { return m_suggested.contains(blockIndex); }
   // ShiftScale level of a node (NaN: not measured) and what its tooltip adds ("" if nothing).
   double shiftLevel(int node) const;
   QString scoreText(int node) const;
@@ -57,6 +62,7 @@ class LayerDiagramScene : public QGraphicsScene {
   QVector<double> m_level;       // per node, NaN where not measured
   QVector<QString> m_shiftText;  // per node: its own score, described
   QHash<QString, double> m_rgn;
+  QSet<int> m_suggested;
 };
 
 }  // namespace scalpel::ui

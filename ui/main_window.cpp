@@ -15,6 +15,7 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QProgressDialog>
+#include <QSet>
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
@@ -327,14 +328,17 @@ void MainWindow::buildMenus() {
   analysis->addAction("&Analyse Target Data", QKeySequence(Qt::CTRL | Qt::Key_R), this,
                       [this] { analyzeTarget(false); });
   analysis->addAction("Analyse Against &Source Data", this, [this] { analyzeTarget(true); });
+  analysis->addAction("S&top Analysis", this, [this] { m_worker->cancelFlag() = true; });
   analysis->addSeparator();
   analysis->addAction("A&ccept Suggested Plan", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A), this,
                       &MainWindow::acceptSuggestedPlan);
+  analysis->addAction("&Reset Plan", this, &MainWindow::resetPlan);
 
   auto* training = menuBar()->addMenu("&Training");
   training->addAction("&Train", QKeySequence(Qt::CTRL | Qt::Key_T), this, [this] {
     startTraining(m_training->strategy(), m_training->options());
   });
+  training->addAction("&Pause / Resume", QKeySequence(Qt::CTRL | Qt::Key_P), m_training, &TrainingPanel::togglePause);
   training->addAction("&Stop", this, [this] { m_worker->trainControl().cancel(); });
 
   auto* help = menuBar()->addMenu("&Help");
@@ -375,6 +379,27 @@ void MainWindow::openDataDialog() {
     });
   }
   m_dataDialog->open();  // window-modal, without blocking the event loop
+}
+
+void MainWindow::showSuggestion() {
+  // A block is suggested when the plan trains all of its units.
+  QSet<int> blocks;
+  const auto planned = m_freeze->unitsOfPlan(m_plan);
+  const QSet<int> plannedUnits(planned.begin(), planned.end());
+  const auto& tree = m_freeze->tree();
+  for (int b = 0; b < static_cast<int>(tree.blocks().size()); ++b) {
+    const auto units = m_freeze->unitsOfNodes(tree.blocks()[static_cast<size_t>(b)].members);
+    bool all = !units.isEmpty();
+    for (int unit : units) all &= plannedUnits.contains(unit);
+    if (all) blocks.insert(b);
+  }
+  m_scene->setSuggestedBlocks(blocks);
+}
+
+void MainWindow::resetPlan() {
+  setTrainable({0}, true, "all layers (reset)");
+  m_training->setStrategy("auto");
+  statusBar()->showMessage("Reset: every layer trains; the plan follows the advisor again (Ctrl+Z undoes)");
 }
 
 void MainWindow::showMethodHelp() {
@@ -645,6 +670,7 @@ void MainWindow::analyzeTarget(bool useSource) {
     return;
   }
   m_diagnosis.reset();
+  m_scene->setSuggestedBlocks({});
   m_analysedWithSource = useSource;
   m_heatmap->clear(QStringLiteral("Analysing %1 …").arg(QString::fromStdString(m_targetData.description)));
   m_scene->clearScores();
@@ -660,6 +686,7 @@ void MainWindow::onAnalysisFinished(const ShiftAnalysis& analysis) {
   }
   m_diagnosis = diagnose(analysis, m_inspection.tree);
   planFreeze("auto", m_inspection.tree, *m_diagnosis, nullptr, m_plan);
+  showSuggestion();
   const auto& last = analysis.snapshots.back();
   QHash<QString, double> shifts;
   for (const auto& layer : last.layers) shifts[QString::fromStdString(layer.layer)] = layer.kl;

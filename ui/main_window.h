@@ -76,6 +76,8 @@ class MainWindow : public QMainWindow {
   void useComparedPlan(int row);
   // Marks the advisor's suggested plan in the diagram and the table (undoable).
   void acceptSuggestedPlan();
+  // Analysis ▸ Reset Plan: every layer trainable again and the plan back to the advisor's (undoable).
+  void resetPlan();
   // Makes these nodes' layers trainable or frozen (undoable).
   void setTrainable(const QVector<int>& nodes, bool trainable, const QString& what);
   // Edit ▸ Freeze Block / Unfreeze Block: the block of the node last clicked in the diagram.
@@ -142,6 +144,7 @@ class MainWindow : public QMainWindow {
   QString exportRun(const scalpel::FineTuneRun& run, const QString& path);
   QString diagnosisHtml() const;
   void showWelcome();  // the details pane with no model open
+  void showSuggestion();  // outlines the blocks m_plan trains
   // Sessions:
   void markDirty();  // unsaved changes; the autosave follows shortly
   void autosave();

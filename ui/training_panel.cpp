@@ -241,6 +241,10 @@ int TrainingPanel::evaluationPoints() const { return m_curves->graph(1)->dataCou
 
 void TrainingPanel::onStatus(const QString& message) { m_status->setText(message); }
 
+void TrainingPanel::togglePause() {
+  if (m_pause->isEnabled()) m_pause->toggle();
+}
+
 void TrainingPanel::onEvent(const TrainEvent& event) {
   if (event.kind == TrainEvent::Kind::Step) {
     m_curves->graph(0)->addData(static_cast<double>(event.step), event.loss);

@@ -53,6 +53,8 @@ class TrainingPanel : public QWidget {
 
  public Q_SLOTS:
   void onStatus(const QString& message);
+  // Training ▸ Pause / Resume: the Pause button's toggle, while a run is on.
+  void togglePause();
   void onEvent(const scalpel::TrainEvent& event);
   void onFinished(const scalpel::FineTuneRun& run, const QString& planError);
   // Shows a finished run (e.g. one opened from the Compare tab): its curves from the report's

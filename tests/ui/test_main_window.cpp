@@ -17,6 +17,7 @@
 #include <QMimeData>
 #include <QSignalSpy>
 #include <QtTest>
+#include <QAbstractItemModelTester>
 
 #include "block_item.h"
 #include "core/reference.h"
@@ -99,6 +100,7 @@ class TestMainWindow : public QObject {
   void deviceSettingIsRememberedAndShown();
   void sessionsAutosaveAndCloseAsks();
   void dataDialogPreviewsAndOpens();
+  void largeModelsStayResponsive();
 };
 
 void TestMainWindow::diagramHasOneItemPerBlock() {
@@ -322,6 +324,10 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(window.diagramView()->legendVisible());
   QVERIFY(window.diagram()->shiftLevel(*nodes.find("stem")) >= 1.5);  // input-level: ≥ 30× at once
   QVERIFY(std::isnan(window.diagram()->shiftLevel(*nodes.find("fc"))));  // no BatchNorm feeds it
+  // The advisor's plan (stem + layer1) is outlined in the diagram before anyone accepts it.
+  QVERIFY(window.diagram()->isSuggested(0));
+  QVERIFY(window.diagram()->isSuggested(1));
+  QVERIFY(!window.diagram()->isSuggested(2));
   const QString stemTip = window.diagram()->blockItems().front()->toolTip();
   QVERIFY2(stemTip.contains("noise floor") && stemTip.contains("RGN"), qPrintable(stemTip));
   // The bars beside the heatmap: the shift per layer, then RGN and SNR per module.
@@ -453,6 +459,7 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   QVERIFY(shown.wait(60000));
   auto* state = window.freezeState();
   auto* table = window.layerTable();
+  QAbstractItemModelTester tester(table, QAbstractItemModelTester::FailureReportingMode::QtTest);
   const auto& tree = state->tree();
   QCOMPARE(state->stateOf(0), Qt::Checked);  // everything trains until a plan says otherwise
   QCOMPARE(table->rowCount(), tree.size() - 1);
@@ -497,6 +504,13 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   QCOMPARE(tick("stem.0"), Qt::Unchecked);
   QCOMPARE(tick("fc"), Qt::Checked);
   QCOMPARE(window.undoStack()->undoText(), QString("Freeze stem"));
+
+  // Analysis ▸ Reset Plan: every layer trains again, undoably.
+  window.resetPlan();
+  QCOMPARE(state->stateOf(0), Qt::Checked);
+  QCOMPARE(window.trainingPanel()->strategy(), QString("auto"));
+  window.undoStack()->undo();
+  QCOMPARE(tick("stem.0"), Qt::Unchecked);
 }
 
 // The device chosen in the Training tab goes into every run's options, shows in the status bar,
@@ -628,6 +642,33 @@ void TestMainWindow::dataDialogPreviewsAndOpens() {
   QTest::mouseClick(open, Qt::LeftButton);
   QVERIFY(loaded.wait(60000));
   QCOMPARE(window.targetData().description, std::string("fashion-mnist/test + contrast (severity 4)"));
+}
+
+// Models with hundreds of modules (a 12-block ViT, MobileNetV2): open, expand every block, fit, zoom.
+// Prints the longest event-loop stall and the time to expand; asserts only that it all shows.
+void TestMainWindow::largeModelsStayResponsive() {
+  MainWindow window;
+  window.resize(1280, 900);
+  window.show();
+  for (const char* model : {"vit12.pt", "mobilenet_v2.pt", "resnet18.pt"}) {
+    StallMeter stalls;
+    stalls.start();
+    QVERIFY(openAndWait(window, model));
+    const qint64 openStall = stalls.stopMs();
+    QElapsedTimer clock;
+    clock.start();
+    window.diagram()->setAllExpanded(true);
+    window.diagramView()->fitToView();
+    window.diagramView()->zoomBy(1.25);
+    QApplication::processEvents();
+    const qint64 expandMs = clock.elapsed();
+    int rows = 0;
+    for (auto* block : window.diagram()->blockItems()) rows += block->rows().size();
+    qInfo("%s: %d modules, %d layer rows; longest stall while opening %lld ms; expand all + fit + zoom %lld ms",
+          model, window.freezeState()->tree().size() - 1, rows, openStall, expandMs);
+    QVERIFY(rows > 20);  // every block lists its layers
+    if (QString(model) == "vit12.pt") QVERIFY(window.grab().save(screenshot("vit_expanded.png")));
+  }
 }
 
 QTEST_MAIN(TestMainWindow)
