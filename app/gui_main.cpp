@@ -57,7 +57,8 @@ int main(int argc, char** argv) {
     const QString file = parser.value(screenshot);
     const auto save = [&window, file] {
       window.grab().save(file);
-      QApplication::quit();
+      // exit(), not quit(): quit() closes the window first, which would ask to save the session.
+      QApplication::exit(0);
     };
     // The demo goes on to load its data and analyse it: picture the finished window.
     if (parser.isSet(demo) && parser.positionalArguments().isEmpty()) {
