@@ -22,11 +22,12 @@
 #include "model/model_inspection.h"
 #include "scalpel/version.h"
 #include "train/pretrain.h"
+#include "app_paths.h"
 #include "util/logging.h"
 #include "util/threads.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"Scalpel — surgical fine-tuning of TorchScript models, from the command line"};
+  CLI::App app{"Scalpel: surgical fine-tuning of TorchScript models, from the command line"};
   app.set_version_flag("--version", std::string("scalpel-cli ") + scalpel::kVersion);
   std::string logLevel = "warn";
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error or off")
@@ -54,7 +55,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 0;
   std::string out;
   std::size_t limit = 0;
-  std::string groupsFile = SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json";
+  std::string groupsFile = scalpel::app::resourceDir() + "/shifts/fashion-mnist-superclasses.json";
   for (auto* command : {makeShift}) {
     command->add_option("--data", data, "fashion-mnist, an image folder or a .csv file");
     command->add_option("--split", split, "train or test (for fashion-mnist)");

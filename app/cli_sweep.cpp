@@ -1,5 +1,7 @@
 #include "cli_sweep.h"
 
+#include "app_paths.h"
+
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -13,9 +15,9 @@ CLI::App* addSweepCommand(CLI::App& app, SweepCommand& command) {
       "sweep", "Reproduce the paper: every freeze strategy on shifted target tasks, several seeds");
   command.app = sweep;
   SweepOptions& o = command.options;
-  o.modelPath = SCALPEL_DEMO_DIR "/demo_model.pt";
-  o.sourceArchitecture = SCALPEL_DEMO_DIR "/demo_untrained_5.pt";
-  o.groupsFile = SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json";
+  o.modelPath = app::demoModelPath();
+  o.sourceArchitecture = app::demoArchitectureDir() + "/demo_untrained_5.pt";
+  o.groupsFile = app::resourceDir() + "/shifts/fashion-mnist-superclasses.json";
   sweep
       ->add_option("--scenario", o.scenario,
                    "which sweep: fmnist-paper (METHOD.md's reference run)")

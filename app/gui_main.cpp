@@ -2,11 +2,13 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QDir>
 #include <QFileInfo>
 #include <QStandardPaths>
 #include <QSettings>
 #include <QTimer>
 
+#include "app_paths.h"
 #include "main_window.h"
 #include "scalpel/version.h"
 #include "util/logging.h"
@@ -19,7 +21,7 @@ int main(int argc, char** argv) {
   QApplication::setApplicationVersion(scalpel::kVersion);
 
   QCommandLineParser parser;
-  parser.setApplicationDescription("Scalpel — visual surgical fine-tuning of TorchScript models");
+  parser.setApplicationDescription("Scalpel: visual surgical fine-tuning of TorchScript models");
   parser.addHelpOption();
   parser.addVersionOption();
   const QCommandLineOption demo("demo", "Open the built-in demo model.");
@@ -49,8 +51,9 @@ int main(int argc, char** argv) {
   if (!parser.positionalArguments().isEmpty()) {
     window.openFile(parser.positionalArguments().front());  // a model or a session
   } else if (parser.isSet(demo)) {
-    window.openDemo(QStringLiteral(SCALPEL_DEMO_DIR "/demo_untrained.pt"),
-                    QStringLiteral(SCALPEL_DEMO_DIR "/demo_model.pt"));
+    const QString trained = QString::fromStdString(scalpel::app::demoModelPath());
+    QDir().mkpath(QFileInfo(trained).absolutePath());  // ~/.cache/scalpel when installed
+    window.openDemo(QString::fromStdString(scalpel::app::demoArchitectureDir()) + "/demo_untrained.pt", trained);
   }
 
   if (parser.isSet(screenshot)) {

@@ -20,6 +20,7 @@
 #include "diagram_view.h"
 #include "freeze_state.h"
 #include "layer_diagram_scene.h"
+#include "compare_panel.h"
 #include "layer_table_model.h"
 #include "main_window.h"
 #include "model_worker.h"
@@ -137,6 +138,9 @@ void MainWindow::resetSession() {
   m_view->setLegendVisible(false);
   m_freeze->setTree(LayerTree());
   m_layers->reset();
+  m_training->setBlocks({});
+  m_training->setModelBlocks({});
+  m_compare->setBlocks({});
   m_undo->clear();
   m_selectedNode = -1;
   m_heatmap->clear("No analysis yet: open a model and target data, then Analysis ▸ Analyse Target Data.");

@@ -570,7 +570,8 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   // Closing with unsaved changes asks; Cancel keeps the window and its work.
   const auto answer = [](QMessageBox::StandardButton button) {
     QTimer::singleShot(300, [button] {
-      if (auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget())) box->button(button)->click();
+      auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+      if (box && box->button(button)) box->button(button)->click();
     });
   };
   answer(QMessageBox::Cancel);
@@ -593,6 +594,22 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
            qPrintable(fresh.errorDialog()->text()));
   fresh.errorDialog()->close();
   QVERIFY(fresh.inspection().path.empty());
+
+  // Saved, then File ▸ New Session empties the window without asking; Recent Files (openFile)
+  // brings the session back.
+  QTemporaryDir dir;
+  const QString saved1 = dir.filePath("small.json");
+  QCOMPARE(window.saveSession(saved1), QString());
+  window.newSession();
+  QVERIFY(window.inspection().path.empty());
+  QVERIFY(window.diagram()->blockItems().isEmpty());
+  QVERIFY(!window.hasUnsavedChanges());
+  QSignalSpy restored(&window, &MainWindow::sessionRestored);
+  window.openFile(saved1);
+  QVERIFY(restored.wait(60000));
+  QCOMPARE(QString::fromStdString(window.inspection().path), scalpel::test::fixture("small_cnn.pt"));
+  window.setTrainable({0}, false, "all layers");  // an edit, so closing asks again
+  QVERIFY(window.hasUnsavedChanges());
 
   answer(QMessageBox::Discard);
   QVERIFY(window.close());
