@@ -235,6 +235,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   // The bottom tabs share the height with the diagram and the details pane, whose diagnosis and
   // suggestion must stay readable without scrolling: give the tabs a bit under half.
   resizeDocks({dock}, {330}, Qt::Vertical);
+  checkAutosave();
 }
 
 MainWindow::~MainWindow() {

@@ -155,6 +155,7 @@ class MainWindow : public QMainWindow {
   void resetSession();
   void applyPendingSession();  // once its model is on screen
   void finishRestoring();
+  void checkAutosave();  // at start: says whether one can be restored, sets an unreadable one aside
   void addRecentFile(const QString& path);
   void fillRecentMenu();
   QString dataHtml(bool target) const;

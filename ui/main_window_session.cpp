@@ -219,6 +219,25 @@ void MainWindow::finishRestoring() {
   if (m_targetData.ok && (!useSource || m_sourceData.ok)) analyzeTarget(useSource);
 }
 
+void MainWindow::checkAutosave() {
+  const QString path = autosavePath();
+  if (!QFileInfo::exists(path)) return;
+  Session session;
+  const auto loaded = scalpel::loadSession(path.toStdString(), session);
+  if (loaded.ok) {
+    statusBar()->showMessage(QStringLiteral("An autosaved session from %1 can be restored: File ▸ Restore Autosaved Session")
+                                 .arg(QFileInfo(path).lastModified().toString("d MMM, hh:mm")));
+    return;
+  }
+  // Unreadable (a crash of something else, a hand edit): keep it aside for a look, start clean.
+  const QString aside = path + ".unreadable";
+  QFile::remove(aside);
+  QFile::rename(path, aside);
+  logger("ui")->warn("ignored the autosaved session: {} (kept as {})", loaded.error, aside.toStdString());
+  statusBar()->showMessage(QStringLiteral("The autosaved session could not be read and was ignored (%1); it was kept as %2")
+                               .arg(QString::fromStdString(loaded.error), aside));
+}
+
 bool MainWindow::restoreAutosave() {
   if (!QFileInfo::exists(autosavePath())) {
     showError("Nothing to restore", "There is no autosaved session yet: Scalpel saves one while you work.");

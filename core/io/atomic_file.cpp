@@ -1,12 +1,33 @@
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 namespace scalpel {
+
+namespace {
+
+// A writer killed mid-write leaves its "NAME.tmpPID" behind; the next write to NAME clears those
+// whose process is gone.
+void removeStaleTemporaries(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  const std::string prefix = path.filename().string() + ".tmp";
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(path.parent_path().empty() ? "." : path.parent_path(), error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove(entry.path(), error);
+  }
+}
+
+}  // namespace
 
 std::string writeFileAtomically(const std::filesystem::path& path, const std::string& bytes) {
   namespace fs = std::filesystem;
@@ -35,6 +56,7 @@ std::string writeFileAtomically(const std::filesystem::path& path, const std::st
   }
   if (::close(fd) != 0) return fail("closing failed");
   if (::rename(temporary.c_str(), path.c_str()) != 0) return fail("renaming into place failed");
+  removeStaleTemporaries(path);
   return {};
 }
 
