@@ -73,6 +73,14 @@ class StallMeter : public QObject {
   qint64 m_longest = 0;
 };
 
+// Clicks `button` in the question box that the next call (e.g. close()) is about to show.
+void answer(QMessageBox::StandardButton button) {
+  QTimer::singleShot(300, [button] {
+    auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+    if (box && box->button(button)) box->button(button)->click();
+  });
+}
+
 bool openAndWait(MainWindow& window, const QString& model) {
   QSignalSpy shown(&window, &MainWindow::modelShown);
   window.openModel(scalpel::test::fixture(model));
@@ -439,6 +447,10 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   finished.clear();
   QTest::mouseClick(train, Qt::LeftButton);
   QTRY_VERIFY_WITH_TIMEOUT(panel->trainingPoints() > 2, 120000);
+  // Closing during training asks first; No keeps the window and the run.
+  answer(QMessageBox::No);
+  QVERIFY(!window.close());
+  QVERIFY(panel->isRunning());
   auto buttons = panel->findChildren<QPushButton*>();
   QPushButton* stop = nullptr;
   for (auto* button : buttons) if (button->text() == "Stop") stop = button;
@@ -568,12 +580,6 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   help->window()->close();
 
   // Closing with unsaved changes asks; Cancel keeps the window and its work.
-  const auto answer = [](QMessageBox::StandardButton button) {
-    QTimer::singleShot(300, [button] {
-      auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
-      if (box && box->button(button)) box->button(button)->click();
-    });
-  };
   answer(QMessageBox::Cancel);
   QVERIFY(!window.close());
   QVERIFY(window.isVisible());
