@@ -458,6 +458,7 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
   if (requestId != m_lastRequest) return;  // a newer request is on its way
   if (!inspection.ok) {
     m_demoPending = false;
+    m_pendingSession.reset();  // a session whose model does not open is not restored half-way
     statusBar()->showMessage("Could not open the model");
     showError("Cannot open model", QString::fromStdString(inspection.error),
               "Choose another file with File ▸ Open Model…, or drop one on this window.");

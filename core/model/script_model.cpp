@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "io/zip_check.h"
 #include "model/activation_taps.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
@@ -48,6 +49,10 @@ std::string checkFile(const fs::path& path) {
   }
   if (!(magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4)) {
     return quoted(path) + " is not a TorchScript model (it is not a zip archive) — " + kSaveHint;
+  }
+  // LibTorch does not check its entries' checksums, and some damage crashes its parser.
+  if (const auto damage = verifyZipChecksums(path); !damage.empty()) {
+    return quoted(path) + " is damaged: " + damage + " — copy it again, or " + kSaveHint;
   }
   return {};
 }

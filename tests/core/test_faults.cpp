@@ -35,6 +35,13 @@ void killMidWrite(const QStringList& arguments) {
   QCOMPARE(writer.exitStatus(), QProcess::CrashExit);
 }
 
+// The user's previous work: a small session (strategy "manual", unlike fault_writer's).
+QString saveFirstSession(const fs::path& path) {
+  scalpel::Session first;
+  first.strategy = "manual";
+  return QString::fromStdString(scalpel::saveSession(first, path));
+}
+
 int temporariesBeside(const fs::path& path) {
   int count = 0;
   for (const auto& entry : fs::directory_iterator(path.parent_path())) {
@@ -57,9 +64,7 @@ class TestFaults : public QObject {
 void TestFaults::killedSessionSavesLeaveALoadableSession() {
   QTemporaryDir dir;
   const fs::path path = dir.filePath("work.json").toStdString();
-  scalpel::Session first;
-  first.strategy = "manual";
-  QCOMPARE(QString::fromStdString(scalpel::saveSession(first, path)), QString());
+  QCOMPARE(saveFirstSession(path), QString());
   QSet<QString> seen;
   int midWrite = 0;  // kills that caught a temporary file half written
   for (int kill = 0; kill < kKills; ++kill) {
@@ -76,7 +81,7 @@ void TestFaults::killedSessionSavesLeaveALoadableSession() {
         qPrintable(QStringList(seen.begin(), seen.end()).join(", ")));
   // A killed writer may leave its temporary file; the next save clears it.
   QVERIFY(temporariesBeside(path) <= 1);
-  QCOMPARE(QString::fromStdString(scalpel::saveSession(first, path)), QString());
+  QCOMPARE(saveFirstSession(path), QString());
   QCOMPARE(temporariesBeside(path), 0);
 }
 
@@ -105,9 +110,7 @@ void TestFaults::killedExportsLeaveALoadableModel() {
 void TestFaults::aFullDiskKeepsThePreviousSession() {
   QTemporaryDir dir;
   const fs::path path = dir.filePath("work.json").toStdString();
-  scalpel::Session first;
-  first.strategy = "manual";
-  QCOMPARE(QString::fromStdString(scalpel::saveSession(first, path)), QString());
+  QCOMPARE(saveFirstSession(path), QString());
   QProcess writer;
   writer.start(FAULT_WRITER, {"limited", "65536", QString::fromStdString(path.string())});
   QVERIFY(writer.waitForFinished(30000));

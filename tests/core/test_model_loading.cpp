@@ -58,6 +58,16 @@ void TestModelLoading::refusesWithAClearMessage_data() {
   QTest::newRow("empty file") << write("empty.pt", {}) << "is empty (0 bytes)";
   QTest::newRow("three bytes") << write("tiny.pt", "PK\x03") << "too short";
   QTest::newRow("truncated") << write("truncated.pt", whole.left(whole.size() / 2)) << "looks truncated or damaged (the end of its zip archive is missing)";
+  // One byte changed inside the pickled module (a bad copy): refused by its checksum, before
+  // LibTorch's parser (which does not check, and crashed on such a file found by fuzzing).
+  QByteArray flipped = whole;
+  const auto pickle = flipped.indexOf("data.pkl");
+  QVERIFY(pickle > 0);
+  const auto body = flipped.indexOf('\x80', pickle);  // the pickle's first opcode (PROTO)
+  flipped[body + 8] = static_cast<char>(flipped[body + 8] ^ 0x20);
+  QTest::newRow("damaged entry") << write("damaged.pt", flipped) << "is damaged: the entry 'small_cnn.pt/data.pkl' of its zip archive fails its checksum";
+  QTest::newRow("fuzz finding") << QStringLiteral(SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/model/regression_crc_torch_parser_segv.pt")
+                                << "of its zip archive fails its checksum";
   QTest::newRow("directory") << m_dir.filePath("a_folder.pt") << "is a folder, not a model file";
   QTest::newRow("missing path") << m_dir.filePath("nowhere/model.pt") << "no such file";
   QTest::newRow("zip, not a model") << test::fixture("not_a_model.zip") << "is a zip archive but not a TorchScript model";
