@@ -55,9 +55,21 @@ std::string decodeImage(const fs::path& file, std::int64_t channels, std::int64_
   int w = 0;
   int h = 0;
   int n = 0;
+  // The header first: a damaged or hostile file can claim dimensions whose pixels would not fit
+  // in memory, and stb would try to allocate them (found by fuzzing).
+  if (!stbi_info(file.string().c_str(), &w, &h, &n)) return file.filename().string() + " (" + stbi_failure_reason() + ")";
+  constexpr long long kMaxPixels = 64LL << 20;  // 64 megapixels: far beyond any model's input
+  if (w < 1 || h < 1) {  // stb accepts some damaged headers as a 0-pixel-wide image
+    return file.filename().string() + " (a damaged header: " + std::to_string(w) + "×" + std::to_string(h) + " pixels)";
+  }
+  if (static_cast<long long>(w) * h > kMaxPixels) {
+    return file.filename().string() + " (" + std::to_string(w) + "×" + std::to_string(h) +
+           " pixels: larger than the 64 megapixels Scalpel reads — scale it down first)";
+  }
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load(file.string().c_str(), &w, &h, &n, static_cast<int>(channels)), stbi_image_free);
   if (!pixels) return file.filename().string() + " (" + stbi_failure_reason() + ")";
+  if (w < 1 || h < 1) return file.filename().string() + " (a damaged header: no pixels)";
   std::vector<unsigned char> resized;
   const unsigned char* source = pixels.get();
   if (w != width || h != height) {

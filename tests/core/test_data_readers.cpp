@@ -260,6 +260,23 @@ void TestDataReaders::imageFolderSkipsUnreadableFiles() {
   QCOMPARE(result.dataset->size(), size_t(1));
   QCOMPARE(result.warnings.size(), size_t(1));
   QVERIFY2(QString::fromStdString(result.warnings.front()).contains("skipped 1 unreadable image: broken.png"), result.warnings.front().c_str());
+
+  // Damaged headers found by fuzzing: a BMP that stb reads as 0 pixels wide (its resize then
+  // divided by zero), and one claiming 100000×100000 pixels (stb would try to allocate 10 GB).
+  std::vector<float> pixels;
+  const QString zeroWide = SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/image/regression_zero_width_bmp";
+  QVERIFY(QString::fromStdString(decodeImage(zeroWide.toStdString(), 3, 28, 28, pixels)).contains("a damaged header: 0×393476 pixels"));
+  QByteArray huge("BM");
+  huge += QByteArray(52, '\0');
+  const auto put32 = [&](int at, quint32 v) { for (int i = 0; i < 4; ++i) huge[at + i] = static_cast<char>((v >> (8 * i)) & 0xff); };
+  put32(10, 54);      // pixel data offset
+  put32(14, 40);      // BITMAPINFOHEADER
+  put32(18, 100000);  // width
+  put32(22, 100000);  // height
+  huge[26] = 1;       // planes
+  huge[28] = 24;      // bits per pixel
+  const auto refused = decodeImage(write("huge.bmp", huge).toStdString(), 3, 28, 28, pixels);
+  QVERIFY2(QString::fromStdString(refused).contains("100000×100000 pixels: larger than the 64 megapixels Scalpel reads"), refused.c_str());
 }
 
 void TestDataReaders::imageFolderRefuses_data() {
