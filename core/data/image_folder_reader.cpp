@@ -62,6 +62,11 @@ std::string decodeImage(const fs::path& file, std::int64_t channels, std::int64_
   if (w < 1 || h < 1) {  // stb accepts some damaged headers as a 0-pixel-wide image
     return file.filename().string() + " (a damaged header: " + std::to_string(w) + "×" + std::to_string(h) + " pixels)";
   }
+  // A strip thousands of times longer than wide is damage, not a picture, and resizing it takes
+  // minutes (found by fuzzing: 4×589828).
+  if (std::max(w, h) > 1000LL * std::min(w, h)) {
+    return file.filename().string() + " (a damaged header: " + std::to_string(w) + "×" + std::to_string(h) + " pixels)";
+  }
   if (static_cast<long long>(w) * h > kMaxPixels) {
     return file.filename().string() + " (" + std::to_string(w) + "×" + std::to_string(h) +
            " pixels: larger than the 64 megapixels Scalpel reads — scale it down first)";

@@ -277,6 +277,10 @@ void TestDataReaders::imageFolderSkipsUnreadableFiles() {
   huge[28] = 24;      // bits per pixel
   const auto refused = decodeImage(write("huge.bmp", huge).toStdString(), 3, 28, 28, pixels);
   QVERIFY2(QString::fromStdString(refused).contains("100000×100000 pixels: larger than the 64 megapixels Scalpel reads"), refused.c_str());
+  put32(18, 4);  // a 4×589828 strip: resizing it took a minute
+  put32(22, 589828);
+  const auto strip = decodeImage(write("strip.bmp", huge).toStdString(), 3, 28, 28, pixels);
+  QVERIFY2(QString::fromStdString(strip).contains("a damaged header: 4×589828 pixels"), strip.c_str());
 }
 
 void TestDataReaders::imageFolderRefuses_data() {
