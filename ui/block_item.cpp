@@ -4,7 +4,6 @@
 #include <QPainter>
 #include <QPainterPath>
 
-#include <cmath>
 #include <limits>
 
 #include "diagram_style.h"
@@ -32,13 +31,7 @@ bool BlockItem::diagramSuggests() const {
 
 double BlockItem::shiftLevel() const {
   auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
-  double highest = std::numeric_limits<double>::quiet_NaN();
-  if (!diagram) return highest;
-  for (int member : m_tree->blocks().at(static_cast<size_t>(m_blockIndex)).members) {
-    const double level = diagram->shiftLevel(member);
-    if (!std::isnan(level) && (std::isnan(highest) || level > highest)) highest = level;
-  }
-  return highest;
+  return diagram ? diagram->blockShiftLevel(m_blockIndex) : std::numeric_limits<double>::quiet_NaN();
 }
 
 void BlockItem::refreshScores() {

@@ -28,7 +28,7 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   m_reader->addItem("Image folder (one subfolder per class)", ImageFolder);
   m_reader->addItem("CSV table (label in the last column)", CsvTable);
   m_path = new QLineEdit(this);
-  m_path->setPlaceholderText("Choose with Browse…");
+  m_path->setPlaceholderText("Type a path, or pick one with Browse…");
   m_browse = new QPushButton("Browse…", this);
   auto* pathRow = new QHBoxLayout;
   pathRow->addWidget(m_path, 1);

@@ -15,6 +15,15 @@
 
 namespace scalpel::ui {
 
+namespace {
+
+// A container's tooltip line: the largest shift among the layers inside it.
+QString highestInside(double level) {
+  return QStringLiteral("highest shift inside: %1× the noise floor").arg(std::pow(10.0, level), 0, 'f', 0);
+}
+
+}  // namespace
+
 LayerDiagramScene::LayerDiagramScene(QObject* parent) : QGraphicsScene(parent) {
   setBackgroundBrush(QColor(0xfb, 0xfc, 0xfd));
 }
@@ -94,17 +103,21 @@ QString LayerDiagramScene::blockScoreText(int blockIndex) const {
   if (blockIndex < 0 || blockIndex >= static_cast<int>(m_tree.blocks().size())) return {};
   const auto& block = m_tree.blocks()[static_cast<size_t>(blockIndex)];
   QStringList lines;
-  double highest = std::numeric_limits<double>::quiet_NaN();
-  for (int member : block.members) {
-    const double level = shiftLevel(member);
-    if (!std::isnan(level) && (std::isnan(highest) || level > highest)) highest = level;
-  }
-  if (!std::isnan(highest)) {
-    lines << QStringLiteral("highest shift inside: %1× the noise floor").arg(std::pow(10.0, highest), 0, 'f', 0);
-  }
+  const double highest = blockShiftLevel(blockIndex);
+  if (!std::isnan(highest)) lines << highestInside(highest);
   const auto rgn = m_rgn.find(QString::fromStdString(block.name));
   if (rgn != m_rgn.end()) lines << QStringLiteral("block RGN: %1").arg(*rgn, 0, 'g', 3);
   return lines.join("<br>");
+}
+
+double LayerDiagramScene::blockShiftLevel(int blockIndex) const {
+  double highest = std::numeric_limits<double>::quiet_NaN();
+  if (blockIndex < 0 || blockIndex >= static_cast<int>(m_tree.blocks().size())) return highest;
+  for (int member : m_tree.blocks()[static_cast<size_t>(blockIndex)].members) {
+    const double level = shiftLevel(member);
+    if (!std::isnan(level) && (std::isnan(highest) || level > highest)) highest = level;
+  }
+  return highest;
 }
 
 double LayerDiagramScene::shiftLevel(int node) const {
@@ -117,7 +130,7 @@ QString LayerDiagramScene::scoreText(int node) const {
   if (node < m_shiftText.size() && !m_shiftText[node].isEmpty()) {
     lines << QStringLiteral("shift: %1").arg(m_shiftText[node]);
   } else if (!std::isnan(shiftLevel(node))) {
-    lines << QStringLiteral("highest shift inside: %1× the noise floor").arg(std::pow(10.0, shiftLevel(node)), 0, 'f', 0);
+    lines << highestInside(shiftLevel(node));
   }
   const auto rgn = m_rgn.find(QString::fromStdString(m_tree.node(node).name));
   if (rgn != m_rgn.end()) lines << QStringLiteral("RGN: %1").arg(*rgn, 0, 'g', 3);

@@ -42,6 +42,7 @@ class LayerDiagramScene : public QGraphicsScene {
   bool isSuggested(int blockIndex) const { return m_suggested.contains(blockIndex); }
   // ShiftScale level of a node (NaN: not measured) and what its tooltip adds ("" if nothing).
   double shiftLevel(int node) const;
+  double blockShiftLevel(int blockIndex) const;  // the highest of its members'
   QString scoreText(int node) const;
   QString blockScoreText(int blockIndex) const;  // its highest shift inside and its RGN
 

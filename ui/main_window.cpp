@@ -47,6 +47,17 @@
 #include "scalpel/version.h"
 #include "util/logging.h"
 
+namespace {
+
+// The user's own data at `path` (an image folder, a table, an IDX file), as it is.
+scalpel::DataRequest dataAt(const QString& path) {
+  scalpel::DataRequest request;
+  request.source = path.toStdString();
+  return request;
+}
+
+}  // namespace
+
 // The help page is compiled into this static library; Q_INIT_RESOURCE must name it from the
 // global namespace, or the linker may drop it.
 static void initHelpResource() { Q_INIT_RESOURCE(help); }
@@ -268,17 +279,17 @@ void MainWindow::buildMenus() {
   file->addAction("Open Target &Image Folder…", this, [this] {
     const QString folder = QFileDialog::getExistingDirectory(
         this, "Target data: a folder with one subfolder of images per class");
-    if (!folder.isEmpty()) openData(true, DataRequest{folder.toStdString(), "test", {}, 3, 0, {}, {}});
+    if (!folder.isEmpty()) openData(true, dataAt(folder));
   });
   file->addAction("Open Target &CSV…", this, [this] {
     const QString csv = QFileDialog::getOpenFileName(this, "Target data: a table", {},
                                                      "CSV files (*.csv);;All files (*)");
-    if (!csv.isEmpty()) openData(true, DataRequest{csv.toStdString(), "test", {}, 3, 0, {}, {}});
+    if (!csv.isEmpty()) openData(true, dataAt(csv));
   });
   file->addAction("Open S&ource Image Folder…", this, [this] {
     const QString folder = QFileDialog::getExistingDirectory(
         this, "Source data (what the model was trained on): one subfolder of images per class");
-    if (!folder.isEmpty()) openData(false, DataRequest{folder.toStdString(), "test", {}, 3, 0, {}, {}});
+    if (!folder.isEmpty()) openData(false, dataAt(folder));
   });
   file->addSeparator();
   file->addAction("&Save Session", QKeySequence::Save, this, [this] { saveCurrentSession(); });
@@ -368,13 +379,8 @@ void MainWindow::openDataDialog() {
   if (!m_dataDialog) {
     m_dataDialog = new DataDialog(this);
     m_dataDialog->setAttribute(Qt::WA_DeleteOnClose);
-    connect(m_dataDialog, &DataDialog::previewRequested, this, [this](const DataRequest& request) {
-      DataRequest sized = request;  // images at the model's input size, as openData() reads them
-      const auto& metadata = m_inspection.metadata;
-      if (metadata.inputShape.size() == 4) sized.itemShape.assign(metadata.inputShape.begin() + 1, metadata.inputShape.end());
-      sized.classNames = metadata.classNames;
-      Q_EMIT requestPreview(sized);
-    });
+    connect(m_dataDialog, &DataDialog::previewRequested, this,
+            [this](const DataRequest& request) { Q_EMIT requestPreview(sizedForModel(request)); });
     connect(m_dataDialog, &QDialog::accepted, this, [this] {
       openData(m_dataDialog->isTarget(), m_dataDialog->request());
     });
@@ -622,14 +628,18 @@ void MainWindow::onPretrainFinished(const PretrainResult& result, const QString&
   openModel(outPath);
 }
 
-void MainWindow::openData(bool target, const DataRequest& given) {
-  DataRequest request = given;
+DataRequest MainWindow::sizedForModel(DataRequest request) const {
   // Images are read at the model's input size, and folders matched to the model's outputs.
   const auto& metadata = m_inspection.metadata;
   if (request.itemShape.empty() && metadata.inputShape.size() == 4) {
     request.itemShape.assign(metadata.inputShape.begin() + 1, metadata.inputShape.end());
   }
   if (request.classNames.empty()) request.classNames = metadata.classNames;
+  return request;
+}
+
+void MainWindow::openData(bool target, const DataRequest& given) {
+  const DataRequest request = sizedForModel(given);
   (target ? m_targetRequest : m_sourceRequest) = given;  // as asked: the model's shape is added again on reopening
   statusBar()->showMessage(QStringLiteral("Loading %1…").arg(QString::fromStdString(request.describe())));
   Q_EMIT requestData(static_cast<int>(target ? DataRole::Target : DataRole::Source), request);
@@ -778,7 +788,7 @@ void MainWindow::dropEvent(QDropEvent* event) {
   const QString path = urls.front().toLocalFile();
   const QFileInfo info(path);
   if (info.isDir() || info.suffix().compare("csv", Qt::CaseInsensitive) == 0) {
-    openData(true, DataRequest{path.toStdString(), "test", {}, 3, 0, {}, {}});
+    openData(true, dataAt(path));
   } else {
     openFile(path);
   }
@@ -827,8 +837,7 @@ void MainWindow::onTrainingFinished(const FineTuneRun& run, const QString& planE
   }
   if (ok) m_lastRun = run;
   if (!run.result.device.empty()) m_deviceLabel->setText(QString::fromStdString("device: " + run.result.device));
-  m_exportAction->setEnabled(m_lastRun.has_value());
-  m_exportReportAction->setEnabled(m_lastRun.has_value());
+  enableRunActions();
   if (ok) {
     m_sessionRuns.push_back(SessionRun{run.report.plan.strategy, {}, run.report});
     markDirty();
@@ -864,6 +873,11 @@ QString MainWindow::exportRun(const FineTuneRun& run, const QString& path) {
     }
   }
   return {};
+}
+
+void MainWindow::enableRunActions() {
+  m_exportAction->setEnabled(m_lastRun.has_value());
+  m_exportReportAction->setEnabled(m_lastRun.has_value());
 }
 
 QString MainWindow::exportReport(const QString& folder) {
@@ -954,8 +968,7 @@ void MainWindow::openComparedRun(int row) {
   if (row < 0 || row >= m_compare->runCount() || !m_compare->run(row).result.tunedModel) return;
   m_lastRun = m_compare->run(row);
   m_training->showRun(*m_lastRun);
-  m_exportAction->setEnabled(true);
-  m_exportReportAction->setEnabled(true);
+  enableRunActions();
   if (auto* dock = findChild<QDockWidget*>("trainingDock")) dock->raise();
   statusBar()->showMessage("Opened " + m_compare->labelOf(row) + ": File ▸ Export Tuned Model… saves it");
 }

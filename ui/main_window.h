@@ -145,6 +145,9 @@ class MainWindow : public QMainWindow {
   QString diagnosisHtml() const;
   void showWelcome();  // the details pane with no model open
   void showSuggestion();  // outlines the blocks m_plan trains
+  void enableRunActions();  // File ▸ Export Tuned Model / Report follow m_lastRun
+  // `request` with the open model's input size and class names filled in where it has none.
+  DataRequest sizedForModel(DataRequest request) const;
   // Sessions:
   void markDirty();  // unsaved changes; the autosave follows shortly
   void autosave();

@@ -132,8 +132,7 @@ void MainWindow::resetSession() {
   m_diagnosis.reset();
   m_plan = FreezePlan{};
   m_lastRun.reset();
-  m_exportAction->setEnabled(false);
-  m_exportReportAction->setEnabled(false);
+  enableRunActions();
   m_scene->clearTree();
   m_view->setLegendVisible(false);
   m_freeze->setTree(LayerTree());

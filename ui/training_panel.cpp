@@ -226,8 +226,7 @@ void TrainingPanel::setRunning(bool running) {
   }
   if (running) {
     for (int g = 0; g < m_curves->graphCount(); ++g) m_curves->graph(g)->data()->clear();
-    m_gradientNorms.clear();
-    m_gradientAt.clear();
+    clearGradients();
     m_progress->setValue(0);
     m_result->clear();
     m_status->setText("Starting …");
@@ -286,8 +285,7 @@ void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError)
 
 void TrainingPanel::showRun(const FineTuneRun& run) {
   for (int g = 0; g < m_curves->graphCount(); ++g) m_curves->graph(g)->data()->clear();
-  m_gradientNorms.clear();  // a report keeps the curves, not every step's gradients
-  m_gradientAt.clear();
+  clearGradients();  // a report keeps the curves, not every step's gradients
   for (const auto& point : run.report.history) {
     const auto step = static_cast<double>(point.step);
     m_curves->graph(0)->addData(step, point.trainLoss);
@@ -308,9 +306,13 @@ void TrainingPanel::redraw() {
 
 void TrainingPanel::setModelBlocks(const QStringList& blocks) {
   m_modelBlocks = blocks;
+  clearGradients();
+  redrawGradients();
+}
+
+void TrainingPanel::clearGradients() {
   m_gradientNorms.clear();
   m_gradientAt.clear();
-  redrawGradients();
 }
 
 double TrainingPanel::gradientNorm(int step, int block) const {

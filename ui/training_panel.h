@@ -70,6 +70,7 @@ class TrainingPanel : public QWidget {
  private:
   void redraw();
   void redrawGradients();
+  void clearGradients();
 
   QComboBox* m_strategy;
   scalpel::TrainOptions m_hidden;  // what setOptions() got, for the fields without a control
