@@ -1,5 +1,6 @@
 // Faults that must not lose the user's work: a process killed (SIGKILL) at random moments while
-// it saves a session or exports a model, and a disk that fills up during a save. The writer is a
+// it saves a session or exports a model, and a disk that fills up during a save or an export (a
+// file-size limit everywhere; a real full tmpfs where the test may mount one). The writer is a
 // separate process (fault_writer) so that it can really be killed.
 
 #include <QProcess>
@@ -59,6 +60,7 @@ class TestFaults : public QObject {
   void killedSessionSavesLeaveALoadableSession();
   void killedExportsLeaveALoadableModel();
   void aFullDiskKeepsThePreviousSession();
+  void aFullTmpfsKeepsThePreviousFiles();
 };
 
 void TestFaults::killedSessionSavesLeaveALoadableSession() {
@@ -122,6 +124,56 @@ void TestFaults::aFullDiskKeepsThePreviousSession() {
   QVERIFY(scalpel::loadSession(path, loaded).ok);
   QCOMPARE(loaded.strategy, std::string("manual"));
   QCOMPARE(temporariesBeside(path), 0);  // the failed write removed its temporary file
+}
+
+// A real full disk (ENOSPC): a 1 MiB tmpfs holding the user's session and exported model, filled
+// up to its last byte by another file, then both written again with more than fits. Mounting needs
+// root (CI and this machine run as root); elsewhere the file-size-limit test above covers the path.
+void TestFaults::aFullTmpfsKeepsThePreviousFiles() {
+  QTemporaryDir dir;
+  const QString mountPoint = dir.filePath("small-disk");
+  QVERIFY(QDir().mkpath(mountPoint));
+  if (QProcess::execute("mount", {"-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint}) != 0) {
+    QSKIP("cannot mount a tmpfs here (needs root); aFullDiskKeepsThePreviousSession covers the path");
+  }
+  struct Unmount {
+    QString point;
+    ~Unmount() { QProcess::execute("umount", {point}); }
+  } unmount{mountPoint};
+
+  const fs::path session = (mountPoint + "/work.json").toStdString();
+  const fs::path exported = (mountPoint + "/tuned.pt").toStdString();
+  QCOMPARE(saveFirstSession(session), QString());
+  std::ifstream in(scalpel::test::fixture("small_cnn.pt").toStdString(), std::ios::binary);
+  const std::string model((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  QCOMPARE(QString::fromStdString(scalpel::exportTunedModel(model, R"({"variant": "first"})", exported)), QString());
+  {  // Fill the disk: write until the file system refuses.
+    std::ofstream filler((mountPoint + "/filler").toStdString(), std::ios::binary);
+    const std::string block(4096, 'x');
+    while (filler.write(block.data(), block.size()) && filler.flush()) {
+    }
+  }
+
+  scalpel::Session next;
+  next.strategy = "auto";
+  const QString saveError = QString::fromStdString(scalpel::saveSession(next, session));
+  qInfo("saving on a full disk: %s", qPrintable(saveError));
+  QVERIFY2(saveError.contains("No space left on device") && saveError.contains("the previous file is unchanged"),
+           qPrintable(saveError));
+  const QString exportError =
+      QString::fromStdString(scalpel::exportTunedModel(model, R"({"variant": "second"})", exported));
+  qInfo("exporting on a full disk: %s", qPrintable(exportError));
+  QVERIFY2(exportError.contains("No space left on device") && exportError.contains("the previous file is unchanged"),
+           qPrintable(exportError));
+
+  scalpel::Session loaded;
+  QVERIFY(scalpel::loadSession(session, loaded).ok);
+  QCOMPARE(loaded.strategy, std::string("manual"));
+  std::string report;
+  QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(exported, report)), QString());
+  QVERIFY2(report.find("first") != std::string::npos, report.c_str());
+  QCOMPARE(temporariesBeside(session), 0);  // the failed writes removed their temporary files
+  QCOMPARE(temporariesBeside(exported), 0);
 }
 
 QTEST_GUILESS_MAIN(TestFaults)
