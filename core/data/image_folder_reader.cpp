@@ -59,12 +59,9 @@ std::string decodeImage(const fs::path& file, std::int64_t channels, std::int64_
   // in memory, and stb would try to allocate them (found by fuzzing).
   if (!stbi_info(file.string().c_str(), &w, &h, &n)) return file.filename().string() + " (" + stbi_failure_reason() + ")";
   constexpr long long kMaxPixels = 64LL << 20;  // 64 megapixels: far beyond any model's input
-  if (w < 1 || h < 1) {  // stb accepts some damaged headers as a 0-pixel-wide image
-    return file.filename().string() + " (a damaged header: " + std::to_string(w) + "×" + std::to_string(h) + " pixels)";
-  }
-  // A strip thousands of times longer than wide is damage, not a picture, and resizing it takes
-  // minutes (found by fuzzing: 4×589828).
-  if (std::max(w, h) > 1000LL * std::min(w, h)) {
+  // Damage, not a picture (both found by fuzzing): stb accepts some damaged headers as a 0-pixel-wide
+  // image, and a strip thousands of times longer than wide (4×589828) takes minutes to resize.
+  if (w < 1 || h < 1 || std::max(w, h) > 1000LL * std::min(w, h)) {
     return file.filename().string() + " (a damaged header: " + std::to_string(w) + "×" + std::to_string(h) + " pixels)";
   }
   if (static_cast<long long>(w) * h > kMaxPixels) {

@@ -11,9 +11,21 @@
 #include <QStringList>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 namespace scalpel::test {
+
+// A whole file's bytes ("" if it cannot be read).
+inline std::string readBytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
 
 inline QString fixture(const QString& file) { return QStringLiteral(SCALPEL_FIXTURE_DIR "/") + file; }
 

@@ -10,7 +10,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <thread>
 
 #include "core/reference.h"
@@ -91,8 +90,7 @@ void TestFaults::killedExportsLeaveALoadableModel() {
   QTemporaryDir dir;
   const QString model = scalpel::test::fixture("small_cnn.pt");
   const fs::path path = dir.filePath("tuned.pt").toStdString();
-  std::ifstream in(model.toStdString(), std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = scalpel::test::readBytes(model.toStdString());
   QCOMPARE(QString::fromStdString(scalpel::exportTunedModel(bytes, R"({"variant": "first"})", path)), QString());
   for (int kill = 0; kill < kKills; ++kill) {
     killMidWrite({"export", model, QString::fromStdString(path.string())});
@@ -144,8 +142,7 @@ void TestFaults::aFullTmpfsKeepsThePreviousFiles() {
   const fs::path session = (mountPoint + "/work.json").toStdString();
   const fs::path exported = (mountPoint + "/tuned.pt").toStdString();
   QCOMPARE(saveFirstSession(session), QString());
-  std::ifstream in(scalpel::test::fixture("small_cnn.pt").toStdString(), std::ios::binary);
-  const std::string model((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string model = scalpel::test::readBytes(scalpel::test::fixture("small_cnn.pt").toStdString());
   QCOMPARE(QString::fromStdString(scalpel::exportTunedModel(model, R"({"variant": "first"})", exported)), QString());
   {  // Fill the disk: write until the file system refuses.
     std::ofstream filler((mountPoint + "/filler").toStdString(), std::ios::binary);

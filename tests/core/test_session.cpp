@@ -16,8 +16,8 @@
 #include <functional>
 #include <limits>
 #include <regex>
-#include <sstream>
 
+#include "core/reference.h"
 #include "io/run_report.h"
 #include "io/session.h"
 #include "io/train_format.h"
@@ -25,6 +25,7 @@
 #include "util/fingerprint.h"
 
 using namespace scalpel;
+using scalpel::test::readBytes;
 namespace fs = std::filesystem;
 
 namespace {
@@ -33,13 +34,6 @@ void writeBytes(const fs::path& path, const std::string& bytes) {
   fs::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
-}
-
-std::string readBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 nlohmann::json readJson(const fs::path& path) { return nlohmann::json::parse(readBytes(path)); }
