@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
     command->add_option("--model", modelPath, "TorchScript model")->required();
     command->add_option("--target", targetRequest.source, "fashion-mnist, an image folder or a .csv file");
     command->add_option("--split", targetRequest.split, "train or test (for fashion-mnist)");
+    command->add_option("--regress", targetRequest.regressionTargets, "CSV columns to predict (comma-separated): a regression task")->delimiter(',');
     command->add_option("--shift", targetRequest.shift, "put this shift on the target first (scalpel-cli shifts)");
     command->add_option("--severity", targetRequest.severity, "1 (mild) to 5 (strong)");
     command->add_option("--seed", targetRequest.seed, "seed of the shift and of the sampled items");
@@ -199,7 +200,8 @@ int main(int argc, char** argv) {
     scalpel::Dataset source;
     if (!sourceSpec.empty()) {
       scalpel::DataSummary sourceSummary;
-      scalpel::loadRequestedData(scalpel::DataRequest{sourceSpec, sourceSplit, {}, 3, 0, {}, {}}, source, sourceSummary);
+      // The same columns to predict as the target's: they are not features.
+      scalpel::loadRequestedData(scalpel::DataRequest{sourceSpec, sourceSplit, {}, 3, 0, {}, {}, targetRequest.regressionTargets}, source, sourceSummary);
       if (!sourceSummary.ok) return fail(sourceSummary.error);
     }
     analysisOptions.seed = targetRequest.seed;

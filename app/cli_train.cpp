@@ -58,12 +58,13 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   command.modelOption = train->add_option("--model", s.modelPath, "pretrained TorchScript model");
   train->add_option("--target", s.target.source, "fashion-mnist, an image folder or a .csv file");
   train->add_option("--split", s.target.split, "train or test (for fashion-mnist)");
+  train->add_option("--regress", s.target.regressionTargets, "CSV columns to predict (comma-separated): a regression task, trained with mse")->delimiter(',');
   train->add_option("--shift", s.target.shift, "put this shift on the target first (scalpel-cli shifts)");
   train->add_option("--severity", s.target.severity, "1 (mild) to 5 (strong)");
   train->add_option("--data-seed", s.target.seed, "seed of the shift");
   train->add_option("--source", command.source, "data the model was trained on, for the analysis of --strategy auto (default: BatchNorm statistics)");
-  train->add_option("--train-per-class", s.split.trainPerClass, "labelled target items per class to train on");
-  train->add_option("--validation-per-class", s.split.validationPerClass, "items per class to choose the best state with (the rest is the test split)");
+  train->add_option("--train-per-class", s.split.trainPerClass, "labelled target items per class to train on (regression: in all)");
+  train->add_option("--validation-per-class", s.split.validationPerClass, "items per class to choose the best state with (regression: in all; the rest is the test split)");
   train->add_option("--split-seed", s.split.seed, "seed of the split");
   train->add_option("--strategy", s.strategy, "auto, auto-rgn, probe, all, last or block:NAME");
   train->add_option("--probe-epochs", command.probeEpochs, "epochs of each block's run for --strategy probe");
@@ -77,9 +78,9 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   train->add_option("--batch-size", o.batchSize, "items per step")->check(CLI::Range(1, 65536));
   train->add_option("--epochs", o.epochs, "passes over the training split");
   train->add_option("--max-steps", o.maxSteps, "a step budget instead of epochs (0: epochs decide)");
-  train->add_option("--loss", o.loss, "cross-entropy or mse");
+  train->add_option("--loss", o.loss, "cross-entropy or mse (for class labels; regression always uses mse)");
   train->add_option("--evaluate-every", o.evaluateEverySteps, "evaluate every N steps (0: every epoch)");
-  train->add_option("--select-by", o.selectBy, "accuracy or loss: the validation metric that picks the best state");
+  train->add_option("--select-by", o.selectBy, "accuracy (R² for regression) or loss: the validation metric that picks the best state");
   train->add_option("--patience", o.patience, "stop after N evaluations without improvement (0: never)");
   train->add_flag("--bn-eval", o.batchNormEval, "keep every BatchNorm in eval mode (the paper's protocol)");
   train->add_option("--seed", o.seed, "the same seed gives the same run");
@@ -106,6 +107,7 @@ int runTrainCommand(TrainCommand& command) {
     if (given("--model")) session.modelPath = flags.modelPath;
     if (given("--target")) session.target.source = flags.target.source;
     if (given("--split")) session.target.split = flags.target.split;
+    if (given("--regress")) session.target.regressionTargets = flags.target.regressionTargets;
     if (given("--shift")) session.target.shift = flags.target.shift;
     if (given("--severity")) session.target.severity = flags.target.severity;
     if (given("--data-seed")) session.target.seed = flags.target.seed;
@@ -151,7 +153,7 @@ int runTrainCommand(TrainCommand& command) {
   // Reference statistics for the analysis: --source, the session's source data, or BatchNorm's.
   if (!command.source.empty()) {
     session.reference = "data";
-    session.source = DataRequest{command.source, "train", {}, 3, 0, {}, {}};
+    session.source = DataRequest{command.source, "train", {}, 3, 0, {}, {}, session.target.regressionTargets};
   }
   Dataset source;
   const bool useSource = session.reference == "data" && !session.source.source.empty();
@@ -189,7 +191,7 @@ int runTrainCommand(TrainCommand& command) {
     }
     if (event.kind != TrainEvent::Kind::Evaluation) return;
     std::cout << "epoch " << event.epoch + 1 << " step " << event.step << "/" << event.totalSteps << ": validation loss "
-              << std::fixed << std::setprecision(4) << event.validation.loss << ", accuracy " << percent(event.validation.accuracy)
+              << std::fixed << std::setprecision(4) << event.validation.loss << ", " << event.validation.scoreName() << " " << percent(event.validation.score())
               << (event.best ? "  (best)" : "") << "\n" << std::flush;
     auto& report = session.runs.back().report;
     EvaluationPoint point;
@@ -217,8 +219,13 @@ int runTrainCommand(TrainCommand& command) {
   if (!result.error.empty()) std::cout << "  " << result.error << "\n";
   if (!result.note.empty()) std::cout << "  note: " << result.note << "\n";
   std::cout << "trained " << result.trainableParameters << " of " << result.trainableParameters + result.frozenParameters << " parameters\n";
-  std::cout << "validation accuracy " << percent(result.validationBefore.accuracy) << " -> " << percent(result.validationAfter.accuracy) << "\n";
-  if (result.testAfter.items) std::cout << "test accuracy " << percent(result.testBefore.accuracy) << " -> " << percent(result.testAfter.accuracy) << "\n";
+  const auto change = [](const char* split, const Evaluation& before, const Evaluation& after) {
+    std::cout << split << " " << after.scoreName() << " " << percent(before.score()) << " -> " << percent(after.score());
+    if (after.regression) std::cout << " (mean absolute error " << std::setprecision(4) << before.meanAbsoluteError << " -> " << after.meanAbsoluteError << ")";
+    std::cout << "\n";
+  };
+  change("validation", result.validationBefore, result.validationAfter);
+  if (result.testAfter.items) change("test", result.testBefore, result.testAfter);
   std::cout << command.out << ": the tuned model, with its report inside\n";
   if (!command.reportFolder.empty()) std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report\n";
   return result.ok ? 0 : 1;
@@ -260,8 +267,8 @@ int runExportCommand(ExportCommand& command) {
   }
   if (!command.reportFolder.empty()) {
     if (auto problem = writeReportFolder(report, command.reportFolder); !problem.empty()) return fail(problem);
-    std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report (" << report.outcome << ", test accuracy "
-              << percent(report.testBefore.accuracy) << " -> " << percent(report.testAfter.accuracy) << ")\n";
+    std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report (" << report.outcome << ", test " << report.testAfter.scoreName() << " "
+              << percent(report.testBefore.score()) << " -> " << percent(report.testAfter.score()) << ")\n";
   }
   return 0;
 }

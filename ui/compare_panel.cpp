@@ -11,14 +11,13 @@
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include "score_text.h"
 
 namespace scalpel::ui {
 
 namespace {
 
 enum Column { PlanColumn, TrainsColumn, ValidationColumn, TestColumn, TimeColumn, OutcomeColumn, ColumnCount };
-
-QString percent(double fraction) { return QString::number(100 * fraction, 'f', 1) + "%"; }
 
 // Distinct, colour-blind-friendly line colours (Okabe–Ito), then repeats with a dash.
 QPen runPen(int index) {
@@ -181,7 +180,8 @@ void ComparePanel::onEvent(const TrainEvent& event) {
   if (m_curves->graphCount() == 0) return;
   auto* graph = m_curves->graph(m_curves->graphCount() - 1);
   if (event.kind == TrainEvent::Kind::Evaluation) {
-    graph->addData(static_cast<double>(event.step), 100 * event.validation.accuracy);
+    graph->addData(static_cast<double>(event.step), 100 * event.validation.score());
+    m_curves->yAxis->setLabel(QString("validation %1 (%)").arg(event.validation.scoreName()));
     if (!m_replot.isActive()) m_replot.start();
   } else if (event.kind == TrainEvent::Kind::Step) {
     m_status->setText(QString("%1: epoch %2, step %3 of %4 · loss %5")
@@ -198,7 +198,7 @@ void ComparePanel::addResult(const FineTuneRun& run, const QString& planError) {
   if (!planError.isEmpty()) entry.run.report.message = planError.toStdString();
   // The unmodified model's validation accuracy starts each curve, so the gain shows.
   if (entry.ok && m_curves->graphCount()) {
-    m_curves->graph(m_curves->graphCount() - 1)->addData(0, 100 * run.result.validationBefore.accuracy);
+    m_curves->graph(m_curves->graphCount() - 1)->addData(0, 100 * run.result.validationBefore.score());
   }
   m_runs.push_back(std::move(entry));
   refreshTable();
@@ -217,7 +217,7 @@ int ComparePanel::bestRow() const {
   for (int row = 0; row < runCount(); ++row) {
     const auto& entry = m_runs[static_cast<std::size_t>(row)];
     if (!entry.ok) continue;
-    if (best < 0 || entry.run.result.validationAfter.accuracy > m_runs[static_cast<std::size_t>(best)].run.result.validationAfter.accuracy) best = row;
+    if (best < 0 || entry.run.result.validationAfter.score() > m_runs[static_cast<std::size_t>(best)].run.result.validationAfter.score()) best = row;
   }
   return best;
 }
@@ -246,8 +246,8 @@ void ComparePanel::refreshTable() {
     const QStringList cells{
         entry.label,
         entry.ok && total > 0 ? QString("%1 of the parameters").arg(percent(static_cast<double>(r.trainableParameters) / static_cast<double>(total))) : "",
-        entry.ok ? percent(r.validationBefore.accuracy) + " → " + percent(r.validationAfter.accuracy) : "",
-        entry.ok && r.testAfter.items ? percent(r.testBefore.accuracy) + " → " + percent(r.testAfter.accuracy) : "",
+        entry.ok ? scoreChange(r.validationBefore, r.validationAfter) : "",
+        entry.ok && r.testAfter.items ? scoreChange(r.testBefore, r.testAfter) : "",
         entry.ok ? QString::number(r.seconds, 'f', 1) + " s" : "",
         row == best ? outcome + " · best on validation" : outcome};
     for (int column = 0; column < ColumnCount; ++column) {

@@ -26,7 +26,7 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   m_reader->addItem("Fashion-MNIST (built in, IDX)", FashionMnist);
   m_reader->addItem("IDX images file (MNIST style)", IdxFile);
   m_reader->addItem("Image folder (one subfolder per class)", ImageFolder);
-  m_reader->addItem("CSV table (label in the last column)", CsvTable);
+  m_reader->addItem("CSV table (label in the last column, or columns to predict)", CsvTable);
   m_path = new QLineEdit(this);
   m_path->setPlaceholderText("Type a path, or pick one with Browse…");
   m_browse = new QPushButton("Browse…", this);
@@ -35,6 +35,11 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   pathRow->addWidget(m_browse);
   m_split = new QComboBox(this);
   m_split->addItems({"test", "train"});
+  m_regress = new QLineEdit(this);
+  m_regress->setObjectName("regressionTargets");
+  m_regress->setPlaceholderText("empty: classify by the label in the last column");
+  m_regress->setToolTip("Regression: the numeric columns of the CSV to predict, by their header names, separated by commas. "
+                        "The model needs one output per column; it is trained with mean squared error and scored by R².");
   m_shift = new QComboBox(this);
   m_shift->addItem("none (the data as it is)", QString());
   for (const auto& shift : shiftCatalogue()) {
@@ -56,6 +61,7 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   form->addRow("Reader", m_reader);
   form->addRow("File or folder", pathRow);
   form->addRow("Split", m_split);
+  form->addRow("Columns to predict", m_regress);
   form->addRow("Synthetic shift", m_shift);
   form->addRow("Severity (1–5)", m_severity);
   form->addRow(m_shiftHelp);
@@ -85,6 +91,7 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   }
   connect(m_severity, &QSpinBox::valueChanged, this, &DataDialog::updateControls);
   connect(m_path, &QLineEdit::textChanged, this, &DataDialog::updateControls);
+  connect(m_regress, &QLineEdit::textChanged, this, &DataDialog::updateControls);
   connect(m_previewButton, &QPushButton::clicked, this, [this] {
     QString problem;
     const auto chosen = request(&problem);
@@ -119,6 +126,8 @@ void DataDialog::setShift(const QString& name, int severity) {
   m_severity->setValue(severity);
 }
 
+void DataDialog::setRegressionTargets(const QString& columns) { m_regress->setText(columns); }
+
 DataRequest DataDialog::request(QString* problem) const {
   DataRequest chosen;
   const auto reader = static_cast<Reader>(m_reader->currentData().toInt());
@@ -126,6 +135,11 @@ DataRequest DataDialog::request(QString* problem) const {
   chosen.split = m_split->currentText().toStdString();
   chosen.shift = m_shift->currentData().toString().toStdString();
   chosen.severity = m_severity->value();
+  if (reader == CsvTable) {
+    for (const auto& column : m_regress->text().split(',', Qt::SkipEmptyParts)) {
+      if (!column.trimmed().isEmpty()) chosen.regressionTargets.push_back(column.trimmed().toStdString());
+    }
+  }
   if (problem) {
     *problem = reader != FashionMnist && chosen.source.empty()
                    ? QStringLiteral("Choose a file or folder with Browse… first.")
@@ -153,6 +167,7 @@ void DataDialog::updateControls() {
   m_path->setEnabled(reader != FashionMnist);
   m_browse->setEnabled(reader != FashionMnist);
   m_split->setEnabled(reader == FashionMnist);
+  m_regress->setEnabled(reader == CsvTable);
   const auto* shift = findShift(m_shift->currentData().toString().toStdString());
   m_severity->setEnabled(shift && shift->usesSeverity);
   m_shiftHelp->setText(shift ? QString::fromStdString(shift->description)
@@ -177,10 +192,10 @@ void DataDialog::showPreview(const DataSummary& summary) {
                      summary.preview.width * 3, QImage::Format_RGB888);
   m_preview->setPixmap(QPixmap::fromImage(image.copy()));
   m_previewed = summary.description;
-  QString text = QStringLiteral("<b>%1</b>: %2 items, %3 classes")
+  QString text = QStringLiteral("<b>%1</b>: %2 items, %3")
                      .arg(QString::fromStdString(summary.description).toHtmlEscaped())
                      .arg(summary.items)
-                     .arg(summary.classNames.size());
+                     .arg(QString::fromStdString(summary.labelling()).toHtmlEscaped());
   if (summary.preview.height > 0 && !m_shift->currentData().toString().isEmpty()) text += " — top row clean, bottom row shifted";
   for (const auto& warning : summary.warnings) text += "<br>⚠ " + QString::fromStdString(warning).toHtmlEscaped();
   m_summary->setText(text);

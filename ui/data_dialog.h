@@ -31,6 +31,8 @@ class DataDialog : public QDialog {
   void setTarget(bool target);
   void setReader(Reader reader, const QString& path = {});
   void setShift(const QString& name, int severity);
+  // CSV: the columns to predict, comma-separated (regression); empty: classification.
+  void setRegressionTargets(const QString& columns);
   // Shows a preview that the worker loaded (ignored if the choice changed since).
   void showPreview(const scalpel::DataSummary& summary);
   bool hasPreview() const;
@@ -47,6 +49,7 @@ class DataDialog : public QDialog {
   QLineEdit* m_path;
   QPushButton* m_browse;
   QComboBox* m_split;
+  QLineEdit* m_regress;  // CSV: the columns to predict (regression)
   QComboBox* m_shift;
   QSpinBox* m_severity;
   QLabel* m_shiftHelp;

@@ -732,12 +732,12 @@ QString MainWindow::diagnosisHtml() const {
 QString MainWindow::dataHtml(bool target) const {
   const DataSummary& data = target ? m_targetData : m_sourceData;
   if (!data.ok) return {};
-  QString text = QStringLiteral("<h4>%1</h4><p><tt>%2</tt><br>%3 items of %4 · %5 classes</p>")
+  QString text = QStringLiteral("<h4>%1</h4><p><tt>%2</tt><br>%3 items of %4 · %5</p>")
                      .arg(target ? "Target data (shifted)" : "Source reference",
                           html(data.description))
                      .arg(data.items)
                      .arg(html(formatShape(data.itemShape)))
-                     .arg(data.classNames.size());
+                     .arg(html(data.labelling()));
   if (data.preview.width > 0) {
     text += QStringLiteral("<p><img src='%1'><br><span style='color:#555'>%2</span></p>")
                 .arg(target ? "scalpel:target-preview" : "scalpel:source-preview",

@@ -2,6 +2,8 @@
 
 #include <QElapsedTimer>
 
+#include <algorithm>
+
 #include "util/logging.h"
 #include "util/threads.h"
 
@@ -145,7 +147,10 @@ void ModelWorker::train(const QString& modelPath, const QString& strategy, const
     QElapsedTimer sinceReport;
     sinceReport.start();
     run = fineTune(modelPath.toStdString(), choice, data, options, [&](const TrainEvent& event) {
-      if (event.kind != TrainEvent::Kind::Step || sinceReport.elapsed() >= 100 || event.step == event.totalSteps) {
+      // Steps reach the window every 100 ms, and at least one in every 1/500 of the run, so a
+      // run of a few hundred fast steps still draws its whole curve without flooding the window.
+      const std::size_t stride = std::max<std::size_t>(1, event.totalSteps / 500);
+      if (event.kind != TrainEvent::Kind::Step || sinceReport.elapsed() >= 100 || event.step % stride == 0 || event.step == event.totalSteps) {
         sinceReport.restart();
         Q_EMIT trainingEvent(event);
       }

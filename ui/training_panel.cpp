@@ -16,12 +16,11 @@
 #include <QVBoxLayout>
 
 #include "util/device_info.h"
+#include "score_text.h"
 
 namespace scalpel::ui {
 
 namespace {
-
-QString percent(double fraction) { return QString::number(100 * fraction, 'f', 1) + "%"; }
 
 QString duration(double seconds) {
   const int s = static_cast<int>(seconds + 0.5);
@@ -259,7 +258,8 @@ void TrainingPanel::onEvent(const TrainEvent& event) {
                           .arg(event.loss, 0, 'f', 3).arg(event.samplesPerSecond, 0, 'f', 0));
   } else if (event.kind == TrainEvent::Kind::Evaluation) {
     m_curves->graph(1)->addData(static_cast<double>(event.step), event.validation.loss);
-    m_curves->graph(2)->addData(static_cast<double>(event.step), 100 * event.validation.accuracy);
+    m_curves->graph(2)->addData(static_cast<double>(event.step), 100 * event.validation.score());
+    nameScore(event.validation);
   }
   if (!m_replot.isActive()) m_replot.start();
 }
@@ -275,8 +275,8 @@ void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError)
   const TrainResult& r = run.result;
   m_progress->setFormat(r.ok ? "done" : "%p%");
   m_status->setText(QString::fromStdString(r.ok && r.error.empty() ? "Finished " + std::to_string(r.steps) + " steps in " + duration(r.seconds).toStdString() + " on " + r.device : r.error));
-  QString text = QString("Validation accuracy %1 → <b>%2</b>").arg(percent(r.validationBefore.accuracy), percent(r.validationAfter.accuracy));
-  if (r.testAfter.items) text += QString(" · test accuracy %1 → <b>%2</b>").arg(percent(r.testBefore.accuracy), percent(r.testAfter.accuracy));
+  QString text = QString("Validation %1 %2").arg(r.validationAfter.scoreName(), scoreChange(r.validationBefore, r.validationAfter, true));
+  if (r.testAfter.items) text += QString(" · test %1 %2").arg(r.testAfter.scoreName(), scoreChange(r.testBefore, r.testAfter, true));
   text += QString(" · trained %1 of %2 parameters").arg(r.trainableParameters).arg(r.trainableParameters + r.frozenParameters);
   text += QString("<br>%1").arg(QString::fromStdString(run.report.plan.explanation).toHtmlEscaped());
   if (r.tunedModel) text += " File ▸ Export Tuned Model… saves it with its report.";
@@ -290,9 +290,18 @@ void TrainingPanel::showRun(const FineTuneRun& run) {
     const auto step = static_cast<double>(point.step);
     m_curves->graph(0)->addData(step, point.trainLoss);
     m_curves->graph(1)->addData(step, point.validation.loss);
-    m_curves->graph(2)->addData(step, 100 * point.validation.accuracy);
+    m_curves->graph(2)->addData(step, 100 * point.validation.score());
+    nameScore(point.validation);
   }
   onFinished(run, {});
+}
+
+QString TrainingPanel::scoreAxisLabel() const { return m_curves->yAxis2->label(); }
+
+void TrainingPanel::nameScore(const Evaluation& evaluation) {
+  const QString name = QString("validation %1").arg(evaluation.scoreName());
+  m_curves->graph(2)->setName(name);
+  m_curves->yAxis2->setLabel(name + " (%)");
 }
 
 void TrainingPanel::redraw() {

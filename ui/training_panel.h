@@ -50,6 +50,7 @@ class TrainingPanel : public QWidget {
   QString resultText() const;
   int trainingPoints() const;    // training-loss points drawn
   int evaluationPoints() const;  // validation points drawn
+  QString scoreAxisLabel() const;  // "validation accuracy (%)", or "validation R² (%)" for regression
 
  public Q_SLOTS:
   void onStatus(const QString& message);
@@ -68,6 +69,8 @@ class TrainingPanel : public QWidget {
   void deviceChanged(const QString& device);
 
  private:
+  // Names the score curve and its axis after the evaluations: accuracy, or R² for regression.
+  void nameScore(const Evaluation& evaluation);
   void redraw();
   void redrawGradients();
   void clearGradients();

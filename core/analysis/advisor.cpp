@@ -87,7 +87,9 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
   const auto first = std::find_if(layers.begin(), layers.end(), significant);
   const auto largest = std::max_element(layers.begin(), layers.end(),
                                         [](const auto& a, const auto& b) { return a.kl < b.kl; });
-  const std::string accuracy = output.measured
+  const std::string accuracy = output.regression
+      ? "the targets are numbers (regression): the unmodified model's mean squared error on them is " + format("%.4g", output.loss) + "; output-level shift is judged from class predictions, so only the activations speak here"
+      : output.measured
       ? "the unmodified model's accuracy on the target is " + percent(output.accuracy) + " (loss " + format("%.3f", output.loss) + ")"
       : "the model's outputs do not match the target's classes, so its accuracy there is not measured";
 

@@ -8,6 +8,7 @@
 
 #include "data/splits.h"
 #include "model/script_model.h"
+#include "train/task_loss.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
 
@@ -38,7 +39,7 @@ std::vector<ParameterGradient> parameterGradients(torch::jit::Module& model,
   for (const auto& batch : batches) {
     for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
     const auto logits = model.forward({batch.inputs}).toTensor();
-    at::cross_entropy_loss(logits, batch.labels).backward();
+    taskLoss("cross-entropy", logits, batch.targets).backward();
     for (std::size_t i = 0; i < parameters.size(); ++i) {
       const auto& grad = parameters[i].grad();
       const auto g = grad.defined() ? grad.detach().to(torch::kFloat64) : torch::zeros_like(parameters[i], torch::kFloat64);

@@ -11,8 +11,9 @@
 namespace scalpel {
 
 // RGN and SNR of every parameter tensor of `model` over `batches` (the model is put in eval
-// mode; gradients are of the mean cross-entropy per batch). BatchNorm affine parameters are
-// marked, not dropped. Leaves the parameters' .grad cleared.
+// mode; gradients are of the mean cross-entropy per batch, or of the mean squared error for
+// regression targets). BatchNorm affine parameters are marked, not dropped. Leaves the
+// parameters' .grad cleared.
 std::vector<ParameterGradient> parameterGradients(torch::jit::Module& model,
                                                   const std::vector<Batch>& batches);
 

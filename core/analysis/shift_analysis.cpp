@@ -17,6 +17,7 @@
 #include "data/splits.h"
 #include "model/activation_taps.h"
 #include "model/script_model.h"
+#include "train/task_loss.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
 
@@ -197,8 +198,8 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
       if (cancelled()) return analysis;
       const auto result = taps.run(batch->inputs);
       const auto& activations = tapOutputs ? result.taps : result.inputs;
-      const auto batchItems = static_cast<double>(batch->labels.size(0));
-      items += batch->labels.size(0);
+      const auto batchItems = static_cast<double>(batch->targets.size(0));
+      items += batch->targets.size(0);
       ++batchNumber;
       ShiftSnapshot snapshot;
       snapshot.batch = batchNumber;
@@ -212,13 +213,19 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
         snapshot.layers.push_back(LayerScore{layers[i].label, layers[i].typeName, static_cast<std::int64_t>(moments.channels()), shift.kl, shift.smd, shift.noiseFloor, layers[i].spread.standardError()});
       }
       // Output-level evidence from the same forward pass.
-      if (result.output.isTensor() && result.output.toTensor().dim() == 2) {
+      analysis.output.regression = target.isRegression();
+      if (target.isRegression()) {
+        const auto& outputs = result.output;
+        if (outputs.isTensor() && outputs.toTensor().numel() == batch->targets.numel()) {
+          lossSum += taskLoss("mse", outputs.toTensor().to(torch::kFloat32), batch->targets).item<double>() * batchItems;
+        }
+      } else if (result.output.isTensor() && result.output.toTensor().dim() == 2) {
         const auto logits = result.output.toTensor();
         if (static_cast<std::size_t>(logits.size(1)) == classes) {
           analysis.output.measured = true;
-          lossSum += at::cross_entropy_loss(logits, batch->labels, {}, at::Reduction::Sum).item<double>();
+          lossSum += at::cross_entropy_loss(logits, batch->targets, {}, at::Reduction::Sum).item<double>();
           const auto predicted = logits.argmax(1).cpu();
-          const auto labels = batch->labels.cpu();
+          const auto labels = batch->targets.cpu();
           for (std::int64_t k = 0; k < labels.size(0); ++k) {
             ++analysis.output.confusion[static_cast<std::size_t>(labels[k].item<std::int64_t>())][static_cast<std::size_t>(predicted[k].item<std::int64_t>())];
           }

@@ -43,7 +43,10 @@ struct ShiftSnapshot {
 // What the unmodified model's outputs say about the target data.
 struct OutputEvidence {
   bool measured = false;  // false when the model's outputs do not match the data's classes
-  double loss = 0;      // mean cross-entropy
+  // The target has numeric targets: the loss is their mean squared error (when the outputs fit
+  // them) and the class-based evidence (accuracy, confusion, permutation) does not apply.
+  bool regression = false;
+  double loss = 0;      // mean cross-entropy (regression: mean squared error)
   double accuracy = 0;
   std::vector<std::vector<std::int64_t>> confusion;  // [true label][predicted class]
   // The predicted class each label maps to most often; a consistent permutation when these are

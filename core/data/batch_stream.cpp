@@ -57,13 +57,13 @@ void BatchStream::uploadResident() {
   once.residentOnCpu = false;
   BatchStream loader(m_data, m_indices, once);
   loader.startEpoch(0);
-  std::vector<torch::Tensor> inputs, labels;
+  std::vector<torch::Tensor> inputs, targets;
   while (auto batch = loader.next()) {
     inputs.push_back(batch->inputs);
-    labels.push_back(batch->labels);
+    targets.push_back(batch->targets);
   }
   m_residentInputs = torch::cat(inputs);
-  m_residentLabels = torch::cat(labels);
+  m_residentTargets = torch::cat(targets);
 }
 
 void BatchStream::startEpoch(int epoch) {
@@ -113,9 +113,11 @@ Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t sta
   const bool normalise = !m_options.mean.empty() && m_options.mean.size() == m_options.std.size();
 
   auto inputs = torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin));
-  auto labels = torch::empty({static_cast<std::int64_t>(count)}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin));
+  const auto width = static_cast<std::int64_t>(data.targetNames.size());
+  auto targets = data.isRegression()
+      ? torch::empty({static_cast<std::int64_t>(count), width}, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin))
+      : torch::empty({static_cast<std::int64_t>(count)}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin));
   float* in = inputs.data_ptr<float>();
-  std::int64_t* out = labels.data_ptr<std::int64_t>();
   for (std::size_t b = 0; b < count; ++b) {
     const std::size_t index = order[start + b];
     const float* item = data.item(index);
@@ -130,9 +132,14 @@ Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t sta
     } else {
       std::copy(item, item + itemSize, target);
     }
-    out[b] = data.labels[index];
+    if (data.isRegression()) {
+      const float* from = data.targets.data() + index * static_cast<std::size_t>(width);
+      std::copy(from, from + width, targets.data_ptr<float>() + b * static_cast<std::size_t>(width));
+    } else {
+      targets.data_ptr<std::int64_t>()[b] = data.labels[index];
+    }
   }
-  return Batch{std::move(inputs), std::move(labels)};
+  return Batch{std::move(inputs), std::move(targets)};
 }
 
 void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queue) const {
@@ -159,7 +166,7 @@ std::optional<Batch> BatchStream::next() {
     if (count == 0 || (count < m_options.batchSize && m_options.dropLast)) return std::nullopt;
     const auto positions = m_epochOrder.narrow(0, static_cast<std::int64_t>(m_cursor), static_cast<std::int64_t>(count));
     m_cursor += count;
-    return Batch{m_residentInputs.index_select(0, positions), m_residentLabels.index_select(0, positions)};
+    return Batch{m_residentInputs.index_select(0, positions), m_residentTargets.index_select(0, positions)};
   }
   if (!m_options.background) {
     const std::size_t count = std::min(m_options.batchSize, m_callerOrder.size() - std::min(m_callerOrder.size(), m_cursor));
@@ -168,7 +175,7 @@ std::optional<Batch> BatchStream::next() {
     m_cursor += count;
     if (!m_options.device.is_cpu()) {
       batch.inputs = batch.inputs.to(m_options.device);
-      batch.labels = batch.labels.to(m_options.device);
+      batch.targets = batch.targets.to(m_options.device);
     }
     return batch;
   }
@@ -187,7 +194,7 @@ std::optional<Batch> BatchStream::next() {
   m_queue->changed.notify_all();
   if (!m_options.device.is_cpu()) {
     batch.inputs = batch.inputs.to(m_options.device, /*non_blocking=*/true);
-    batch.labels = batch.labels.to(m_options.device, /*non_blocking=*/true);
+    batch.targets = batch.targets.to(m_options.device, /*non_blocking=*/true);
   }
   return batch;
 }

@@ -13,8 +13,8 @@
 namespace scalpel {
 
 struct Batch {
-  torch::Tensor inputs;  // [B, ...itemShape], normalised, on the stream's device
-  torch::Tensor labels;  // [B] int64
+  torch::Tensor inputs;   // [B, ...itemShape], normalised, on the stream's device
+  torch::Tensor targets;  // [B] int64 class labels, or [B, T] float32 regression targets
 };
 
 // Serves batches of a data set for one epoch at a time. A background thread gathers and
@@ -89,7 +89,7 @@ class BatchStream {
   // epoch's order as positions into it.
   bool residentOnDevice() const;
   void uploadResident();
-  torch::Tensor m_residentInputs, m_residentLabels, m_epochOrder;
+  torch::Tensor m_residentInputs, m_residentTargets, m_epochOrder;
   std::size_t m_cursor = 0;
   std::vector<std::size_t> m_callerOrder;  // this epoch's order when !Options::background
 };

@@ -79,23 +79,42 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
     return DataLoadResult::failure(name + ":" + std::to_string(rows.front().first) + ": one column only — a CSV needs feature columns and a label column (is the delimiter '" + std::string(1, options.delimiter) + "'?)");
   }
 
-  // Which column is the label, and is the first row a header?
-  std::size_t labelIndex = columns - 1;
+  // Which columns are predicted (the label, or the regression targets), and is the first row a
+  // header?
+  const bool regression = !options.targetColumns.empty();
+  if (regression && !options.labelColumn.empty()) {
+    return DataLoadResult::failure(name + ": both a label column and regression targets are named — a CSV is read for classification (a label column) or for regression (target columns), not both");
+  }
+  std::vector<std::size_t> predicted{columns - 1};
   bool header = false;
   const auto& first = rows.front().second;
-  if (!options.labelColumn.empty()) {
-    const auto it = std::find(first.begin(), first.end(), options.labelColumn);
-    if (it == first.end()) {
-      return DataLoadResult::failure(name + ":" + std::to_string(rows.front().first) + ": no column named '" + options.labelColumn + "' in the header — name one of its columns, or leave it out to use the last");
+  const auto columnNamed = [&](const std::string& wanted, std::size_t& index) {
+    const auto it = std::find(first.begin(), first.end(), wanted);
+    index = static_cast<std::size_t>(it - first.begin());
+    return it != first.end();
+  };
+  const auto noSuchColumn = [&](const std::string& wanted) {
+    return DataLoadResult::failure(name + ":" + std::to_string(rows.front().first) + ": no column named '" + wanted + "' in the header — name one of its columns" + (regression ? "" : ", or leave it out to use the last"));
+  };
+  if (regression) {
+    predicted.clear();
+    for (const auto& wanted : options.targetColumns) {
+      std::size_t index = 0;
+      if (!columnNamed(wanted, index)) return noSuchColumn(wanted);
+      if (std::find(predicted.begin(), predicted.end(), index) == predicted.end()) predicted.push_back(index);
     }
-    labelIndex = static_cast<std::size_t>(it - first.begin());
+    if (predicted.size() == columns) return DataLoadResult::failure(name + ": every column is a target — leave at least one feature column");
+    header = true;
+  } else if (!options.labelColumn.empty()) {
+    if (!columnNamed(options.labelColumn, predicted.front())) return noSuchColumn(options.labelColumn);
     header = true;
   } else {
     double value = 0;
     for (std::size_t c = 0; c < columns; ++c) {
-      if (c != labelIndex && !parseNumber(first[c], value)) header = true;
+      if (c != predicted.front() && !parseNumber(first[c], value)) header = true;
     }
   }
+  const auto isPredicted = [&](std::size_t c) { return std::find(predicted.begin(), predicted.end(), c) != predicted.end(); };
   std::vector<std::string> columnNames;
   if (header) {
     columnNames = first;
@@ -107,33 +126,44 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
 
   Dataset dataset;
   dataset.name = name;
-  dataset.itemShape = {static_cast<std::int64_t>(columns - 1)};
-  dataset.values.reserve(rows.size() * (columns - 1));
+  const std::size_t features = columns - predicted.size();
+  dataset.itemShape = {static_cast<std::int64_t>(features)};
+  dataset.values.reserve(rows.size() * features);
+  if (regression) {
+    for (auto c : predicted) dataset.targetNames.push_back(columnNames[c]);
+    dataset.targets.reserve(rows.size() * predicted.size());
+  }
   std::vector<std::string> problems;
   std::size_t badRows = 0;
   std::vector<std::string> labelTexts;
+  std::vector<float> rowTargets;
   for (const auto& [line, fields] : rows) {
     std::string problem;
+    rowTargets.clear();
     if (fields.size() != columns) {
       problem = "line " + std::to_string(line) + ": " + std::to_string(fields.size()) + " fields, expected " + std::to_string(columns);
     } else {
       for (std::size_t c = 0; c < columns && problem.empty(); ++c) {
-        if (c == labelIndex) continue;
+        if (isPredicted(c) && !regression) continue;  // the class label: any text
         double value = 0;
         if (!parseNumber(fields[c], value)) {
           problem = "line " + std::to_string(line) + ": " + columnNames[c] + " is '" + fields[c] + "', not a number";
-        } else {
+        } else if (!isPredicted(c)) {
           dataset.values.push_back(static_cast<float>(value));
         }
       }
-      if (problem.empty() && fields[labelIndex].empty()) problem = "line " + std::to_string(line) + ": the label is empty";
+      if (problem.empty() && !regression && fields[predicted.front()].empty()) problem = "line " + std::to_string(line) + ": the label is empty";
     }
     if (!problem.empty()) {
       ++badRows;
       if (problems.size() < 5) problems.push_back(problem);
       continue;
     }
-    labelTexts.push_back(fields[labelIndex]);
+    if (regression) {
+      for (auto c : predicted) dataset.targets.push_back(static_cast<float>(std::strtod(fields[c].c_str(), nullptr)));
+    } else {
+      labelTexts.push_back(fields[predicted.front()]);
+    }
   }
   if (badRows) {
     std::string message = name + ": " + std::to_string(badRows) + " bad row" + (badRows > 1 ? "s" : "") + " — ";
@@ -142,6 +172,14 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
     return DataLoadResult::failure(message + ". Fix or remove them and open the file again");
   }
 
+  DataLoadResult result;
+  if (regression) {
+    std::string targets;
+    for (const auto& target : dataset.targetNames) targets += (targets.empty() ? "'" : ", '") + target + "'";
+    result.notes.push_back(name + ": " + std::to_string(dataset.size()) + " rows, " + std::to_string(features) + " features, regression targets " + targets);
+    result.dataset = std::move(dataset);
+    return result;
+  }
   const bool integerLabels = std::all_of(labelTexts.begin(), labelTexts.end(), isInteger);
   if (integerLabels) {
     int maxLabel = 0;
@@ -157,8 +195,7 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
     for (const auto& n : dataset.classNames) index.emplace(n, static_cast<int>(index.size()));
     for (const auto& text : labelTexts) dataset.labels.push_back(index.at(text));
   }
-  DataLoadResult result;
-  result.notes.push_back(name + ": " + std::to_string(dataset.size()) + " rows, " + std::to_string(columns - 1) + " features, label column '" + columnNames[labelIndex] + "', " + std::to_string(dataset.classNames.size()) + " classes" + (header ? "" : " (no header)"));
+  result.notes.push_back(name + ": " + std::to_string(dataset.size()) + " rows, " + std::to_string(features) + " features, label column '" + columnNames[predicted.front()] + "', " + std::to_string(dataset.classNames.size()) + " classes" + (header ? "" : " (no header)"));
   result.dataset = std::move(dataset);
   return result;
 }

@@ -7,6 +7,7 @@ namespace scalpel {
 
 std::string DataRequest::describe() const {
   std::string text = source == "fashion-mnist" ? "fashion-mnist/" + split : source;
+  for (std::size_t i = 0; i < regressionTargets.size(); ++i) text += (i ? ", " : " → ") + regressionTargets[i];
   if (shift.empty()) return text;
   const ShiftInfo* info = findShift(shift);
   text += " + " + shift;
@@ -14,11 +15,18 @@ std::string DataRequest::describe() const {
   return text;
 }
 
+std::string DataSummary::labelling() const {
+  if (targetNames.empty()) return std::to_string(classNames.size()) + " classes";
+  std::string text = "regression on ";
+  for (std::size_t i = 0; i < targetNames.size(); ++i) text += (i ? ", " : "") + targetNames[i];
+  return text;
+}
+
 void loadRequestedData(const DataRequest& request, Dataset& data, DataSummary& summary) {
   summary = DataSummary();
   summary.description = request.describe();
   try {
-    auto loaded = openDataSource(request.source, request.split, ImageFolderOptions{request.itemShape, request.classNames});
+    auto loaded = openDataSource(request.source, request.split, ImageFolderOptions{request.itemShape, request.classNames}, request.regressionTargets);
     if (!loaded) {
       summary.error = loaded.error;
       return;
@@ -50,6 +58,7 @@ void loadRequestedData(const DataRequest& request, Dataset& data, DataSummary& s
     summary.itemShape = final.itemShape;
     summary.classNames = final.classNames;
     summary.classCounts = final.classCounts();
+    summary.targetNames = final.targetNames;
     data = request.shift.empty() ? std::move(clean) : std::move(shifted);
     summary.ok = true;
   } catch (const std::exception& error) {

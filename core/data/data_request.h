@@ -22,8 +22,10 @@ struct DataRequest {
   // For image folders: the model's input {C, H, W} and output class names (empty: from the data).
   std::vector<std::int64_t> itemShape;
   std::vector<std::string> classNames;
+  // For a CSV: the numeric columns to predict (a regression task); empty: classify by its label.
+  std::vector<std::string> regressionTargets;
 
-  // e.g. "fashion-mnist/test + gaussian-noise (severity 5)"
+  // e.g. "fashion-mnist/test + gaussian-noise (severity 5)", "houses.csv → price"
   std::string describe() const;
 };
 
@@ -35,9 +37,13 @@ struct DataSummary {
   std::vector<std::int64_t> itemShape;
   std::vector<std::string> classNames;
   std::vector<std::size_t> classCounts;
+  std::vector<std::string> targetNames;  // regression: the targets (then classNames is empty)
   std::vector<std::string> warnings;
   std::vector<std::string> notes;  // e.g. the folder → output mapping, a label permutation
   RgbImage preview;  // images: clean over shifted samples (or one row when unshifted)
+
+  // What the items are labelled with: "10 classes", or "regression on price, volume".
+  std::string labelling() const;
 };
 
 // Opens the data, applies the shift, and fills `summary`. On success `data` holds the (shifted)

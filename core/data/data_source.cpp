@@ -8,12 +8,21 @@
 namespace scalpel {
 
 DataLoadResult openDataSource(const std::string& spec, const std::string& split,
-                              const ImageFolderOptions& imageOptions) {
+                              const ImageFolderOptions& imageOptions,
+                              const std::vector<std::string>& regressionTargets) {
   namespace fs = std::filesystem;
+  const bool csv = fs::path(spec).extension() == ".csv";
+  if (!regressionTargets.empty() && !csv) {
+    return DataLoadResult::failure(spec + ": regression targets are columns of a .csv file — give a CSV, or leave the targets out to classify");
+  }
   if (spec == "fashion-mnist") return readFashionMnist(split);
   std::error_code error;
   if (fs::is_directory(spec, error)) return readImageFolder(spec, imageOptions);
-  if (fs::path(spec).extension() == ".csv") return readCsv(spec);
+  if (csv) {
+    CsvOptions options;
+    options.targetColumns = regressionTargets;
+    return readCsv(spec, options);
+  }
   if (!fs::exists(spec, error)) {
     return DataLoadResult::failure(spec + ": no such file or folder — give fashion-mnist, an image folder, a .csv file or an IDX images file");
   }

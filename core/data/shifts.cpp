@@ -243,6 +243,9 @@ DataLoadResult applyShift(const Dataset& data, const std::string& name, int seve
   if (info->usesSeverity && (severity < 1 || severity > 5)) {
     return DataLoadResult::failure("severity " + std::to_string(severity) + " — choose 1 (mild) to 5 (strong)");
   }
+  if (info->level == ShiftLevel::Output && data.isRegression()) {
+    return DataLoadResult::failure("'" + name + "' changes class labels, but " + data.name + " has numeric targets (regression) — choose no shift");
+  }
   if (info->level == ShiftLevel::Input && !data.isImage()) {
     return DataLoadResult::failure("'" + name + "' corrupts images, but " + data.name + " holds feature rows");
   }

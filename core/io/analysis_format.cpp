@@ -40,7 +40,10 @@ std::string analysisToText(const ShiftAnalysis& analysis, const std::string& tar
   char summary[200];
   std::snprintf(summary, sizeof summary, "\naccuracy of the unmodified model on the target: %.1f%% (loss %.3f)\n",
                 100 * output.accuracy, output.loss);
-  out << (output.measured ? summary : "\nthe model's outputs do not match the target's classes: accuracy not measured\n");
+  if (output.regression) {
+    std::snprintf(summary, sizeof summary, "\nmean squared error of the unmodified model on the target's numbers: %.4g\n", output.loss);
+  }
+  out << (output.measured || output.regression ? summary : "\nthe model's outputs do not match the target's classes: accuracy not measured\n");
   if (output.permutation) {
     out << "its predictions follow a consistent permutation of the labels (" << std::fixed
         << std::setprecision(1) << 100 * output.mappedAccuracy << "% if mapped):";

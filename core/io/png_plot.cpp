@@ -28,11 +28,17 @@ constexpr int kTextScale = 2;
 constexpr int kLineHeight = 12 * kTextScale;  // stb_easy_font's line height, magnified
 constexpr int kCapHeight = 7 * kTextScale;
 
-// stb_easy_font indexes its tables by (char - 32): anything outside printable ASCII becomes '?'.
+// stb_easy_font indexes its tables by (char - 32): anything outside printable ASCII becomes '?',
+// but for the superscript two of "R²", spelled "R^2".
 std::string printable(const std::string& text) {
-  std::string out = text;
-  for (char& c : out) {
-    if (c < 32 || c > 126) c = '?';
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text.compare(i, 2, "\u00b2") == 0) {
+      out += "^2";
+      ++i;
+    } else {
+      out += text[i] < 32 || text[i] > 126 ? '?' : text[i];
+    }
   }
   return out;
 }

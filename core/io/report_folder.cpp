@@ -80,28 +80,29 @@ LineChart lineChart(const std::string& title, const std::string& yLabel,
 // Loss and accuracy per evaluation, starting from the unmodified model at step 0 when it was
 // evaluated; the best evaluation marked.
 RgbImage renderCurves(const RunReport& r) {
+  const std::string score = r.validationBefore.scoreName();  // accuracy, or R² for regression
   PlotSeries train = series("training loss", plotPalette(0));
   PlotSeries validation = series("validation loss", plotPalette(1));
-  PlotSeries accuracy = series("validation accuracy", plotPalette(2));
+  PlotSeries accuracy = series("validation " + score, plotPalette(2));
   PlotSeries best = series("best", plotPalette(1), false);
   PlotSeries bestAccuracy = series("best", plotPalette(1), false);
   if (evaluated(r.validationBefore)) {
     validation.x.push_back(0), validation.y.push_back(r.validationBefore.loss);
-    accuracy.x.push_back(0), accuracy.y.push_back(100 * r.validationBefore.accuracy);
+    accuracy.x.push_back(0), accuracy.y.push_back(100 * r.validationBefore.score());
   }
   for (std::size_t i = 0; i < r.history.size(); ++i) {
     const auto& p = r.history[i];
     const auto step = static_cast<double>(p.step);
     train.x.push_back(step), train.y.push_back(p.trainLoss);
     validation.x.push_back(step), validation.y.push_back(p.validation.loss);
-    accuracy.x.push_back(step), accuracy.y.push_back(100 * p.validation.accuracy);
+    accuracy.x.push_back(step), accuracy.y.push_back(100 * p.validation.score());
     if (static_cast<int>(i) == r.bestEvaluation) {
       best.x = {step}, best.y = {p.validation.loss};
-      bestAccuracy.x = {step}, bestAccuracy.y = {100 * p.validation.accuracy};
+      bestAccuracy.x = {step}, bestAccuracy.y = {100 * p.validation.score()};
     }
   }
   LineChart loss = lineChart("Loss", "loss", {train, validation});
-  LineChart acc = lineChart("Validation accuracy", "accuracy (%)", {accuracy});
+  LineChart acc = lineChart("Validation " + score, score + " (%)", {accuracy});
   if (!best.x.empty()) loss.series.push_back(best), acc.series.push_back(bestAccuracy);
   return stackImages({renderLineChart(loss), renderLineChart(acc)});
 }
@@ -131,15 +132,16 @@ std::string markdown(const RunReport& r, bool curves) {
   md += "- **Outcome:** " + (r.outcome.empty() ? std::string("unknown") : r.outcome);
   md += format(" after %zu steps in %.1f s\n", r.steps, r.seconds);
   if (!r.message.empty()) md += "- **Message:** " + r.message + "\n";
+  const std::string score = r.validationBefore.scoreName();  // accuracy, or R² for regression
   if (evaluated(r.validationAfter)) {
-    md += "- **Validation accuracy:** " + percent(r.validationBefore.accuracy) + " → " +
-          percent(r.validationAfter.accuracy) + " (" +
-          points(r.validationBefore.accuracy, r.validationAfter.accuracy) + ")\n";
+    md += "- **Validation " + score + ":** " + percent(r.validationBefore.score()) + " → " +
+          percent(r.validationAfter.score()) + " (" +
+          points(r.validationBefore.score(), r.validationAfter.score()) + ")\n";
   }
   if (evaluated(r.testAfter)) {
-    md += "- **Test accuracy:** " + percent(r.testBefore.accuracy) + " → " +
-          percent(r.testAfter.accuracy) + " (" +
-          points(r.testBefore.accuracy, r.testAfter.accuracy) + ")\n";
+    md += "- **Test " + score + ":** " + percent(r.testBefore.score()) + " → " +
+          percent(r.testAfter.score()) + " (" +
+          points(r.testBefore.score(), r.testAfter.score()) + ")\n";
   }
 
   md += "\n## Diagnosis\n\n";
@@ -205,15 +207,19 @@ std::string markdown(const RunReport& r, bool curves) {
     if (!evaluated(before) && !evaluated(after)) return;
     md += std::string("| ") + split + " loss | " + number(before.loss) + " | " +
           number(after.loss) + " | " + format("%+.4f", after.loss - before.loss) + " |\n";
-    md += std::string("| ") + split + " accuracy | " + percent(before.accuracy) + " | " +
-          percent(after.accuracy) + " | " + points(before.accuracy, after.accuracy) + " |\n";
+    md += std::string("| ") + split + " " + score + " | " + percent(before.score()) + " | " +
+          percent(after.score()) + " | " + points(before.score(), after.score()) + " |\n";
+    if (before.regression || after.regression) {
+      md += std::string("| ") + split + " mean absolute error | " + number(before.meanAbsoluteError) + " | " +
+            number(after.meanAbsoluteError) + " | " + format("%+.4f", after.meanAbsoluteError - before.meanAbsoluteError) + " |\n";
+    }
   };
   metrics("validation", r.validationBefore, r.validationAfter);
   metrics("test", r.testBefore, r.testAfter);
   if (r.bestEvaluation >= 0 && r.bestEvaluation < static_cast<int>(r.history.size())) {
     const auto& b = r.history[static_cast<std::size_t>(r.bestEvaluation)];
-    md += format("\nBest evaluation: #%d (epoch %d, step %zu), validation accuracy %s, loss %s.\n",
-                 r.bestEvaluation + 1, b.epoch + 1, b.step, percent(b.validation.accuracy).c_str(),
+    md += format("\nBest evaluation: #%d (epoch %d, step %zu), validation %s %s, loss %s.\n",
+                 r.bestEvaluation + 1, b.epoch + 1, b.step, score.c_str(), percent(b.validation.score()).c_str(),
                  number(b.validation.loss).c_str());
   } else {
     md += "\nBest evaluation: none — the unmodified model stayed best.\n";
@@ -235,17 +241,17 @@ std::string markdown(const RunReport& r, bool curves) {
 
   md += "\n## Training curves\n\n";
   md += curves
-            ? std::string("![Loss and validation accuracy per evaluation](") + kCurvesFile + ")\n"
+            ? "![Loss and validation " + score + " per evaluation](" + kCurvesFile + ")\n"
             : "No evaluations were recorded.\n";
   if (!r.history.empty()) {
     md +=
-        "\n| # | Epoch | Step | Training loss | Validation loss | Validation accuracy | |\n"
+        "\n| # | Epoch | Step | Training loss | Validation loss | Validation " + score + " | |\n"
         "|---:|---:|---:|---:|---:|---:|---|\n";
     for (std::size_t i = 0; i < r.history.size(); ++i) {
       const auto& p = r.history[i];
       md += format("| %zu | %d | %zu | %s | %s | %s | %s |\n", i + 1, p.epoch + 1, p.step,
                    number(p.trainLoss).c_str(), number(p.validation.loss).c_str(),
-                   percent(p.validation.accuracy).c_str(),
+                   percent(p.validation.score()).c_str(),
                    static_cast<int>(i) == r.bestEvaluation ? "best" : "");
     }
   }

@@ -17,7 +17,8 @@ namespace scalpel {
 
 inline constexpr int kSessionFormat = 1;
 
-// How the target data is split for fine-tuning (the paper's protocol: per-class counts).
+// How the target data is split for fine-tuning (the paper's protocol: per-class counts; a
+// regression set is one group, so the counts apply to the whole set).
 struct TargetSplit {
   std::size_t trainPerClass = 100;
   std::size_t validationPerClass = 50;  // the rest is the test split

@@ -147,6 +147,11 @@ ordered_json toJson(const Evaluation& evaluation) {
   out["loss"] = evaluation.loss;
   out["accuracy"] = evaluation.accuracy;
   out["per_class_accuracy"] = evaluation.perClassAccuracy;
+  if (evaluation.regression) {  // written only for regression: classification files stay as they were
+    out["regression"] = true;
+    out["r2"] = evaluation.r2;
+    out["mean_absolute_error"] = evaluation.meanAbsoluteError;
+  }
   out["items"] = evaluation.items;
   return out;
 }
@@ -169,6 +174,7 @@ ordered_json toJson(const DataRequest& request) {
   out["seed"] = request.seed;
   out["item_shape"] = request.itemShape;
   out["class_names"] = request.classNames;
+  if (!request.regressionTargets.empty()) out["regression_targets"] = request.regressionTargets;
   out["description"] = request.describe();
   return out;
 }
@@ -269,6 +275,9 @@ void fromJson(const json& value, Evaluation& out, bool strict) {
   fields.read("loss", out.loss);
   fields.read("accuracy", out.accuracy);
   fields.read("per_class_accuracy", out.perClassAccuracy);
+  fields.read("regression", out.regression);
+  fields.read("r2", out.r2);
+  fields.read("mean_absolute_error", out.meanAbsoluteError);
   fields.read("items", out.items);
 }
 
@@ -289,6 +298,7 @@ void fromJson(const json& value, DataRequest& out, bool strict) {
   fields.read("seed", out.seed);
   fields.read("item_shape", out.itemShape);
   fields.read("class_names", out.classNames);
+  fields.read("regression_targets", out.regressionTargets);
 }
 
 void fromJson(const json& value, DataFingerprint& out, bool strict) {
@@ -372,7 +382,8 @@ bool operator==(const FreezePlan& a, const FreezePlan& b) {
 
 bool operator==(const Evaluation& a, const Evaluation& b) {
   return sameNumber(a.loss, b.loss) && sameNumber(a.accuracy, b.accuracy) &&
-         sameNumbers(a.perClassAccuracy, b.perClassAccuracy) && a.items == b.items;
+         sameNumbers(a.perClassAccuracy, b.perClassAccuracy) && a.regression == b.regression &&
+         sameNumber(a.r2, b.r2) && sameNumber(a.meanAbsoluteError, b.meanAbsoluteError) && a.items == b.items;
 }
 
 bool operator==(const EvaluationPoint& a, const EvaluationPoint& b) {
@@ -383,7 +394,7 @@ bool operator==(const EvaluationPoint& a, const EvaluationPoint& b) {
 bool operator==(const DataRequest& a, const DataRequest& b) {
   return a.source == b.source && a.split == b.split && a.shift == b.shift &&
          a.severity == b.severity && a.seed == b.seed && a.itemShape == b.itemShape &&
-         a.classNames == b.classNames;
+         a.classNames == b.classNames && a.regressionTargets == b.regressionTargets;
 }
 
 bool operator==(const DataFingerprint& a, const DataFingerprint& b) {

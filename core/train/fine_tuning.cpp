@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <limits>
 #include <sstream>
 
 #include "analysis/gradient_profile.h"
@@ -23,6 +24,12 @@ std::string utcNow() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   return text;
+}
+
+std::string rateText(double rate) {
+  std::ostringstream text;
+  text << rate;
+  return text.str();
 }
 
 std::string percent(double fraction) {
@@ -52,7 +59,7 @@ TargetData prepareTarget(const DataRequest& request, const TargetSplit& split) {
 TargetData splitTarget(const Dataset& all, const TargetSplit& split, const std::string& description) {
   TargetData data;
   data.summary.description = description;
-  const auto parts = stratifiedSplitPerClass(all.labels, split.trainPerClass, split.validationPerClass, split.seed);
+  const auto parts = stratifiedSplitPerClass(all.strata(), split.trainPerClass, split.validationPerClass, split.seed);
   if (parts.train.empty() || parts.validation.empty()) {
     data.error = description + " has too few items to split into training and validation data — use more data or fewer items per class";
     return data;
@@ -90,10 +97,15 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
     // `probeEpochs`, the better half goes on from scratch with twice the epochs, until one is
     // left or the run's own epoch budget is reached. One short round alone favours what
     // converges fastest (the smallest blocks); the later rounds let the better units show it.
+    // The first round trains each unit at the run's learning rate and at a tenth of it and keeps
+    // the better, which the later rounds use: blocks near the input often need a smaller step
+    // than the head (the paper, too, chooses the rate per block on validation), and a single
+    // rate would rank the blocks by how well they suit it.
     struct Candidate {
       std::string name;  // "stem+layer1"
       FreezePlan plan;
       double score = -1;
+      double learningRate = 0;  // the rate it scored best at
     };
     std::vector<Candidate> candidates;
     for (const auto& unit : trainingUnits(tree)) {
@@ -111,6 +123,7 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
       return choice;
     }
     std::string rounds;
+    std::string scoreName = "accuracy";  // R² for regression
     const int firstEpochs = std::max(1, std::min(options.epochs, probeEpochs));
     for (int epochs = firstEpochs;; epochs *= 2) {
       TrainOptions probeOptions = options;
@@ -119,22 +132,32 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
       probeOptions.patience = 0;
       std::string scores;
       for (auto& candidate : candidates) {
-        say("probing " + candidate.name + " for " + std::to_string(epochs) + (epochs == 1 ? " epoch …" : " epochs …"));
-        // No test split here: the probe chooses on validation data alone.
-        const auto run = trainModel(modelPath, candidate.plan, {&data.train, &data.validation, nullptr}, probeOptions, {}, control);
-        if (run.cancelled) {
-          choice.error = "the probe was cancelled";
-          return choice;
+        const std::vector<double> rates = epochs == firstEpochs ? std::vector<double>{options.learningRate, options.learningRate / 10}
+                                                                : std::vector<double>{candidate.learningRate};
+        candidate.score = -std::numeric_limits<double>::infinity();  // R² has no floor
+        for (const double rate : rates) {
+          probeOptions.learningRate = rate;
+          say("probing " + candidate.name + " for " + std::to_string(epochs) + (epochs == 1 ? " epoch" : " epochs") + " at lr " + rateText(rate) + " …");
+          // No test split here: the probe chooses on validation data alone.
+          const auto run = trainModel(modelPath, candidate.plan, {&data.train, &data.validation, nullptr}, probeOptions, {}, control);
+          if (run.cancelled) {
+            choice.error = "the probe was cancelled";
+            return choice;
+          }
+          if (!run.ok) {
+            choice.error = "probing " + candidate.name + " failed: " + run.error;
+            return choice;
+          }
+          if (run.validationAfter.score() > candidate.score) {
+            candidate.score = run.validationAfter.score();
+            candidate.learningRate = rate;
+          }
+          scoreName = run.validationAfter.scoreName();
         }
-        if (!run.ok) {
-          choice.error = "probing " + candidate.name + " failed: " + run.error;
-          return choice;
-        }
-        candidate.score = run.validationAfter.accuracy;
         // Later rounds say their epochs: "layer2 (4 epochs)".
         choice.probeScores.emplace_back(epochs == firstEpochs ? candidate.name : candidate.name + " (" + std::to_string(epochs) + " epochs)",
                                         candidate.score);
-        scores += (scores.empty() ? "" : ", ") + candidate.name + " " + percent(candidate.score);
+        scores += (scores.empty() ? "" : ", ") + candidate.name + " " + percent(candidate.score) + (epochs == firstEpochs ? " at lr " + rateText(candidate.learningRate) : "");
       }
       rounds += (rounds.empty() ? "" : "; ") + std::to_string(epochs) + (epochs == 1 ? " epoch: " : " epochs: ") + scores;
       std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
@@ -144,7 +167,7 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
     }
     choice.plan = candidates.front().plan;
     choice.plan.strategy = "probe";
-    choice.plan.explanation = "A probe trained each block alone (a tiny first block with the next), keeping the better half for twice the epochs each round (validation accuracy after " +
+    choice.plan.explanation = "A probe trained each block alone (a tiny first block with the next), keeping the better half for twice the epochs each round (validation " + scoreName + " after " +
                               rounds + "); " + candidates.front().name + " did best, so train it.";
     choice.ok = true;
     return choice;
@@ -202,6 +225,7 @@ FineTuneRun fineTune(const std::string& modelPath, const PlanChoice& choice,
   }
   report.plan = choice.plan;
   report.options = options;
+  if (data.train.isRegression()) report.options.loss = "mse";  // what the trainer uses for targets
   report.layerShifts = choice.layerShifts;
   for (const auto& [role, part] : {std::pair{"train", &data.train}, std::pair{"validation", &data.validation}, std::pair{"test", &data.test}}) {
     report.data.push_back({role, data.summary.description, part->size(), datasetFingerprint(*part)});

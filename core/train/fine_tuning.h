@@ -40,15 +40,17 @@ struct PlanChoice {
   Diagnosis diagnosis;
   std::vector<LayerShift> layerShifts;
   FreezePlan plan;
-  // "probe": validation accuracy of each training unit (trainingUnits(): a block, or the first
-  // blocks together; names joined by '+') in each round of the successive halving, in order.
+  // "probe": validation accuracy (R² for regression) of each training unit (trainingUnits(): a
+  // block, or the first blocks together; names joined by '+') in each round of the successive
+  // halving, in order; in the first round the better of its two learning rates.
   std::vector<std::pair<std::string, double>> probeScores;
 };
 
 // Chooses a plan. "auto" analyses the target's activations against the model's BatchNorm
 // statistics (or `source` when given) and follows the diagnosis; "auto-rgn" measures gradients
-// on the training split; "probe" trains every block alone for `probeEpochs` epochs, the better
-// half again for twice as many, and so on (successive halving), and keeps the last one standing
+// on the training split; "probe" trains every block alone for `probeEpochs` epochs (at the
+// options' learning rate and a tenth of it, keeping the better), the better half again for twice
+// as many at its better rate, and so on (successive halving), and keeps the last one standing
 // on validation accuracy (the paper's cross-validation, on a budget);
 // "block:NAME", "all" and "last" need only the layer tree. `status` hears what is happening.
 PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,

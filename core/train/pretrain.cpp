@@ -57,8 +57,8 @@ double accuracy(torch::jit::Module& model, BatchStream& batches) {
   batches.startEpoch(0);
   while (auto batch = batches.next()) {
     const auto logits = model.forward({batch->inputs}).toTensor();
-    correct += logits.argmax(1).eq(batch->labels).sum().item<std::int64_t>();
-    total += batch->labels.size(0);
+    correct += logits.argmax(1).eq(batch->targets).sum().item<std::int64_t>();
+    total += batch->targets.size(0);
   }
   return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;
 }
@@ -148,7 +148,7 @@ PretrainResult pretrainOn(const std::string& modelPath, const std::string& outPa
         }
         optimizer.zero_grad();
         const auto logits = model.forward({batch->inputs}).toTensor();
-        const auto loss = at::cross_entropy_loss(logits, batch->labels);
+        const auto loss = at::cross_entropy_loss(logits, batch->targets);
         loss.backward();
         optimizer.step();
         const double value = loss.item<double>();

@@ -886,7 +886,8 @@ std::string sweepMarkdown(const SweepResult& result) {
      << "`probe` trains every block alone (a first block under 0.5% of the parameters together "
         "with the next, as `auto` does) for " << o.probeEpochs
      << (o.probeEpochs == 1 ? " epoch" : " epochs") << " at lr " << lrText(o.probeLearningRate)
-     << ", the better half again for twice as many epochs, and so on up to the run's epochs "
+     << " and at lr " << lrText(o.probeLearningRate / 10) << " (keeping each block's better one)"
+     << ", the better half again at its rate for twice as many epochs, and so on up to the run's epochs "
         "(successive halving), keeps the best on validation, then gets the same learning-rate "
         "choice; `last` is the "
         "last block with parameters.";
@@ -974,7 +975,7 @@ std::string sweepMarkdown(const SweepResult& result) {
     }
     if (!task.probeScores.empty()) {
       md << "- Probe validation accuracy (" << o.probeEpochs
-         << (o.probeEpochs == 1 ? " epoch" : " epochs") << " per block, a tiny first block with the next; then the better half for twice as long):";
+         << (o.probeEpochs == 1 ? " epoch" : " epochs") << " per block at the better of two learning rates, a tiny first block with the next; then the better half for twice as long):";
       for (std::size_t s = 0; s < task.probeScores.size(); ++s) {
         md << (s ? ";" : "") << " seed " << s << ":";
         for (const auto& [block, accuracy] : task.probeScores[s]) {

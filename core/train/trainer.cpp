@@ -17,6 +17,7 @@
 #include "model/model_metadata.h"
 #include "model/script_model.h"
 #include "train/foreach_optimizer.h"
+#include "train/task_loss.h"
 #include "util/device_info.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
@@ -194,14 +195,6 @@ void setChannelsLast(torch::jit::Module& model, bool channelsLast) {
   }
 }
 
-torch::Tensor lossOf(const std::string& kind, const torch::Tensor& outputs, const torch::Tensor& labels) {
-  if (kind == "mse") {
-    const auto targets = at::one_hot(labels, outputs.size(1)).to(outputs.dtype());
-    return at::mse_loss(outputs, targets);
-  }
-  return at::cross_entropy_loss(outputs, labels);
-}
-
 // How a run computes: the autocast precision and the input layout, for every forward pass.
 struct Compute {
   torch::Device device = torch::kCPU;
@@ -214,28 +207,62 @@ torch::Tensor forwardOf(torch::jit::Module& model, const torch::Tensor& inputs, 
   return model.forward({laidOut(inputs, compute.channelsLast)}).toTensor();
 }
 
+// Regression metrics from per-target sums over all items (float64, on the device): Σy, Σy²,
+// Σ(ŷ − y)², Σ|ŷ − y|.
+void regressionMetrics(Evaluation& result, const torch::Tensor& sums, double items) {
+  const auto s = sums.cpu();
+  const auto targets = s.size(1);
+  double r2 = 0, absolute = 0;
+  for (std::int64_t t = 0; t < targets; ++t) {
+    const double sum = s[0][t].item<double>(), squares = s[1][t].item<double>();
+    const double residual = s[2][t].item<double>();
+    const double total = squares - sum * sum / items;  // the target's own squared deviation
+    // A constant target: perfect predictions explain it all, anything else nothing (as sklearn).
+    r2 += total > 1e-12 * std::max(1.0, squares) ? 1 - residual / total : (residual == 0 ? 1 : 0);
+    absolute += s[3][t].item<double>();
+  }
+  result.regression = true;
+  result.r2 = r2 / static_cast<double>(targets);
+  result.meanAbsoluteError = absolute / (items * static_cast<double>(targets));
+}
+
 Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::string& loss,
                     std::size_t classes, const Compute& compute) {
   torch::NoGradGuard noGrad;
   const bool wasTraining = model.is_training();
   model.eval();
-  torch::Tensor lossSum, correct, perClassCorrect, perClassTotal;
+  torch::Tensor lossSum, correct, perClassCorrect, perClassTotal, regressionSums;
+  double regressionItems = 0;
   batches.startEpoch(0);
   while (auto batch = batches.next()) {
     const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
-    const auto batchLoss = lossOf(loss, outputs, batch->labels) * batch->labels.size(0);
-    const auto hits = outputs.argmax(1).eq(batch->labels).to(torch::kFloat64);
-    const auto onehot = at::one_hot(batch->labels, static_cast<std::int64_t>(classes)).to(torch::kFloat64);
+    const auto batchLoss = taskLoss(loss, outputs, batch->targets) * batch->targets.size(0);
+    lossSum = lossSum.defined() ? lossSum + batchLoss.to(torch::kFloat64) : batchLoss.to(torch::kFloat64);
+    if (batch->targets.is_floating_point()) {
+      const auto y = batch->targets.to(torch::kFloat64);
+      const auto error = outputs.reshape(batch->targets.sizes()).to(torch::kFloat64) - y;
+      const auto sums = torch::stack({y.sum(0), (y * y).sum(0), (error * error).sum(0), error.abs().sum(0)});
+      regressionSums = regressionSums.defined() ? regressionSums + sums : sums;
+      regressionItems += static_cast<double>(y.size(0));
+      continue;
+    }
+    const auto hits = outputs.argmax(1).eq(batch->targets).to(torch::kFloat64);
+    const auto onehot = at::one_hot(batch->targets, static_cast<std::int64_t>(classes)).to(torch::kFloat64);
     const auto classHits = (onehot * hits.unsqueeze(1)).sum(0);
     const auto classTotal = onehot.sum(0);
     // Accumulate on the device; one transfer at the end.
-    lossSum = lossSum.defined() ? lossSum + batchLoss.to(torch::kFloat64) : batchLoss.to(torch::kFloat64);
     perClassCorrect = perClassCorrect.defined() ? perClassCorrect + classHits : classHits;
     perClassTotal = perClassTotal.defined() ? perClassTotal + classTotal : classTotal;
   }
   if (wasTraining) model.train();
   Evaluation result;
   if (!lossSum.defined()) return result;
+  if (regressionSums.defined()) {
+    result.items = static_cast<std::size_t>(regressionItems);
+    result.loss = lossSum.item<double>() / regressionItems;
+    regressionMetrics(result, regressionSums, regressionItems);
+    return result;
+  }
   const auto hitsCpu = perClassCorrect.cpu();
   const auto totalCpu = perClassTotal.cpu();
   const double items = totalCpu.sum().item<double>();
@@ -275,7 +302,7 @@ void restoreSnapshot(torch::jit::Module& model, const Snapshot& snapshot) {
 }
 
 bool better(const TrainOptions& options, const Evaluation& candidate, const Evaluation& best) {
-  return options.selectBy == "loss" ? candidate.loss < best.loss : candidate.accuracy > best.accuracy;
+  return options.selectBy == "loss" ? candidate.loss < best.loss : candidate.score() > best.score();
 }
 
 std::shared_ptr<const std::string> serialise(ScriptModel& loaded) {
@@ -399,8 +426,11 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     std::unique_ptr<BatchStream> testBatches;
     if (data.test && data.test->size()) testBatches = std::make_unique<BatchStream>(BatchStream::borrow(*data.test), everything(*data.test), evalOptions);
 
-    // The model must have one output per class.
+    // The model must have one output per class, or per regression target.
+    const bool regression = data.train->isRegression();
     const std::size_t classes = data.train->classNames.size();
+    const std::size_t outputsNeeded = regression ? data.train->targetNames.size() : classes;
+    const std::string loss = regression ? "mse" : options.loss;
     {
       torch::NoGradGuard noGrad;
       model.eval();
@@ -425,13 +455,16 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
         log->warn("{}", result.note);
       }
       result.precision = compute.bf16 ? "bf16" : "fp32";
-      if (outputs.dim() != 2 || outputs.size(1) != static_cast<std::int64_t>(classes)) {
-        return fail(modelPath + " gives outputs of shape " + formatShape(outputs.sizes().vec()) + " but the data has " + std::to_string(classes) + " classes — the model's last layer needs one output per class");
+      const bool fitsOutputs = outputs.dim() == 2 ? outputs.size(1) == static_cast<std::int64_t>(outputsNeeded)
+                                                  : regression && outputs.dim() == 1 && outputsNeeded == 1;
+      if (!fitsOutputs) {
+        return fail(modelPath + " gives outputs of shape " + formatShape(outputs.sizes().vec()) + " but the data has " + std::to_string(outputsNeeded) +
+                    (regression ? " regression targets — the model's last layer needs one output per target" : " classes — the model's last layer needs one output per class"));
       }
     }
 
-    result.validationBefore = evaluate(model, validationBatches, options.loss, classes, compute);
-    if (testBatches) result.testBefore = evaluate(model, *testBatches, options.loss, classes, compute);
+    result.validationBefore = evaluate(model, validationBatches, loss, classes, compute);
+    if (testBatches) result.testBefore = evaluate(model, *testBatches, loss, classes, compute);
     Evaluation best = result.validationBefore;
     Snapshot bestState = takeSnapshot(model);
 
@@ -457,7 +490,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       point.epoch = epoch;
       point.step = step;
       point.trainLoss = lossSinceEvaluation / static_cast<double>(std::max<std::size_t>(1, stepsSinceEvaluation));
-      point.validation = evaluate(model, validationBatches, options.loss, classes, compute);
+      point.validation = evaluate(model, validationBatches, loss, classes, compute);
       lossSinceEvaluation = 0;
       stepsSinceEvaluation = 0;
       result.history.push_back(point);
@@ -476,10 +509,10 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       } else if (options.patience > 0 && ++sinceImprovement >= options.patience) {
         stop = true;
         result.stoppedEarly = true;
-        stopReason = "stopped early: validation " + options.selectBy + " did not improve for " + std::to_string(options.patience) + " evaluations";
+        stopReason = "stopped early: validation " + (options.selectBy == "loss" ? "loss" : std::string(best.scoreName())) + " did not improve for " + std::to_string(options.patience) + " evaluations";
       }
-      log->info("epoch {} step {}: train loss {:.4f}, validation loss {:.4f}, accuracy {:.2f}%{}", epoch + 1, step, point.trainLoss,
-                point.validation.loss, 100 * point.validation.accuracy, event.best ? " (best)" : "");
+      log->info("epoch {} step {}: train loss {:.4f}, validation loss {:.4f}, {} {:.2f}%{}", epoch + 1, step, point.trainLoss,
+                point.validation.loss, point.validation.scoreName(), 100 * point.validation.score(), event.best ? " (best)" : "");
       emit(event);
     };
 
@@ -522,11 +555,11 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
 
         optimizer->zeroGrad();
         const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
-        const auto loss = lossOf(options.loss, outputs, batch->labels);
-        loss.backward();
+        const auto batchLoss = taskLoss(loss, outputs, batch->targets);
+        batchLoss.backward();
         // Gradient norms per block, reduced on the device and fetched with the loss in one copy.
         // (_foreach_norm: one fused kernel per block rather than three per tensor.)
-        std::vector<torch::Tensor> reduced{loss.detach().to(torch::kFloat64).reshape({1})};
+        std::vector<torch::Tensor> reduced{batchLoss.detach().to(torch::kFloat64).reshape({1})};
         for (const auto& parameters : blockParameters) {
           std::vector<torch::Tensor> grads;
           for (const auto& p : parameters) {
@@ -551,7 +584,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
         }
         optimizer->step();
         ++step;
-        samples += static_cast<std::size_t>(batch->labels.size(0));
+        samples += static_cast<std::size_t>(batch->targets.size(0));
         lossSinceEvaluation += value;
         ++stepsSinceEvaluation;
 
@@ -579,7 +612,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     // The best state is the result, whatever stopped the run.
     keepBest();
     result.validationAfter = best;
-    if (testBatches) result.testAfter = evaluate(model, *testBatches, options.loss, classes, compute);
+    if (testBatches) result.testAfter = evaluate(model, *testBatches, loss, classes, compute);
     if (compute.channelsLast) setChannelsLast(model, false);  // saved in the layout it came in
     result.tunedModel = serialise(*loaded);
 
@@ -599,8 +632,8 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       last.message = result.stoppedEarly ? stopReason : "finished " + std::to_string(step) + " steps";
       if (result.stoppedEarly) result.error = stopReason;
     }
-    log->info("{} in {:.1f} s: validation accuracy {:.2f}% → {:.2f}%", last.message, result.seconds,
-              100 * result.validationBefore.accuracy, 100 * result.validationAfter.accuracy);
+    log->info("{} in {:.1f} s: validation {} {:.2f}% → {:.2f}%", last.message, result.seconds, best.scoreName(),
+              100 * result.validationBefore.score(), 100 * result.validationAfter.score());
     emit(last);
   } catch (const std::exception& error) {
     // The TorchScript interpreter rethrows c10::OutOfMemoryError as a plain c10::Error with the

@@ -28,9 +28,12 @@ struct TrainOptions {
   std::size_t batchSize = 64;
   int epochs = 10;
   std::size_t maxSteps = 0;  // a step budget; 0: the epochs decide
-  std::string loss = "cross-entropy";  // or "mse" (against one-hot targets)
+  // For class labels: "cross-entropy" or "mse" (against one-hot targets). Regression targets
+  // always train with "mse".
+  std::string loss = "cross-entropy";
   std::size_t evaluateEverySteps = 0;  // 0: after every epoch
-  std::string selectBy = "accuracy";   // the validation metric that picks the best state: "accuracy" or "loss"
+  // The validation metric that picks the best state: "accuracy" (R² for regression) or "loss".
+  std::string selectBy = "accuracy";
   int patience = 0;  // stop after this many evaluations without improvement; 0: never stop early
   // BatchNorm in eval mode everywhere (the paper's protocol), not only in frozen parts.
   bool batchNormEval = false;
@@ -47,7 +50,8 @@ struct TrainOptions {
   std::string dataPath = "auto";
 };
 
-// Target data, already shifted; labels index the model's outputs.
+// Target data, already shifted; labels index the model's outputs, or (regression) each target
+// is one of the model's outputs, in order.
 struct TrainData {
   const Dataset* train = nullptr;
   const Dataset* validation = nullptr;
@@ -56,9 +60,19 @@ struct TrainData {
 
 struct Evaluation {
   double loss = 0;
-  double accuracy = 0;
+  double accuracy = 0;                   // classification: the fraction predicted right
   std::vector<double> perClassAccuracy;  // by class index; NaN-free (0 for absent classes)
+  // Regression (accuracy then stays 0): the coefficient of determination averaged over the
+  // targets (1 − squared error ÷ the targets' own variance; 0 for predicting their mean) and the
+  // mean absolute error. The loss is the mean squared error.
+  bool regression = false;
+  double r2 = 0;
+  double meanAbsoluteError = 0;
   std::size_t items = 0;
+
+  // The higher-is-better metric curves, tables and "accuracy" selection use: accuracy, or R².
+  double score() const { return regression ? r2 : accuracy; }
+  const char* scoreName() const { return regression ? "R²" : "accuracy"; }
 };
 
 struct TrainEvent {

@@ -66,18 +66,30 @@ std::string datasetFingerprint(const Dataset& data) {
   Fnv1a64 hash;
   hash.addInteger(data.itemShape.size());
   for (auto dim : data.itemShape) hash.addInteger(static_cast<std::uint64_t>(dim));
-  hash.addInteger(data.values.size());
-  for (float value : data.values) {
-    std::uint32_t bits;
-    std::memcpy(&bits, &value, sizeof bits);
-    hash.addInteger(bits, 4);
-  }
+  const auto addFloats = [&hash](const std::vector<float>& values) {
+    hash.addInteger(values.size());
+    for (float value : values) {
+      std::uint32_t bits;
+      std::memcpy(&bits, &value, sizeof bits);
+      hash.addInteger(bits, 4);
+    }
+  };
+  const auto addNames = [&hash](const std::vector<std::string>& names) {
+    hash.addInteger(names.size());
+    for (const auto& name : names) {
+      hash.addInteger(name.size());
+      hash.add(name.data(), name.size());
+    }
+  };
+  addFloats(data.values);
   hash.addInteger(data.labels.size());
   for (int label : data.labels) hash.addInteger(static_cast<std::uint32_t>(label), 4);
-  hash.addInteger(data.classNames.size());
-  for (const auto& name : data.classNames) {
-    hash.addInteger(name.size());
-    hash.add(name.data(), name.size());
+  addNames(data.classNames);
+  // Regression targets only where there are some: classification fingerprints stay as they were
+  // (sessions saved before regression existed still match their data).
+  if (data.isRegression()) {
+    addFloats(data.targets);
+    addNames(data.targetNames);
   }
   return format(hash.value(), data.size());
 }

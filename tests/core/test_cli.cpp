@@ -22,6 +22,7 @@ class TestCli : public QObject {
   void pretrainOnASmallSubset();
   void analyzeAndSuggest();
   void trainExportAndSession();
+  void trainRegression();
   void trainRejectsBadInput_data();
   void trainRejectsBadInput();
 
@@ -195,6 +196,52 @@ void TestCli::trainExportAndSession() {
   const auto untuned = cli({"export", "--model", demo, "--report", dir.filePath("none")});
   QCOMPARE(untuned.exitCode, 1);
   QVERIFY2(untuned.err.contains("carries no Scalpel report"), qPrintable(untuned.err));
+}
+
+// Regression from the command line: CSV columns named by --regress, Auto-RGN measured on the
+// squared error, R² and the mean absolute error printed, in the report and in the session.
+void TestCli::trainRegression() {
+  QTemporaryDir dir;
+  const QString session = dir.filePath("session.json");
+  const auto run = cli({"train", "--model", scalpel::test::fixture("regressor.pt"), "--target", scalpel::test::fixture("regression_target.csv"),
+                        "--regress", "ink,balance", "--strategy", "auto-rgn", "--train-per-class", "300", "--validation-per-class", "100",
+                        "--epochs", "8", "--lr", "0.01", "--batch-size", "32", "--device", "cpu", "--out", dir.filePath("tuned.pt"),
+                        "--session", session, "--report", dir.filePath("report")});
+  QVERIFY2(run.exitCode == 0, qPrintable(run.err + run.out));
+  QVERIFY2(run.out.contains("regression_target.csv → ink, balance"), qPrintable(run.out));
+  QVERIFY2(run.out.contains("300 to train, 100 to validate, 600 to test"), qPrintable(run.out));
+  QVERIFY2(run.out.contains("plan (auto-rgn)"), qPrintable(run.out));
+  const QRegularExpression change("test R² (-?[\\d.]+)% -> (-?[\\d.]+)% \\(mean absolute error ([\\d.]+) -> ([\\d.]+)\\)");
+  const auto match = change.match(run.out);
+  QVERIFY2(match.hasMatch(), qPrintable(run.out));
+  QVERIFY2(match.captured(2).toDouble() > match.captured(1).toDouble() + 20, qPrintable(match.captured(0)));
+  QVERIFY(match.captured(4).toDouble() < match.captured(3).toDouble());
+  QFile report(dir.filePath("report/report.md"));
+  QVERIFY(report.open(QIODevice::ReadOnly));
+  const QString markdown = QString::fromUtf8(report.readAll());
+  QVERIFY2(markdown.contains("| test R² |") && markdown.contains("| test mean absolute error |") && markdown.contains("| loss | mse |"), qPrintable(markdown));
+  QFile file(session);
+  QVERIFY(file.open(QIODevice::ReadOnly));
+  const auto json = QJsonDocument::fromJson(file.readAll()).object();
+  QCOMPARE(json["target"].toObject()["regression_targets"].toArray(), QJsonArray({"ink", "balance"}));
+  const auto testAfter = json["runs"].toArray()[0].toObject()["report"].toObject()["test_after"].toObject();
+  QVERIFY(testAfter["regression"].toBool());
+  QVERIFY(testAfter["r2"].toDouble() > 0.5);
+  // The shift analysis and the advisor on the same numbers, against the rows it was trained on.
+  const auto advice = cli({"suggest", "--model", scalpel::test::fixture("regressor.pt"), "--target", scalpel::test::fixture("regression_target.csv"),
+                           "--regress", "ink,balance", "--source", scalpel::test::fixture("regression_source.csv"), "--device", "cpu"});
+  QVERIFY2(advice.exitCode == 0, qPrintable(advice.err + advice.out));
+  QVERIFY2(advice.out.contains("diagnosis: input-level"), qPrintable(advice.out));
+  QVERIFY2(advice.out.contains("the targets are numbers (regression): the unmodified model's mean squared error on them is"), qPrintable(advice.out));
+  const auto analysis = cli({"analyze", "--model", scalpel::test::fixture("regressor.pt"), "--target", scalpel::test::fixture("regression_target.csv"),
+                             "--regress", "ink,balance", "--source", scalpel::test::fixture("regression_source.csv"), "--device", "cpu"});
+  QVERIFY2(analysis.exitCode == 0, qPrintable(analysis.err + analysis.out));
+  QVERIFY2(analysis.out.contains("mean squared error of the unmodified model on the target's numbers:"), qPrintable(analysis.out));
+  // Label shifts have no meaning for numeric targets: refused, saying why.
+  const auto shifted = cli({"train", "--model", scalpel::test::fixture("regressor.pt"), "--target", scalpel::test::fixture("regression_target.csv"),
+                            "--regress", "ink,balance", "--shift", "label-permutation"});
+  QCOMPARE(shifted.exitCode, 1);
+  QVERIFY2(shifted.err.contains("changes class labels, but") && shifted.err.contains("numeric targets (regression)"), qPrintable(shifted.err));
 }
 
 void TestCli::trainRejectsBadInput_data() {

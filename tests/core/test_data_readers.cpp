@@ -14,10 +14,12 @@
 #include <set>
 
 #include "data/csv_reader.h"
+#include "data/data_request.h"
 #include "data/data_source.h"
 #include "data/idx_reader.h"
 #include "data/image_folder_reader.h"
 #include "data/splits.h"
+#include "util/fingerprint.h"
 
 using namespace scalpel;
 
@@ -68,6 +70,9 @@ class TestDataReaders : public QObject {
   void csvReads();
   void csvRefusesMalformed_data();
   void csvRefusesMalformed();
+  void csvReadsRegressionTargets();
+  void csvRefusesBadRegressionTargets_data();
+  void csvRefusesBadRegressionTargets();
   void imageFolderReadsAndReportsMapping();
   void imageFolderSkipsUnreadableFiles();
   void imageFolderRefuses_data();
@@ -216,6 +221,73 @@ void TestDataReaders::csvRefusesMalformed() {
   QVERIFY(!result);
   QVERIFY2(QString::fromStdString(result.error).contains(expected), result.error.c_str());
   QVERIFY2(QString::fromStdString(result.error).contains("bad.csv"), result.error.c_str());
+}
+
+void TestDataReaders::csvReadsRegressionTargets() {
+  // Targets anywhere in the row, in the order named; the rest are the features.
+  const auto path = write("houses.csv", "price,rooms,area,age\n250.5,3,80,12\n410,5,140.5,3\n99.9,1,35,40\n").toStdString();
+  auto result = readCsv(path, CsvOptions{"", ',', {"age", "price"}});
+  QVERIFY2(result, result.error.c_str());
+  const Dataset& data = *result.dataset;
+  QVERIFY(data.isRegression());
+  QCOMPARE(data.size(), std::size_t(3));
+  QCOMPARE(data.targetNames, (std::vector<std::string>{"age", "price"}));
+  QCOMPARE(data.targets, (std::vector<float>{12, 250.5f, 3, 410, 40, 99.9f}));
+  QCOMPARE(data.itemShape, (std::vector<std::int64_t>{2}));
+  QCOMPARE(data.values, (std::vector<float>{3, 80, 5, 140.5f, 1, 35}));
+  QVERIFY(data.labels.empty() && data.classNames.empty() && data.classCounts().empty());
+  QCOMPARE(result.notes.front(), path + ": 3 rows, 2 features, regression targets 'age', 'price'");
+  // A subset keeps each item's targets with it; a split sees one group.
+  const Dataset part = data.subset({2, 0});
+  QCOMPARE(part.targets, (std::vector<float>{40, 99.9f, 12, 250.5f}));
+  QCOMPARE(part.values, (std::vector<float>{1, 35, 3, 80}));
+  QCOMPARE(data.strata(), (std::vector<int>{0, 0, 0}));
+  // The fingerprint covers the targets, and which columns they are.
+  Dataset moved = data;
+  moved.targets[0] = 13;
+  QVERIFY(datasetFingerprint(moved) != datasetFingerprint(data));
+  moved = data;
+  moved.targetNames = {"age", "cost"};
+  QVERIFY(datasetFingerprint(moved) != datasetFingerprint(data));
+  // Through a data request, as the CLI and the window open it.
+  DataRequest request;
+  request.source = path;
+  request.regressionTargets = {"price"};
+  Dataset loaded;
+  DataSummary summary;
+  loadRequestedData(request, loaded, summary);
+  QVERIFY2(summary.ok, summary.error.c_str());
+  QCOMPARE(summary.labelling(), std::string("regression on price"));
+  QCOMPARE(request.describe(), path + " → price");
+  QCOMPARE(loaded.itemShape, (std::vector<std::int64_t>{3}));
+}
+
+void TestDataReaders::csvRefusesBadRegressionTargets_data() {
+  QTest::addColumn<QByteArray>("text");
+  QTest::addColumn<QStringList>("targets");
+  QTest::addColumn<QString>("expected");
+  QTest::newRow("no such column") << QByteArray("a,b,y\n1,2,0.5\n") << QStringList{"price"} << "no column named 'price' in the header — name one of its columns";
+  QTest::newRow("no header") << QByteArray("1,2,0.5\n3,4,1.5\n") << QStringList{"y"} << "no column named 'y'";
+  QTest::newRow("text target") << QByteArray("a,b,y\n1,2,0.5\n3,4,high\n") << QStringList{"y"} << "line 3: y is 'high', not a number";
+  QTest::newRow("empty target") << QByteArray("a,b,y\n1,2,\n") << QStringList{"y"} << "line 2: y is '', not a number";
+  QTest::newRow("only targets") << QByteArray("a,y\n1,2\n") << QStringList{"a", "y"} << "every column is a target";
+}
+
+void TestDataReaders::csvRefusesBadRegressionTargets() {
+  QFETCH(QByteArray, text);
+  QFETCH(QStringList, targets);
+  QFETCH(QString, expected);
+  CsvOptions options;
+  for (const auto& t : targets) options.targetColumns.push_back(t.toStdString());
+  const auto result = readCsv(write("bad.csv", text).toStdString(), options);
+  QVERIFY(!result);
+  QVERIFY2(QString::fromStdString(result.error).contains(expected), result.error.c_str());
+  // Both a label column and targets: one or the other.
+  options.labelColumn = "y";
+  QVERIFY(QString::fromStdString(readCsv(write("bad.csv", text).toStdString(), options).error).contains("not both"));
+  // Regression targets are columns of a CSV: other sources say so.
+  const auto mnist = openDataSource("fashion-mnist", "test", {}, {"y"});
+  QVERIFY2(mnist.error.find("regression targets are columns of a .csv file") != std::string::npos, mnist.error.c_str());
 }
 
 void TestDataReaders::imageFolderReadsAndReportsMapping() {

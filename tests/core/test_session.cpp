@@ -176,6 +176,7 @@ class TestSession : public QObject {
 
  private Q_SLOTS:
   void roundTripsAFullSession();
+  void roundTripsARegressionSession();
   void storesPathsRelativeToTheSessionFile();
   void storesEachKindOfPath_data();
   void storesEachKindOfPath();
@@ -226,6 +227,42 @@ void TestSession::roundTripsAFullSession() {
   // Equality is field-wise: one changed number in one run's history is a difference.
   Session changed = saved;
   changed.runs[0].report.history[1].validation.perClassAccuracy[3] += 1e-9;
+  QVERIFY(!(changed == saved));
+}
+
+void TestSession::roundTripsARegressionSession() {
+  QTemporaryDir dir;
+  const fs::path folder = tempPath(dir) / "project";
+  Session saved = makeProject(folder);
+  saved.target.regressionTargets = {"price", "age"};
+  for (Evaluation* e : {&saved.runs[0].report.validationBefore, &saved.runs[0].report.testAfter}) {
+    e->regression = true;
+    e->accuracy = 0;
+    e->perClassAccuracy.clear();
+    e->r2 = 0.8123456789;
+    e->meanAbsoluteError = 1.0 / 3;
+  }
+  const fs::path file = folder / "session.json";
+  QCOMPARE(saveSession(saved, file), std::string());
+  Session loaded;
+  const auto result = loadSession(file, loaded);
+  QVERIFY2(result.ok, result.error.c_str());
+  QVERIFY(loaded == saved);
+  QCOMPARE(loaded.target.regressionTargets, (std::vector<std::string>{"price", "age"}));
+  QVERIFY(loaded.runs[0].report.testAfter.regression);
+  QCOMPARE(loaded.runs[0].report.testAfter.r2, 0.8123456789);
+  // Regression fields are written only where they apply: a classification run's evaluations and
+  // a classification target keep the files they had before regression existed.
+  const auto raw = readJson(file);
+  QVERIFY(raw["target"].contains("regression_targets"));
+  QVERIFY(!raw["source"].contains("regression_targets"));
+  QVERIFY(raw["runs"][0]["report"]["test_after"].contains("r2"));
+  QVERIFY(!raw["runs"][1]["report"]["test_after"].contains("r2"));
+  Session changed = saved;
+  changed.runs[0].report.testAfter.r2 += 1e-9;
+  QVERIFY(!(changed == saved));
+  changed = saved;
+  changed.target.regressionTargets = {"price"};
   QVERIFY(!(changed == saved));
 }
 

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "data/data_source.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
 #include "data/splits.h"
@@ -128,6 +129,8 @@ class TestTrainer : public QObject {
   void channelsLastMatchesTheDefaultLayout();
   void bf16AutocastStaysCloseToFp32();
   void outOfMemoryHalvesTheBatch();
+  void regressionTunesAndMatchesPython();
+  void regressionBadInput();
 };
 
 void TestTrainer::frozenPartsAreBitIdentical() {
@@ -695,6 +698,95 @@ void TestTrainer::outOfMemoryHalvesTheBatch() {
   QCOMPARE(tried.size(), std::size_t(10));
   QVERIFY(!never.ok);
   QCOMPARE(never.error, std::string("out of memory"));
+}
+
+namespace {
+
+const std::string kRegressor = SCALPEL_FIXTURE_DIR "/regressor.pt";
+const std::string kRegressionCsv = SCALPEL_FIXTURE_DIR "/regression_target.csv";
+
+Dataset regressionTarget() {
+  auto loaded = openDataSource(kRegressionCsv, "test", {}, {"ink", "balance"});
+  if (!loaded) qFatal("%s", loaded.error.c_str());
+  return std::move(*loaded.dataset);
+}
+
+}  // namespace
+
+// A regressor (made and trained by Debian's PyTorch on real Fashion-MNIST pixels) on a target
+// whose contrast was halved: tuning its first layer brings R² back, frozen layers do not move,
+// and Scalpel's test metrics equal Python's on the exported model, before and after.
+void TestTrainer::regressionTunesAndMatchesPython() {
+  const Dataset all = regressionTarget();
+  QVERIFY(all.isRegression());
+  QCOMPARE(all.size(), std::size_t(1000));
+  const auto split = stratifiedSplitPerClass(all.strata(), 300, 100, 1);
+  QCOMPARE(split.train.size(), std::size_t(300));  // a regression set is one group
+  const Dataset train = all.subset(split.train), validation = all.subset(split.validation);
+  auto options = quickOptions(15);
+  options.learningRate = 1e-2;
+  options.batchSize = 32;
+  const TrainData data{&train, &validation, &all};  // test on every row, as Python will
+  const auto before = state(torch::jit::load(kRegressor));
+  const auto result = trainModel(kRegressor, blockPlan({"input"}), data, options);
+  QVERIFY2(result.ok, result.error.c_str());
+  QVERIFY(result.testBefore.regression && result.testAfter.regression);
+  QCOMPARE(result.testBefore.accuracy, 0.0);
+  QVERIFY2(result.testBefore.r2 < 0.5, QByteArray::number(result.testBefore.r2).constData());
+  QVERIFY2(result.testAfter.r2 > 0.9, QByteArray::number(result.testAfter.r2).constData());
+  QVERIFY(result.testAfter.loss < result.testBefore.loss / 5);
+  QVERIFY(result.testAfter.meanAbsoluteError < result.testBefore.meanAbsoluteError);
+  const auto after = state(loadBytes(*result.tunedModel));
+  for (const auto& [name, value] : before) {
+    QCOMPARE(after.at(name).equal(value), name.rfind("input.", 0) != 0);  // only the first layer moved
+  }
+
+  // Python's metrics of the unmodified and the exported model on the same CSV rows.
+  QTemporaryDir dir;
+  const QString tuned = dir.filePath("tuned.pt");
+  QCOMPARE(QString::fromStdString(exportTunedModel(*result.tunedModel, "{}", tuned.toStdString())), QString());
+  const QString script = R"(
+import csv, json, sys, torch
+rows = list(csv.reader(open(sys.argv[1])))
+header, values = rows[0], torch.tensor([[float(v) for v in r] for r in rows[1:]])
+targets = [header.index("ink"), header.index("balance")]
+features = [i for i in range(len(header)) if i not in targets]
+x, y = values[:, features], values[:, targets]
+out = {}
+for name, path in (("before", sys.argv[2]), ("after", sys.argv[3])):
+    with torch.no_grad():
+        error = torch.jit.load(path).eval()(x) - y
+    r2 = (1 - error.pow(2).sum(0) / (y - y.mean(0)).pow(2).sum(0)).mean()
+    out[name] = {"mse": error.pow(2).mean().item(), "mae": error.abs().mean().item(), "r2": r2.item()}
+print(json.dumps(out))
+)";
+  QProcess python;
+  python.start("/usr/bin/python3", {"-c", script, QString::fromStdString(kRegressionCsv), QString::fromStdString(kRegressor), tuned});
+  QVERIFY(python.waitForFinished(120000));
+  QVERIFY2(python.exitCode() == 0, python.readAllStandardError().constData());
+  const auto json = QJsonDocument::fromJson(python.readAllStandardOutput()).object();
+  for (const auto& [name, ours] : {std::pair{"before", result.testBefore}, std::pair{"after", result.testAfter}}) {
+    const auto theirs = json[name].toObject();
+    QVERIFY2(std::abs(theirs["mse"].toDouble() - ours.loss) < 1e-4 * std::max(1.0, ours.loss), name);
+    QVERIFY2(std::abs(theirs["mae"].toDouble() - ours.meanAbsoluteError) < 1e-4, name);
+    QVERIFY2(std::abs(theirs["r2"].toDouble() - ours.r2) < 1e-4, name);
+  }
+}
+
+void TestTrainer::regressionBadInput() {
+  const Dataset all = regressionTarget();
+  // One target where the regressor gives two.
+  Dataset oneTarget = all;
+  oneTarget.targetNames = {"ink"};
+  oneTarget.targets.clear();
+  for (std::size_t i = 0; i < all.size(); ++i) oneTarget.targets.push_back(all.targets[2 * i]);
+  auto result = trainModel(kRegressor, blockPlan({"output"}), {&oneTarget, &oneTarget, nullptr}, quickOptions(1));
+  QVERIFY(!result.ok);
+  QVERIFY2(result.error.find("gives outputs of shape 1×2 but the data has 1 regression targets — the model's last layer needs one output per target") != std::string::npos, result.error.c_str());
+  // A classifier on numeric targets.
+  result = trainModel(kDemo, blockPlan({"fc"}), {&all, &all, nullptr}, quickOptions(1));
+  QVERIFY(!result.ok);
+  QVERIFY2(result.error.find("takes inputs of shape 1×1×28×28") != std::string::npos, result.error.c_str());
 }
 
 QTEST_GUILESS_MAIN(TestTrainer)

@@ -26,6 +26,7 @@ class TestTraining : public QObject {
   void batchesCoverAnEpochInSeededOrder();
   void batchesAreNormalisedWithGivenStatistics();
   void residentBatchesEqualStreamedOnes();
+  void regressionBatchesCarryTheirTargets();
   void pretrainLearnsAndStoresPreprocessing();
   void pretrainIsDeterministicForASeed();
   void pretrainRefusesMismatchedOutputs();
@@ -59,8 +60,8 @@ void TestTraining::batchesCoverAnEpochInSeededOrder() {
     batches = 0;
     while (auto batch = stream.next()) {
       ++batches;
-      const auto* p = batch->labels.data_ptr<std::int64_t>();
-      labels.insert(labels.end(), p, p + batch->labels.size(0));
+      const auto* p = batch->targets.data_ptr<std::int64_t>();
+      labels.insert(labels.end(), p, p + batch->targets.size(0));
     }
     return labels;
   };
@@ -94,7 +95,7 @@ void TestTraining::batchesAreNormalisedWithGivenStatistics() {
   QVERIFY(batch);
   const auto expected = (torch::from_blob(const_cast<float*>(data->item(1)), {1, 28, 28}) - 0.25) / 0.5;
   QVERIFY(torch::allclose(batch->inputs[1], expected));
-  QCOMPARE(batch->labels[1].item<std::int64_t>(), std::int64_t(data->labels[1]));
+  QCOMPARE(batch->targets[1].item<std::int64_t>(), std::int64_t(data->labels[1]));
 }
 
 // The device-resident path (used on CUDA) and the caller-thread path (the benchmark's baseline)
@@ -124,13 +125,47 @@ void TestTraining::residentBatchesEqualStreamedOnes() {
         const auto b = other->next();
         QVERIFY(b.has_value());
         QVERIFY(torch::equal(a->inputs, b->inputs));
-        QVERIFY(torch::equal(a->labels, b->labels));
+        QVERIFY(torch::equal(a->targets, b->targets));
       }
       ++batches;
     }
     QVERIFY(!resident.next().has_value());
     QVERIFY(!onCaller.next().has_value());
     QCOMPARE(batches, 5);
+  }
+}
+
+// A regression set's batches carry each item's targets as float rows, in every path.
+void TestTraining::regressionBatchesCarryTheirTargets() {
+  Dataset table;
+  table.name = "table";
+  table.itemShape = {2};
+  table.targetNames = {"y", "z"};
+  for (int i = 0; i < 10; ++i) {
+    table.values.insert(table.values.end(), {float(i), float(-i)});
+    table.targets.insert(table.targets.end(), {0.5f * float(i), float(i * i)});
+  }
+  auto data = std::make_shared<const Dataset>(table);
+  BatchStream::Options options;
+  options.batchSize = 4;
+  options.seed = 2;
+  for (int path = 0; path < 3; ++path) {
+    options.residentOnCpu = path == 1;
+    options.background = path != 2;
+    BatchStream stream(data, {1, 3, 5, 7, 9}, options);
+    stream.startEpoch(0);
+    std::size_t items = 0;
+    while (auto batch = stream.next()) {
+      QCOMPARE(batch->targets.scalar_type(), torch::kFloat32);
+      QCOMPARE(batch->targets.size(1), std::int64_t(2));
+      for (std::int64_t b = 0; b < batch->targets.size(0); ++b) {
+        const float i = batch->inputs[b][0].item<float>();  // the item's index
+        QCOMPARE(batch->targets[b][0].item<float>(), 0.5f * i);
+        QCOMPARE(batch->targets[b][1].item<float>(), i * i);
+      }
+      items += static_cast<std::size_t>(batch->targets.size(0));
+    }
+    QCOMPARE(items, std::size_t(5));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QLabel>
+#include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QDockWidget>
 #include <QMessageBox>
@@ -108,6 +109,7 @@ class TestMainWindow : public QObject {
   void deviceSettingIsRememberedAndShown();
   void sessionsAutosaveAndCloseAsks();
   void dataDialogPreviewsAndOpens();
+  void regressionTrainsInTheWindow();
   void largeModelsStayResponsive();
 };
 
@@ -667,6 +669,51 @@ void TestMainWindow::dataDialogPreviewsAndOpens() {
   QTest::mouseClick(open, Qt::LeftButton);
   QVERIFY(loaded.wait(60000));
   QCOMPARE(window.targetData().description, std::string("fashion-mnist/test + contrast (severity 4)"));
+}
+
+// A regression CSV opened from the data dialog (its columns to predict named there), one block
+// trained: the window speaks of R² and the mean absolute error, not of classes and accuracy.
+void TestMainWindow::regressionTrainsInTheWindow() {
+  MainWindow window;
+  window.resize(1280, 900);
+  window.show();
+  QSignalSpy shown(&window, &MainWindow::modelShown);
+  window.openModel(scalpel::test::fixture("regressor.pt"));
+  QVERIFY(shown.wait(60000));
+  window.openDataDialog();
+  auto* dialog = window.dataDialog();
+  QVERIFY(dialog && dialog->isVisible());
+  dialog->setReader(scalpel::ui::DataDialog::CsvTable, scalpel::test::fixture("regression_target.csv"));
+  auto* columns = dialog->findChild<QLineEdit*>("regressionTargets");
+  QVERIFY(columns && columns->isEnabled());
+  QTest::keyClicks(columns, "ink, balance");
+  QPushButton* open = nullptr;
+  for (auto* button : dialog->findChildren<QPushButton*>()) {
+    if (button->text().remove('&') == "Open") open = button;
+  }
+  QSignalSpy loaded(&window, &MainWindow::dataShown);
+  QTest::mouseClick(open, Qt::LeftButton);
+  QVERIFY(loaded.wait(60000));
+  QCOMPARE(window.targetData().labelling(), std::string("regression on ink, balance"));
+  QCOMPARE(window.targetData().items, std::size_t(1000));
+
+  auto* panel = window.trainingPanel();
+  panel->setStrategy("block:input");
+  QCOMPARE(panel->strategy(), QString("block:input"));
+  panel->setEpochs(10);
+  QSignalSpy finished(&window, &MainWindow::trainingFinished);
+  auto* train = panel->findChild<QPushButton*>();
+  QTest::mouseClick(train, Qt::LeftButton);
+  QVERIFY(finished.wait(180000));
+  QCOMPARE(finished.first().first().toBool(), true);
+  const auto& run = *window.lastRun();
+  QVERIFY(run.result.testAfter.regression);
+  QVERIFY2(run.result.testAfter.r2 > run.result.testBefore.r2 + 0.1, qPrintable(QString("R² %1 → %2").arg(run.result.testBefore.r2).arg(run.result.testAfter.r2)));
+  QVERIFY2(panel->resultText().contains("Validation R²") && panel->resultText().contains("mean absolute error"), qPrintable(panel->resultText()));
+  QCOMPARE(panel->scoreAxisLabel(), QString("validation R² (%)"));
+  QCOMPARE(panel->evaluationPoints(), 10);
+  QCOMPARE(panel->trainingPoints(), 20);  // 100 rows in batches of 64, 10 epochs: every step drawn
+  QVERIFY(window.grab().save(screenshot("regression_trained.png")));
 }
 
 // Models with hundreds of modules (a 12-block ViT, MobileNetV2): open, expand every block, fit, zoom.
