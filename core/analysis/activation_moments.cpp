@@ -24,15 +24,21 @@ std::vector<ChannelMoments> activationMoments(const std::vector<torch::Tensor>& 
     torch::Tensor x = activation.detach();
     if (!x.is_floating_point()) x = x.to(torch::kFloat32);
     if (x.dim() < 2) x = x.reshape({-1, 1});
+    // As [rows, C, run]: [N, C, H·W] for [N, C, H, W] (a view of a contiguous activation: each
+    // channel's values are runs along the last dimension), [N·T, C, 1] for tokens, [N, C, 1] for
+    // features. Where ATen reduces, Σx² comes from the 2-norm, so no squared copy is made.
     const std::int64_t channelDim = x.dim() == 3 ? 2 : 1;
-    std::vector<std::int64_t> reduce;
-    for (std::int64_t d = 0; d < x.dim(); ++d) {
-      if (d != channelDim) reduce.push_back(d);
+    const std::int64_t c = x.size(channelDim);
+    const auto rows = channelDim == 1 ? x.reshape({x.size(0), c, -1}) : x.reshape({-1, c, 1});
+    if (x.is_cuda()) {  // launches dominate there: one reduction each
+      sums.push_back(rows.sum(at::IntArrayRef{0, 2}));
+      sums.push_back(at::linalg_vector_norm(rows, 2, {0, 2}).square());
+    } else {  // the runs first, then the rows: ATen's CPU kernels are fastest along the last dim
+      sums.push_back(rows.sum(2).sum(0));
+      sums.push_back(at::linalg_vector_norm(rows, 2, {2}).square().sum(0));
     }
-    sums.push_back(x.sum(reduce).flatten());
-    sums.push_back((x * x).sum(reduce).flatten());
-    counts.push_back(static_cast<double>(x.numel() / std::max<std::int64_t>(1, x.size(channelDim))));
-    channels.push_back(x.size(channelDim));
+    counts.push_back(static_cast<double>(x.numel() / std::max<std::int64_t>(1, c)));
+    channels.push_back(c);
   }
   std::vector<ChannelMoments> distinct(seen.size());
   if (sums.empty()) return distinct;

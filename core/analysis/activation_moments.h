@@ -14,8 +14,8 @@ namespace scalpel {
 //
 // Each tensor is reduced on its device to per-channel Σx and Σx² (float32 sums: ATen sums
 // cascade, and var_mean is 4-7× slower on CPU here; the variance error this leaves, ~1e-6
-// relative, is far below any noise floor). All taps' sums leave the device in one copy, and
-// batches merge in float64.
+// relative, is far below any noise floor), each along contiguous runs, Σx² as a squared 2-norm
+// (no squared copy). All taps' sums leave the device in one copy, and batches merge in float64.
 std::vector<ChannelMoments> activationMoments(const std::vector<torch::Tensor>& activations);
 
 }  // namespace scalpel

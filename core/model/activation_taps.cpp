@@ -1,6 +1,7 @@
 #include "model/activation_taps.h"
 
 #include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/ir/alias_analysis.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
@@ -83,6 +84,24 @@ class GraphRewriter {
     jit::Value* tuple = m_graph->insertNode(m_graph->createTuple(outputs))->output();
     m_graph->eraseOutput(0);
     m_graph->registerOutput(tuple);
+    dropNeedlessClones();
+  }
+
+  // A clone keeps a tapped value from later in-place ops (ReLU(inplace=True), `out += x`). Where
+  // nothing in the graph writes to the value or to anything aliasing it (a BatchNorm's input, a
+  // convolution's output) the value itself is returned: copying it would cost time for nothing.
+  void dropNeedlessClones() {
+    // Descending into function calls (F.batch_norm, F.relu): analysed as opaque calls, every
+    // tensor they are given would count as written.
+    const jit::AliasDb aliases(m_graph, /*isFrozen=*/false, /*descendFunctionCalls=*/true);
+    std::vector<jit::Node*> needless;
+    for (jit::Node* node : m_graph->block()->nodes()) {
+      if (node->kind() == c10::aten::clone && m_clones.count(node) && !aliases.hasWriters(node->inputs()[0])) needless.push_back(node);
+    }
+    for (jit::Node* clone : needless) {
+      clone->output()->replaceAllUsesWith(clone->inputs()[0]);
+      clone->destroy();
+    }
   }
 
  private:
@@ -144,6 +163,7 @@ class GraphRewriter {
       // Cloned where the call starts: later in-place ops may change the value.
       jit::WithInsertPoint guard(callNode);
       inputMarker = m_graph->insert(c10::aten::clone, {callNode->input(1)})->node();
+      m_clones.insert(inputMarker);
       before = inputMarker;
     }
     // The callee's own graph, not its optimized one: that is already inlined and would hide the
@@ -191,6 +211,7 @@ class GraphRewriter {
     } else {
       marker = m_graph->insert(c10::aten::clone, {value})->node();
       m_cloneOf[value] = marker;
+      m_clones.insert(marker);
     }
     m_markers.insert(marker);
     return marker;
@@ -323,6 +344,7 @@ class GraphRewriter {
   std::vector<Pending> m_pending;
   std::unordered_map<jit::Value*, jit::Node*> m_cloneOf;  // tapped value → its clone
   std::set<jit::Node*> m_markers;
+  std::set<jit::Node*> m_clones;  // the clones inserted here (the model may make its own)
 };
 
 }  // namespace

@@ -47,6 +47,7 @@ class TestActivationTaps : public QObject {
   void matchPythonHooks();
   void selectedTapsOnly();
   void inPlaceOpsDoNotCorruptTaps();
+  void onlyValuesWrittenInPlaceAreCopied();
   void branchesOnAttributesAreFolded();
 };
 
@@ -127,6 +128,28 @@ void TestActivationTaps::inPlaceOpsDoNotCorruptTaps() {
   QVERIFY(close(result.taps[0], reference.taps.at("block.bn1")));
   QVERIFY(close(result.taps[2], reference.taps.at("block.bn2")));
   QVERIFY(!close(result.taps[2], reference.taps.at("block")));
+}
+
+// A tap copies its value only where the model later writes to it in place: small_cnn's bn1 (its
+// ReLU is in place) and bn2 (`out += identity`) need a copy; the BatchNorms' inputs (convolution
+// outputs nothing writes to) are returned as they are, and still equal Python's.
+void TestActivationTaps::onlyValuesWrittenInPlaceAreCopied() {
+  auto loaded = ScriptModel::load(test::fixture("small_cnn.pt").toStdString());
+  QVERIFY(loaded);
+  loaded.model->module().eval();
+  torch::NoGradGuard noGrad;
+  const auto clones = [](const ActivationTaps& taps) {
+    return static_cast<int>(QString::fromStdString(taps.graphText()).count("aten::clone"));
+  };
+  const ActivationTaps written(loaded.model->module(), {"block.bn1", "block.bn2"});
+  QCOMPARE(clones(written), 2);
+  const ActivationTaps inputs(loaded.model->module(), {"(no module outputs)"}, {"block.bn1", "block.bn2"});
+  QCOMPARE(inputs.inputCalls().size(), size_t(2));
+  QCOMPARE(clones(inputs), 0);
+  const auto reference = readPythonTaps("small_cnn");
+  const auto result = inputs.run(reference.input);
+  QVERIFY(close(result.inputs[0], reference.taps.at("block.conv1")));
+  QVERIFY(close(result.inputs[1], reference.taps.at("block.conv2")));
 }
 
 void TestActivationTaps::branchesOnAttributesAreFolded() {
