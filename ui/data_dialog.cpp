@@ -126,8 +126,6 @@ void DataDialog::setShift(const QString& name, int severity) {
   m_severity->setValue(severity);
 }
 
-void DataDialog::setRegressionTargets(const QString& columns) { m_regress->setText(columns); }
-
 DataRequest DataDialog::request(QString* problem) const {
   DataRequest chosen;
   const auto reader = static_cast<Reader>(m_reader->currentData().toInt());

@@ -31,8 +31,6 @@ class DataDialog : public QDialog {
   void setTarget(bool target);
   void setReader(Reader reader, const QString& path = {});
   void setShift(const QString& name, int severity);
-  // CSV: the columns to predict, comma-separated (regression); empty: classification.
-  void setRegressionTargets(const QString& columns);
   // Shows a preview that the worker loaded (ignored if the choice changed since).
   void showPreview(const scalpel::DataSummary& summary);
   bool hasPreview() const;

@@ -136,10 +136,8 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
   std::vector<std::string> problems;
   std::size_t badRows = 0;
   std::vector<std::string> labelTexts;
-  std::vector<float> rowTargets;
   for (const auto& [line, fields] : rows) {
     std::string problem;
-    rowTargets.clear();
     if (fields.size() != columns) {
       problem = "line " + std::to_string(line) + ": " + std::to_string(fields.size()) + " fields, expected " + std::to_string(columns);
     } else {

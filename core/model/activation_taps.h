@@ -24,8 +24,9 @@ struct ModuleCall {
 // Taps the output of any module at any depth of an unmodified TorchScript model.
 //
 // A copy of `forward` is inlined call by call (so the value each module call returns is known
-// exactly), every tapped value is cloned at the moment its module call returns (later in-place
-// ops such as ReLU(inplace=True) or `out += identity` would otherwise change it), branches on
+// exactly), every tapped value that the forward later writes to is cloned at the moment its
+// module call returns (in-place ops such as ReLU(inplace=True) or `out += identity` would
+// otherwise change it; values nothing writes to are returned as they are), branches on
 // constant module attributes are folded (e.g. `if self.use_res_connect`), and the copy returns
 // (output, tap 1, tap 2, ...). The model's own methods are never modified.
 class ActivationTaps {
