@@ -188,6 +188,7 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
     // The target, batch by batch.
     const std::size_t classes = target.classNames.size();
     analysis.output.confusion.assign(classes, std::vector<std::int64_t>(classes, 0));
+    analysis.output.regression = target.isRegression();
     auto indices = sampleIndices(target.size(), options.maxBatches * options.batchSize, options.seed + 2);
     BatchStream stream(BatchStream::borrow(target), indices, streamOptions);
     stream.startEpoch(0);
@@ -213,7 +214,6 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
         snapshot.layers.push_back(LayerScore{layers[i].label, layers[i].typeName, static_cast<std::int64_t>(moments.channels()), shift.kl, shift.smd, shift.noiseFloor, layers[i].spread.standardError()});
       }
       // Output-level evidence from the same forward pass.
-      analysis.output.regression = target.isRegression();
       if (target.isRegression()) {
         const auto& outputs = result.output;
         if (outputs.isTensor() && outputs.toTensor().numel() == batch->targets.numel()) {

@@ -114,7 +114,8 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
       if (c != predicted.front() && !parseNumber(first[c], value)) header = true;
     }
   }
-  const auto isPredicted = [&](std::size_t c) { return std::find(predicted.begin(), predicted.end(), c) != predicted.end(); };
+  std::vector<bool> isPredicted(columns, false);
+  for (auto c : predicted) isPredicted[c] = true;
   std::vector<std::string> columnNames;
   if (header) {
     columnNames = first;
@@ -142,11 +143,11 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
       problem = "line " + std::to_string(line) + ": " + std::to_string(fields.size()) + " fields, expected " + std::to_string(columns);
     } else {
       for (std::size_t c = 0; c < columns && problem.empty(); ++c) {
-        if (isPredicted(c) && !regression) continue;  // the class label: any text
+        if (isPredicted[c] && !regression) continue;  // the class label: any text
         double value = 0;
         if (!parseNumber(fields[c], value)) {
           problem = "line " + std::to_string(line) + ": " + columnNames[c] + " is '" + fields[c] + "', not a number";
-        } else if (!isPredicted(c)) {
+        } else if (!isPredicted[c]) {
           dataset.values.push_back(static_cast<float>(value));
         }
       }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <limits>
 #include <sstream>
@@ -24,12 +25,6 @@ std::string utcNow() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   return text;
-}
-
-std::string rateText(double rate) {
-  std::ostringstream text;
-  text << rate;
-  return text.str();
 }
 
 std::string percent(double fraction) {
@@ -69,6 +64,13 @@ TargetData splitTarget(const Dataset& all, const TargetSplit& split, const std::
   data.test = all.subset(parts.test);
   data.ok = true;
   return data;
+}
+
+std::string learningRateText(double rate) {
+  if (!std::isfinite(rate)) return "-";
+  std::ostringstream text;
+  text << rate;
+  return text.str();
 }
 
 const std::vector<std::string>& strategyNames() {
@@ -137,7 +139,7 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
         candidate.score = -std::numeric_limits<double>::infinity();  // R² has no floor
         for (const double rate : rates) {
           probeOptions.learningRate = rate;
-          say("probing " + candidate.name + " for " + std::to_string(epochs) + (epochs == 1 ? " epoch" : " epochs") + " at lr " + rateText(rate) + " …");
+          say("probing " + candidate.name + " for " + std::to_string(epochs) + (epochs == 1 ? " epoch" : " epochs") + " at lr " + learningRateText(rate) + " …");
           // No test split here: the probe chooses on validation data alone.
           const auto run = trainModel(modelPath, candidate.plan, {&data.train, &data.validation, nullptr}, probeOptions, {}, control);
           if (run.cancelled) {
@@ -157,7 +159,7 @@ PlanChoice choosePlan(const std::string& modelPath, const std::string& strategy,
         // Later rounds say their epochs: "layer2 (4 epochs)".
         choice.probeScores.emplace_back(epochs == firstEpochs ? candidate.name : candidate.name + " (" + std::to_string(epochs) + " epochs)",
                                         candidate.score);
-        scores += (scores.empty() ? "" : ", ") + candidate.name + " " + percent(candidate.score) + (epochs == firstEpochs ? " at lr " + rateText(candidate.learningRate) : "");
+        scores += (scores.empty() ? "" : ", ") + candidate.name + " " + percent(candidate.score) + (epochs == firstEpochs ? " at lr " + learningRateText(candidate.learningRate) : "");
       }
       rounds += (rounds.empty() ? "" : "; ") + std::to_string(epochs) + (epochs == 1 ? " epoch: " : " epochs: ") + scores;
       std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });

@@ -30,6 +30,9 @@ TargetData prepareTarget(const DataRequest& request, const TargetSplit& split);
 // The same for data already loaded (and shifted); `description` names it in reports.
 TargetData splitTarget(const Dataset& all, const TargetSplit& split, const std::string& description);
 
+// A learning rate as plans, probes and the sweep's tables write it ("0.001"; "-" for none).
+std::string learningRateText(double rate);
+
 // The strategies a plan can be chosen by: those of planFreeze() plus "probe".
 const std::vector<std::string>& strategyNames();
 

@@ -46,13 +46,6 @@ std::string fixed(double value, int digits) {
   return text.str();
 }
 
-std::string lrText(double lr) {
-  if (!std::isfinite(lr)) return "-";
-  std::ostringstream text;
-  text << lr;
-  return text.str();
-}
-
 std::string join(const std::vector<std::string>& parts, const std::string& separator) {
   std::string out;
   for (const auto& part : parts) out += (out.empty() ? "" : separator) + part;
@@ -703,7 +696,7 @@ SweepResult runSweep(const SweepOptions& options,
         const std::size_t count = ++done;
         say("[" + std::to_string(count) + "/" + std::to_string(jobList.size()) + "] " + run.task +
             " seed " + std::to_string(run.seed) + " " + run.plan + " lr " +
-            lrText(run.learningRate) + ": " +
+            learningRateText(run.learningRate) + ": " +
             (run.ok ? "validation " + fixed(100 * run.validationAccuracy, 1) + "%, test " +
                           fixed(100 * run.testAccuracy, 1) + "% (epoch " +
                           std::to_string(run.bestEpoch) + ")"
@@ -733,7 +726,7 @@ SweepResult runSweep(const SweepOptions& options,
             if (std::isfinite(run.testBefore) && !std::isfinite(none)) none = run.testBefore;
             if (!run.ok) {
               result.failures.push_back(run.task + " seed " + std::to_string(run.seed) + " " +
-                                        run.plan + " lr " + lrText(run.learningRate) + ": " +
+                                        run.plan + " lr " + learningRateText(run.learningRate) + ": " +
                                         run.error);
               continue;
             }
@@ -828,7 +821,7 @@ std::string sweepCsv(const SweepResult& result) {
       for (double v : cell.test) out << "," << csvNumber(100 * v, 2);
       for (std::size_t s = 0; s < cell.test.size(); ++s) {
         out << "," << csvField(cell.plan[s]) << ","
-            << (std::isfinite(cell.learningRate[s]) ? lrText(cell.learningRate[s]) : "");
+            << (std::isfinite(cell.learningRate[s]) ? learningRateText(cell.learningRate[s]) : "");
       }
       out << "\n";
     }
@@ -844,7 +837,7 @@ std::string sweepRunsCsv(const SweepResult& result) {
     std::vector<std::string> labels;
     for (const auto& s : run.strategies) labels.push_back(sweepStrategyLabel(s));
     out << run.task << "," << run.seed << "," << csvField(run.plan) << ","
-        << csvField(join(labels, " ")) << "," << lrText(run.learningRate) << ","
+        << csvField(join(labels, " ")) << "," << learningRateText(run.learningRate) << ","
         << (run.chosen ? 1 : 0) << "," << run.bestEpoch << ","
         << csvNumber(100 * run.validationAccuracy, 2) << "," << csvNumber(100 * run.testAccuracy, 2)
         << "," << fixed(run.seconds, 2) << "," << csvField(run.ok ? "" : run.error) << "\n";
@@ -863,7 +856,7 @@ std::string sweepMarkdown(const SweepResult& result) {
           "only a full sweep with the reference.\n\n";
   }
   std::vector<std::string> lrs;
-  for (double lr : o.learningRates) lrs.push_back(lrText(lr));
+  for (double lr : o.learningRates) lrs.push_back(learningRateText(lr));
   md << "Scalpel " << kVersion << " on " << result.device << ", " << o.parallel << " run"
      << (o.parallel == 1 ? "" : "s") << " at a time with " << result.threadsPerRun
      << " torch thread" << (result.threadsPerRun == 1 ? "" : "s") << " each. " << result.runs.size()
@@ -885,8 +878,8 @@ std::string sweepMarkdown(const SweepResult& result) {
         "norm, recomputed every epoch), "
      << "`probe` trains every block alone (a first block under 0.5% of the parameters together "
         "with the next, as `auto` does) for " << o.probeEpochs
-     << (o.probeEpochs == 1 ? " epoch" : " epochs") << " at lr " << lrText(o.probeLearningRate)
-     << " and at lr " << lrText(o.probeLearningRate / 10) << " (keeping each block's better one)"
+     << (o.probeEpochs == 1 ? " epoch" : " epochs") << " at lr " << learningRateText(o.probeLearningRate)
+     << " and at lr " << learningRateText(o.probeLearningRate / 10) << " (keeping each block's better one)"
      << ", the better half again at its rate for twice as many epochs, and so on up to the run's epochs "
         "(successive halving), keeps the best on validation, then gets the same learning-rate "
         "choice; `last` is the "

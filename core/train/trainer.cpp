@@ -208,22 +208,25 @@ torch::Tensor forwardOf(torch::jit::Module& model, const torch::Tensor& inputs, 
 }
 
 // Regression metrics from per-target sums over all items (float64, on the device): Σy, Σy²,
-// Σ(ŷ − y)², Σ|ŷ − y|.
+// Σ(ŷ − y)², Σ|ŷ − y|. The loss is the mean squared error, as taskLoss() computes it.
 void regressionMetrics(Evaluation& result, const torch::Tensor& sums, double items) {
-  const auto s = sums.cpu();
-  const auto targets = s.size(1);
-  double r2 = 0, absolute = 0;
+  const auto cpu = sums.cpu();
+  const auto s = cpu.accessor<double, 2>();
+  const auto targets = cpu.size(1);
+  double r2 = 0, squaredError = 0, absoluteError = 0;
   for (std::int64_t t = 0; t < targets; ++t) {
-    const double sum = s[0][t].item<double>(), squares = s[1][t].item<double>();
-    const double residual = s[2][t].item<double>();
-    const double total = squares - sum * sum / items;  // the target's own squared deviation
+    const double total = s[1][t] - s[0][t] * s[0][t] / items;  // the target's own squared deviation
     // A constant target: perfect predictions explain it all, anything else nothing (as sklearn).
-    r2 += total > 1e-12 * std::max(1.0, squares) ? 1 - residual / total : (residual == 0 ? 1 : 0);
-    absolute += s[3][t].item<double>();
+    r2 += total > 1e-12 * std::max(1.0, s[1][t]) ? 1 - s[2][t] / total : (s[2][t] == 0 ? 1 : 0);
+    squaredError += s[2][t];
+    absoluteError += s[3][t];
   }
+  const double values = items * static_cast<double>(targets);
   result.regression = true;
+  result.items = static_cast<std::size_t>(items);
+  result.loss = squaredError / values;
   result.r2 = r2 / static_cast<double>(targets);
-  result.meanAbsoluteError = absolute / (items * static_cast<double>(targets));
+  result.meanAbsoluteError = absoluteError / values;
 }
 
 Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::string& loss,
@@ -231,14 +234,12 @@ Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::
   torch::NoGradGuard noGrad;
   const bool wasTraining = model.is_training();
   model.eval();
-  torch::Tensor lossSum, correct, perClassCorrect, perClassTotal, regressionSums;
+  torch::Tensor lossSum, perClassCorrect, perClassTotal, regressionSums;
   double regressionItems = 0;
   batches.startEpoch(0);
   while (auto batch = batches.next()) {
     const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
-    const auto batchLoss = taskLoss(loss, outputs, batch->targets) * batch->targets.size(0);
-    lossSum = lossSum.defined() ? lossSum + batchLoss.to(torch::kFloat64) : batchLoss.to(torch::kFloat64);
-    if (batch->targets.is_floating_point()) {
+    if (batch->targets.is_floating_point()) {  // regression: the loss comes from these sums too
       const auto y = batch->targets.to(torch::kFloat64);
       const auto error = outputs.reshape(batch->targets.sizes()).to(torch::kFloat64) - y;
       const auto sums = torch::stack({y.sum(0), (y * y).sum(0), (error * error).sum(0), error.abs().sum(0)});
@@ -246,6 +247,8 @@ Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::
       regressionItems += static_cast<double>(y.size(0));
       continue;
     }
+    const auto batchLoss = taskLoss(loss, outputs, batch->targets) * batch->targets.size(0);
+    lossSum = lossSum.defined() ? lossSum + batchLoss.to(torch::kFloat64) : batchLoss.to(torch::kFloat64);
     const auto hits = outputs.argmax(1).eq(batch->targets).to(torch::kFloat64);
     const auto onehot = at::one_hot(batch->targets, static_cast<std::int64_t>(classes)).to(torch::kFloat64);
     const auto classHits = (onehot * hits.unsqueeze(1)).sum(0);
@@ -256,13 +259,11 @@ Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::
   }
   if (wasTraining) model.train();
   Evaluation result;
-  if (!lossSum.defined()) return result;
   if (regressionSums.defined()) {
-    result.items = static_cast<std::size_t>(regressionItems);
-    result.loss = lossSum.item<double>() / regressionItems;
     regressionMetrics(result, regressionSums, regressionItems);
     return result;
   }
+  if (!lossSum.defined()) return result;
   const auto hitsCpu = perClassCorrect.cpu();
   const auto totalCpu = perClassTotal.cpu();
   const double items = totalCpu.sum().item<double>();
@@ -430,7 +431,6 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     const bool regression = data.train->isRegression();
     const std::size_t classes = data.train->classNames.size();
     const std::size_t outputsNeeded = regression ? data.train->targetNames.size() : classes;
-    const std::string loss = regression ? "mse" : options.loss;
     {
       torch::NoGradGuard noGrad;
       model.eval();
@@ -463,8 +463,8 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       }
     }
 
-    result.validationBefore = evaluate(model, validationBatches, loss, classes, compute);
-    if (testBatches) result.testBefore = evaluate(model, *testBatches, loss, classes, compute);
+    result.validationBefore = evaluate(model, validationBatches, options.loss, classes, compute);
+    if (testBatches) result.testBefore = evaluate(model, *testBatches, options.loss, classes, compute);
     Evaluation best = result.validationBefore;
     Snapshot bestState = takeSnapshot(model);
 
@@ -490,7 +490,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       point.epoch = epoch;
       point.step = step;
       point.trainLoss = lossSinceEvaluation / static_cast<double>(std::max<std::size_t>(1, stepsSinceEvaluation));
-      point.validation = evaluate(model, validationBatches, loss, classes, compute);
+      point.validation = evaluate(model, validationBatches, options.loss, classes, compute);
       lossSinceEvaluation = 0;
       stepsSinceEvaluation = 0;
       result.history.push_back(point);
@@ -555,7 +555,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
 
         optimizer->zeroGrad();
         const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
-        const auto batchLoss = taskLoss(loss, outputs, batch->targets);
+        const auto batchLoss = taskLoss(options.loss, outputs, batch->targets);
         batchLoss.backward();
         // Gradient norms per block, reduced on the device and fetched with the loss in one copy.
         // (_foreach_norm: one fused kernel per block rather than three per tensor.)
@@ -612,7 +612,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     // The best state is the result, whatever stopped the run.
     keepBest();
     result.validationAfter = best;
-    if (testBatches) result.testAfter = evaluate(model, *testBatches, loss, classes, compute);
+    if (testBatches) result.testAfter = evaluate(model, *testBatches, options.loss, classes, compute);
     if (compute.channelsLast) setChannelsLast(model, false);  // saved in the layout it came in
     result.tunedModel = serialise(*loaded);
 
