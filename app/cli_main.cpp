@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << message << "\n";
     return 1;
   };
-  if (train->parsed()) return scalpel::cli::runTrainCommand(trainCommand);
+  if (train->parsed()) return scalpel::cli::runTrainCommand(trainCommand, std::vector<std::string>(argv, argv + argc));
   if (exporter->parsed()) return scalpel::cli::runExportCommand(exportCommand);
   if (sweep->parsed()) return scalpel::cli::runSweepCommand(sweepCommand, std::vector<std::string>(argv, argv + argc));
   if (shifts->parsed()) {

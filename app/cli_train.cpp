@@ -10,11 +10,16 @@
 #include <sstream>
 
 #include "data/data_request.h"
+#include "distributed/collective.h"
+#include "distributed/launch_environment.h"
+#include "distributed/local_launcher.h"
+#include "io/train_format.h"
 #include "io/model_export.h"
 #include "io/run_report.h"
 #include "io/session.h"
 #include "scalpel/version.h"
 #include "train/fine_tuning.h"
+#include "util/device_info.h"
 #include "util/fingerprint.h"
 
 namespace fs = std::filesystem;
@@ -45,6 +50,51 @@ void drawProgress(const TrainEvent& event) {
             << std::setprecision(3) << event.loss << "  " << std::setprecision(0) << event.samplesPerSecond
             << " samples/s  ~" << event.remainingSeconds << " s left   " << std::flush;
   if (event.step == event.totalSteps) std::cerr << "\r" << std::string(90, ' ') << "\r";
+}
+
+// `scalpel-cli train --nproc N ...`: the same command line without --nproc, in N processes.
+int launchWorkers(const TrainCommand& command, const std::vector<std::string>& arguments, std::chrono::seconds timeout) {
+  LocalLaunch launch;
+  launch.grace = timeout + std::chrono::seconds(5);  // as long as the others take to notice a failure
+  launch.program = fs::read_symlink("/proc/self/exe").string();
+  launch.processes = command.processes;
+  for (std::size_t i = 1; i < arguments.size(); ++i) {
+    if (arguments[i] == "--nproc") {
+      ++i;  // and its value
+    } else if (arguments[i].rfind("--nproc=", 0) != 0) {
+      launch.arguments.push_back(arguments[i]);
+    }
+  }
+  std::cout << "starting " << launch.processes << " processes on this machine (Gloo over loopback); rank 0 reports\n" << std::flush;
+  const auto outcome = launchLocalProcesses(launch, [](int rank, int pid) { std::cout << "rank " << rank << ": process " << pid << "\n" << std::flush; });
+  if (outcome.exitCode != 0) std::cerr << "error: " << outcome.message << "\n";
+  return outcome.exitCode;
+}
+
+// What rank 0 decided (plan) and trains on (data), for the other ranks: they take its plan, so
+// a plan that depends on timing or a GPU's rounding cannot differ between processes.
+struct SharedStart {
+  PlanChoice choice;
+  std::string dataFingerprint;
+};
+
+std::string toText(const SharedStart& start) {
+  nlohmann::ordered_json json;
+  json["ok"] = start.choice.ok;
+  json["error"] = start.choice.error;
+  json["plan"] = toJson(start.choice.plan);
+  json["data"] = start.dataFingerprint;
+  return json.dump();
+}
+
+SharedStart fromText(const std::string& text) {
+  const auto json = nlohmann::json::parse(text);
+  SharedStart start;
+  start.choice.ok = json.at("ok").get<bool>();
+  start.choice.error = json.at("error").get<std::string>();
+  fromJson(json.at("plan"), start.choice.plan);
+  start.dataFingerprint = json.at("data").get<std::string>();
+  return start;
 }
 
 }  // namespace
@@ -90,10 +140,31 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   train->add_option("--data-path", o.dataPath, "auto, streamed or synchronous: how batches reach the device (see docs/performance.md)");
   train->add_option("--out", command.out, "where to write the tuned model (with its report inside)");
   train->add_option("--report", command.reportFolder, "also write the report as Markdown with PNG plots into this folder");
+  train->add_option("--checkpoint", command.checkpoint,
+                    "write the best state so far here at every evaluation that improves it (default for several processes: OUT's name with -checkpoint)");
+  train->add_option("--nproc", command.processes,
+                    "train with N processes on this machine (data-parallel, Gloo); under torchrun or srun leave it out: RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT say it")
+      ->check(CLI::Range(1, 256));
+  train->add_option("--bucket-mb", command.bucketMegabytes, "several processes: gradients travel in buckets of this many MB, each sent while backward goes on")
+      ->check(CLI::Range(0.001, 1024.0));
   return train;
 }
 
-int runTrainCommand(TrainCommand& command) {
+int runTrainCommand(TrainCommand& command, const std::vector<std::string>& arguments) {
+  LaunchEnvironment launch;
+  if (auto problem = readLaunchEnvironment(launch); !problem.empty()) return fail(problem);
+  if (command.processes > 1) {
+    if (launch.distributed()) return fail("--nproc starts its own processes, but this one already runs as " + launch.describe() + " of a launcher — leave --nproc out");
+    return launchWorkers(command, arguments, launch.timeout);
+  }
+  std::shared_ptr<Collective> collective;
+  if (launch.distributed()) {
+    std::string error;
+    collective = Collective::connect(launch, error);
+    if (!collective) return fail(error);
+    if (launch.rank != 0) std::cout.setstate(std::ios::failbit);  // rank 0 speaks for all
+  }
+  const bool rankZero = launch.rank == 0;
   Session& session = command.session;
   if (!command.sessionFile.empty() && fs::exists(command.sessionFile)) {
     // The file's settings, with the flags given on the command line on top.
@@ -163,8 +234,35 @@ int runTrainCommand(TrainCommand& command) {
     if (!summary.ok) return fail(summary.error);
   }
 
-  const auto choice = choosePlan(session.modelPath, session.strategy, data, useSource ? &source : nullptr,
-                                 session.options, command.probeEpochs, [](const std::string& status) { std::cout << status << "\n" << std::flush; });
+  PlanChoice choice;
+  if (rankZero) {
+    choice = choosePlan(session.modelPath, session.strategy, data, useSource ? &source : nullptr, session.options, command.probeEpochs,
+                        [](const std::string& status) { std::cout << status << "\n" << std::flush; });
+  }
+  if (collective) {
+    try {
+      // Rank 0's plan for all; the wait covers its analysis or probe runs (a rank 0 that dies
+      // closes the store's socket, which ends the wait at once).
+      const auto shared = fromText(collective->shareFromRankZero("plan", toText({choice, datasetFingerprint(data.train)}), std::chrono::hours(2)));
+      if (!rankZero) choice = shared.choice;
+      if (shared.dataFingerprint != datasetFingerprint(data.train)) {
+        return fail(launch.describe() + " prepared different training data from rank 0 — every process needs the same data files and split settings");
+      }
+    } catch (const std::exception& error) {
+      return fail(error.what());
+    }
+    // One GPU per process on this machine; Gloo carries CUDA tensors through the host.
+    auto& device = session.options.device;
+    const auto gpus = static_cast<int>(availableDevices().size()) - 1;  // after "cpu"
+    if ((device == "auto" || device == "cuda") && gpus > 0) device = "cuda:" + std::to_string(launch.localRank % gpus);
+    session.options.collective = collective;
+    session.options.gradientBucketBytes = static_cast<std::size_t>(command.bucketMegabytes * (1 << 20));
+    if (command.checkpoint.empty()) {
+      const fs::path out(command.out);
+      command.checkpoint = (out.parent_path() / (out.stem().string() + "-checkpoint.pt")).string();
+    }
+  }
+  session.options.checkpointPath = rankZero ? command.checkpoint : "";
   if (!choice.ok) return fail(choice.error);
   if (choice.diagnosed) {
     std::cout << "diagnosis: " << choice.diagnosis.summary << "\n";
@@ -179,7 +277,7 @@ int runTrainCommand(TrainCommand& command) {
   record.report.outcome = "running";
   session.runs.push_back(record);
   const auto autosave = [&]() {
-    if (command.sessionFile.empty()) return;
+    if (command.sessionFile.empty() || !rankZero) return;
     if (auto problem = saveSession(session, command.sessionFile); !problem.empty()) std::cerr << "warning: autosave failed: " << problem << "\n";
   };
   autosave();
@@ -202,6 +300,10 @@ int runTrainCommand(TrainCommand& command) {
     autosave();
   });
   const TrainResult& result = run.result;
+  if (!rankZero) {  // rank 0 writes the session, the model and the report
+    if (!result.ok && !result.error.empty()) std::cerr << "error: " << launch.describe() << ": " << result.error << "\n";
+    return result.ok ? 0 : 1;
+  }
   if (!result.tunedModel) {
     session.runs.back().report = run.report;
     autosave();
@@ -219,6 +321,11 @@ int runTrainCommand(TrainCommand& command) {
   if (!result.error.empty()) std::cout << "  " << result.error << "\n";
   if (!result.note.empty()) std::cout << "  note: " << result.note << "\n";
   std::cout << "trained " << result.trainableParameters << " of " << result.trainableParameters + result.frozenParameters << " parameters\n";
+  if (result.processes > 1) {
+    std::cout << "on " << result.processes << " processes: each all-reduced " << result.gradientBytesReduced << " bytes of gradients in " << result.steps
+              << " steps (" << (result.steps ? result.gradientBytesReduced / result.steps : 0) << " per step, in " << result.gradientBuckets
+              << " buckets: the trainable parameters only)\n";
+  }
   const auto change = [](const char* split, const Evaluation& before, const Evaluation& after) {
     std::cout << split << " " << after.scoreName() << " " << percent(before.score()) << " -> " << percent(after.score());
     if (after.regression) std::cout << " (mean absolute error " << std::setprecision(4) << before.meanAbsoluteError << " -> " << after.meanAbsoluteError << ")";

@@ -19,9 +19,13 @@ struct TrainCommand {
   int probeEpochs = 2;
   std::string out;
   std::string reportFolder;
+  std::string checkpoint;
+  int processes = 1;
+  double bucketMegabytes = 4;  // --nproc: local processes to start (this one only launches them)
 };
 CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command);
-int runTrainCommand(TrainCommand& command);
+// `arguments`: the whole command line, for --nproc to start its processes with.
+int runTrainCommand(TrainCommand& command, const std::vector<std::string>& arguments);
 
 struct ExportCommand {
   std::string model;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -85,15 +86,17 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda]\n");
+    std::fprintf(stderr, "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K]\n");
     return 2;
   }
   scalpel::useAllCores();
   const std::string fixtures = argv[1];
   bool quick = false;
+  std::int64_t scale = 1;  // batches K times the usual (on a GPU: past the launch-bound sizes)
   for (int i = 3; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--quick") quick = true;
+    if (flag == "--scale" && i + 1 < argc) scale = std::max<std::int64_t>(1, std::atoll(argv[++i]));
     if (flag == "--device" && i + 1 < argc) onCuda = std::string(argv[++i]).rfind("cuda", 0) == 0;
   }
   const int reps = quick ? 2 : 15;
@@ -101,8 +104,8 @@ int main(int argc, char** argv) {
               scalpel::describeDevice(onCuda ? "cuda:0" : "cpu").c_str());
   std::printf("%-10s %-16s %-13s %12s %12s %7s %12s %7s %8s\n", "model", "batch", "taps", "plain", "taps", "ratio", "analysis", "ratio", "batch/s");
   for (const bool batchNormInputs : {false, true}) {
-    bench("demo", argv[2], {100, 1, 28, 28}, reps, batchNormInputs);
-    bench("resnet18", fixtures + "/resnet18.pt", {quick ? 1 : 8, 3, 224, 224}, reps, batchNormInputs);
+    bench("demo", argv[2], {100 * scale, 1, 28, 28}, reps, batchNormInputs);
+    bench("resnet18", fixtures + "/resnet18.pt", {(quick ? 1 : 8) * scale, 3, 224, 224}, reps, batchNormInputs);
   }
   return 0;
 }

@@ -38,9 +38,17 @@ BatchStream::BatchStream(std::shared_ptr<const Dataset> data, std::vector<std::s
 
 BatchStream::~BatchStream() = default;
 
+std::size_t BatchStream::itemsPerEpoch() const {
+  const std::size_t n = m_indices.size(), shares = std::max<std::size_t>(1, m_options.shares);
+  if (shares == 1) return n;
+  if (m_options.padShares) return (n + shares - 1) / shares;
+  return n / shares + (m_options.share < n % shares ? 1 : 0);
+}
+
 std::size_t BatchStream::batchesPerEpoch() const {
-  const auto full = m_indices.size() / m_options.batchSize;
-  return full + (!m_options.dropLast && m_indices.size() % m_options.batchSize ? 1 : 0);
+  const auto items = itemsPerEpoch();
+  const auto full = items / m_options.batchSize;
+  return full + (!m_options.dropLast && items % m_options.batchSize ? 1 : 0);
 }
 
 bool BatchStream::residentOnDevice() const {
@@ -55,6 +63,7 @@ void BatchStream::uploadResident() {
   once.batchSize = std::max<std::size_t>(m_options.batchSize, 256);
   once.residentBytes = 0;
   once.residentOnCpu = false;
+  once.shares = 1;
   BatchStream loader(m_data, m_indices, once);
   loader.startEpoch(0);
   std::vector<torch::Tensor> inputs, targets;
@@ -74,6 +83,7 @@ void BatchStream::startEpoch(int epoch) {
     std::vector<std::size_t> positions(m_indices.size());
     for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = i;
     if (m_options.shuffle) seededShuffle(positions, m_options.seed + static_cast<std::uint64_t>(epoch));
+    positions = shareOf(positions, m_options.share, m_options.shares, m_options.padShares);
     std::vector<std::int64_t> order(positions.begin(), positions.end());
     m_epochOrder = torch::tensor(order, torch::kInt64).to(m_options.device);
     m_cursor = 0;
@@ -81,6 +91,7 @@ void BatchStream::startEpoch(int epoch) {
   }
   std::vector<std::size_t> order = m_indices;
   if (m_options.shuffle) seededShuffle(order, m_options.seed + static_cast<std::uint64_t>(epoch));
+  order = shareOf(order, m_options.share, m_options.shares, m_options.padShares);
   if (!m_options.background) {
     m_callerOrder = std::move(order);
     m_cursor = 0;

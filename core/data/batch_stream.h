@@ -47,6 +47,11 @@ class BatchStream {
     // copied with a blocking copy, as a naive loader would: the baseline the benchmark measures
     // the background producer and the resident set against. Never resident.
     bool background = true;
+    // One process's share when several train together (see shareOf()): every epoch's order is
+    // split across `shares` processes and this stream serves share `share`; `padShares` as there.
+    std::size_t share = 0;
+    std::size_t shares = 1;
+    bool padShares = true;
   };
 
   // Options that normalise with a model's preprocessing and deliver to its device.
@@ -71,6 +76,8 @@ class BatchStream {
   std::optional<Batch> next();
   std::size_t batchesPerEpoch() const;
   std::size_t items() const { return m_indices.size(); }
+  // The items this stream serves per epoch: all, or its share.
+  std::size_t itemsPerEpoch() const;
 
  private:
   struct Queue;

@@ -63,4 +63,13 @@ Split stratifiedSplitPerClass(const std::vector<int>& labels, std::size_t trainP
   return splitWith(labels, seed, [&](std::size_t) { return std::pair{trainPerClass, validationPerClass}; });
 }
 
+std::vector<std::size_t> shareOf(const std::vector<std::size_t>& order, std::size_t index, std::size_t count, bool pad) {
+  if (count <= 1) return order;
+  const std::size_t length = pad ? (order.size() + count - 1) / count * count : order.size();
+  std::vector<std::size_t> share;
+  share.reserve(length / count + 1);
+  for (std::size_t position = index; position < length && !order.empty(); position += count) share.push_back(order[position % order.size()]);
+  return share;
+}
+
 }  // namespace scalpel

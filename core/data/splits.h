@@ -27,4 +27,13 @@ Split stratifiedSplitPerClass(const std::vector<int>& labels, std::size_t trainP
 // library (std::shuffle's use of the generator is unspecified).
 void seededShuffle(std::vector<std::size_t>& items, std::uint64_t seed);
 
+// Process `index`'s share of `order` when `count` processes split it (PyTorch's
+// DistributedSampler): every count-th item from position `index`. `pad`: the order is first
+// extended by its own beginning to a multiple of `count`, so every share has the same length
+// (training: every process takes the same number of steps); without, the shares are disjoint
+// and cover the order exactly once (evaluation: sums over the shares are sums over all).
+// Consecutive batches of b items from each share together hold the original order's
+// consecutive batches of count·b items.
+std::vector<std::size_t> shareOf(const std::vector<std::size_t>& order, std::size_t index, std::size_t count, bool pad);
+
 }  // namespace scalpel

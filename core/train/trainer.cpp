@@ -14,6 +14,9 @@
 
 #include "analysis/gradient_metrics.h"
 #include "data/batch_stream.h"
+#include "distributed/collective.h"
+#include "distributed/gradient_averager.h"
+#include "io/atomic_file.h"
 #include "model/model_metadata.h"
 #include "model/script_model.h"
 #include "train/foreach_optimizer.h"
@@ -229,47 +232,53 @@ void regressionMetrics(Evaluation& result, const torch::Tensor& sums, double ite
   result.meanAbsoluteError = absoluteError / values;
 }
 
-Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::string& loss,
-                    std::size_t classes, const Compute& compute) {
+// Validation or test metrics over the stream's items; with `collective`, over every process's
+// share (the sums are added up across processes, so every process gets the same evaluation).
+// `targets`: regression targets per item, 0 for class labels.
+Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::string& loss, std::size_t classes,
+                    std::size_t targets, const Compute& compute, Collective* collective) {
   torch::NoGradGuard noGrad;
   const bool wasTraining = model.is_training();
   model.eval();
-  torch::Tensor lossSum, perClassCorrect, perClassTotal, regressionSums;
-  double regressionItems = 0;
+  // Sums on the device, fetched once at the end (after the all-reduce).
+  const auto sumOptions = torch::TensorOptions().dtype(torch::kFloat64).device(compute.device);
+  const bool regression = targets > 0;
+  const auto width = static_cast<std::int64_t>(regression ? targets : classes);
+  auto lossSum = torch::zeros({1}, sumOptions), items = torch::zeros({1}, sumOptions);
+  auto perClassCorrect = torch::zeros({width}, sumOptions), perClassTotal = torch::zeros({width}, sumOptions);
+  auto regressionSums = torch::zeros({4, width}, sumOptions);
   batches.startEpoch(0);
   while (auto batch = batches.next()) {
     const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
-    if (batch->targets.is_floating_point()) {  // regression: the loss comes from these sums too
+    items += static_cast<double>(batch->targets.size(0));
+    if (regression) {  // the loss comes from these sums too
       const auto y = batch->targets.to(torch::kFloat64);
       const auto error = outputs.reshape(batch->targets.sizes()).to(torch::kFloat64) - y;
-      const auto sums = torch::stack({y.sum(0), (y * y).sum(0), (error * error).sum(0), error.abs().sum(0)});
-      regressionSums = regressionSums.defined() ? regressionSums + sums : sums;
-      regressionItems += static_cast<double>(y.size(0));
+      regressionSums += torch::stack({y.sum(0), (y * y).sum(0), (error * error).sum(0), error.abs().sum(0)});
       continue;
     }
-    const auto batchLoss = taskLoss(loss, outputs, batch->targets) * batch->targets.size(0);
-    lossSum = lossSum.defined() ? lossSum + batchLoss.to(torch::kFloat64) : batchLoss.to(torch::kFloat64);
+    lossSum += (taskLoss(loss, outputs, batch->targets) * batch->targets.size(0)).to(torch::kFloat64);
     const auto hits = outputs.argmax(1).eq(batch->targets).to(torch::kFloat64);
-    const auto onehot = at::one_hot(batch->targets, static_cast<std::int64_t>(classes)).to(torch::kFloat64);
-    const auto classHits = (onehot * hits.unsqueeze(1)).sum(0);
-    const auto classTotal = onehot.sum(0);
-    // Accumulate on the device; one transfer at the end.
-    perClassCorrect = perClassCorrect.defined() ? perClassCorrect + classHits : classHits;
-    perClassTotal = perClassTotal.defined() ? perClassTotal + classTotal : classTotal;
+    const auto onehot = at::one_hot(batch->targets, width).to(torch::kFloat64);
+    perClassCorrect += (onehot * hits.unsqueeze(1)).sum(0);
+    perClassTotal += onehot.sum(0);
   }
   if (wasTraining) model.train();
+  std::vector<torch::Tensor> sums = regression ? std::vector<torch::Tensor>{items, regressionSums}
+                                               : std::vector<torch::Tensor>{items, lossSum, perClassCorrect, perClassTotal};
+  if (collective) collective->allReduceSum(sums);
   Evaluation result;
-  if (regressionSums.defined()) {
-    regressionMetrics(result, regressionSums, regressionItems);
+  const double count = items.item<double>();
+  if (count == 0) return result;
+  if (regression) {
+    regressionMetrics(result, regressionSums, count);
     return result;
   }
-  if (!lossSum.defined()) return result;
   const auto hitsCpu = perClassCorrect.cpu();
   const auto totalCpu = perClassTotal.cpu();
-  const double items = totalCpu.sum().item<double>();
-  result.items = static_cast<std::size_t>(items);
-  result.loss = lossSum.item<double>() / std::max(1.0, items);
-  result.accuracy = hitsCpu.sum().item<double>() / std::max(1.0, items);
+  result.items = static_cast<std::size_t>(count);
+  result.loss = lossSum.item<double>() / count;
+  result.accuracy = hitsCpu.sum().item<double>() / count;
   for (std::size_t c = 0; c < classes; ++c) {
     const double total = totalCpu[static_cast<std::int64_t>(c)].item<double>();
     result.perClassAccuracy.push_back(total > 0 ? hitsCpu[static_cast<std::int64_t>(c)].item<double>() / total : 0);
@@ -341,6 +350,14 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
   if (!data.train || data.train->size() == 0) return fail("there is no labelled target data to train on");
   if (!data.validation || data.validation->size() == 0) return fail("there is no validation data to choose the best state with");
   if (plan.trainable.empty()) return fail("the freeze plan leaves nothing to train — unfreeze at least one layer");
+  Collective* const collective = options.collective.get();
+  const std::size_t processes = collective ? static_cast<std::size_t>(collective->size()) : 1;
+  const bool rankZero = !collective || collective->rank() == 0;
+  result.processes = static_cast<int>(processes);
+  if (options.batchSize % processes != 0) {
+    return fail("a batch of " + std::to_string(options.batchSize) + " does not split evenly over " + std::to_string(processes) +
+                " processes — choose a multiple of " + std::to_string(processes) + " (each process takes batch ÷ processes)");
+  }
 
   std::unique_ptr<ScriptModel> loaded;
   try {
@@ -410,8 +427,12 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     // Data.
     const auto& metadata = loaded->metadata();
     auto streamOptions = BatchStream::forModel(metadata.mean, metadata.std, device);
-    streamOptions.batchSize = options.batchSize;
+    streamOptions.batchSize = options.batchSize / processes;
     streamOptions.seed = options.seed;
+    if (collective) {
+      streamOptions.share = static_cast<std::size_t>(collective->rank());
+      streamOptions.shares = processes;
+    }
     if (options.dataPath != "auto") streamOptions.residentBytes = 0;
     streamOptions.background = options.dataPath != "synchronous";
     const auto everything = [](const Dataset& d) {
@@ -422,6 +443,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     BatchStream trainBatches(BatchStream::borrow(*data.train), everything(*data.train), streamOptions);
     auto evalOptions = streamOptions;
     evalOptions.shuffle = false;
+    evalOptions.padShares = false;  // each item counted once
     evalOptions.batchSize = std::max<std::size_t>(options.batchSize, 256);
     BatchStream validationBatches(BatchStream::borrow(*data.validation), everything(*data.validation), evalOptions);
     std::unique_ptr<BatchStream> testBatches;
@@ -431,11 +453,12 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     const bool regression = data.train->isRegression();
     const std::size_t classes = data.train->classNames.size();
     const std::size_t outputsNeeded = regression ? data.train->targetNames.size() : classes;
+    const std::size_t targets = regression ? outputsNeeded : 0;
     {
       torch::NoGradGuard noGrad;
       model.eval();
-      validationBatches.startEpoch(0);
-      const auto first = validationBatches.next();
+      trainBatches.startEpoch(0);  // never empty: every process's training share is padded
+      const auto first = trainBatches.next();
       std::vector<std::int64_t> itemShape{1};
       itemShape.insert(itemShape.end(), data.train->itemShape.begin(), data.train->itemShape.end());
       // Checked against the shape stored with the model (a guess proves nothing); for images
@@ -463,12 +486,18 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       }
     }
 
-    result.validationBefore = evaluate(model, validationBatches, options.loss, classes, compute);
-    if (testBatches) result.testBefore = evaluate(model, *testBatches, options.loss, classes, compute);
+    result.validationBefore = evaluate(model, validationBatches, options.loss, classes, targets, compute, collective);
+    if (testBatches) result.testBefore = evaluate(model, *testBatches, options.loss, classes, targets, compute, collective);
     Evaluation best = result.validationBefore;
     Snapshot bestState = takeSnapshot(model);
 
     auto optimizer = makeOptimizer(options, groups);
+    std::unique_ptr<GradientAverager> averager;
+    if (collective) {
+      std::vector<torch::Tensor> trainable;
+      for (const auto& group : groups) trainable.insert(trainable.end(), group.parameters.begin(), group.parameters.end());
+      averager = std::make_unique<GradientAverager>(options.collective, trainable, options.gradientBucketBytes);
+    }
     const std::size_t stepsPerEpoch = trainBatches.batchesPerEpoch();
     const std::size_t totalSteps = options.maxSteps ? options.maxSteps : stepsPerEpoch * static_cast<std::size_t>(options.epochs);
     const bool autoRgn = plan.strategy == "auto-rgn";
@@ -485,12 +514,24 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     std::string stopReason;
 
     const auto keepBest = [&] { restoreSnapshot(model, bestState); };
+    // The best state so far on disk; serialise() leaves the model in eval mode with every
+    // parameter requiring gradients, so both are put back.
+    const auto writeCheckpoint = [&] {
+      if (options.checkpointPath.empty() || !rankZero) return;
+      std::vector<bool> requiresGrad;
+      for (const auto& p : model.parameters()) requiresGrad.push_back(p.requires_grad());
+      const auto bytes = serialise(*loaded);
+      std::size_t k = 0;
+      for (auto p : model.parameters()) p.set_requires_grad(requiresGrad[k++]);
+      trainMode();
+      if (auto problem = writeFileAtomically(options.checkpointPath, *bytes); !problem.empty()) log->warn("checkpoint not written: {}", problem);
+    };
     const auto runEvaluation = [&](int epoch) {
       EvaluationPoint point;
       point.epoch = epoch;
       point.step = step;
       point.trainLoss = lossSinceEvaluation / static_cast<double>(std::max<std::size_t>(1, stepsSinceEvaluation));
-      point.validation = evaluate(model, validationBatches, options.loss, classes, compute);
+      point.validation = evaluate(model, validationBatches, options.loss, classes, targets, compute, collective);
       lossSinceEvaluation = 0;
       stepsSinceEvaluation = 0;
       result.history.push_back(point);
@@ -506,6 +547,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
         result.bestEvaluation = static_cast<int>(result.history.size()) - 1;
         sinceImprovement = 0;
         event.best = true;
+        writeCheckpoint();
       } else if (options.patience > 0 && ++sinceImprovement >= options.patience) {
         stop = true;
         result.stoppedEarly = true;
@@ -514,6 +556,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       log->info("epoch {} step {}: train loss {:.4f}, validation loss {:.4f}, {} {:.2f}%{}", epoch + 1, step, point.trainLoss,
                 point.validation.loss, point.validation.scoreName(), 100 * point.validation.score(), event.best ? " (best)" : "");
       emit(event);
+      trainMode();  // evaluate() put every module back in training, frozen BatchNorms too
     };
 
     for (int epoch = 0; step < totalSteps && !stop; ++epoch) {
@@ -537,6 +580,17 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
           group.scale = byGroup.count(group.module) ? rollUp(group.module, byGroup[group.module]).rgn : 0;
           largest = std::max(largest, group.scale);
         }
+        if (collective) {  // every process measured its own batches: all use the mean
+          auto scales = torch::empty({static_cast<std::int64_t>(groups.size())}, torch::kFloat64);
+          for (std::size_t g = 0; g < groups.size(); ++g) scales[static_cast<std::int64_t>(g)] = groups[g].scale;
+          std::vector<torch::Tensor> shared{scales};
+          collective->allReduceSum(shared);
+          largest = 0;
+          for (std::size_t g = 0; g < groups.size(); ++g) {
+            groups[g].scale = scales[static_cast<std::int64_t>(g)].item<double>() / static_cast<double>(processes);
+            largest = std::max(largest, groups[g].scale);
+          }
+        }
         for (auto& group : groups) group.scale = largest > 0 ? group.scale / largest : 1;
       }
       trainMode();
@@ -556,10 +610,16 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
         optimizer->zeroGrad();
         const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
         const auto batchLoss = taskLoss(options.loss, outputs, batch->targets);
+        if (averager) averager->arm();
         batchLoss.backward();
+        if (averager) averager->finish();  // every process now holds the same mean gradient
         // Gradient norms per block, reduced on the device and fetched with the loss in one copy.
         // (_foreach_norm: one fused kernel per block rather than three per tensor.)
         std::vector<torch::Tensor> reduced{batchLoss.detach().to(torch::kFloat64).reshape({1})};
+        if (collective) {  // the curve shows the global batch's loss, and all stop on a NaN together
+          collective->allReduceSum(reduced);
+          reduced[0] /= static_cast<double>(processes);
+        }
         for (const auto& parameters : blockParameters) {
           std::vector<torch::Tensor> grads;
           for (const auto& p : parameters) {
@@ -584,7 +644,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
         }
         optimizer->step();
         ++step;
-        samples += static_cast<std::size_t>(batch->targets.size(0));
+        samples += static_cast<std::size_t>(batch->targets.size(0)) * processes;
         lossSinceEvaluation += value;
         ++stepsSinceEvaluation;
 
@@ -608,11 +668,17 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     }
     result.steps = step;
     result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (averager) {
+      result.gradientBytesReduced = averager->bytesReduced();
+      result.gradientBuckets = averager->buckets();
+      log->info("all-reduced {} gradient bytes in {} steps ({} buckets; {} trainable parameters)", result.gradientBytesReduced, step,
+                result.gradientBuckets, result.trainableParameters);
+    }
 
     // The best state is the result, whatever stopped the run.
     keepBest();
     result.validationAfter = best;
-    if (testBatches) result.testAfter = evaluate(model, *testBatches, options.loss, classes, compute);
+    if (testBatches) result.testAfter = evaluate(model, *testBatches, options.loss, classes, targets, compute, collective);
     if (compute.channelsLast) setChannelsLast(model, false);  // saved in the layout it came in
     result.tunedModel = serialise(*loaded);
 
@@ -677,7 +743,8 @@ TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, con
                        const TrainOptions& options,
                        const std::function<void(const TrainEvent&)>& events,
                        TrainControl* control) {
-  auto result = retryWithSmallerBatches(
+  // Processes training together cannot retry alone: an out-of-memory error ends the run.
+  auto result = options.collective ? trainAttempt(modelPath, plan, data, options, events, control) : retryWithSmallerBatches(
       options,
       [&](const TrainOptions& attempt) { return trainAttempt(modelPath, plan, data, attempt, events, control); },
       [](const std::string& reason) { logger("train")->warn("{}", reason); });

@@ -18,6 +18,8 @@
 
 namespace scalpel {
 
+class Collective;  // distributed/collective.h
+
 struct TrainOptions {
   std::string optimizer = "adam";  // "adam", "adamw" or "sgd" (with momentum)
   double learningRate = 1e-3;
@@ -48,6 +50,17 @@ struct TrainOptions {
   // batches into pinned memory, copied without blocking) or "synchronous" (gathered on the
   // training thread, blocking copies: slowest; the benchmark's baseline).
   std::string dataPath = "auto";
+  // Where the best state so far is written (atomically) at every evaluation that improves on it,
+  // so a run that dies keeps its last good model; "": nowhere. Rank 0 alone writes it.
+  std::string checkpointPath;
+  // Several processes training together (core/distributed): each takes its share of every
+  // epoch's batches (batchSize stays the global batch: each takes batchSize ÷ processes), the
+  // trainable parameters' gradients are averaged after each backward, and validation and test
+  // metrics are summed over all shares. nullptr: this process alone. Not saved with sessions.
+  std::shared_ptr<Collective> collective;
+  // Gradients travel in buckets of about this size, each sent as soon as backward has filled it
+  // (PyTorch DDP's bucket_cap_mb, 25 MB there; smaller here: fine-tuning sends few parameters).
+  std::size_t gradientBucketBytes = std::size_t(4) << 20;
 };
 
 // Target data, already shifted; labels index the model's outputs, or (regression) each target
@@ -144,6 +157,11 @@ struct TrainResult {
   // The best state as a TorchScript file (eval mode, the input model's extra files kept): written
   // out by exportTunedModel(). Also set on cancel and divergence (the best state so far).
   std::shared_ptr<const std::string> tunedModel;
+  // Distributed runs: how many processes trained, and the gradient bytes this process
+  // all-reduced (trainable parameters only, every step) in how many buckets.
+  int processes = 1;
+  std::uint64_t gradientBytesReduced = 0;
+  std::size_t gradientBuckets = 0;
 };
 
 // Fine-tunes the model at `modelPath` under `plan`: parameters outside plan.trainable are

@@ -16,6 +16,7 @@
 
 #include "analysis/gradient_profile.h"
 #include "analysis/shift_analysis.h"
+#include "data/csv_reader.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
 #include "data/splits.h"
@@ -45,9 +46,9 @@ double seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-std::string format(const char* pattern, double a, double b = 0, double c = 0) {
+std::string format(const char* pattern, double a, double b = 0, double c = 0, double d = 0) {
   char text[256];
-  std::snprintf(text, sizeof text, pattern, a, b, c);
+  std::snprintf(text, sizeof text, pattern, a, b, c, d);
   return text;
 }
 
@@ -221,6 +222,37 @@ int main() {
           "out of GPU memory: the run retries with a smaller batch",
           (result.ok ? "trained with batch " + std::to_string(result.batchSize) + " (" + result.note + ")" : result.error) +
               format(" in %.1f s", seconds(start)));
+  }
+  // Regression targets on CUDA: tuning the regressor's input layer lifts R² as on the CPU, and
+  // both devices land on the same metrics (float32 sums in another order).
+  if (const char* fixtures = std::getenv("SCALPEL_FIXTURE_DIR")) {
+    CsvOptions csv;
+    csv.targetColumns = {"ink", "balance"};
+    const auto table = readCsv(std::string(fixtures) + "/regression_target.csv", csv);
+    check(static_cast<bool>(table), "the regression CSV reads", table ? "" : table.error);
+    if (table) {
+      const Dataset& all = *table.dataset;
+      const auto split = stratifiedSplitPerClass(all.strata(), 300, 100, 1);
+      const Dataset train = all.subset(split.train), validation = all.subset(split.validation), test = all.subset(split.test);
+      FreezePlan input;
+      input.strategy = "block:input";
+      input.trainable = {"input"};
+      TrainOptions regression;
+      regression.epochs = 15;
+      regression.learningRate = 1e-2;
+      regression.batchSize = 32;
+      const std::string regressor = std::string(fixtures) + "/regressor.pt";
+      regression.device = "cuda";
+      const auto onCuda = trainModel(regressor, input, {&train, &validation, &test}, regression);
+      regression.device = "cpu";
+      const auto onCpu = trainModel(regressor, input, {&train, &validation, &test}, regression);
+      check(onCuda.ok && onCuda.testAfter.regression && onCuda.testAfter.r2 > 0.9 && onCuda.testBefore.r2 < 0.5,
+            "regression on CUDA: tuning the input layer lifts R²",
+            onCuda.ok ? format("test R² %.1f%% -> %.1f%%", 100 * onCuda.testBefore.r2, 100 * onCuda.testAfter.r2) : onCuda.error);
+      check(onCpu.ok && std::abs(onCpu.testAfter.r2 - onCuda.testAfter.r2) < 0.02 && std::abs(onCpu.testBefore.r2 - onCuda.testBefore.r2) < 1e-4,
+            "regression: CPU and CUDA agree", format("R² before %.5f / %.5f, after %.4f / %.4f", onCpu.testBefore.r2, onCuda.testBefore.r2,
+                                                      onCpu.testAfter.r2, onCuda.testAfter.r2));
+    }
   }
   std::printf("%d check(s) failed\n", failures);
   return failures ? 1 : 0;
