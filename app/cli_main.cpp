@@ -129,6 +129,8 @@ int main(int argc, char** argv) {
   auto* train = scalpel::cli::addTrainCommand(app, trainCommand);
   scalpel::cli::ExportCommand exportCommand;
   auto* exporter = scalpel::cli::addExportCommand(app, exportCommand);
+  scalpel::cli::JobCommand jobCommand;
+  auto* job = scalpel::cli::addJobCommand(app, jobCommand);
   scalpel::cli::SweepCommand sweepCommand;
   auto* sweep = scalpel::cli::addSweepCommand(app, sweepCommand);
 
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
   };
   if (train->parsed()) return scalpel::cli::runTrainCommand(trainCommand, std::vector<std::string>(argv, argv + argc));
   if (exporter->parsed()) return scalpel::cli::runExportCommand(exportCommand);
+  if (job->parsed()) return scalpel::cli::runJobCommand(jobCommand);
   if (sweep->parsed()) return scalpel::cli::runSweepCommand(sweepCommand, std::vector<std::string>(argv, argv + argc));
   if (shifts->parsed()) {
     for (const auto& info : scalpel::shiftCatalogue()) {

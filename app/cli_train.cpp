@@ -11,6 +11,7 @@
 
 #include "data/data_request.h"
 #include "distributed/collective.h"
+#include "distributed/job_folder.h"
 #include "distributed/launch_environment.h"
 #include "distributed/local_launcher.h"
 #include "io/train_format.h"
@@ -116,7 +117,7 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   train->add_option("--train-per-class", s.split.trainPerClass, "labelled target items per class to train on (regression: in all)");
   train->add_option("--validation-per-class", s.split.validationPerClass, "items per class to choose the best state with (regression: in all; the rest is the test split)");
   train->add_option("--split-seed", s.split.seed, "seed of the split");
-  train->add_option("--strategy", s.strategy, "auto, auto-rgn, probe, all, last or block:NAME");
+  train->add_option("--strategy", s.strategy, "auto, auto-rgn, probe, all, last, block:NAME, or manual (the session's plan as it is)");
   train->add_option("--probe-epochs", command.probeEpochs, "epochs of each block's run for --strategy probe");
   TrainOptions& o = s.options;
   train->add_option("--optimizer", o.optimizer, "adam, adamw or sgd");
@@ -142,6 +143,7 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   train->add_option("--report", command.reportFolder, "also write the report as Markdown with PNG plots into this folder");
   train->add_option("--checkpoint", command.checkpoint,
                     "write the best state so far here at every evaluation that improves it (default for several processes: OUT's name with -checkpoint)");
+  train->add_option("--metrics", command.metrics, "append a JSON line per evaluation to this file as the run goes (a metrics log)");
   train->add_option("--nproc", command.processes,
                     "train with N processes on this machine (data-parallel, Gloo); under torchrun or srun leave it out: RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT say it")
       ->check(CLI::Range(1, 256));
@@ -235,7 +237,12 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
   }
 
   PlanChoice choice;
-  if (rankZero) {
+  if (rankZero && session.strategy == "manual") {  // the layers marked in the app, kept as they are
+    choice.ok = !session.plan.trainable.empty();
+    choice.plan = session.plan;
+    choice.plan.strategy = "manual";
+    if (!choice.ok) choice.error = "strategy manual trains the session's plan, but it marks no layer trainable — mark layers in the app, or choose another --strategy";
+  } else if (rankZero) {
     choice = choosePlan(session.modelPath, session.strategy, data, useSource ? &source : nullptr, session.options, command.probeEpochs,
                         [](const std::string& status) { std::cout << status << "\n" << std::flush; });
   }
@@ -281,6 +288,11 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
     if (auto problem = saveSession(session, command.sessionFile); !problem.empty()) std::cerr << "warning: autosave failed: " << problem << "\n";
   };
   autosave();
+  std::ofstream metrics;
+  if (!command.metrics.empty() && rankZero) {
+    metrics.open(command.metrics, std::ios::trunc);
+    if (!metrics) return fail("cannot write the metrics log " + command.metrics + " — choose a writable place");
+  }
 
   auto run = fineTune(session.modelPath, choice, data, session.options, [&](const TrainEvent& event) {
     if (event.kind == TrainEvent::Kind::Step) {
@@ -296,8 +308,10 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
     point.epoch = event.epoch;
     point.step = event.step;
     point.validation = event.validation;
+    point.trainLoss = event.loss;
     report.history.push_back(point);
     autosave();
+    if (metrics.is_open()) metrics << metricsLogLine(point, event.totalSteps) << std::endl;  // flushed: others follow it
   });
   const TrainResult& result = run.result;
   if (!rankZero) {  // rank 0 writes the session, the model and the report
@@ -377,6 +391,30 @@ int runExportCommand(ExportCommand& command) {
     std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report (" << report.outcome << ", test " << report.testAfter.scoreName() << " "
               << percent(report.testBefore.score()) << " -> " << percent(report.testAfter.score()) << ")\n";
   }
+  return 0;
+}
+
+CLI::App* addJobCommand(CLI::App& app, JobCommand& command) {
+  auto* job = app.add_subcommand("job", "Write a session as a training job folder for torchrun, Slurm or this machine");
+  job->add_option("--session", command.sessionFile, "the session to train (its model, data, plan and options)")->required();
+  job->add_option("--out", command.out, "a new or empty folder for the job")->required();
+  job->add_option("--nproc", command.processes, "processes per machine")->check(CLI::Range(1, 256));
+  job->add_option("--nodes", command.machines, "machines")->check(CLI::Range(1, 4096));
+  return job;
+}
+
+int runJobCommand(const JobCommand& command) {
+  Session session;
+  const auto loaded = loadSession(command.sessionFile, session);
+  if (!loaded.ok) return fail(loaded.error);
+  for (const auto& missing : loaded.missing) return fail(missing);
+  JobSettings settings;
+  settings.processes = command.processes;
+  settings.machines = command.machines;
+  settings.scalpelCli = fs::read_symlink("/proc/self/exe").string();
+  if (auto problem = writeJobFolder(session, command.out, settings); !problem.empty()) return fail(problem);
+  std::cout << command.out << ": the job (" << command.machines * command.processes << " processes); run " << (fs::path(command.out) / "run-local.sh").string()
+            << " here, run-torchrun.sh or run-slurm.sbatch elsewhere (see its README.md)\n";
   return 0;
 }
 

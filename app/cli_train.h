@@ -20,6 +20,7 @@ struct TrainCommand {
   std::string out;
   std::string reportFolder;
   std::string checkpoint;
+  std::string metrics;  // JSON lines, one per evaluation
   int processes = 1;
   double bucketMegabytes = 4;  // --nproc: local processes to start (this one only launches them)
 };
@@ -35,5 +36,15 @@ struct ExportCommand {
 };
 CLI::App* addExportCommand(CLI::App& app, ExportCommand& command);
 int runExportCommand(ExportCommand& command);
+
+// `job`: a session as a self-contained job folder (distributed/job_folder.h).
+struct JobCommand {
+  std::string sessionFile;
+  std::string out;
+  int processes = 2;
+  int machines = 1;
+};
+CLI::App* addJobCommand(CLI::App& app, JobCommand& command);
+int runJobCommand(const JobCommand& command);
 
 }  // namespace scalpel::cli

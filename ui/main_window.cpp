@@ -6,6 +6,7 @@
 #include <QFile>
 #include <QApplication>
 #include <QDockWidget>
+#include <QProcess>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QDir>
@@ -228,7 +229,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(m_training, &TrainingPanel::pauseRequested, this, [this](bool paused) {
     if (paused) m_worker->trainControl().pause(); else m_worker->trainControl().resume();
   });
-  connect(m_training, &TrainingPanel::stopRequested, this, [this] { m_worker->trainControl().cancel(); });
+  connect(m_training, &TrainingPanel::stopRequested, this, &MainWindow::stopTraining);
+  connect(&m_jobPoll, &QTimer::timeout, this, &MainWindow::pollJob);
   // The device setting (Training tab) steers the worker's analyses too, and is remembered.
   const auto useDevice = [this](const QString& device) {
     m_worker->setDevice(device.toStdString());
@@ -255,6 +257,11 @@ MainWindow::~MainWindow() {
   disconnect(m_undo, nullptr, this, nullptr);
   m_worker->cancelFlag() = true;  // a pretraining run stops within one step
   m_worker->trainControl().cancel();  // and so does fine-tuning
+  if (m_job) {  // and the processes of a run on several
+    m_job->disconnect(this);
+    m_job->terminate();
+    m_job->waitForFinished(10000);
+  }
   m_workerThread.quit();
   m_workerThread.wait();
 }
@@ -351,7 +358,11 @@ void MainWindow::buildMenus() {
     startTraining(m_training->strategy(), m_training->options());
   });
   training->addAction("&Pause / Resume", QKeySequence(Qt::CTRL | Qt::Key_P), m_training, &TrainingPanel::togglePause);
-  training->addAction("&Stop", this, [this] { m_worker->trainControl().cancel(); });
+  training->addAction("&Stop", this, &MainWindow::stopTraining);
+  training->addSeparator();
+  training->addAction("&Run On…", this, &MainWindow::showRunOnDialog);
+  training->addAction("&Export Job…", this, [this] { exportJobDialog(std::max(2, m_trainProcesses)); });
+  training->addAction("&Open Job Results…", this, &MainWindow::openJobResultsDialog);
 
   auto* help = menuBar()->addMenu("&Help");
   help->addAction("&How Surgical Fine-Tuning Works", QKeySequence::HelpContents, this, &MainWindow::showMethodHelp);
@@ -515,8 +526,8 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
     // shifted data; the clean training images are the source reference.
     m_demoPending = false;
     m_analyseDemo = true;
-    openData(true, DataRequest{"fashion-mnist", "test", "gaussian-noise", 5, 0, {}, {}});
-    openData(false, DataRequest{"fashion-mnist", "train", {}, 3, 0, {}, {}});
+    openData(true, DataRequest{"fashion-mnist", "test", "gaussian-noise", 5, 0, {}, {}, {}});
+    openData(false, DataRequest{"fashion-mnist", "train", {}, 3, 0, {}, {}, {}});
   }
 }
 
@@ -823,6 +834,10 @@ void MainWindow::startTraining(const QString& strategy, const TrainOptions& opti
   if (!canTrain()) return;
   m_training->setRunning(true);
   if (auto* dock = findChild<QDockWidget*>("trainingDock")) dock->raise();
+  if (m_trainProcesses > 1) {
+    startLocalJob(strategy, options);
+    return;
+  }
   statusBar()->showMessage("Training …");
   requestRun(strategy, options);
 }

@@ -16,6 +16,7 @@ class QDockWidget;
 class QLabel;
 class QMenu;
 class QMessageBox;
+class QProcess;
 class QProgressDialog;
 class QTextBrowser;
 class QUndoStack;
@@ -98,6 +99,18 @@ class MainWindow : public QMainWindow {
   void openDataDialog();
   // Help ▸ How Surgical Fine-Tuning Works: the method in a page (ui/help/how_it_works.html).
   void showMethodHelp();
+  // Several processes (main_window_jobs.cpp). Where Train runs: 1 in this window, N > 1 as N
+  // processes on this machine (a job folder that `scalpel-cli train --nproc N` runs).
+  void setTrainProcesses(int processes);
+  void showRunOnDialog();  // Training ▸ Run On…
+  // Training ▸ Export Job…: the session as a job folder for `processes` per machine. Returns ""
+  // or the error (also shown in a dialog).
+  QString exportJob(const QString& folder, int processes);
+  // Training ▸ Open Job Results…: a job folder's tuned model and curves become the current run
+  // and join the session. Returns "" or the error (also shown in a dialog).
+  QString openJobResults(const QString& folder);
+  // Training ▸ Stop: the run in the window, or the processes.
+  void stopTraining();
 
  Q_SIGNALS:
   void modelShown();                     // a model is on screen
@@ -162,6 +175,13 @@ class MainWindow : public QMainWindow {
   void addRecentFile(const QString& path);
   void fillRecentMenu();
   QString dataHtml(bool target) const;
+  // Jobs:
+  Session sessionToRun(const QString& strategy, const TrainOptions& options) const;
+  void exportJobDialog(int processes);
+  void openJobResultsDialog();
+  void startLocalJob(const QString& strategy, const TrainOptions& options);
+  void pollJob();
+  void onJobFinished(int exitCode);
 
   QThread m_workerThread;
   ModelWorker* m_worker = nullptr;
@@ -207,6 +227,12 @@ class MainWindow : public QMainWindow {
   QPointer<QMessageBox> m_errorDialog;
   QDockWidget* m_firstBottomTab = nullptr;  // the others are tabbed beside it
   QPointer<QProgressDialog> m_trainingDialog;
+  int m_trainProcesses = 1;        // Training ▸ Run On…
+  QProcess* m_job = nullptr;       // the processes training now, if any
+  QString m_jobFolder;
+  QString m_jobOutput;
+  QTimer m_jobPoll;                // follows the job's metrics log
+  int m_jobPointsShown = 0;
 
  public:
   QProgressDialog* trainingDialog() const;
@@ -220,6 +246,7 @@ class MainWindow : public QMainWindow {
   QUndoStack* undoStack() const { return m_undo; }
   LayerTableModel* layerTable() const { return m_layers; }
   const std::optional<FineTuneRun>& lastRun() const { return m_lastRun; }
+  int trainProcesses() const { return m_trainProcesses; }
   const std::optional<Diagnosis>& diagnosis() const { return m_diagnosis; }
   Session currentSession() const;
   const QString& sessionPath() const { return m_sessionPath; }

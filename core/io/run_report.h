@@ -59,6 +59,9 @@ struct RunReport {
 
 // Fills the result part of a report (outcome, metrics, history) from a finished run.
 void fillRunReport(const TrainResult& result, RunReport& report);
+// The other way, for a run that happened elsewhere (a job folder's tuned model): the result a
+// window shows and exports, with `tunedModel` as the model's bytes.
+TrainResult resultOfReport(const RunReport& report, std::shared_ptr<const std::string> tunedModel);
 
 std::string runReportToJson(const RunReport& report);
 // Returns "" or what is wrong with the JSON (malformed, a newer format).

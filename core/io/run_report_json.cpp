@@ -30,6 +30,28 @@ void fillRunReport(const TrainResult& result, RunReport& report) {
   report.seconds = result.seconds;
 }
 
+TrainResult resultOfReport(const RunReport& report, std::shared_ptr<const std::string> tunedModel) {
+  TrainResult result;
+  result.diverged = report.outcome == "diverged";
+  result.cancelled = report.outcome == "cancelled";
+  result.stoppedEarly = report.outcome == "stopped early";
+  result.ok = report.outcome == "finished" || result.stoppedEarly;
+  result.error = report.message;
+  result.device = report.device;
+  result.trainableParameters = report.trainableParameters;
+  result.frozenParameters = report.frozenParameters;
+  result.validationBefore = report.validationBefore;
+  result.testBefore = report.testBefore;
+  result.validationAfter = report.validationAfter;
+  result.testAfter = report.testAfter;
+  result.history = report.history;
+  result.bestEvaluation = report.bestEvaluation;
+  result.steps = report.steps;
+  result.seconds = report.seconds;
+  result.tunedModel = std::move(tunedModel);
+  return result;
+}
+
 std::string runReportToJson(const RunReport& report) {
   // Replace invalid UTF-8 (a path in a legacy encoding) rather than throw.
   return toJson(report).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) +

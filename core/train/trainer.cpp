@@ -367,6 +367,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     torch::jit::Module& model = loaded->module();
     const torch::Device device = loaded->device();
     result.device = describeDevice(device.is_cuda() ? "cuda:" + std::to_string(std::max<int>(0, device.index())) : "cpu");
+    if (collective) result.device = std::to_string(processes) + " processes, each on " + result.device;
     torch::manual_seed(options.seed);
     Compute compute{device, options.precision == "bf16", options.channelsLast};
     if (compute.channelsLast) setChannelsLast(model, true);
@@ -537,6 +538,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       result.history.push_back(point);
       TrainEvent event;
       event.kind = TrainEvent::Kind::Evaluation;
+      event.loss = point.trainLoss;
       event.epoch = epoch;
       event.step = step;
       event.totalSteps = totalSteps;

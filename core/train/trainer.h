@@ -94,7 +94,7 @@ struct TrainEvent {
   int epoch = 0;  // 0-based
   std::size_t step = 0;  // steps done so far (1-based after the first)
   std::size_t totalSteps = 0;
-  // Step:
+  // Step: the batch's loss. Evaluation: the mean training loss since the previous evaluation.
   double loss = 0;
   std::vector<double> learningRates;  // of the optimiser's parameter groups
   std::vector<double> blockGradientNorms;  // per block of the model's tree (0 where frozen)
@@ -145,7 +145,7 @@ struct TrainResult {
   std::string precision;      // "fp32" or "bf16", as it ran (bf16 only where autocast took effect)
   std::string note;           // what changed from the request (a halved batch, fp32 instead of bf16)
   std::string error;      // why it failed or stopped
-  std::string device;     // "cpu (2 threads)" or "cuda:0 (NVIDIA H100 80GB HBM3)"
+  std::string device;     // "cpu (2 threads)", "cuda:0 (NVIDIA H100 80GB HBM3)", "2 processes, each on cpu (1 threads)"
   std::int64_t trainableParameters = 0;
   std::int64_t frozenParameters = 0;
   Evaluation validationBefore, testBefore;  // the unmodified model

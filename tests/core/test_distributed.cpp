@@ -21,7 +21,9 @@
 #include "data/batch_stream.h"
 #include "data/csv_reader.h"
 #include "data/splits.h"
+#include "distributed/job_folder.h"
 #include "distributed/launch_environment.h"
+#include "distributed/local_launcher.h"
 
 using namespace scalpel;
 
@@ -36,6 +38,7 @@ class TestDistributed : public QObject {
   void onlyTrainableGradientsTravel();
   void killedRankStopsTheOthers();
   void stalledRankTimesOut();
+  void jobFolderRunsUnderTorchrun();
 
  private:
   struct Run {
@@ -318,6 +321,44 @@ void TestDistributed::stalledRankTimesOut() {
   QVERIFY(process.exitCode() != 0);
   QVERIFY2(errors.contains("rank 0") && errors.contains("the distributed run broke off"), qPrintable(errors));
   QVERIFY2(errors.contains("were stopped"), qPrintable(errors));
+}
+
+// `scalpel-cli job` writes a session as a folder whose torchrun script (Debian's torchrun, c10d
+// rendezvous) trains it on 2 processes; the results read back as a finished run with its curve.
+void TestDistributed::jobFolderRunsUnderTorchrun() {
+  QTemporaryDir dir;
+  const QString session = dir.filePath("session.json");
+  auto arguments = regressionRun(dir.filePath("first.pt"), 1);
+  arguments.replace(arguments.indexOf(dir.filePath("first.pt") + ".session.json"), session);
+  arguments.replace(arguments.indexOf("all"), "block:input");
+  const auto first = cli(arguments);
+  QVERIFY2(first.exitCode == 0, qPrintable(first.err));
+  const QString job = dir.filePath("job");
+  const auto written = cli({"job", "--session", session, "--out", job, "--nproc", "2"});
+  QVERIFY2(written.exitCode == 0, qPrintable(written.err));
+  QVERIFY(QFile::exists(job + "/data/regression_target.csv"));
+  QVERIFY2(!readJobResults(job.toStdString()).ok, "nothing has run yet");
+  const auto again = cli({"job", "--session", session, "--out", job});
+  QVERIFY2(again.exitCode != 0 && again.err.contains("is not empty"), qPrintable(again.err));
+
+  QProcess torchrun;
+  auto environment = QProcessEnvironment::systemEnvironment();
+  environment.insert("NPROC_PER_NODE", "2");
+  environment.insert("RDZV_ENDPOINT", QString("localhost:%1").arg(freeLocalPort()));
+  torchrun.setProcessEnvironment(environment);
+  torchrun.start("bash", {job + "/run-torchrun.sh"});
+  QVERIFY(torchrun.waitForFinished(180000));
+  const QString output = QString::fromUtf8(torchrun.readAll());
+  QVERIFY2(torchrun.exitCode() == 0, qPrintable(output));
+  QVERIFY2(output.contains("on 2 processes: each all-reduced"), qPrintable(output));
+  const auto results = readJobResults(job.toStdString());
+  QVERIFY2(results.ok, results.error.c_str());
+  QCOMPARE(results.report.outcome, std::string("finished"));
+  QCOMPARE(results.report.plan.trainable, std::vector<std::string>{"input"});
+  QCOMPARE(results.metrics.size(), std::size_t(3));  // one line per evaluation
+  QCOMPARE(results.metrics.size(), results.report.history.size());
+  QVERIFY(std::abs(results.metrics.back().validation.r2 - results.report.history.back().validation.r2) < 1e-12);
+  QVERIFY(QFile::exists(job + "/results/report/report.md"));
 }
 
 QTEST_GUILESS_MAIN(TestDistributed)

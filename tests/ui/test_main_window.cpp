@@ -41,6 +41,10 @@
 #include <QTimer>
 
 #include "io/session.h"
+#include <QProcess>
+#include <QRadioButton>
+#include <QSpinBox>
+#include "run_on_dialog.h"
 
 using scalpel::ui::BlockItem;
 using scalpel::test::screenshot;
@@ -110,6 +114,7 @@ class TestMainWindow : public QObject {
   void sessionsAutosaveAndCloseAsks();
   void dataDialogPreviewsAndOpens();
   void regressionTrainsInTheWindow();
+  void severalProcessesTrainAndJobsComeBack();
   void largeModelsStayResponsive();
 };
 
@@ -714,6 +719,79 @@ void TestMainWindow::regressionTrainsInTheWindow() {
   QCOMPARE(panel->evaluationPoints(), 10);
   QCOMPARE(panel->trainingPoints(), 20);  // 100 rows in batches of 64, 10 epochs: every step drawn
   QVERIFY(window.grab().save(screenshot("regression_trained.png")));
+}
+
+// Training ▸ Run On… two processes: Train runs `scalpel-cli train --nproc 2` on a job folder
+// and the curves follow its metrics log; Export Job… writes a folder whose run-local.sh runs
+// here, and Open Job Results… brings its run back into the window and the session.
+void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
+  QStandardPaths::setTestModeEnabled(true);  // the jobs go to a test folder
+  MainWindow window;
+  window.resize(1280, 900);
+  window.show();
+  QSignalSpy shown(&window, &MainWindow::modelShown);
+  window.openModel(scalpel::test::fixture("regressor.pt"));
+  QVERIFY(shown.wait(60000));
+  QSignalSpy loaded(&window, &MainWindow::dataShown);
+  scalpel::DataRequest request;
+  request.source = scalpel::test::fixture("regression_target.csv").toStdString();
+  request.regressionTargets = {"ink", "balance"};
+  window.openData(true, request);
+  QVERIFY(loaded.wait(60000));
+
+  // The dialog, as a user clicks it.
+  QTimer::singleShot(0, [] {
+    auto* dialog = qobject_cast<scalpel::ui::RunOnDialog*>(QApplication::activeModalWidget());
+    QVERIFY(dialog);
+    dialog->findChild<QRadioButton*>("severalProcesses")->setChecked(true);
+    dialog->findChild<QSpinBox*>("processes")->setValue(2);
+    QVERIFY(dialog->grab().save(screenshot("run_on_dialog.png")));
+    dialog->accept();
+  });
+  window.showRunOnDialog();
+  QCOMPARE(window.trainProcesses(), 2);
+
+  auto* panel = window.trainingPanel();
+  panel->setStrategy("block:input");
+  panel->setEpochs(6);
+  QSignalSpy finished(&window, &MainWindow::trainingFinished);
+  QTest::mouseClick(panel->findChild<QPushButton*>(), Qt::LeftButton);
+  QVERIFY(finished.wait(180000));
+  QVERIFY2(finished.first().first().toBool(), qPrintable(panel->resultText()));
+  const auto& run = *window.lastRun();
+  QVERIFY(run.result.tunedModel && !run.result.tunedModel->empty());
+  QVERIFY2(run.result.testAfter.r2 > run.result.testBefore.r2 + 0.1, qPrintable(panel->resultText()));
+  QCOMPARE(panel->evaluationPoints(), 6);  // every evaluation of the log reached the curves
+  QCOMPARE(window.currentSession().runs.size(), std::size_t(1));
+  QVERIFY(QFile::exists(QString::fromStdString(window.currentSession().runs.back().tunedModel)));
+  QVERIFY(window.grab().save(screenshot("several_processes_trained.png")));
+
+  // Export Job…, run its script (2 processes), Open Job Results…
+  QTemporaryDir dir;
+  const QString job = dir.filePath("job");
+  QCOMPARE(window.exportJob(job, 2), QString());
+  for (const char* file : {"model.pt", "session.json", "data-manifest.json", "data/regression_target.csv", "run-local.sh", "run-torchrun.sh",
+                           "run-slurm.sbatch", "README.md"}) {
+    QVERIFY2(QFile::exists(job + "/" + file), file);
+  }
+  QVERIFY2(!window.openJobResults(job).isEmpty(), "a job that has not run has no results");
+  if (auto* box = window.errorDialog()) box->close();
+  QProcess script;
+  script.start("bash", {job + "/run-local.sh"});
+  QVERIFY(script.waitForFinished(180000));
+  QVERIFY2(script.exitCode() == 0, script.readAll().constData());
+  QCOMPARE(window.openJobResults(job), QString());
+  QCOMPARE(window.lastRun()->report.history.size(), std::size_t(6));
+  QCOMPARE(window.currentSession().runs.size(), std::size_t(2));
+  QCOMPARE(panel->evaluationPoints(), 6);
+  // Its model exports like any run's.
+  QCOMPARE(window.exportTunedModel(dir.filePath("from-job.pt")), QString());
+  QVERIFY(QFile::exists(dir.filePath("from-job.pt")));
+
+  // A folder that is no job says so.
+  const QString error = window.openJobResults(dir.path());
+  QVERIFY2(error.contains("not a Scalpel job folder"), qPrintable(error));
+  QVERIFY(window.errorDialog());
 }
 
 // Models with hundreds of modules (a 12-block ViT, MobileNetV2): open, expand every block, fit, zoom.
