@@ -296,7 +296,7 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
 
   auto run = fineTune(session.modelPath, choice, data, session.options, [&](const TrainEvent& event) {
     if (event.kind == TrainEvent::Kind::Step) {
-      drawProgress(event);
+      if (rankZero) drawProgress(event);  // one progress bar on the terminal they share
       return;
     }
     if (event.kind != TrainEvent::Kind::Evaluation) return;

@@ -1,5 +1,7 @@
-// Analysis forward (taps on every layer, per-channel moments) against the plain forward of the
-// same model and batch, measured interleaved in one run; prints ratios, asserts nothing.
+// Analysis forward against the plain forward of the same model and batch: "taps" returns the
+// tapped activations themselves (copied where an in-place op follows), "analysis" the analysis
+// path (per-channel sums reduced inside the forward, then moments). Measured interleaved in one
+// run; prints ratios, asserts nothing.
 //   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick]
 
 #include <ATen/Parallel.h>
@@ -57,13 +59,17 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
   const scalpel::ActivationTaps allTaps(module);
   const scalpel::ActivationTaps bnTaps(module, {"(no module outputs)"}, batchNorms);
   const auto& taps = batchNormInputs ? bnTaps : allTaps;
+  using Output = scalpel::ActivationTaps::Output;
+  const scalpel::ActivationTaps allSums(module, {}, {}, Output::ChannelSums);
+  const scalpel::ActivationTaps bnSums(module, {"(no module outputs)"}, batchNorms, Output::ChannelSums);
+  const auto& sums = batchNormInputs ? bnSums : allSums;
   const auto tapCount = batchNormInputs ? taps.inputCalls().size() : taps.tappedCalls().size();
   const auto input = torch::randn(shape).to(loaded.model->device());
   const auto plain = [&] { module.forward({input}); };
   const auto tapped = [&] { taps.run(input); };
   const auto analysed = [&] {
-    const auto result = taps.run(input);
-    scalpel::activationMoments(batchNormInputs ? result.inputs : result.taps);
+    const auto result = sums.run(input);
+    scalpel::momentsFromChannelSums(batchNormInputs ? result.inputs : result.taps);
   };
   for (int i = 0; i < 2; ++i) {  // warm-up: the profiling executor optimises after a few runs
     plain();

@@ -9,13 +9,11 @@
 
 namespace scalpel {
 
-// Per-channel moments of one batch of activations per tensor: channel = dim 1 of [N, C, ...], the
-// last dim of [N, T, C] token tensors, the features of [N, C].
-//
-// Each tensor is reduced on its device to per-channel Σx and Σx² (float32 sums: ATen sums
-// cascade, and var_mean is 4-7× slower on CPU here; the variance error this leaves, ~1e-6
-// relative, is far below any noise floor), each along contiguous runs, Σx² as a squared 2-norm
-// (no squared copy). All taps' sums leave the device in one copy, and batches merge in float64.
-std::vector<ChannelMoments> activationMoments(const std::vector<torch::Tensor>& activations);
+// Per-channel moments of one batch from the taps of ActivationTaps::Output::ChannelSums (float32
+// [2C + 1]: Σx, Σx², values per channel), which the forward reduced where each module call
+// returned: all taps leave the device in one copy, and batches merge in float64. (float32 sums:
+// ATen's sums cascade, and var_mean is 4-7× slower on this CPU; the variance error this leaves,
+// ~1e-6 relative, is far below any noise floor.)
+std::vector<ChannelMoments> momentsFromChannelSums(const std::vector<torch::Tensor>& sums);
 
 }  // namespace scalpel

@@ -112,7 +112,8 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
       return analysis;
     }
     const bool tapOutputs = source || useStored;
-    const ActivationTaps taps(module, {}, tapOutputs ? std::vector<std::string>{} : batchNorms);
+    // Reduced inside the forward: per-channel sums leave it, never whole activations.
+    const ActivationTaps taps(module, {}, tapOutputs ? std::vector<std::string>{} : batchNorms, ActivationTaps::Output::ChannelSums);
     const auto& calls = tapOutputs ? taps.tappedCalls() : taps.inputCalls();
     std::vector<Layer> layers(calls.size());
     std::vector<std::size_t> tapIndex(calls.size());  // which tap each layer reads
@@ -139,7 +140,7 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
       while (auto batch = stream.next()) {
         if (cancelled()) return analysis;
         const auto result = taps.run(batch->inputs);
-        const auto moments = activationMoments(result.taps);
+        const auto moments = momentsFromChannelSums(result.taps);
         for (std::size_t i = 0; i < layers.size(); ++i) layers[i].reference.merge(moments[i]);
       }
       for (auto& layer : layers) layer.referenceItems = static_cast<double>(stream.items());
@@ -205,7 +206,7 @@ ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target, 
       ShiftSnapshot snapshot;
       snapshot.batch = batchNumber;
       snapshot.targetItems = items;
-      const auto batchMoments = activationMoments(activations);
+      const auto batchMoments = momentsFromChannelSums(activations);
       for (std::size_t i = 0; i < layers.size(); ++i) {
         const auto& moments = batchMoments[tapIndex[i]];
         layers[i].spread.add(compareMoments(layers[i].reference, layers[i].referenceItems, moments, batchItems).kl);

@@ -29,8 +29,8 @@ bool storedCrc(std::ifstream& in, std::uint64_t size, std::uint32_t& crc) {
   return true;
 }
 
-// CRC-32 of what `size` deflated bytes at the stream's position inflate to.
-bool deflatedCrc(std::ifstream& in, std::uint64_t size, std::uint32_t& crc) {
+// CRC-32 and length of what `size` deflated bytes at the stream's position inflate to.
+bool deflatedCrc(std::ifstream& in, std::uint64_t size, std::uint32_t& crc, std::uint64_t& inflated) {
   z_stream stream{};
   if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) return false;
   std::vector<unsigned char> input(1 << 16), output(1 << 16);
@@ -50,6 +50,7 @@ bool deflatedCrc(std::ifstream& in, std::uint64_t size, std::uint32_t& crc) {
     status = inflate(&stream, Z_NO_FLUSH);
     if (status != Z_OK && status != Z_STREAM_END) break;
     crc = ::crc32(crc, output.data(), static_cast<uInt>(output.size() - stream.avail_out));
+    inflated += output.size() - stream.avail_out;
   }
   inflateEnd(&stream);
   return status == Z_STREAM_END;
@@ -86,14 +87,24 @@ std::string verifyZipChecksums(const std::filesystem::path& path) {
     const std::uint32_t method = read16(&directory[p + 10]);
     const std::uint32_t crc = read32(&directory[p + 16]);
     const std::uint32_t packed = read32(&directory[p + 20]);
+    const std::uint32_t unpacked = read32(&directory[p + 24]);
     const std::uint32_t nameLength = read16(&directory[p + 28]);
     const std::uint32_t extraLength = read16(&directory[p + 30]);
     const std::uint32_t commentLength = read16(&directory[p + 32]);
     const std::uint32_t local = read32(&directory[p + 42]);
     if (p + 46 + nameLength > directory.size()) return "its zip directory is damaged";
     const std::string name(reinterpret_cast<const char*>(&directory[p + 46]), nameLength);
+    if (p + 46 + nameLength + extraLength > directory.size()) return "its zip directory is damaged";
+    const unsigned char* extra = &directory[p + 46 + nameLength];
     p += 46 + nameLength + extraLength + commentLength;
-    if (packed == 0xFFFFFFFF || local == 0xFFFFFFFF) continue;  // ZIP64: left to the loader
+    if (packed == 0xFFFFFFFF || unpacked == 0xFFFFFFFF || local == 0xFFFFFFFF) {
+      // ZIP64: the real sizes are in the entry's ZIP64 field, and the loader reads them there.
+      // Without that field, the loader would take 4 GiB for the size and try to allocate it.
+      bool zip64 = false;
+      for (std::uint32_t q = 0; q + 4 <= extraLength; q += 4 + read16(&extra[q + 2])) zip64 |= read16(&extra[q]) == 0x0001;
+      if (!zip64) return "the entry '" + name + "' of its zip archive is damaged (it gives no size)";
+      continue;
+    }
     unsigned char header[30];
     in.seekg(local);
     if (!in.read(reinterpret_cast<char*>(header), 30) || read32(header) != 0x04034b50) {
@@ -101,11 +112,18 @@ std::string verifyZipChecksums(const std::filesystem::path& path) {
     }
     in.seekg(static_cast<std::streamoff>(local) + 30 + read16(&header[26]) + read16(&header[28]));
     std::uint32_t actual = 0;
+    std::uint64_t length = packed;
     bool readable = false;
-    if (method == 0) readable = storedCrc(in, packed, actual);
-    else if (method == 8) readable = deflatedCrc(in, packed, actual);
-    else continue;  // another compression: left to the loader
-    if (!readable || actual != crc) return "the entry '" + name + "' of its zip archive fails its checksum";
+    if (method == 0) {
+      readable = storedCrc(in, packed, actual);
+    } else if (method == 8) {
+      length = 0;
+      readable = deflatedCrc(in, packed, actual, length);
+    } else {
+      continue;  // another compression: left to the loader
+    }
+    // The length matters as much as the checksum: the loader allocates what the directory says.
+    if (!readable || actual != crc || length != unpacked) return "the entry '" + name + "' of its zip archive fails its checksum";
   }
   return {};
 }

@@ -5,6 +5,7 @@
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
+#include <torch/jit.h>
 
 #include <map>
 #include <optional>
@@ -24,6 +25,35 @@ std::string ModuleCall::label() const {
 namespace {
 
 bool isTensor(const c10::TypePtr& type) { return type->kind() == c10::TypeKind::TensorType; }
+
+// Output::ChannelSums: inlined where each tapped value is returned. Each channel's values as a
+// contiguous run ([N, C, H·W]), summed along the runs first on the CPU (ATen's fastest CPU
+// reduction), in one reduction each on CUDA (where launches dominate); Σx² as a squared 2-norm,
+// so no squared copy is made.
+const char* kChannelSumsSource = R"SCRIPT(
+def channel_sums(x: Tensor) -> Tensor:
+    if not x.is_floating_point():
+        x = x.float()
+    if x.dim() < 2:
+        rows = x.reshape([-1, 1, 1])
+    elif x.dim() == 3:
+        rows = x.reshape([-1, x.size(2), 1])
+    else:
+        rows = x.reshape([x.size(0), x.size(1), -1])
+    count = float(rows.size(0) * rows.size(2))
+    if x.is_cuda:
+        sums = rows.sum([0, 2])
+        squares = torch.linalg_vector_norm(rows, 2, [0, 2]).square()
+    else:
+        sums = rows.sum(2).sum(0)
+        squares = torch.linalg_vector_norm(rows, 2, [2]).square().sum(0)
+    return torch.cat([sums.float(), squares.float(), sums.new_full([1], count).float()])
+)SCRIPT";
+
+std::shared_ptr<jit::Graph> channelSumsGraph() {
+  static const auto unit = torch::jit::compile(kChannelSumsSource);
+  return jit::toGraphFunction(unit->get_function("channel_sums")).graph();
+}
 
 // Rewrites a copy of forward. Lives only while the constructor of ActivationTaps runs.
 class GraphRewriter {
@@ -48,7 +78,7 @@ class GraphRewriter {
   // Numbers the calls that survived folding, keeps the clones of the selected tappable ones, and
   // makes the graph return (original output, those clones...).
   void finish(const std::set<std::string>& only, std::vector<ModuleCall>& calls,
-              std::vector<ModuleCall>& tapped, std::vector<ModuleCall>& inputTapped) {
+              std::vector<ModuleCall>& tapped, std::vector<ModuleCall>& inputTapped, bool channelSums) {
     std::map<std::string, int> seen;
     std::vector<jit::Value*> outputs{m_graph->outputs().at(0)};
     std::vector<jit::Value*> inputs;
@@ -80,11 +110,39 @@ class GraphRewriter {
       if (!kept.count(marker) && !marker->output()->hasUses()) marker->destroy();
     }
     outputs.insert(outputs.end(), inputs.begin(), inputs.end());
+    if (channelSums) reduceAtMarkers(outputs);
     jit::WithInsertPoint guard(m_graph->block()->return_node());
     jit::Value* tuple = m_graph->insertNode(m_graph->createTuple(outputs))->output();
     m_graph->eraseOutput(0);
     m_graph->registerOutput(tuple);
     dropNeedlessClones();
+  }
+
+  // Output::ChannelSums: each tap's clone becomes the inlined reduction of the value it copied,
+  // at the same place (so before any later in-place op); the tap returns the sums.
+  void reduceAtMarkers(std::vector<jit::Value*>& outputs) {
+    const auto reduction = channelSumsGraph();
+    std::unordered_map<jit::Value*, jit::Value*> reduced;
+    for (std::size_t i = 1; i < outputs.size(); ++i) {
+      jit::Value* tap = outputs[i];
+      if (const auto it = reduced.find(tap); it != reduced.end()) {
+        outputs[i] = it->second;  // a value tapped twice (a block and its last layer) is reduced once
+        continue;
+      }
+      jit::Node* marker = tap->node();
+      jit::WithInsertPoint guard(marker);
+      jit::Value* source = m_clones.count(marker) ? marker->input(0) : tap;
+      jit::Value* sums = jit::insertGraph(*m_graph, *reduction, {source}).at(0);
+      reduced[tap] = sums;
+      outputs[i] = sums;
+    }
+    for (const auto& [tap, sums] : reduced) {
+      jit::Node* marker = tap->node();
+      if (m_clones.count(marker) && !tap->hasUses()) {
+        m_clones.erase(marker);
+        marker->destroy();
+      }
+    }
   }
 
   // A clone keeps a tapped value from later in-place ops (ReLU(inplace=True), `out += x`). Where
@@ -356,7 +414,7 @@ struct ActivationTaps::Impl {
 };
 
 ActivationTaps::ActivationTaps(const jit::Module& model, const std::vector<std::string>& only,
-                               const std::vector<std::string>& inputsOf)
+                               const std::vector<std::string>& inputsOf, Output output)
     : m_impl(std::make_unique<Impl>()) {
   m_impl->model = model;
   const auto forward = model.find_method("forward");
@@ -368,7 +426,8 @@ ActivationTaps::ActivationTaps(const jit::Module& model, const std::vector<std::
   GraphRewriter rewriter(model, m_impl->graph, std::set<std::string>(inputsOf.begin(), inputsOf.end()));
   rewriter.inlineAll();
   rewriter.foldAll();
-  rewriter.finish(std::set<std::string>(only.begin(), only.end()), m_calls, m_tapped, m_inputTapped);
+  rewriter.finish(std::set<std::string>(only.begin(), only.end()), m_calls, m_tapped, m_inputTapped,
+                  output == Output::ChannelSums);
   m_impl->function = std::make_unique<jit::GraphFunction>(
       c10::QualifiedName("scalpel.tapped_forward"), m_impl->graph, nullptr);
 }

@@ -31,6 +31,12 @@ struct ModuleCall {
 // (output, tap 1, tap 2, ...). The model's own methods are never modified.
 class ActivationTaps {
  public:
+  // What each tap returns. Activations: the tensor itself. ChannelSums: reduced inside the
+  // forward, where the module call returns (no copy, while the activation is still in cache, and
+  // before any in-place op): a float32 [2C + 1] tensor of per-channel Σx, per-channel Σx² and
+  // the values per channel (channel = dim 1 of [N, C, ...], the last dim of [N, T, C] tokens).
+  enum class Output { Activations, ChannelSums };
+
   struct Result {
     torch::jit::IValue output;         // what forward returns
     std::vector<torch::Tensor> taps;   // one per tapped call, in the order of tappedCalls()
@@ -43,7 +49,8 @@ class ActivationTaps {
   // graph cannot be rewritten.
   explicit ActivationTaps(const torch::jit::Module& model,
                           const std::vector<std::string>& only = {},
-                          const std::vector<std::string>& inputsOf = {});
+                          const std::vector<std::string>& inputsOf = {},
+                          Output output = Output::Activations);
   ~ActivationTaps();
   ActivationTaps(ActivationTaps&&) noexcept;
   ActivationTaps& operator=(ActivationTaps&&) noexcept;

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/reference.h"
+#include "analysis/activation_moments.h"
 #include "model/activation_taps.h"
 #include "model/script_model.h"
 
@@ -48,6 +49,7 @@ class TestActivationTaps : public QObject {
   void selectedTapsOnly();
   void inPlaceOpsDoNotCorruptTaps();
   void onlyValuesWrittenInPlaceAreCopied();
+  void channelSumsMatchPythonsActivations();
   void branchesOnAttributesAreFolded();
 };
 
@@ -150,6 +152,52 @@ void TestActivationTaps::onlyValuesWrittenInPlaceAreCopied() {
   const auto result = inputs.run(reference.input);
   QVERIFY(close(result.inputs[0], reference.taps.at("block.conv1")));
   QVERIFY(close(result.inputs[1], reference.taps.at("block.conv2")));
+}
+
+// Output::ChannelSums reduces each tap where its module call returns, before any in-place op:
+// the per-channel moments equal those of Python's own activations (float64 here) for every tap
+// of small_cnn (in-place ReLU, `out += identity`), its BatchNorm inputs, and the ViT's tokens
+// ([N, T, C]: channels last), and no activation is copied.
+void TestActivationTaps::channelSumsMatchPythonsActivations() {
+  for (const char* name : {"small_cnn", "vit"}) {
+    auto loaded = ScriptModel::load(test::fixture(QString(name) + ".pt").toStdString());
+    QVERIFY(loaded);
+    auto& module = loaded.model->module();
+    module.eval();
+    torch::NoGradGuard noGrad;
+    const auto reference = readPythonTaps(name);
+    std::vector<std::string> inputsOf;
+    if (std::string(name) == "small_cnn") inputsOf = {"block.bn1", "block.bn2"};
+    const ActivationTaps sums(module, {}, inputsOf, ActivationTaps::Output::ChannelSums);
+    QVERIFY(!QString::fromStdString(sums.graphText()).contains("aten::clone"));
+    const auto result = sums.run(reference.input);
+    QCOMPARE(result.taps.size(), sums.tappedCalls().size());
+    const auto moments = momentsFromChannelSums(result.taps);
+    int compared = 0;
+    const auto check = [&](const ChannelMoments& got, const torch::Tensor& activation, const std::string& label) {
+      auto x = activation.to(torch::kFloat64);
+      x = x.dim() == 3 ? x.reshape({-1, x.size(2)}) : x.dim() < 2 ? x.reshape({-1, 1}) : x.transpose(0, 1).reshape({x.size(1), -1}).t();
+      const auto mean = x.mean(0), variance = x.var(0, /*unbiased=*/false);
+      QCOMPARE(got.channels(), static_cast<std::size_t>(mean.numel()));
+      QCOMPARE(got.count, static_cast<double>(x.size(0)));
+      for (std::int64_t c = 0; c < mean.numel(); ++c) {
+        const double m = mean[c].item<double>(), v = variance[c].item<double>();
+        QVERIFY2(std::abs(got.mean[c] - m) < 1e-5 * (1 + std::abs(m)), label.c_str());
+        QVERIFY2(std::abs(got.m2[c] / got.count - v) < 1e-4 * (1e-3 + v), label.c_str());
+      }
+      ++compared;
+    };
+    for (std::size_t i = 0; i < sums.tappedCalls().size(); ++i) {
+      const auto label = sums.tappedCalls()[i].label();
+      if (const auto it = reference.taps.find(label); it != reference.taps.end()) check(moments[i], it->second, label);
+    }
+    const auto inputMoments = momentsFromChannelSums(result.inputs);
+    for (std::size_t i = 0; i < inputsOf.size(); ++i) {
+      const auto conv = i == 0 ? "block.conv1" : "block.conv2";  // each BatchNorm's input
+      check(inputMoments[i], reference.taps.at(conv), std::string("input of ") + inputsOf[i]);
+    }
+    QVERIFY2(compared > 5, name);
+  }
 }
 
 void TestActivationTaps::branchesOnAttributesAreFolded() {

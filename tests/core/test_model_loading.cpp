@@ -68,6 +68,10 @@ void TestModelLoading::refusesWithAClearMessage_data() {
   QTest::newRow("damaged entry") << write("damaged.pt", flipped) << "is damaged: the entry 'small_cnn.pt/data.pkl' of its zip archive fails its checksum";
   QTest::newRow("fuzz finding") << QStringLiteral(SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/model/regression_crc_torch_parser_segv.pt")
                                 << "of its zip archive fails its checksum";
+  // An entry whose zip directory claims 4 GiB (0xFFFFFFFF, with no ZIP64 field) while its
+  // data inflate to 436 bytes with the right checksum: LibTorch allocated the 4 GiB (fuzzing).
+  QTest::newRow("fuzz finding: a 4 GiB size") << QStringLiteral(SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/model/regression_zip_size_oom.pt")
+                                            << "of its zip archive is damaged (it gives no size)";
   QTest::newRow("directory") << m_dir.filePath("a_folder.pt") << "is a folder, not a model file";
   QTest::newRow("missing path") << m_dir.filePath("nowhere/model.pt") << "no such file";
   QTest::newRow("zip, not a model") << test::fixture("not_a_model.zip") << "is a zip archive but not a TorchScript model";
