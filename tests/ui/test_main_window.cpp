@@ -682,9 +682,7 @@ void TestMainWindow::regressionTrainsInTheWindow() {
   MainWindow window;
   window.resize(1280, 900);
   window.show();
-  QSignalSpy shown(&window, &MainWindow::modelShown);
-  window.openModel(scalpel::test::fixture("regressor.pt"));
-  QVERIFY(shown.wait(60000));
+  QVERIFY(openAndWait(window, "regressor.pt"));
   window.openDataDialog();
   auto* dialog = window.dataDialog();
   QVERIFY(dialog && dialog->isVisible());
@@ -729,9 +727,7 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   MainWindow window;
   window.resize(1280, 900);
   window.show();
-  QSignalSpy shown(&window, &MainWindow::modelShown);
-  window.openModel(scalpel::test::fixture("regressor.pt"));
-  QVERIFY(shown.wait(60000));
+  QVERIFY(openAndWait(window, "regressor.pt"));
   QSignalSpy loaded(&window, &MainWindow::dataShown);
   scalpel::DataRequest request;
   request.source = scalpel::test::fixture("regression_target.csv").toStdString();
