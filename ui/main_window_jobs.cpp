@@ -128,9 +128,10 @@ void MainWindow::startLocalJob(const QString& strategy, const TrainOptions& opti
 // New lines of the job's metrics log become the panel's points: the training loss since the
 // previous evaluation, then the evaluation.
 void MainWindow::pollJob() {
-  const auto results = readJobResults(m_jobFolder.toStdString());
-  for (; m_jobPointsShown < static_cast<int>(results.metrics.size()); ++m_jobPointsShown) {
-    const auto& point = results.metrics[static_cast<std::size_t>(m_jobPointsShown)];
+  std::vector<EvaluationPoint> metrics;
+  readJobMetrics(m_jobFolder.toStdString(), metrics);  // a bad line shows when the job ends
+  for (; m_jobPointsShown < static_cast<int>(metrics.size()); ++m_jobPointsShown) {
+    const auto& point = metrics[static_cast<std::size_t>(m_jobPointsShown)];
     TrainEvent step;
     step.kind = TrainEvent::Kind::Step;
     step.epoch = point.epoch;
@@ -158,7 +159,8 @@ void MainWindow::onJobFinished(int exitCode) {
     return;
   }
   FineTuneRun failed;
-  const QString tail = m_jobOutput.trimmed().split('\n').mid(std::max<qsizetype>(0, m_jobOutput.trimmed().split('\n').size() - 4)).join('\n');
+  const QStringList lines = m_jobOutput.trimmed().split('\n');
+  const QString tail = lines.mid(std::max<qsizetype>(0, lines.size() - 4)).join('\n');  // the launcher's last words
   failed.result.error = QString("The %1 processes stopped (exit status %2):\n%3").arg(m_trainProcesses).arg(exitCode).arg(tail).toStdString();
   onTrainingFinished(failed, {});
 }

@@ -1,16 +1,14 @@
 #include "distributed/collective.h"
 
-#include <torch/script.h>
-
-#include "distributed/gradient_averager.h"
-
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/script.h>
 
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 
+#include "distributed/gradient_averager.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
 

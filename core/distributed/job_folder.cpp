@@ -187,6 +187,17 @@ std::string writeJobFolder(const Session& given, const fs::path& folder, const J
   return writeFileAtomically(folder / "README.md", readme);
 }
 
+std::string readJobMetrics(const fs::path& folder, std::vector<EvaluationPoint>& points) {
+  const auto metrics = folder / "results" / "metrics.jsonl";
+  std::error_code error;
+  if (!fs::exists(metrics, error)) return "";
+  std::ifstream in(metrics);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (auto problem = parseMetricsLog(text.str(), points); !problem.empty()) return metrics.string() + ": " + problem;
+  return "";
+}
+
 JobResults readJobResults(const fs::path& folder) {
   JobResults results;
   std::error_code error;
@@ -194,15 +205,9 @@ JobResults readJobResults(const fs::path& folder) {
     results.error = folder.string() + " is not a Scalpel job folder (no session.json and model.pt) — choose the folder Export Job... wrote";
     return results;
   }
-  const auto metrics = folder / "results" / "metrics.jsonl";
-  if (fs::exists(metrics, error)) {
-    std::ifstream in(metrics);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (auto problem = parseMetricsLog(text.str(), results.metrics); !problem.empty()) {
-      results.error = metrics.string() + ": " + problem;
-      return results;
-    }
+  if (auto problem = readJobMetrics(folder, results.metrics); !problem.empty()) {
+    results.error = problem;
+    return results;
   }
   const auto tuned = folder / "results" / "tuned.pt";
   if (!fs::exists(tuned, error)) {

@@ -46,6 +46,10 @@ struct JobResults {
 // What a job folder's run has produced: while it runs, the evaluations so far (ok false).
 JobResults readJobResults(const std::filesystem::path& folder);
 
+// Only the job's metrics log so far (results/metrics.jsonl; none yet is no error): what a window
+// following a running job polls, without reading the tuned model. "" or the problem.
+std::string readJobMetrics(const std::filesystem::path& folder, std::vector<EvaluationPoint>& points);
+
 // The lines of a metrics log (results/metrics.jsonl) as evaluation points; "" or the problem.
 std::string parseMetricsLog(const std::string& text, std::vector<EvaluationPoint>& points);
 // One line of it (JSON, no newline).
