@@ -353,6 +353,10 @@ void TestDataReaders::imageFolderSkipsUnreadableFiles() {
   put32(22, 589828);
   const auto strip = decodeImage(write("strip.bmp", huge).toStdString(), 3, 28, 28, pixels);
   QVERIFY2(QString::fromStdString(strip).contains("a damaged header: 4×589828 pixels"), strip.c_str());
+  // A 65-byte PNG whose second image chunk claims 2 GB: stb reserved the 2 GB before reading it.
+  const QString longChunk = SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/image/regression_png_chunk_length";
+  const auto chunk = decodeImage(longChunk.toStdString(), 1, 28, 28, pixels);
+  QVERIFY2(QString::fromStdString(chunk).contains("a damaged PNG: its chunk 'IDAT' claims 2147483392 bytes, but only 2 follow"), chunk.c_str());
 }
 
 void TestDataReaders::imageFolderRefuses_data() {
