@@ -19,6 +19,7 @@
 #include "io/run_report.h"
 #include "io/session.h"
 #include "scalpel/version.h"
+#include "stop_signals.h"
 #include "train/fine_tuning.h"
 #include "util/device_info.h"
 #include "util/fingerprint.h"
@@ -68,7 +69,7 @@ int launchWorkers(const TrainCommand& command, const std::vector<std::string>& a
   }
   std::cout << "starting " << launch.processes << " processes on this machine (Gloo over loopback); rank 0 reports\n" << std::flush;
   const auto outcome = launchLocalProcesses(launch, [](int rank, int pid) { std::cout << "rank " << rank << ": process " << pid << "\n" << std::flush; });
-  if (outcome.exitCode != 0) std::cerr << "error: " << outcome.message << "\n";
+  if (outcome.exitCode != 0) std::cerr << (outcome.stopSignal ? "" : "error: ") << outcome.message << "\n";
   return outcome.exitCode;
 }
 
@@ -294,6 +295,8 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
     if (!metrics) return fail("cannot write the metrics log " + command.metrics + " — choose a writable place");
   }
 
+  static TrainControl control;  // lives as long as the process: the signal watcher holds it
+  cancelTrainingOnStopSignals(control, rankZero);
   auto run = fineTune(session.modelPath, choice, data, session.options, [&](const TrainEvent& event) {
     if (event.kind == TrainEvent::Kind::Step) {
       if (rankZero) drawProgress(event);  // one progress bar on the terminal they share
@@ -312,10 +315,10 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
     report.history.push_back(point);
     autosave();
     if (metrics.is_open()) metrics << metricsLogLine(point, event.totalSteps) << std::endl;  // flushed: others follow it
-  });
+  }, &control);
   const TrainResult& result = run.result;
   if (!rankZero) {  // rank 0 writes the session, the model and the report
-    if (!result.ok && !result.error.empty()) std::cerr << "error: " << launch.describe() << ": " << result.error << "\n";
+    if (!result.ok && !result.cancelled && !result.error.empty()) std::cerr << "error: " << launch.describe() << ": " << result.error << "\n";
     return result.ok ? 0 : 1;
   }
   if (!result.tunedModel) {

@@ -110,6 +110,7 @@ void MainWindow::startLocalJob(const QString& strategy, const TrainOptions& opti
     return;
   }
   m_jobPointsShown = 0;
+  m_jobStopRequested = false;
   m_jobOutput.clear();
   m_job = new QProcess(this);
   m_job->setWorkingDirectory(m_jobFolder);
@@ -152,7 +153,9 @@ void MainWindow::onJobFinished(int exitCode) {
   m_job = nullptr;
   pollJob();
   const auto results = readJobResults(m_jobFolder.toStdString());
-  if (exitCode == 0 && results.ok) {
+  // After Stop the processes end with a non-zero status, having written the best state so far
+  // (outcome "cancelled"): like a run stopped in this window, it is kept.
+  if (results.ok && (exitCode == 0 || m_jobStopRequested)) {
     FineTuneRun run = runOf(results);
     onTrainingFinished(run, {});
     if (!m_sessionRuns.empty()) m_sessionRuns.back().tunedModel = results.tunedModelPath;
@@ -167,7 +170,10 @@ void MainWindow::onJobFinished(int exitCode) {
 
 void MainWindow::stopTraining() {
   m_worker->trainControl().cancel();
-  if (m_job) m_job->terminate();  // the launcher passes it on to every process
+  if (m_job) {
+    m_jobStopRequested = true;
+    m_job->terminate();  // the launcher passes SIGTERM on; every process stops at the same step
+  }
 }
 
 }  // namespace scalpel::ui

@@ -130,7 +130,8 @@ LaunchOutcome launchLocalProcesses(const LocalLaunch& launch, const std::functio
       for (const auto& [child, rank] : running) kill(child, g_forwardSignal);
       if (!stopping) {
         outcome.exitCode = 128 + g_forwardSignal;
-        outcome.message = std::string("stopped by signal ") + std::to_string(g_forwardSignal.load());
+        outcome.stopSignal = g_forwardSignal;
+        outcome.message = std::string("stopped by signal ") + std::to_string(g_forwardSignal.load()) + " (" + strsignal(g_forwardSignal) + ")";
         deadline = Clock::now() + launch.grace;
       }
       stopping = true;

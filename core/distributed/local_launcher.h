@@ -22,6 +22,7 @@ struct LocalLaunch {
 struct LaunchOutcome {
   int exitCode = 0;     // 0 when every process succeeded
   std::string message;  // which process failed first and how, for the user
+  int stopSignal = 0;   // SIGINT or SIGTERM passed on (asked to stop, not a failure); 0 if none
 };
 
 // Runs `processes` copies of the program with the launcher variables set (MASTER_ADDR=127.0.0.1,

@@ -597,11 +597,16 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       }
       trainMode();
       trainBatches.startEpoch(epoch);
+      const auto cancelled = [&] {
+        keepBest();
+        result.cancelled = true;
+        result.error = "training was cancelled after " + std::to_string(step) + " steps; the best state so far is kept";
+      };
       while (step < totalSteps && !stop) {
-        if (control && (control->cancelled() || control->paused()) && !control->waitWhilePaused()) {
-          keepBest();
-          result.cancelled = true;
-          result.error = "training was cancelled after " + std::to_string(step) + " steps; the best state so far is kept";
+        // With several processes, a stop is voted on with the step's loss below: one process
+        // leaving alone would leave the others waiting in their next all-reduce.
+        if (!collective && control && (control->cancelled() || control->paused()) && !control->waitWhilePaused()) {
+          cancelled();
           break;
         }
         auto batch = trainBatches.next();
@@ -618,9 +623,11 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
         // Gradient norms per block, reduced on the device and fetched with the loss in one copy.
         // (_foreach_norm: one fused kernel per block rather than three per tensor.)
         std::vector<torch::Tensor> reduced{batchLoss.detach().to(torch::kFloat64).reshape({1})};
-        if (collective) {  // the curve shows the global batch's loss, and all stop on a NaN together
-          collective->allReduceSum(reduced);
-          reduced[0] /= static_cast<double>(processes);
+        if (collective) {  // the curve shows the global batch's loss; all stop on a NaN together,
+                           // and at the same step when any of them was asked to stop
+          const double stopVote = control && control->cancelled() ? 1 : 0;
+          reduced[0] = torch::cat({reduced[0], torch::full({1}, stopVote, reduced[0].options())});
+          collective->allReduceSum(reduced);  // the loss summed: divided once fetched
         }
         for (const auto& parameters : blockParameters) {
           std::vector<torch::Tensor> grads;
@@ -634,7 +641,12 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
           reduced.push_back(torch::stack(at::_foreach_norm(grads)).to(torch::kFloat64).pow(2).sum().reshape({1}));
         }
         const auto fetched = torch::cat(reduced).cpu();
-        const double value = fetched[0].item<double>();
+        const double value = fetched[0].item<double>() / static_cast<double>(processes);
+        const std::int64_t firstNorm = collective ? 2 : 1;  // after the loss (and the stop votes)
+        if (collective && fetched[1].item<double>() > 0) {
+          cancelled();
+          break;
+        }
         if (!std::isfinite(value)) {
           keepBest();
           result.diverged = true;
@@ -657,7 +669,7 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
         event.totalSteps = totalSteps;
         event.loss = value;
         for (std::size_t g = 0; g < groups.size(); ++g) event.learningRates.push_back(optimizer->learningRate(g));
-        for (std::size_t b = 0; b < blockParameters.size(); ++b) event.blockGradientNorms.push_back(std::sqrt(fetched[static_cast<std::int64_t>(b + 1)].item<double>()));
+        for (std::size_t b = 0; b < blockParameters.size(); ++b) event.blockGradientNorms.push_back(std::sqrt(fetched[static_cast<std::int64_t>(b) + firstNorm].item<double>()));
         event.elapsedSeconds = std::chrono::duration<double>(Clock::now() - start).count();
         event.samplesPerSecond = event.elapsedSeconds > 0 ? static_cast<double>(samples) / event.elapsedSeconds : 0;
         event.remainingSeconds = event.elapsedSeconds / static_cast<double>(step) * static_cast<double>(totalSteps - step);

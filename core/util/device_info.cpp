@@ -41,7 +41,8 @@ std::string describeDevice(const std::string& device) {
     const std::string name = gpuName(index);
     return "cuda:" + std::to_string(index) + (name.empty() ? "" : " (" + name + ")");
   }
-  return "cpu (" + std::to_string(at::get_num_threads()) + " threads)";
+  const int threads = at::get_num_threads();
+  return "cpu (" + std::to_string(threads) + (threads == 1 ? " thread)" : " threads)");
 }
 
 std::string torchVersion() { return TORCH_VERSION; }

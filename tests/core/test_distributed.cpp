@@ -10,6 +10,7 @@
 #include <QtTest>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <torch/script.h>
 
@@ -38,6 +39,8 @@ class TestDistributed : public QObject {
   void onlyTrainableGradientsTravel();
   void killedRankStopsTheOthers();
   void stalledRankTimesOut();
+  void stopSignalKeepsTheBestState_data();
+  void stopSignalKeepsTheBestState();
   void jobFolderRunsUnderTorchrun();
 
  private:
@@ -321,6 +324,65 @@ void TestDistributed::stalledRankTimesOut() {
   QVERIFY(process.exitCode() != 0);
   QVERIFY2(errors.contains("rank 0") && errors.contains("the distributed run broke off"), qPrintable(errors));
   QVERIFY2(errors.contains("were stopped"), qPrintable(errors));
+}
+
+// SIGTERM or Ctrl-C (the window's Stop, scancel, a terminal) while training, alone or on 2
+// processes: every process stops at the same step, and the best state so far is written as the
+// tuned model with the outcome "cancelled" — nothing trained is lost, and no process is left.
+void TestDistributed::stopSignalKeepsTheBestState_data() {
+  QTest::addColumn<int>("processes");
+  QTest::addColumn<int>("signal");
+  QTest::addColumn<bool>("toTheGroup");  // as a terminal's Ctrl-C: every process gets it, and again from the launcher
+  QTest::newRow("1 process, SIGINT") << 1 << SIGINT << false;
+  QTest::newRow("2 processes, SIGTERM to the launcher (the window's Stop)") << 2 << SIGTERM << false;
+  QTest::newRow("2 processes, Ctrl-C in a terminal") << 2 << SIGINT << true;
+}
+
+void TestDistributed::stopSignalKeepsTheBestState() {
+  QFETCH(int, processes);
+  QFETCH(int, signal);
+  QFETCH(bool, toTheGroup);
+  QTemporaryDir dir;
+  const QString out = dir.filePath("tuned.pt"), session = dir.filePath("session.json");
+  QProcess process;
+  process.setChildProcessModifier([] { setsid(); });  // a process group of its own, as a shell gives it
+  process.start(SCALPEL_CLI, {"train", "--model", SCALPEL_DEMO_DIR "/demo_model.pt", "--shift", "gaussian-noise", "--strategy", "all",
+                              "--train-per-class", "20", "--validation-per-class", "10", "--batch-size", "40", "--epochs", "100000",
+                              "--evaluate-every", "1", "--device", "cpu", "--nproc", QString::number(processes), "--out", out,
+                              "--session", session});
+  QString output;
+  QElapsedTimer waited;
+  waited.start();
+  while (waited.elapsed() < 120000 && output.count("validation loss") < 3) {
+    process.waitForReadyRead(200);
+    output += QString::fromUtf8(process.readAllStandardOutput());
+    QVERIFY2(process.state() == QProcess::Running, qPrintable(output + process.readAllStandardError()));
+  }
+  QVERIFY2(output.count("validation loss") >= 3, qPrintable(output));
+  QElapsedTimer stopping;
+  stopping.start();
+  const auto pid = static_cast<pid_t>(process.processId());
+  QCOMPARE(kill(toTheGroup ? -pid : pid, signal), 0);
+  QVERIFY2(process.waitForFinished(60000), "the run did not stop within a minute");
+  const qint64 seconds = stopping.elapsed() / 1000;
+  QVERIFY2(seconds < 30, qPrintable(QString("took %1 s").arg(seconds)));
+  output += QString::fromUtf8(process.readAllStandardOutput());
+  const QString errors = QString::fromUtf8(process.readAllStandardError());
+  QVERIFY2(errors.contains("stopping after this step"), qPrintable(errors));
+  QVERIFY2(!errors.contains("broke off"), qPrintable(errors));  // together, not one after another
+  QVERIFY2(output.contains("cancelled after"), qPrintable(output));
+  QVERIFY2(output.contains(out + ": the tuned model"), qPrintable(output));
+
+  QFile file(session);
+  QVERIFY(file.open(QIODevice::ReadOnly));
+  const auto run = QJsonDocument::fromJson(file.readAll()).object()["runs"].toArray().last().toObject();
+  QCOMPARE(run["report"].toObject()["outcome"].toString(), QString("cancelled"));
+  QVERIFY(run["report"].toObject()["history"].toArray().size() >= 3);
+  QCOMPARE(QFileInfo(QDir(dir.path()).filePath(run["tuned_model"].toString())).absoluteFilePath(), QFileInfo(out).absoluteFilePath());
+  auto model = torch::jit::load(out.toStdString());
+  model.eval();
+  torch::NoGradGuard noGrad;
+  QVERIFY(model.forward({torch::rand({2, 1, 28, 28})}).toTensor().isfinite().all().item<bool>());
 }
 
 // `scalpel-cli job` writes a session as a folder whose torchrun script (Debian's torchrun, c10d

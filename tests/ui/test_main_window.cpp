@@ -762,6 +762,23 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   QVERIFY(QFile::exists(QString::fromStdString(window.currentSession().runs.back().tunedModel)));
   QVERIFY(window.grab().save(screenshot("several_processes_trained.png")));
 
+  // Stop: both processes stop at the same step, and the best state so far comes back as the run.
+  panel->setEpochs(100000);
+  finished.clear();
+  QTest::mouseClick(panel->findChild<QPushButton*>(), Qt::LeftButton);
+  QTRY_VERIFY_WITH_TIMEOUT(panel->evaluationPoints() >= 2, 120000);
+  QPushButton* stop = nullptr;
+  for (auto* button : panel->findChildren<QPushButton*>()) if (button->text() == "Stop") stop = button;
+  QVERIFY(stop && stop->isEnabled());
+  QTest::mouseClick(stop, Qt::LeftButton);
+  QVERIFY(finished.wait(60000));
+  QVERIFY2(finished.first().first().toBool(), qPrintable(panel->resultText()));
+  QVERIFY(window.lastRun()->result.cancelled);
+  QVERIFY(window.lastRun()->report.history.size() >= 2);
+  QCOMPARE(window.currentSession().runs.size(), std::size_t(2));
+  QVERIFY(window.grab().save(screenshot("several_processes_stopped.png")));
+  panel->setEpochs(6);
+
   // Export Job…, run its script (2 processes), Open Job Results…
   QTemporaryDir dir;
   const QString job = dir.filePath("job");
@@ -778,7 +795,7 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   QVERIFY2(script.exitCode() == 0, script.readAll().constData());
   QCOMPARE(window.openJobResults(job), QString());
   QCOMPARE(window.lastRun()->report.history.size(), std::size_t(6));
-  QCOMPARE(window.currentSession().runs.size(), std::size_t(2));
+  QCOMPARE(window.currentSession().runs.size(), std::size_t(3));
   QCOMPARE(panel->evaluationPoints(), 6);
   // Its model exports like any run's.
   QCOMPARE(window.exportTunedModel(dir.filePath("from-job.pt")), QString());
