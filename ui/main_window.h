@@ -233,7 +233,6 @@ class MainWindow : public QMainWindow {
   QString m_jobOutput;
   QTimer m_jobPoll;                // follows the job's metrics log
   int m_jobPointsShown = 0;
-  bool m_jobStopRequested = false;  // Stop: the processes write the best state so far, then end
 
  public:
   QProgressDialog* trainingDialog() const;

@@ -110,7 +110,6 @@ void MainWindow::startLocalJob(const QString& strategy, const TrainOptions& opti
     return;
   }
   m_jobPointsShown = 0;
-  m_jobStopRequested = false;
   m_jobOutput.clear();
   m_job = new QProcess(this);
   m_job->setWorkingDirectory(m_jobFolder);
@@ -153,9 +152,9 @@ void MainWindow::onJobFinished(int exitCode) {
   m_job = nullptr;
   pollJob();
   const auto results = readJobResults(m_jobFolder.toStdString());
-  // After Stop the processes end with a non-zero status, having written the best state so far
-  // (outcome "cancelled"): like a run stopped in this window, it is kept.
-  if (results.ok && (exitCode == 0 || m_jobStopRequested)) {
+  // Rank 0 wrote a tuned model: the run is kept, as a run in this window is, whatever its outcome
+  // (finished, cancelled by Stop, diverged: the processes then end with a non-zero status).
+  if (results.ok) {
     FineTuneRun run = runOf(results);
     onTrainingFinished(run, {});
     if (!m_sessionRuns.empty()) m_sessionRuns.back().tunedModel = results.tunedModelPath;
@@ -170,10 +169,9 @@ void MainWindow::onJobFinished(int exitCode) {
 
 void MainWindow::stopTraining() {
   m_worker->trainControl().cancel();
-  if (m_job) {
-    m_jobStopRequested = true;
-    m_job->terminate();  // the launcher passes SIGTERM on; every process stops at the same step
-  }
+  // The launcher passes SIGTERM on; every process stops at the same step and rank 0 writes the
+  // best state so far.
+  if (m_job) m_job->terminate();
 }
 
 }  // namespace scalpel::ui

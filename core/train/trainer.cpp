@@ -515,6 +515,11 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
     std::string stopReason;
 
     const auto keepBest = [&] { restoreSnapshot(model, bestState); };
+    const auto cancelled = [&] {
+      keepBest();
+      result.cancelled = true;
+      result.error = "training was cancelled after " + std::to_string(step) + " steps; the best state so far is kept";
+    };
     // The best state so far on disk; serialise() leaves the model in eval mode with every
     // parameter requiring gradients, so both are put back.
     const auto writeCheckpoint = [&] {
@@ -597,11 +602,6 @@ TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, c
       }
       trainMode();
       trainBatches.startEpoch(epoch);
-      const auto cancelled = [&] {
-        keepBest();
-        result.cancelled = true;
-        result.error = "training was cancelled after " + std::to_string(step) + " steps; the best state so far is kept";
-      };
       while (step < totalSteps && !stop) {
         // With several processes, a stop is voted on with the step's loss below: one process
         // leaving alone would leave the others waiting in their next all-reduce.
