@@ -2,7 +2,7 @@
 // tapped activations themselves (copied where an in-place op follows), "analysis" the analysis
 // path (per-channel sums reduced inside the forward, then moments). Measured interleaved in one
 // run; prints ratios, asserts nothing.
-//   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick]
+//   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K] [--reps N] [--threads N]
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -76,36 +76,44 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
     tapped();
     analysed();
   }
-  std::vector<double> a, b, c;
-  for (int r = 0; r < reps; ++r) {  // interleaved, so drift on a noisy machine hits all three
+  // Interleaved, so drift on a noisy machine hits all three; each ratio is the median of the
+  // rounds' own ratios (a round's three runs see the same machine).
+  std::vector<double> a, b, c, tapRatios, analysisRatios;
+  for (int r = 0; r < reps; ++r) {
     a.push_back(seconds(plain));
     b.push_back(seconds(tapped));
     c.push_back(seconds(analysed));
+    tapRatios.push_back(b.back() / a.back());
+    analysisRatios.push_back(c.back() / a.back());
   }
-  const double base = median(a);
   std::printf("%-10s %-16s %3zu %-9s %9.1f ms %9.1f ms %6.2fx %9.1f ms %6.2fx %8.1f\n", name.c_str(),
-              scalpel::formatShape(shape).c_str(), tapCount, batchNormInputs ? "BN inputs" : "outputs", 1e3 * base,
-              1e3 * median(b), median(b) / base, 1e3 * median(c), median(c) / base, 1.0 / median(c));
+              scalpel::formatShape(shape).c_str(), tapCount, batchNormInputs ? "BN inputs" : "outputs", 1e3 * median(a),
+              1e3 * median(b), median(tapRatios), 1e3 * median(c), median(analysisRatios), 1.0 / median(c));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K]\n");
+    std::fprintf(stderr, "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K] [--reps N] [--threads N]\n");
     return 2;
   }
   scalpel::useAllCores();
   const std::string fixtures = argv[1];
   bool quick = false;
+  int reps = 0;
+  int threads = 0;  // all cores
   std::int64_t scale = 1;  // batches K times the usual (on a GPU: past the launch-bound sizes)
   for (int i = 3; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--quick") quick = true;
     if (flag == "--scale" && i + 1 < argc) scale = std::max<std::int64_t>(1, std::atoll(argv[++i]));
     if (flag == "--device" && i + 1 < argc) onCuda = std::string(argv[++i]).rfind("cuda", 0) == 0;
+    if (flag == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
+    if (flag == "--threads" && i + 1 < argc) threads = std::max(1, std::atoi(argv[++i]));
   }
-  const int reps = quick ? 2 : 15;
+  if (threads > 0) at::set_num_threads(threads);
+  if (reps == 0) reps = quick ? 2 : 15;
   std::printf("analysis forward vs plain forward, median of %d interleaved runs, on %s\n", reps,
               scalpel::describeDevice(onCuda ? "cuda:0" : "cpu").c_str());
   std::printf("%-10s %-16s %-13s %12s %12s %7s %12s %7s %8s\n", "model", "batch", "taps", "plain", "taps", "ratio", "analysis", "ratio", "batch/s");

@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "model/channel_sums.h"
+
 namespace scalpel {
 
 namespace jit = torch::jit;
@@ -25,35 +27,6 @@ std::string ModuleCall::label() const {
 namespace {
 
 bool isTensor(const c10::TypePtr& type) { return type->kind() == c10::TypeKind::TensorType; }
-
-// Output::ChannelSums: inlined where each tapped value is returned. Each channel's values as a
-// contiguous run ([N, C, H·W]), summed along the runs first on the CPU (ATen's fastest CPU
-// reduction), in one reduction each on CUDA (where launches dominate); Σx² as a squared 2-norm,
-// so no squared copy is made.
-const char* kChannelSumsSource = R"SCRIPT(
-def channel_sums(x: Tensor) -> Tensor:
-    if not x.is_floating_point():
-        x = x.float()
-    if x.dim() < 2:
-        rows = x.reshape([-1, 1, 1])
-    elif x.dim() == 3:
-        rows = x.reshape([-1, x.size(2), 1])
-    else:
-        rows = x.reshape([x.size(0), x.size(1), -1])
-    count = float(rows.size(0) * rows.size(2))
-    if x.is_cuda:
-        sums = rows.sum([0, 2])
-        squares = torch.linalg_vector_norm(rows, 2, [0, 2]).square()
-    else:
-        sums = rows.sum(2).sum(0)
-        squares = torch.linalg_vector_norm(rows, 2, [2]).square().sum(0)
-    return torch.cat([sums.float(), squares.float(), sums.new_full([1], count).float()])
-)SCRIPT";
-
-std::shared_ptr<jit::Graph> channelSumsGraph() {
-  static const auto unit = torch::jit::compile(kChannelSumsSource);
-  return jit::toGraphFunction(unit->get_function("channel_sums")).graph();
-}
 
 // Rewrites a copy of forward. Lives only while the constructor of ActivationTaps runs.
 class GraphRewriter {
@@ -118,11 +91,11 @@ class GraphRewriter {
     dropNeedlessClones();
   }
 
-  // Output::ChannelSums: each tap's clone becomes the inlined reduction of the value it copied,
-  // at the same place (so before any later in-place op); the tap returns the sums.
+  // Output::ChannelSums: each tap's clone becomes a scalpel::channel_sums call on the value it
+  // copied, at the same place (so before any later in-place op); the tap returns the sums.
   void reduceAtMarkers(std::vector<jit::Value*>& outputs) {
-    const auto reduction = channelSumsGraph();
-    std::unordered_map<jit::Value*, jit::Value*> reduced;
+    std::unordered_map<jit::Value*, jit::Value*> reduced;      // tap → its sums
+    std::unordered_map<jit::Value*, jit::Node*> reductionOf;  // tapped value → a reduction of it
     for (std::size_t i = 1; i < outputs.size(); ++i) {
       jit::Value* tap = outputs[i];
       if (const auto it = reduced.find(tap); it != reduced.end()) {
@@ -130,9 +103,17 @@ class GraphRewriter {
         continue;
       }
       jit::Node* marker = tap->node();
-      jit::WithInsertPoint guard(marker);
       jit::Value* source = m_clones.count(marker) ? marker->input(0) : tap;
-      jit::Value* sums = jit::insertGraph(*m_graph, *reduction, {source}).at(0);
+      jit::Value* sums = nullptr;
+      if (const auto it = reductionOf.find(source); it != reductionOf.end() && onlyTapsBetween(it->second, marker)) {
+        // The same values with nothing run in between (a block, its last child, an Identity
+        // after it, each with a tap of its own): one reduction serves them all.
+        sums = it->second->output();
+      } else {
+        jit::WithInsertPoint guard(marker);
+        sums = m_graph->insert(channelSumsOperator(), {source});
+        reductionOf[source] = sums->node();
+      }
       reduced[tap] = sums;
       outputs[i] = sums;
     }
@@ -143,6 +124,19 @@ class GraphRewriter {
         marker->destroy();
       }
     }
+  }
+
+  // Whether nothing but taps (markers, clones, reductions) and nodes that only name things
+  // (constants, attributes, lists) lies between two nodes of the top block: then no tensor can
+  // change between them.
+  bool onlyTapsBetween(jit::Node* a, jit::Node* b) const {
+    if (b->isBefore(a)) std::swap(a, b);
+    for (jit::Node* node = a->next(); node != b; node = node->next()) {
+      const auto kind = node->kind();
+      const bool names = kind == c10::prim::Constant || kind == c10::prim::GetAttr || kind == c10::prim::ListConstruct;
+      if (!names && kind != channelSumsOperator() && !m_markers.count(node) && !m_clones.count(node)) return false;
+    }
+    return true;
   }
 
   // A clone keeps a tapped value from later in-place ops (ReLU(inplace=True), `out += x`). Where

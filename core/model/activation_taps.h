@@ -32,9 +32,10 @@ struct ModuleCall {
 class ActivationTaps {
  public:
   // What each tap returns. Activations: the tensor itself. ChannelSums: reduced inside the
-  // forward, where the module call returns (no copy, while the activation is still in cache, and
-  // before any in-place op): a float32 [2C + 1] tensor of per-channel Σx, per-channel Σx² and
-  // the values per channel (channel = dim 1 of [N, C, ...], the last dim of [N, T, C] tokens).
+  // forward by one scalpel::channel_sums call where the module call returns (no copy, while the
+  // activation is still in cache, and before any in-place op; a value several calls return with
+  // nothing run in between is reduced once): channelSums() of that activation, a float64
+  // [2C + 1] tensor of per-channel Σx, per-channel Σx² and the values per channel.
   enum class Output { Activations, ChannelSums };
 
   struct Result {

@@ -6,10 +6,12 @@
 #include <QtTest>
 
 #include <map>
+#include <set>
 
 #include "core/reference.h"
 #include "analysis/activation_moments.h"
 #include "model/activation_taps.h"
+#include "model/channel_sums.h"
 #include "model/script_model.h"
 
 using namespace scalpel;
@@ -50,6 +52,8 @@ class TestActivationTaps : public QObject {
   void inPlaceOpsDoNotCorruptTaps();
   void onlyValuesWrittenInPlaceAreCopied();
   void channelSumsMatchPythonsActivations();
+  void channelSumsOfEveryLayout_data();
+  void channelSumsOfEveryLayout();
   void branchesOnAttributesAreFolded();
 };
 
@@ -169,9 +173,18 @@ void TestActivationTaps::channelSumsMatchPythonsActivations() {
     std::vector<std::string> inputsOf;
     if (std::string(name) == "small_cnn") inputsOf = {"block.bn1", "block.bn2"};
     const ActivationTaps sums(module, {}, inputsOf, ActivationTaps::Output::ChannelSums);
-    QVERIFY(!QString::fromStdString(sums.graphText()).contains("aten::clone"));
+    const auto graph = QString::fromStdString(sums.graphText());
+    QVERIFY(!graph.contains("aten::clone"));
     const auto result = sums.run(reference.input);
     QCOMPARE(result.taps.size(), sums.tappedCalls().size());
+    // One reduction per distinct value: a block and its last layer (small_cnn's `stem` and
+    // `stem.2`) share one, and every reduction in the graph is returned.
+    std::set<const void*> distinct;
+    for (const auto* list : {&result.taps, &result.inputs}) {
+      for (const auto& tap : *list) distinct.insert(tap.unsafeGetTensorImpl());
+    }
+    QCOMPARE(graph.count("scalpel::channel_sums("), static_cast<int>(distinct.size()));
+    if (std::string(name) == "small_cnn") QVERIFY(distinct.size() < result.taps.size() + result.inputs.size());
     const auto moments = momentsFromChannelSums(result.taps);
     int compared = 0;
     const auto check = [&](const ChannelMoments& got, const torch::Tensor& activation, const std::string& label) {
@@ -197,6 +210,50 @@ void TestActivationTaps::channelSumsMatchPythonsActivations() {
       check(inputMoments[i], reference.taps.at(conv), std::string("input of ") + inputsOf[i]);
     }
     QVERIFY2(compared > 5, name);
+  }
+}
+
+// channelSums against float64 sums of the same values, for every layout a tap can return
+// (channel = dim 1, or the last dim of [N, T, C]), dtypes it converts, views it must copy, runs
+// longer than a flush of its float32 lanes, and no items at all.
+void TestActivationTaps::channelSumsOfEveryLayout_data() {
+  QTest::addColumn<torch::Tensor>("activation");
+  torch::manual_seed(3);
+  const auto offset = [](torch::Tensor x) { return x * 2 + 5; };  // means far from 0 test the Σx² precision
+  QTest::newRow("images, odd runs") << offset(torch::randn({37, 5, 9, 11}));
+  QTest::newRow("features [N, C]") << offset(torch::randn({50, 7}));
+  QTest::newRow("tokens [N, T, C]") << offset(torch::randn({4, 13, 24}));
+  QTest::newRow("one dim") << offset(torch::randn({17}));
+  QTest::newRow("scalar") << torch::tensor(3.5);
+  QTest::newRow("5 dims") << offset(torch::randn({3, 4, 2, 3, 5}));
+  QTest::newRow("channels last") << offset(torch::randn({6, 8, 10, 12})).contiguous(at::MemoryFormat::ChannelsLast);
+  QTest::newRow("transposed") << offset(torch::randn({9, 20})).t();
+  QTest::newRow("float64") << offset(torch::randn({10, 3, 40}, torch::kFloat64));
+  QTest::newRow("float16") << offset(torch::randn({10, 3, 40})).to(torch::kHalf);
+  QTest::newRow("integers") << torch::randint(0, 10, {10, 3, 40});
+  QTest::newRow("long runs") << offset(torch::randn({2, 3, 100000}));
+  QTest::newRow("many channels") << offset(torch::randn({64, 300, 4, 4}));
+  QTest::newRow("no items") << torch::randn({0, 4, 5, 5});
+}
+
+void TestActivationTaps::channelSumsOfEveryLayout() {
+  QFETCH(torch::Tensor, activation);
+  auto x = activation.to(torch::kFloat64);
+  x = x.dim() < 2 ? x.reshape({-1, 1}) : x.dim() == 3 ? x.reshape({-1, x.size(2)}) : x.transpose(0, 1).reshape({x.size(1), -1}).t();
+  const auto sums = channelSums(activation);
+  QCOMPARE(sums.scalar_type(), torch::kFloat64);
+  const auto c = x.size(1);
+  QCOMPARE(sums.numel(), 2 * c + 1);
+  QCOMPARE(sums[2 * c].item<double>(), static_cast<double>(x.size(0)));
+  const auto sum = x.sum(0), square = (x * x).sum(0);
+  const auto m2 = square - sum * sum / std::max<std::int64_t>(1, x.size(0));
+  for (std::int64_t k = 0; k < c; ++k) {
+    const double s = sums[k].item<double>(), q = sums[c + k].item<double>();
+    QVERIFY2(std::abs(s - sum[k].item<double>()) <= 1e-6 * (1 + std::abs(sum[k].item<double>())), std::to_string(k).c_str());
+    QVERIFY2(std::abs(q - square[k].item<double>()) <= 1e-6 * (1 + square[k].item<double>()), std::to_string(k).c_str());
+    // The spread, what the shift scores use: Σx² - (Σx)²/n cancels most of Σx².
+    const double got = q - s * s / std::max<double>(1, x.size(0));
+    QVERIFY2(std::abs(got - m2[k].item<double>()) <= 1e-4 * (1 + m2[k].item<double>()), std::to_string(k).c_str());
   }
 }
 
