@@ -5,7 +5,6 @@
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
-#include <torch/jit.h>
 
 #include <map>
 #include <optional>
@@ -94,32 +93,23 @@ class GraphRewriter {
   // Output::ChannelSums: each tap's clone becomes a scalpel::channel_sums call on the value it
   // copied, at the same place (so before any later in-place op); the tap returns the sums.
   void reduceAtMarkers(std::vector<jit::Value*>& outputs) {
-    std::unordered_map<jit::Value*, jit::Value*> reduced;      // tap → its sums
-    std::unordered_map<jit::Value*, jit::Node*> reductionOf;  // tapped value → a reduction of it
+    std::unordered_map<jit::Value*, jit::Node*> reductionOf;  // tapped value → its latest reduction
+    std::set<jit::Node*> markers;
     for (std::size_t i = 1; i < outputs.size(); ++i) {
-      jit::Value* tap = outputs[i];
-      if (const auto it = reduced.find(tap); it != reduced.end()) {
-        outputs[i] = it->second;  // a value tapped twice (a block and its last layer) is reduced once
-        continue;
-      }
-      jit::Node* marker = tap->node();
-      jit::Value* source = m_clones.count(marker) ? marker->input(0) : tap;
-      jit::Value* sums = nullptr;
-      if (const auto it = reductionOf.find(source); it != reductionOf.end() && onlyTapsBetween(it->second, marker)) {
-        // The same values with nothing run in between (a block, its last child, an Identity
-        // after it, each with a tap of its own): one reduction serves them all.
-        sums = it->second->output();
-      } else {
+      jit::Node* marker = outputs[i]->node();
+      markers.insert(marker);
+      jit::Value* source = m_clones.count(marker) ? marker->input(0) : outputs[i];
+      auto it = reductionOf.find(source);
+      // The same values with nothing run in between (a block, its last child, an Identity after
+      // it, each with a tap of its own) share one reduction.
+      if (it == reductionOf.end() || !onlyTapsBetween(it->second, marker)) {
         jit::WithInsertPoint guard(marker);
-        sums = m_graph->insert(channelSumsOperator(), {source});
-        reductionOf[source] = sums->node();
+        it = reductionOf.insert_or_assign(source, m_graph->insert(channelSumsOperator(), {source})->node()).first;
       }
-      reduced[tap] = sums;
-      outputs[i] = sums;
+      outputs[i] = it->second->output();
     }
-    for (const auto& [tap, sums] : reduced) {
-      jit::Node* marker = tap->node();
-      if (m_clones.count(marker) && !tap->hasUses()) {
+    for (jit::Node* marker : markers) {
+      if (m_clones.count(marker) && !marker->output()->hasUses()) {
         m_clones.erase(marker);
         marker->destroy();
       }

@@ -164,7 +164,8 @@ void sumChannelRows(const T* x, const Runs& r, double* out) {
     for (std::int64_t chunk = first; chunk < last; ++chunk) {
       double* sum = partial.data() + chunk * 2 * c;
       double* square = sum + c;
-      for (std::int64_t row = chunk * r.items / chunks; row < (chunk + 1) * r.items / chunks; ++row) {
+      const std::int64_t end = (chunk + 1) * r.items / chunks;
+      for (std::int64_t row = chunk * r.items / chunks; row < end; ++row) {
         const T* p = x + row * c;
         for (std::int64_t k = 0; k < c; ++k) {
           const double v = p[k];
