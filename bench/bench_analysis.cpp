@@ -76,15 +76,19 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
     tapped();
     analysed();
   }
-  // Interleaved, so drift on a noisy machine hits all three; each ratio is the median of the
-  // rounds' own ratios (a round's three runs see the same machine).
+  // Each ratio is the median of paired rounds (the plain forward, then the other one), so drift on
+  // a noisy machine hits both runs of a round. The tapped activations and the analysis are paired
+  // in separate loops: the copies a tapped run allocates and frees would slow whatever ran next.
   std::vector<double> a, b, c, tapRatios, analysisRatios;
   for (int r = 0; r < reps; ++r) {
     a.push_back(seconds(plain));
-    b.push_back(seconds(tapped));
     c.push_back(seconds(analysed));
-    tapRatios.push_back(b.back() / a.back());
     analysisRatios.push_back(c.back() / a.back());
+  }
+  for (int r = 0; r < reps; ++r) {
+    const double baseline = seconds(plain);
+    b.push_back(seconds(tapped));
+    tapRatios.push_back(b.back() / baseline);
   }
   std::printf("%-10s %-16s %3zu %-9s %9.1f ms %9.1f ms %6.2fx %9.1f ms %6.2fx %8.1f\n", name.c_str(),
               scalpel::formatShape(shape).c_str(), tapCount, batchNormInputs ? "BN inputs" : "outputs", 1e3 * median(a),

@@ -6,6 +6,7 @@
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -114,6 +115,51 @@ class GraphRewriter {
         marker->destroy();
       }
     }
+    deriveBatchNormOutputs(outputs, reductionOf);
+  }
+
+  // A BatchNorm's output whose input is reduced too, and which nothing writes to between the two:
+  // its sums come from the input's (scalpel::batch_norm_output_sums), a pass over the activation
+  // saved whenever the layer runs on its running statistics.
+  void deriveBatchNormOutputs(std::vector<jit::Value*>& outputs,
+                              const std::unordered_map<jit::Value*, jit::Node*>& reductionOf) {
+    const jit::AliasDb aliases(m_graph, /*isFrozen=*/false, /*descendFunctionCalls=*/true);
+    std::vector<std::pair<jit::Node*, std::vector<jit::Value*>>> derivable;  // reduction, its arguments
+    for (const auto& [value, reduction] : reductionOf) {
+      auto arguments = batchNormArguments(value);
+      if (arguments.empty()) continue;
+      const auto input = reductionOf.find(arguments[0]);
+      if (input == reductionOf.end() || !input->second->isBefore(reduction) || aliases.hasWriters(arguments[0])) continue;
+      arguments[0] = input->second->output();
+      derivable.emplace_back(reduction, std::move(arguments));
+    }
+    for (auto& [reduction, arguments] : derivable) {
+      // (output, input_sums, running_mean, running_var, weight, bias, training, eps)
+      jit::WithInsertPoint guard(reduction);
+      std::vector<jit::NamedValue> inputs{reduction->input()};
+      for (std::size_t k : {0, 1, 2, 3, 4, 5, 7}) inputs.emplace_back(arguments[k]);
+      jit::Value* derived = m_graph->insert(batchNormOutputSumsOperator(), inputs);
+      std::replace(outputs.begin(), outputs.end(), reduction->output(), derived);
+      reduction->output()->replaceAllUsesWith(derived);
+      reduction->destroy();
+    }
+  }
+
+  // F.batch_norm's arguments (input, running_mean, running_var, weight, bias, training, momentum,
+  // eps) when `value` is what it returned (or aten::batch_norm, which orders them differently);
+  // else none.
+  static std::vector<jit::Value*> batchNormArguments(jit::Value* value) {
+    jit::Node* node = value->node();
+    const auto in = node->inputs();
+    if (node->kind() == c10::aten::batch_norm && in.size() >= 8) {
+      return {in[0], in[3], in[4], in[1], in[2], in[5], in[6], in[7]};
+    }
+    if (node->kind() != c10::prim::CallFunction || in.size() != 9) return {};
+    const auto function = in[0]->type()->cast<c10::FunctionType>();
+    if (!function || function->function()->qualname().qualifiedName() != "__torch__.torch.nn.functional.batch_norm") {
+      return {};
+    }
+    return {in.begin() + 1, in.end()};
   }
 
   // Whether nothing but taps (markers, clones, reductions) and nodes that only name things

@@ -17,7 +17,22 @@ namespace scalpel {
 // thousand values); on CUDA it is ATen's reductions. Not differentiable: statistics only.
 torch::Tensor channelSums(const torch::Tensor& activation);
 
-// The operator's symbol for graph rewriting; calling it also links in its registration.
+// channelSums() of a BatchNorm's output, from those of its input (channelSums() of it), without
+// reading the output: per channel the layer is y = a·x + b with a = weight / √(var + eps) and
+// b = bias − a·mean, where mean and var are its running statistics, or in training the batch's
+// own, which the input's sums give. So mean(y) = a·mean(x) + b and var(y) = a²·var(x). Where
+// that does not hold it reduces `output`: [N, C, L] input (channelSums() takes its channels from
+// the last dim), no running statistics in eval, off the CPU (launches there cost more than the
+// reads). Also the TorchScript operator scalpel::batch_norm_output_sums, given F.batch_norm's
+// arguments.
+torch::Tensor batchNormOutputSums(const torch::Tensor& output, const torch::Tensor& inputSums,
+                                  const c10::optional<torch::Tensor>& runningMean,
+                                  const c10::optional<torch::Tensor>& runningVar,
+                                  const c10::optional<torch::Tensor>& weight,
+                                  const c10::optional<torch::Tensor>& bias, bool training, double eps);
+
+// The operators' symbols for graph rewriting; calling one also links in their registration.
 c10::Symbol channelSumsOperator();
+c10::Symbol batchNormOutputSumsOperator();
 
 }  // namespace scalpel

@@ -54,6 +54,9 @@ class TestActivationTaps : public QObject {
   void channelSumsMatchPythonsActivations();
   void channelSumsOfEveryLayout_data();
   void channelSumsOfEveryLayout();
+  void batchNormOutputSumsFromItsInput_data();
+  void batchNormOutputSumsFromItsInput();
+  void batchNormOutputsFollowTrainAndEval();
   void branchesOnAttributesAreFolded();
 };
 
@@ -183,8 +186,12 @@ void TestActivationTaps::channelSumsMatchPythonsActivations() {
     for (const auto* list : {&result.taps, &result.inputs}) {
       for (const auto& tap : *list) distinct.insert(tap.unsafeGetTensorImpl());
     }
-    QCOMPARE(graph.count("scalpel::channel_sums("), static_cast<int>(distinct.size()));
-    if (std::string(name) == "small_cnn") QVERIFY(distinct.size() < result.taps.size() + result.inputs.size());
+    const int derived = graph.count("scalpel::batch_norm_output_sums(");
+    QCOMPARE(graph.count("scalpel::channel_sums(") + derived, static_cast<int>(distinct.size()));
+    if (std::string(name) == "small_cnn") {
+      QVERIFY(distinct.size() < result.taps.size() + result.inputs.size());
+      QCOMPARE(derived, 4);  // every BatchNorm's output (stem.1, block.bn1, block.bn2, bn2): a tapped conv feeds each
+    }
     const auto moments = momentsFromChannelSums(result.taps);
     int compared = 0;
     const auto check = [&](const ChannelMoments& got, const torch::Tensor& activation, const std::string& label) {
@@ -233,6 +240,10 @@ void TestActivationTaps::channelSumsOfEveryLayout_data() {
   QTest::newRow("integers") << torch::randint(0, 10, {10, 3, 40});
   QTest::newRow("long runs") << offset(torch::randn({2, 3, 100000}));
   QTest::newRow("many channels") << offset(torch::randn({64, 300, 4, 4}));
+  // Runs shorter than a loop step are summed four items at a time: items left over, a tail
+  // shorter than a vector, and batches long enough to flush between groups.
+  QTest::newRow("short runs, 37 items") << offset(torch::randn({37, 5, 7, 7}));
+  QTest::newRow("short runs past a flush") << offset(torch::randn({5003, 2, 3, 5}));
   QTest::newRow("no items") << torch::randn({0, 4, 5, 5});
 }
 
@@ -255,6 +266,83 @@ void TestActivationTaps::channelSumsOfEveryLayout() {
     const double got = q - s * s / std::max<double>(1, x.size(0));
     QVERIFY2(std::abs(got - m2[k].item<double>()) <= 1e-4 * (1 + m2[k].item<double>()), std::to_string(k).c_str());
   }
+}
+
+// batchNormOutputSums derives a BatchNorm's output sums from its input's (running statistics in
+// eval, the batch's own in training), and reduces the output itself where it cannot. `output` is
+// given as zeros: where the sums are derived they still match the real output's, where they are
+// not they are 0.
+void TestActivationTaps::batchNormOutputSumsFromItsInput_data() {
+  QTest::addColumn<torch::Tensor>("input");
+  QTest::addColumn<bool>("training");
+  QTest::addColumn<bool>("runningStats");
+  QTest::addColumn<bool>("derived");
+  torch::manual_seed(5);
+  const auto images = torch::randn({20, 6, 5, 7}) * 3 + 2;
+  QTest::newRow("images, eval") << images << false << true << true;
+  QTest::newRow("features [N, C], eval") << torch::randn({50, 6}) * 3 + 2 << false << true << true;
+  QTest::newRow("5 dims, eval") << torch::randn({4, 6, 3, 4, 5}) << false << true << true;
+  QTest::newRow("images, training") << images << true << true << true;
+  QTest::newRow("training, no running statistics") << images << true << false << true;
+  // channelSums reads [N, C, L] as tokens (channels last): nothing to derive from.
+  QTest::newRow("[N, C, L], eval") << torch::randn({8, 6, 9}) << false << true << false;
+  QTest::newRow("eval, no running statistics") << images << false << false << false;
+}
+
+void TestActivationTaps::batchNormOutputSumsFromItsInput() {
+  QFETCH(torch::Tensor, input);
+  QFETCH(bool, training);
+  QFETCH(bool, runningStats);
+  QFETCH(bool, derived);
+  const auto mean = torch::randn({6}), variance = torch::rand({6}) + 0.5;
+  const auto weight = torch::randn({6}), bias = torch::randn({6});
+  const auto given = [&](const torch::Tensor& t) { return runningStats ? c10::optional<torch::Tensor>(t.clone()) : c10::nullopt; };
+  // The layer's real output (in eval without running statistics BatchNorm refuses: any will do).
+  const bool batchStats = training || !runningStats;
+  const auto output = torch::batch_norm(input, weight, bias, batchStats ? torch::Tensor() : mean,
+                                        batchStats ? torch::Tensor() : variance, batchStats, 0.1, 1e-3, false);
+  const auto got = batchNormOutputSums(torch::zeros_like(output), channelSums(input), given(mean), given(variance),
+                                       weight, bias, training, 1e-3);
+  const auto expected = channelSums(derived ? output : torch::zeros_like(output));
+  QCOMPARE(got.sizes(), expected.sizes());
+  const auto c = (got.numel() - 1) / 2;
+  const auto n = got[2 * c].item<double>();
+  QCOMPARE(n, expected[2 * c].item<double>());
+  for (std::int64_t k = 0; k < c; ++k) {
+    const double s = got[k].item<double>(), q = got[c + k].item<double>();
+    const double es = expected[k].item<double>(), eq = expected[c + k].item<double>();
+    QVERIFY2(std::abs(s - es) <= 1e-5 * (1 + std::abs(es)), std::to_string(k).c_str());
+    QVERIFY2(std::abs((q - s * s / n) - (eq - es * es / n)) <= 1e-5 * (1 + eq), std::to_string(k).c_str());
+  }
+}
+
+// In a rewritten forward every BatchNorm's output sums are derived from its input's, in eval
+// (running statistics) and in train mode (the batch's own), and equal channelSums of the
+// activation itself.
+void TestActivationTaps::batchNormOutputsFollowTrainAndEval() {
+  auto loaded = ScriptModel::load(test::fixture("demo_net.pt").toStdString());
+  QVERIFY(loaded);
+  auto& module = loaded.model->module();
+  torch::NoGradGuard noGrad;
+  const ActivationTaps sums(module, {}, {}, ActivationTaps::Output::ChannelSums);
+  const ActivationTaps activations(module);
+  QVERIFY(QString::fromStdString(sums.graphText()).count("scalpel::batch_norm_output_sums(") >= 9);
+  torch::manual_seed(2);
+  const auto input = torch::randn({16, 1, 28, 28});
+  for (const bool training : {false, true}) {
+    module.train(training);
+    const auto reduced = sums.run(input).taps;
+    const auto tapped = activations.run(input).taps;
+    QCOMPARE(reduced.size(), tapped.size());
+    int batchNorms = 0;
+    for (std::size_t i = 0; i < tapped.size(); ++i) {
+      const auto label = sums.tappedCalls()[i].label();
+      batchNorms += sums.tappedCalls()[i].typeName == "BatchNorm2d";
+      QVERIFY2(torch::allclose(reduced[i], channelSums(tapped[i]), 1e-5, 1e-4), label.c_str());
+    }
+    QCOMPARE(batchNorms, 9);
+  }
+  module.eval();
 }
 
 void TestActivationTaps::branchesOnAttributesAreFolded() {
