@@ -84,6 +84,17 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
       tailSum = tailSquare = 0;
       pending = 0;
     };
+    // Four independent accumulator pairs, so consecutive additions do not wait on one another.
+    const auto addFour = [&](Vector v0, Vector v1, Vector v2, Vector v3) __attribute__((always_inline)) {
+      s0 += v0;
+      s1 += v1;
+      s2 += v2;
+      s3 += v3;
+      q0 += v0 * v0;
+      q1 += v1 * v1;
+      q2 += v2 * v2;
+      q3 += v3 * v3;
+    };
     std::int64_t n = 0;
     if (r.length < 2 * L::kStep) {
       // Short runs (a 7×7 map is 49 values): four items at a time, one accumulator pair each, so
@@ -95,16 +106,7 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
         const T* p = x + (n * r.channels + c) * r.length;
         std::int64_t i = 0;
         for (; i + L::kWidth <= r.length; i += L::kWidth) {
-          const Vector v0 = L::load(p + i), v1 = L::load(p + stride + i);
-          const Vector v2 = L::load(p + 2 * stride + i), v3 = L::load(p + 3 * stride + i);
-          s0 += v0;
-          s1 += v1;
-          s2 += v2;
-          s3 += v3;
-          q0 += v0 * v0;
-          q1 += v1 * v1;
-          q2 += v2 * v2;
-          q3 += v3 * v3;
+          addFour(L::load(p + i), L::load(p + stride + i), L::load(p + 2 * stride + i), L::load(p + 3 * stride + i));
         }
         for (; i < r.length; ++i) {
           for (std::int64_t j = 0; j < 4; ++j) {
@@ -122,16 +124,8 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
         const std::int64_t take = std::min(left, kFlushEvery - pending);
         std::int64_t i = 0;
         for (; i + L::kStep <= take; i += L::kStep) {
-          const Vector v0 = L::load(p + i), v1 = L::load(p + i + L::kWidth);
-          const Vector v2 = L::load(p + i + 2 * L::kWidth), v3 = L::load(p + i + 3 * L::kWidth);
-          s0 += v0;
-          s1 += v1;
-          s2 += v2;
-          s3 += v3;
-          q0 += v0 * v0;
-          q1 += v1 * v1;
-          q2 += v2 * v2;
-          q3 += v3 * v3;
+          addFour(L::load(p + i), L::load(p + i + L::kWidth), L::load(p + i + 2 * L::kWidth),
+                  L::load(p + i + 3 * L::kWidth));
         }
         for (; i + L::kWidth <= take; i += L::kWidth) {
           const Vector v = L::load(p + i);
