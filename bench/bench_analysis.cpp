@@ -1,7 +1,7 @@
 // Analysis forward against the plain forward of the same model and batch: "taps" returns the
 // tapped activations themselves (copied where an in-place op follows), "analysis" the analysis
-// path (per-channel sums reduced inside the forward, then moments). Measured interleaved in one
-// run; prints ratios, asserts nothing.
+// path (per-channel sums reduced inside the forward, then moments). Each measured in pairs with
+// the plain forward in one run; prints ratios, asserts nothing.
 //   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K] [--reps N] [--threads N]
 
 #include <ATen/Parallel.h>
@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   }
   if (threads > 0) at::set_num_threads(threads);
   if (reps == 0) reps = quick ? 2 : 15;
-  std::printf("analysis forward vs plain forward, median of %d interleaved runs, on %s\n", reps,
+  std::printf("analysis forward vs plain forward, median of %d paired runs, on %s\n", reps,
               scalpel::describeDevice(onCuda ? "cuda:0" : "cpu").c_str());
   std::printf("%-10s %-16s %-13s %12s %12s %7s %12s %7s %8s\n", "model", "batch", "taps", "plain", "taps", "ratio", "analysis", "ratio", "batch/s");
   for (const bool batchNormInputs : {false, true}) {

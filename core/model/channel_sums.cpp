@@ -286,24 +286,20 @@ torch::Tensor batchNormOutputSums(const torch::Tensor& output, const torch::Tens
   const double* sums = in.data_ptr<double>();
   const double n = sums[2 * c];
   if (!(n > 0)) return channelSums(output);
-  std::vector<double> mean, variance;
-  if (training) {  // normalised by the batch's own statistics: those of the input
-    for (std::int64_t k = 0; k < c; ++k) {
-      mean.push_back(sums[k] / n);
-      variance.push_back(std::max(0.0, (sums[c + k] - sums[k] * mean.back()) / n));  // biased, as BatchNorm's
-    }
-  } else {
-    mean = perChannel(runningMean, c, 0);
-    variance = perChannel(runningVar, c, 1);
-  }
+  // In training the layer normalises by the batch's own statistics (the input's: the variance
+  // biased, as BatchNorm's), else by its running ones.
+  const auto runningMeans = training ? std::vector<double>() : perChannel(runningMean, c, 0);
+  const auto runningVars = training ? std::vector<double>() : perChannel(runningVar, c, 1);
   const auto scale = perChannel(weight, c, 1), shift = perChannel(bias, c, 0);
   auto result = torch::empty({2 * c + 1}, torch::dtype(torch::kFloat64));
   double* out = result.data_ptr<double>();
   for (std::int64_t k = 0; k < c; ++k) {
-    const double a = scale[k] / std::sqrt(variance[k] + eps), b = shift[k] - a * mean[k];
-    // Through the moments, so Σy² keeps the spread's digits: Σy² = n·var(y) + (Σy)²/n.
     const double inputMean = sums[k] / n;
     const double inputSpread = std::max(0.0, sums[c + k] - sums[k] * inputMean);  // n·var(x)
+    const double mean = training ? inputMean : runningMeans[k];
+    const double variance = training ? inputSpread / n : runningVars[k];
+    const double a = scale[k] / std::sqrt(variance + eps), b = shift[k] - a * mean;
+    // Through the moments, so Σy² keeps the spread's digits: Σy² = n·var(y) + (Σy)²/n.
     const double outputMean = a * inputMean + b;
     out[k] = n * outputMean;
     out[c + k] = a * a * inputSpread + n * outputMean * outputMean;
