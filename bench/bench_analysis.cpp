@@ -5,6 +5,7 @@
 //   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K] [--reps N] [--threads N]
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 
@@ -12,6 +13,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +43,31 @@ double seconds(Work&& work) {
   work();
   if (onCuda) torch::cuda::synchronize();
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Seconds spent inside Scalpel's own operators (scalpel::channel_sums and the BatchNorm ones)
+// while `work` runs, timed by ATen's RecordFunction around each call. Unlike the ratio, this is the
+// analysis' cost alone: on this shared machine the host's load moves the forward around it by
+// up to 2× between runs. Host time, so meaningless on a GPU, whose kernels run asynchronously.
+double scalpelOperatorSeconds(const std::function<void()>& work) {
+  struct Started : at::ObserverContext {
+    Clock::time_point at = Clock::now();
+  };
+  static double total = 0;  // the callbacks are plain functions; the interpreter calls them on this thread
+  total = 0;
+  const auto handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback(
+          [](const at::RecordFunction& call) -> std::unique_ptr<at::ObserverContext> {
+            if (std::strncmp(call.name(), "scalpel::", 9) != 0) return nullptr;
+            return std::make_unique<Started>();
+          },
+          [](const at::RecordFunction&, at::ObserverContext* started) {
+            if (started) total += std::chrono::duration<double>(Clock::now() - static_cast<Started*>(started)->at).count();
+          })
+          .scopes({at::RecordScope::FUNCTION}));
+  work();
+  at::removeCallback(handle);
+  return total;
 }
 
 // `batchNormInputs`: tap only what the default analysis (no source data) reads.
@@ -90,9 +119,17 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
     b.push_back(seconds(tapped));
     tapRatios.push_back(b.back() / baseline);
   }
-  std::printf("%-10s %-16s %3zu %-9s %9.1f ms %9.1f ms %6.2fx %9.1f ms %6.2fx %8.1f\n", name.c_str(),
+  // The operators' share: their time in an analysis forward over the plain forward of the same
+  // round (a median of 20 is steady enough: each ResNet-18 round takes half a second).
+  std::vector<double> shares;
+  for (int r = 0; !onCuda && r < std::min(reps, 20); ++r) {
+    const double baseline = seconds(plain);
+    shares.push_back(scalpelOperatorSeconds(analysed) / baseline);
+  }
+  std::printf("%-10s %-16s %3zu %-9s %9.1f ms %9.1f ms %6.2fx %9.1f ms %6.2fx %8.1f %7s\n", name.c_str(),
               scalpel::formatShape(shape).c_str(), tapCount, batchNormInputs ? "BN inputs" : "outputs", 1e3 * median(a),
-              1e3 * median(b), median(tapRatios), 1e3 * median(c), median(analysisRatios), 1.0 / median(c));
+              1e3 * median(b), median(tapRatios), 1e3 * median(c), median(analysisRatios), 1.0 / median(c),
+              shares.empty() ? "-" : (std::to_string(static_cast<int>(100 * median(shares) + 0.5)) + "%").c_str());
 }
 
 }  // namespace
@@ -120,7 +157,9 @@ int main(int argc, char** argv) {
   if (reps == 0) reps = quick ? 2 : 15;
   std::printf("analysis forward vs plain forward, median of %d paired runs, on %s\n", reps,
               scalpel::describeDevice(onCuda ? "cuda:0" : "cpu").c_str());
-  std::printf("%-10s %-16s %-13s %12s %12s %7s %12s %7s %8s\n", "model", "batch", "taps", "plain", "taps", "ratio", "analysis", "ratio", "batch/s");
+  std::printf("own ops: the time inside the analysis' operators per forward, over the plain forward (CPU only)\n");
+  std::printf("%-10s %-16s %-13s %12s %12s %7s %12s %7s %8s %7s\n", "model", "batch", "taps", "plain", "taps", "ratio",
+              "analysis", "ratio", "batch/s", "own ops");
   for (const bool batchNormInputs : {false, true}) {
     bench("demo", argv[2], {100 * scale, 1, 28, 28}, reps, batchNormInputs);
     bench("resnet18", fixtures + "/resnet18.pt", {(quick ? 1 : 8) * scale, 3, 224, 224}, reps, batchNormInputs);

@@ -224,19 +224,25 @@ void sumOnCpu(const torch::Tensor& x, const Runs& r, double* out) {
 
 }  // namespace
 
+torch::Tensor channelSumsByAten(const torch::Tensor& activation) {
+  torch::NoGradGuard noGrad;
+  const Runs runs = runsOf(activation);
+  const auto type = activation.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  // One reduction per sum; Σx² as a squared 2-norm (no squared copy).
+  const auto rows = activation.to(type).reshape({runs.items, runs.channels, runs.length});
+  const std::vector<std::int64_t> runDims{0, 2};
+  const auto sums = rows.sum(runDims).to(torch::kFloat64);
+  const auto squares = at::linalg_vector_norm(rows, 2, runDims).to(torch::kFloat64).square();
+  const double count = static_cast<double>(runs.items * runs.length);
+  return torch::cat(std::vector<torch::Tensor>{sums, squares, sums.new_full({1}, count)});
+}
+
 torch::Tensor channelSums(const torch::Tensor& activation) {
+  if (!activation.device().is_cpu()) return channelSumsByAten(activation);
   torch::NoGradGuard noGrad;
   const Runs runs = runsOf(activation);
   const double count = static_cast<double>(runs.items * runs.length);
   const auto type = activation.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-  if (!activation.device().is_cpu()) {
-    // Launches dominate on a GPU: one reduction per sum; Σx² as a squared 2-norm (no squared copy).
-    const auto rows = activation.to(type).reshape({runs.items, runs.channels, runs.length});
-    const std::vector<std::int64_t> runDims{0, 2};
-    const auto sums = rows.sum(runDims).to(torch::kFloat64);
-    const auto squares = at::linalg_vector_norm(rows, 2, runDims).to(torch::kFloat64).square();
-    return torch::cat(std::vector<torch::Tensor>{sums, squares, sums.new_full({1}, count)});
-  }
   const auto x = activation.to(type).contiguous();
   auto result = torch::empty({2 * runs.channels + 1}, torch::dtype(torch::kFloat64));
   double* out = result.data_ptr<double>();

@@ -17,6 +17,10 @@ namespace scalpel {
 // thousand values); on CUDA it is ATen's reductions. Not differentiable: statistics only.
 torch::Tensor channelSums(const torch::Tensor& activation);
 
+// channelSums() by ATen's reductions: its path off the CPU, where launches dominate (one
+// reduction per sum). Exposed so that tests check that path against the CPU pass on any machine.
+torch::Tensor channelSumsByAten(const torch::Tensor& activation);
+
 // channelSums() of a BatchNorm's output, from those of its input (channelSums() of it), without
 // reading the output: per channel the layer is y = a·x + b with a = weight / √(var + eps) and
 // b = bias − a·mean, where mean and var are its running statistics, or in training the batch's
