@@ -144,6 +144,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   layersLayout->addWidget(table);
 
   m_training = new TrainingPanel(this);
+  connect(m_freeze, &FreezeState::changed, this, &MainWindow::showPlanContext);
   addBottomTab("Training", "trainingDock", m_training);
   m_compare = new ComparePanel(this);
   addBottomTab("Compare", "compareDock", m_compare);
@@ -399,9 +400,10 @@ void MainWindow::openDataDialog() {
   m_dataDialog->open();  // window-modal, without blocking the event loop
 }
 
-void MainWindow::showSuggestion() {
+QSet<int> MainWindow::suggestedBlocks() const {
   // A block is suggested when the plan trains all of its units.
   QSet<int> blocks;
+  if (!m_diagnosis) return blocks;
   const auto planned = m_freeze->unitsOfPlan(m_plan);
   const QSet<int> plannedUnits(planned.begin(), planned.end());
   const auto& tree = m_freeze->tree();
@@ -411,7 +413,22 @@ void MainWindow::showSuggestion() {
     for (int unit : units) all &= plannedUnits.contains(unit);
     if (all) blocks.insert(b);
   }
-  m_scene->setSuggestedBlocks(blocks);
+  return blocks;
+}
+
+void MainWindow::showSuggestion() {
+  m_scene->setSuggestedBlocks(suggestedBlocks());
+  showPlanContext();
+}
+
+void MainWindow::showPlanContext() {
+  const auto units = m_freeze->allUnits();
+  const int ticked = static_cast<int>(std::count_if(units.begin(), units.end(), [this](int unit) { return m_freeze->isTrainable(unit); }));
+  auto blocks = suggestedBlocks().values();
+  std::sort(blocks.begin(), blocks.end());
+  QStringList names;
+  for (int b : blocks) names << QString::fromStdString(m_freeze->tree().blocks()[static_cast<size_t>(b)].name);
+  m_training->setPlanContext(ticked, static_cast<int>(units.size()), names);
 }
 
 void MainWindow::resetPlan() {
@@ -491,11 +508,11 @@ void MainWindow::onInspected(quint64 requestId, const ModelInspection& inspectio
   m_training->setBlocks(trainable);
   m_training->setModelBlocks(blocks);
   m_compare->setBlocks(trainable);
+  m_diagnosis.reset();  // it was about the previous model
   m_freeze->setTree(inspection.tree);
   m_selectedNode = -1;
   m_layers->reset();
   m_undo->clear();
-  m_diagnosis.reset();  // it was about the previous model
   m_heatmap->clear("Analysis ▸ Analyse Target Data (Ctrl+R) measures this model's shift on the target data.");
   m_scene->setTree(inspection.tree);
   m_view->setLegendVisible(false);  // until this model's first scores
@@ -693,7 +710,7 @@ void MainWindow::analyzeTarget(bool useSource) {
     return;
   }
   m_diagnosis.reset();
-  m_scene->setSuggestedBlocks({});
+  showSuggestion();  // none until this analysis finishes
   m_analysedWithSource = useSource;
   m_heatmap->clear(QStringLiteral("Analysing %1 …").arg(QString::fromStdString(m_targetData.description)));
   m_scene->clearScores();

@@ -158,6 +158,8 @@ class MainWindow : public QMainWindow {
   QString diagnosisHtml() const;
   void showWelcome();  // the details pane with no model open
   void showSuggestion();  // outlines the blocks m_plan trains
+  QSet<int> suggestedBlocks() const;  // those blocks: every unit of each in m_plan (none without a diagnosis)
+  void showPlanContext();  // tells the Training tab what is ticked and suggested
   void enableRunActions();  // File ▸ Export Tuned Model / Report follow m_lastRun
   // `request` with the open model's input size and class names filled in where it has none.
   DataRequest sizedForModel(DataRequest request) const;

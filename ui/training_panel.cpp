@@ -31,15 +31,22 @@ QString duration(double seconds) {
 
 TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   m_strategy = new QComboBox(this);
-  for (const auto& [name, tip] : {std::pair{"auto", "follow the advisor's diagnosis"},
-                                  std::pair{"auto-rgn", "all layers, each at a learning rate scaled by its relative gradient norm (the paper)"},
-                                  std::pair{"probe", "train each block briefly and keep the best on validation data"},
-                                  std::pair{"last", "only the last block"},
-                                  std::pair{"all", "every layer (ordinary fine-tuning)"},
-                                  std::pair{"manual", "the layers marked trainable in the diagram and the layer table"}}) {
+  // Each plan's tooltip says what Train then trains; the line above the curves repeats it.
+  for (const auto& [name, tip] : {std::pair{"auto", "Trains what the advisor suggests."},
+                                  std::pair{"auto-rgn", "Trains every layer, each at a learning rate scaled by its relative gradient norm (the paper)."},
+                                  std::pair{"probe", "Trains each block briefly, then keeps the best on validation data."},
+                                  std::pair{"last", "Trains only the last block."},
+                                  std::pair{"all", "Trains every layer (ordinary fine-tuning)."},
+                                  std::pair{"manual", "Trains the layers ticked in the diagram and the layer table."}}) {
     m_strategy->addItem(name, name);
     m_strategy->setItemData(m_strategy->count() - 1, tip, Qt::ToolTipRole);
   }
+  m_planHint = new QLabel(this);
+  m_planHint->setObjectName("planHint");
+  m_planHint->setWordWrap(true);
+  QFont hintFont = m_planHint->font();
+  hintFont.setItalic(true);
+  m_planHint->setFont(hintFont);
   m_optimizer = new QComboBox(this);
   m_optimizer->addItems({"adam", "adamw", "sgd"});
   m_learningRate = new QDoubleSpinBox(this);
@@ -144,7 +151,9 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   auto* plots = new QHBoxLayout;
   plots->addWidget(m_curves, 3);
   plots->addWidget(m_gradientPlot, 2);
+  // What the plan trains heads the curves: the form beside it has no room for a sentence.
   auto* right = new QVBoxLayout;
+  right->addWidget(m_planHint);
   right->addLayout(plots, 1);
   right->addWidget(m_result);
   auto* layout = new QHBoxLayout(this);
@@ -152,6 +161,7 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   layout->addLayout(left, 0);
   layout->addLayout(right, 1);
 
+  connect(m_strategy, &QComboBox::currentIndexChanged, this, &TrainingPanel::showPlanHint);
   connect(m_device, &QComboBox::currentIndexChanged, this, [this] { Q_EMIT deviceChanged(device()); });
   connect(m_train, &QPushButton::clicked, this, [this] { Q_EMIT trainRequested(strategy(), options()); });
   connect(m_pause, &QPushButton::toggled, this, [this](bool paused) {
@@ -164,6 +174,7 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   m_replot.setInterval(40);
   connect(&m_replot, &QTimer::timeout, this, &TrainingPanel::redraw);
   setRunning(false);
+  showPlanHint();
 }
 
 QString TrainingPanel::strategy() const { return m_strategy->currentData().toString(); }
@@ -190,7 +201,34 @@ void TrainingPanel::setDevice(const QString& device) {
 
 void TrainingPanel::setBlocks(const QStringList& blocks) {
   while (m_strategy->count() > 6) m_strategy->removeItem(6);
-  for (const auto& block : blocks) m_strategy->addItem("only " + block, "block:" + block);
+  for (const auto& block : blocks) {
+    m_strategy->addItem("only " + block, "block:" + block);
+    m_strategy->setItemData(m_strategy->count() - 1, "Trains only " + block + ".", Qt::ToolTipRole);
+  }
+}
+
+void TrainingPanel::setPlanContext(int ticked, int layers, const QStringList& suggested) {
+  m_ticked = ticked;
+  m_layers = layers;
+  m_suggested = suggested;
+  showPlanHint();
+}
+
+QString TrainingPanel::planHint() const { return m_planHint->text(); }
+
+// The ticks in the diagram stay as the user left them whatever the plan; beside any plan but
+// "manual" they would seem to say what trains, so the line says what does.
+void TrainingPanel::showPlanHint() {
+  const QString plan = strategy();
+  QString hint = m_strategy->currentData(Qt::ToolTipRole).toString();
+  if (plan == "manual") {
+    hint = QString("Trains the %1 of %2 layers ticked in the diagram and the layer table.").arg(m_ticked).arg(m_layers);
+  } else if (plan == "auto") {
+    hint = m_suggested.isEmpty() ? "Analyses the target data, then trains what the advisor suggests."
+                                 : "Trains what the advisor suggests: " + m_suggested.join(", ") + ".";
+  }
+  if (plan != "manual") hint += " The ticks in the diagram count only with the manual plan.";
+  m_planHint->setText("Plan " + m_strategy->currentText() + ": " + hint);
 }
 
 void TrainingPanel::setStrategy(const QString& strategy) {

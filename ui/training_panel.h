@@ -37,6 +37,10 @@ class TrainingPanel : public QWidget {
   int gradientSteps() const { return static_cast<int>(m_gradientNorms.size()); }
   double gradientNorm(int step, int block) const;
   void setStrategy(const QString& strategy);
+  // What the line above the curves says about the plan: `ticked` of `layers` (modules with
+  // parameters) ticked in the diagram, and the blocks the advisor suggests (none before an analysis).
+  void setPlanContext(int ticked, int layers, const QStringList& suggested);
+  QString planHint() const;  // what Train will train, in words
   void setEpochs(int epochs);
   // The form's fields from saved options (a session); fields the form has no control for keep
   // their saved values in options() too.
@@ -71,11 +75,16 @@ class TrainingPanel : public QWidget {
  private:
   // Names the score curve and its axis after the evaluations: accuracy, or R² for regression.
   void nameScore(const Evaluation& evaluation);
+  void showPlanHint();
   void redraw();
   void redrawGradients();
   void clearGradients();
 
   QComboBox* m_strategy;
+  QLabel* m_planHint;
+  int m_ticked = 0;
+  int m_layers = 0;
+  QStringList m_suggested;
   scalpel::TrainOptions m_hidden;  // what setOptions() got, for the fields without a control
   bool m_running = false;
   QComboBox* m_optimizer;

@@ -343,6 +343,10 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(window.diagram()->isSuggested(0));
   QVERIFY(window.diagram()->isSuggested(1));
   QVERIFY(!window.diagram()->isSuggested(2));
+  // ... and named in the Training tab, where plan "auto" will train it.
+  QCOMPARE(window.trainingPanel()->strategy(), QString("auto"));
+  QVERIFY2(window.trainingPanel()->planHint().startsWith("Plan auto: Trains what the advisor suggests: stem, layer1."),
+           qPrintable(window.trainingPanel()->planHint()));
   const QString stemTip = window.diagram()->blockItems().front()->toolTip();
   QVERIFY2(stemTip.contains("noise floor") && stemTip.contains("RGN"), qPrintable(stemTip));
   // The bars beside the heatmap: the shift per layer, then RGN and SNR per module.
@@ -482,6 +486,11 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   const auto& tree = state->tree();
   QCOMPARE(state->stateOf(0), Qt::Checked);  // everything trains until a plan says otherwise
   QCOMPARE(table->rowCount(), tree.size() - 1);
+  // The line above the curves says what Train trains: with "auto" and no analysis yet, not the ticks.
+  auto* training = window.trainingPanel();
+  QCOMPARE(training->strategy(), QString("auto"));
+  QVERIFY2(training->planHint().startsWith("Plan auto: Analyses the target data") && training->planHint().contains("only with the manual plan"),
+           qPrintable(training->planHint()));
   const auto rowOf = [&](const std::string& name) {
     for (int row = 0; row < table->rowCount(); ++row) {
       if (tree.node(table->nodeOfRow(row)).name == name) return row;
@@ -507,7 +516,14 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   // Untick fc in the table: the diagram's state agrees.
   QVERIFY(table->setData(table->index(rowOf("fc"), scalpel::ui::LayerTableModel::Trainable), Qt::Unchecked, Qt::CheckStateRole));
   QCOMPARE(state->stateOf(*tree.find("fc")), Qt::Unchecked);
-  QCOMPARE(window.trainingPanel()->strategy(), QString("manual"));
+  QCOMPARE(training->strategy(), QString("manual"));
+  // Now the ticks are the plan: stem's two layers and fc are not among them (the demo has 19).
+  const int layers = static_cast<int>(state->allUnits().size());
+  QCOMPARE(layers, 19);
+  QCOMPARE(training->planHint(), QString("Plan manual: Trains the %1 of %2 layers ticked in the diagram and the layer table.").arg(layers - 3).arg(layers));
+  training->setStrategy("last");
+  QCOMPARE(training->planHint(), QString("Plan last: Trains only the last block. The ticks in the diagram count only with the manual plan."));
+  training->setStrategy("manual");
   window.diagram()->blockItems()[1]->setExpanded(true);
   QVERIFY(window.grab().save(screenshot("freeze_marks.png")));
   window.findChild<QDockWidget*>("layersDock")->raise();
