@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "analysis/activation_moments.h"
@@ -70,6 +71,32 @@ double scalpelOperatorSeconds(const std::function<void()>& work) {
   return total;
 }
 
+// `rounds` paired rounds: the plain forward's wall time, then `measure()`'s seconds, so drift on
+// a noisy machine hits both halves of a round. Returns {baseline, measured} per round.
+template <typename Plain, typename Measure>
+std::vector<std::pair<double, double>> pairedRounds(int rounds, Plain&& plain, Measure&& measure) {
+  std::vector<std::pair<double, double>> pairs;
+  for (int r = 0; r < rounds; ++r) {
+    const double baseline = seconds(plain);
+    pairs.emplace_back(baseline, measure());
+  }
+  return pairs;
+}
+
+// Medians of a paired run: the baseline, the measured seconds, and the rounds' own ratios.
+struct PairedMedians {
+  double baseline, measured, ratio;
+};
+PairedMedians medians(const std::vector<std::pair<double, double>>& pairs) {
+  std::vector<double> baselines, measured, ratios;
+  for (const auto& [baseline, other] : pairs) {
+    baselines.push_back(baseline);
+    measured.push_back(other);
+    ratios.push_back(other / baseline);
+  }
+  return {median(baselines), median(measured), median(ratios)};
+}
+
 // `batchNormInputs`: tap only what the default analysis (no source data) reads.
 void bench(const std::string& name, const std::string& path, std::vector<std::int64_t> shape, int reps,
            bool batchNormInputs) {
@@ -105,31 +132,21 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
     tapped();
     analysed();
   }
-  // Each ratio is the median of paired rounds (the plain forward, then the other one), so drift on
-  // a noisy machine hits both runs of a round. The tapped activations and the analysis are paired
-  // in separate loops: the copies a tapped run allocates and frees would slow whatever ran next.
-  std::vector<double> a, b, c, tapRatios, analysisRatios;
-  for (int r = 0; r < reps; ++r) {
-    a.push_back(seconds(plain));
-    c.push_back(seconds(analysed));
-    analysisRatios.push_back(c.back() / a.back());
-  }
-  for (int r = 0; r < reps; ++r) {
-    const double baseline = seconds(plain);
-    b.push_back(seconds(tapped));
-    tapRatios.push_back(b.back() / baseline);
-  }
-  // The operators' share: their time in an analysis forward over the plain forward of the same
-  // round (a median of 20 is steady enough: each ResNet-18 round takes half a second).
-  std::vector<double> shares;
-  for (int r = 0; !onCuda && r < std::min(reps, 20); ++r) {
-    const double baseline = seconds(plain);
-    shares.push_back(scalpelOperatorSeconds(analysed) / baseline);
+  // Each ratio is the median of paired rounds' own ratios. The tapped activations and the analysis
+  // are paired in separate loops: the copies a tapped run allocates and frees would slow whatever
+  // ran next. Then the operators' share: their time in an analysis forward over the plain
+  // forward (a median of 20 is steady enough: each ResNet-18 round takes half a second).
+  const auto analysisRun = medians(pairedRounds(reps, plain, [&] { return seconds(analysed); }));
+  const auto tappedRun = medians(pairedRounds(reps, plain, [&] { return seconds(tapped); }));
+  std::string share = "-";
+  if (!onCuda) {
+    const double ratio = medians(pairedRounds(std::min(reps, 20), plain, [&] { return scalpelOperatorSeconds(analysed); })).ratio;
+    share = std::to_string(static_cast<int>(100 * ratio + 0.5)) + "%";
   }
   std::printf("%-10s %-16s %3zu %-9s %9.1f ms %9.1f ms %6.2fx %9.1f ms %6.2fx %8.1f %7s\n", name.c_str(),
-              scalpel::formatShape(shape).c_str(), tapCount, batchNormInputs ? "BN inputs" : "outputs", 1e3 * median(a),
-              1e3 * median(b), median(tapRatios), 1e3 * median(c), median(analysisRatios), 1.0 / median(c),
-              shares.empty() ? "-" : (std::to_string(static_cast<int>(100 * median(shares) + 0.5)) + "%").c_str());
+              scalpel::formatShape(shape).c_str(), tapCount, batchNormInputs ? "BN inputs" : "outputs",
+              1e3 * analysisRun.baseline, 1e3 * tappedRun.measured, tappedRun.ratio, 1e3 * analysisRun.measured,
+              analysisRun.ratio, 1.0 / analysisRun.measured, share.c_str());
 }
 
 }  // namespace

@@ -95,6 +95,11 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
       q2 += v2 * v2;
       q3 += v3 * v3;
     };
+    // The values after a run's last whole vector, in float64.
+    const auto addTail = [&](double v) __attribute__((always_inline)) {
+      tailSum += v;
+      tailSquare += v * v;
+    };
     std::int64_t n = 0;
     if (r.length < 2 * L::kStep) {
       // Short runs (a 7×7 map is 49 values): four items at a time, one accumulator pair each, so
@@ -109,11 +114,7 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
           addFour(L::load(p + i), L::load(p + stride + i), L::load(p + 2 * stride + i), L::load(p + 3 * stride + i));
         }
         for (; i < r.length; ++i) {
-          for (std::int64_t j = 0; j < 4; ++j) {
-            const double v = p[j * stride + i];
-            tailSum += v;
-            tailSquare += v * v;
-          }
+          for (std::int64_t j = 0; j < 4; ++j) addTail(p[j * stride + i]);
         }
         pending += 4 * r.length;
       }
@@ -132,11 +133,7 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
           s0 += v;
           q0 += v * v;
         }
-        for (; i < take; ++i) {
-          const double v = p[i];
-          tailSum += v;
-          tailSquare += v * v;
-        }
+        for (; i < take; ++i) addTail(p[i]);
         p += take;
         left -= take;
         pending += take;
