@@ -117,20 +117,20 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
 
 void ComparePanel::setBlocks(const QStringList& blocks) {
   m_plans->clear();
-  const auto add = [this](const QString& strategy, const QString& tip, bool checked) {
+  const auto add = [this](const QString& strategy, bool checked) {
     auto* item = new QListWidgetItem(label(strategy), m_plans);
     item->setData(Qt::UserRole, strategy);
-    item->setToolTip(tip);
+    item->setToolTip(planDescription(strategy));
     item->setFlags(Qt::ItemIsEnabled | Qt::ItemIsUserCheckable);
     item->setCheckState(checked ? Qt::Checked : Qt::Unchecked);
   };
-  add("auto", "the advisor's plan", true);
-  for (const auto& block : blocks) add("block:" + block, "only block " + block, true);
-  add("all", "every layer (ordinary fine-tuning)", true);
-  add("last", "only the last block", false);
-  add("auto-rgn", "all layers, each at a learning rate scaled by its relative gradient norm (the paper)", false);
-  add("probe", "train each block briefly and keep the best on validation data", false);
-  add("manual", "the layers marked trainable in the diagram and the layer table", false);
+  add("auto", true);
+  for (const auto& block : blocks) add("block:" + block, true);
+  add("all", true);
+  add("last", false);
+  add("auto-rgn", false);
+  add("probe", false);
+  add("manual", false);
 }
 
 QStringList ComparePanel::checkedStrategies() const {

@@ -13,4 +13,15 @@ QString scoreChange(const Evaluation& before, const Evaluation& after, bool bold
   return text;
 }
 
+QString planDescription(const QString& strategy) {
+  if (strategy == "auto") return "Trains what the advisor suggests.";
+  if (strategy == "auto-rgn") return "Trains every layer, each at a learning rate scaled by its relative gradient norm (the paper).";
+  if (strategy == "probe") return "Trains each block briefly, then keeps the best on validation data.";
+  if (strategy == "last") return "Trains only the last block.";
+  if (strategy == "all") return "Trains every layer (ordinary fine-tuning).";
+  if (strategy == "manual") return "Trains the layers ticked in the diagram and the layer table.";
+  if (strategy.startsWith("block:")) return "Trains only " + strategy.mid(6) + ".";
+  return {};
+}
+
 }  // namespace scalpel::ui

@@ -32,14 +32,9 @@ QString duration(double seconds) {
 TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   m_strategy = new QComboBox(this);
   // Each plan's tooltip says what Train then trains; the line above the curves repeats it.
-  for (const auto& [name, tip] : {std::pair{"auto", "Trains what the advisor suggests."},
-                                  std::pair{"auto-rgn", "Trains every layer, each at a learning rate scaled by its relative gradient norm (the paper)."},
-                                  std::pair{"probe", "Trains each block briefly, then keeps the best on validation data."},
-                                  std::pair{"last", "Trains only the last block."},
-                                  std::pair{"all", "Trains every layer (ordinary fine-tuning)."},
-                                  std::pair{"manual", "Trains the layers ticked in the diagram and the layer table."}}) {
+  for (const QString name : {"auto", "auto-rgn", "probe", "last", "all", "manual"}) {
     m_strategy->addItem(name, name);
-    m_strategy->setItemData(m_strategy->count() - 1, tip, Qt::ToolTipRole);
+    m_strategy->setItemData(m_strategy->count() - 1, planDescription(name), Qt::ToolTipRole);
   }
   m_planHint = new QLabel(this);
   m_planHint->setObjectName("planHint");
@@ -203,7 +198,7 @@ void TrainingPanel::setBlocks(const QStringList& blocks) {
   while (m_strategy->count() > 6) m_strategy->removeItem(6);
   for (const auto& block : blocks) {
     m_strategy->addItem("only " + block, "block:" + block);
-    m_strategy->setItemData(m_strategy->count() - 1, "Trains only " + block + ".", Qt::ToolTipRole);
+    m_strategy->setItemData(m_strategy->count() - 1, planDescription("block:" + block), Qt::ToolTipRole);
   }
 }
 
@@ -220,7 +215,7 @@ QString TrainingPanel::planHint() const { return m_planHint->text(); }
 // "manual" they would seem to say what trains, so the line says what does.
 void TrainingPanel::showPlanHint() {
   const QString plan = strategy();
-  QString hint = m_strategy->currentData(Qt::ToolTipRole).toString();
+  QString hint = planDescription(plan);
   if (plan == "manual") {
     hint = QString("Trains the %1 of %2 layers ticked in the diagram and the layer table.").arg(m_ticked).arg(m_layers);
   } else if (plan == "auto") {
