@@ -422,13 +422,12 @@ void MainWindow::showSuggestion() {
 }
 
 void MainWindow::showPlanContext() {
-  const auto units = m_freeze->allUnits();
-  const int ticked = static_cast<int>(std::count_if(units.begin(), units.end(), [this](int unit) { return m_freeze->isTrainable(unit); }));
+  const int ticked = static_cast<int>(m_freeze->plan().trainable.size());  // the manual plan's layers
   auto blocks = suggestedBlocks().values();
   std::sort(blocks.begin(), blocks.end());
   QStringList names;
   for (int b : blocks) names << QString::fromStdString(m_freeze->tree().blocks()[static_cast<size_t>(b)].name);
-  m_training->setPlanContext(ticked, static_cast<int>(units.size()), names);
+  m_training->setPlanContext(ticked, static_cast<int>(m_freeze->allUnits().size()), names);
 }
 
 void MainWindow::resetPlan() {
