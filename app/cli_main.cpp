@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
   std::string logLevel = "warn";
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  int threads = 0;
+  app.add_option("--threads", threads, "torch threads (default: every core, shared among local processes)")
+      ->check(CLI::Range(1, 1024));
   app.require_subcommand(1);
 
   auto* inspect = app.add_subcommand("inspect", "Print a model's layer tree in execution order");
@@ -136,7 +139,11 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   scalpel::initLogging(logLevel);
-  scalpel::useAllCores();
+  if (threads > 0) {
+    scalpel::useTorchThreads(threads);
+  } else {
+    scalpel::useAllCores();
+  }
 
   const auto fail = [](const std::string& message) {
     std::cerr << "error: " << message << "\n";

@@ -9,6 +9,7 @@
 #include <QJsonObject>
 #include <QString>
 #include <QStringList>
+#include <QtGlobal>
 
 #include <cstdint>
 #include <filesystem>
@@ -34,6 +35,21 @@ inline QString screenshot(const QString& name) {
   QDir().mkpath(SCALPEL_SCREENSHOT_DIR);
   return QStringLiteral(SCALPEL_SCREENSHOT_DIR "/") + name;
 }
+
+// The trained demo model every suite runs on: the build's own (the train_demo_model test trains
+// it), or the file SCALPEL_TEST_DEMO_MODEL names. The demo_other_seed tests (and
+// `SCALPEL_DEMO_SEED=N scripts/test`) set it to a demo model pretrained with another seed, so no
+// assertion may hold for one model's digits only (bench/demo-spread measures the spread).
+inline QString demoModel() {
+  const QString other = qEnvironmentVariable("SCALPEL_TEST_DEMO_MODEL");
+  return other.isEmpty() ? QStringLiteral(SCALPEL_DEMO_DIR "/demo_model.pt") : other;
+}
+inline std::string demoModelPath() { return demoModel().toStdString(); }
+
+// A figure of the trained demo model that an assertion depends on, printed as
+// "figure NAME VALUE": bench/demo-spread collects them over demo models pretrained with several
+// seeds and thread counts, which is where each assertion's margin comes from.
+inline void figure(const char* name, double value) { qInfo("figure %s %.6g", name, value); }
 
 inline const QStringList& fixtureModels() {
   static const QStringList models{"small_cnn", "sequential_cnn", "resnet18",

@@ -21,10 +21,7 @@ using namespace scalpel;
 
 namespace {
 
-const QString& demoModel() {
-  static const QString path = QStringLiteral(SCALPEL_DEMO_DIR "/demo_model.pt");
-  return path;
-}
+QString demoModel() { return test::demoModel(); }
 
 const Dataset& fashion(const std::string& split) {
   static const Dataset test = *readFashionMnist("test").dataset;
@@ -125,6 +122,8 @@ void TestAnalysis::cleanTargetShowsNoShift() {
   QCOMPARE(clean.reference, std::string("BatchNorm running statistics"));
   qInfo("clean: max KL %.4f, stem.1 KL %.4f, floor %.4f, accuracy %.3f", maxKl(clean),
         layer(clean, "stem.1").kl, layer(clean, "stem.1").noiseFloor, clean.output.accuracy);
+  test::figure("analysis.clean.accuracy", clean.output.accuracy);
+  test::figure("analysis.clean.max_kl", maxKl(clean));
   QVERIFY(clean.output.accuracy > 0.88);
   QVERIFY(!clean.output.permutation);
   QVERIFY2(maxKl(clean) < 0.05, qPrintable(QString::number(maxKl(clean))));
@@ -137,9 +136,14 @@ void TestAnalysis::gaussianNoiseShowsInTheFirstBlock() {
   const auto& first = layer(analysis, "stem.1");  // the first BatchNorm
   qInfo("gaussian noise: stem.1 KL %.3f (%.0f× the noise floor %.4f), accuracy %.3f", first.kl,
         first.kl / first.noiseFloor, first.noiseFloor, analysis.output.accuracy);
+  const double clean = maxKl(analyse(fashion("test")));
+  test::figure("analysis.noise.stem1_kl", first.kl);
+  test::figure("analysis.noise.stem1_floor_multiple", first.kl / first.noiseFloor);
+  test::figure("analysis.noise.stem1_over_clean_max", first.kl / clean);
+  test::figure("analysis.noise.accuracy", analysis.output.accuracy);
   QVERIFY(first.kl > 0.1);
   QVERIFY(first.kl > 100 * first.noiseFloor);
-  QVERIFY(first.kl > 20 * maxKl(analyse(fashion("test"))));
+  QVERIFY(first.kl > 20 * clean);
   QVERIFY(analysis.output.accuracy < 0.6);
 }
 
@@ -149,6 +153,8 @@ void TestAnalysis::labelPermutationIsOutputLevel() {
   QVERIFY2(analysis.ok, analysis.error.c_str());
   qInfo("label permutation: max KL %.4f, accuracy %.3f, mapped %.3f", maxKl(analysis),
         analysis.output.accuracy, analysis.output.mappedAccuracy);
+  test::figure("analysis.permutation.max_kl", maxKl(analysis));
+  test::figure("analysis.permutation.accuracy", analysis.output.accuracy);
   QVERIFY(maxKl(analysis) < 0.05);  // the images are the clean ones
   QVERIFY(analysis.output.accuracy < 0.2);
   QVERIFY(analysis.output.permutation);
@@ -168,6 +174,7 @@ void TestAnalysis::subpopulationShiftGrowsWithDepth() {
   const double late = layer(analysis, "layer3").kl;
   qInfo("sub-population: stem KL %.4f, layer1 %.4f, layer2 %.4f, layer3 %.4f", early,
         layer(analysis, "layer1").kl, layer(analysis, "layer2").kl, late);
+  test::figure("analysis.subpopulation.layer3_over_stem", late / early);
   QVERIFY(late > 3 * early);
 }
 
@@ -207,6 +214,8 @@ void TestAnalysis::snapshotsSettle() {
   QCOMPARE(firstLayer.size(), size_t(12));
   QCOMPARE(analysis.snapshots.size(), size_t(12));
   // Later snapshots change less than early ones: the heatmap settles.
+  test::figure("analysis.settle.last_step_over_first_step",
+               std::abs(firstLayer[11] - firstLayer[10]) / std::abs(firstLayer[1] - firstLayer[0]));
   QVERIFY(std::abs(firstLayer[11] - firstLayer[10]) <= std::abs(firstLayer[1] - firstLayer[0]) + 1e-9);
   QVERIFY(analysis.snapshots.back().layers.front().uncertainty > 0);
   QVERIFY(analysis.snapshots.back().layers.front().noiseFloor < analysis.snapshots.front().layers.front().noiseFloor);

@@ -125,7 +125,7 @@ void TestCli::pretrainOnASmallSubset() {
 
 void TestCli::analyzeAndSuggest() {
   QTemporaryDir dir;
-  const QString demo = SCALPEL_DEMO_DIR "/demo_model.pt";
+  const QString demo = scalpel::test::demoModel();
   const QString lines = dir.filePath("snapshots.jsonl");
   const auto run = cli({"analyze", "--model", demo, "--shift", "contrast", "--severity", "5",
                         "--batches", "3", "--json", lines});
@@ -152,7 +152,7 @@ void TestCli::analyzeAndSuggest() {
 
 void TestCli::trainExportAndSession() {
   QTemporaryDir dir;
-  const QString demo = SCALPEL_DEMO_DIR "/demo_model.pt";
+  const QString demo = scalpel::test::demoModel();
   const QString session = dir.filePath("session.json");
   const QString tuned = dir.filePath("tuned.pt");
   const auto run = cli({"train", "--model", demo, "--shift", "label-permutation", "--strategy", "last",
@@ -178,6 +178,7 @@ void TestCli::trainExportAndSession() {
   const auto report = runs[0].toObject()["report"].toObject();
   QCOMPARE(report["outcome"].toString(), QString("finished"));
   QCOMPARE(report["history"].toArray().size(), 6);
+  scalpel::test::figure("cli.permutation.last_test_after", report["test_after"].toObject()["accuracy"].toDouble());
   QVERIFY(report["test_after"].toObject()["accuracy"].toDouble() > 0.8);
 
   // Again from the session, one flag changed: a second run is added.
@@ -247,7 +248,7 @@ void TestCli::trainRegression() {
 void TestCli::trainRejectsBadInput_data() {
   QTest::addColumn<QStringList>("arguments");
   QTest::addColumn<QString>("expected");
-  const QString demo = SCALPEL_DEMO_DIR "/demo_model.pt";
+  const QString demo = scalpel::test::demoModel();
   QTest::newRow("no model") << QStringList{"train"} << "no model";
   QTest::newRow("bad optimiser") << QStringList{"train", "--model", demo, "--optimizer", "rmsprop"} << "unknown optimiser";
   QTest::newRow("unknown block") << QStringList{"train", "--model", demo, "--strategy", "block:nope"} << "no block 'nope'";

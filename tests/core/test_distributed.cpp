@@ -225,7 +225,7 @@ void TestDistributed::twoAndThreeProcessesTrainLikeOne() {
 // frozen tensors end bit-identical on every rank's model.
 void TestDistributed::onlyTrainableGradientsTravel() {
   QTemporaryDir dir;
-  const QString demo = SCALPEL_DEMO_DIR "/demo_model.pt";
+  const QString demo = scalpel::test::demoModel();
   const QString out = dir.filePath("tuned.pt");
   const auto run = cli({"train", "--model", demo, "--shift", "gaussian-noise", "--severity", "3", "--strategy", "block:layer3", "--bn-eval",
                         "--train-per-class", "20", "--validation-per-class", "10", "--batch-size", "40", "--epochs", "2",
@@ -255,7 +255,7 @@ void TestDistributed::killedRankStopsTheOthers() {
   QTemporaryDir dir;
   const QString out = dir.filePath("tuned.pt"), checkpoint = dir.filePath("tuned-checkpoint.pt");
   QProcess process;
-  process.start(SCALPEL_CLI, {"train", "--model", SCALPEL_DEMO_DIR "/demo_model.pt", "--shift", "gaussian-noise", "--strategy", "all",
+  process.start(SCALPEL_CLI, {"train", "--model", scalpel::test::demoModel(), "--shift", "gaussian-noise", "--strategy", "all",
                               "--train-per-class", "20", "--validation-per-class", "10", "--batch-size", "40", "--epochs", "100000",
                               "--evaluate-every", "1", "--device", "cpu", "--nproc", "2", "--out", out});
   QString output;
@@ -346,7 +346,7 @@ void TestDistributed::stopSignalKeepsTheBestState() {
   const QString out = dir.filePath("tuned.pt"), session = dir.filePath("session.json");
   QProcess process;
   process.setChildProcessModifier([] { setsid(); });  // a process group of its own, as a shell gives it
-  process.start(SCALPEL_CLI, {"train", "--model", SCALPEL_DEMO_DIR "/demo_model.pt", "--shift", "gaussian-noise", "--strategy", "all",
+  process.start(SCALPEL_CLI, {"train", "--model", scalpel::test::demoModel(), "--shift", "gaussian-noise", "--strategy", "all",
                               "--train-per-class", "20", "--validation-per-class", "10", "--batch-size", "40", "--epochs", "100000",
                               "--evaluate-every", "1", "--device", "cpu", "--nproc", QString::number(processes), "--out", out,
                               "--session", session});

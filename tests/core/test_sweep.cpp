@@ -12,6 +12,8 @@
 #include <cmath>
 #include <map>
 
+#include "core/reference.h"
+
 class TestSweep : public QObject {
   Q_OBJECT
 
@@ -50,7 +52,8 @@ void TestSweep::initTestCase() {
   QVERIFY(m_dir.isValid());
   m_out = m_dir.filePath("sweep");
   QProcess process;
-  process.start(SCALPEL_CLI, {"sweep", "--scenario", "fmnist-paper", "--quick", "--out", m_out});
+  process.start(SCALPEL_CLI, {"sweep", "--scenario", "fmnist-paper", "--quick", "--model",
+                              scalpel::test::demoModel(), "--out", m_out});
   QVERIFY(process.waitForStarted());
   // Generous: the quick sweep takes about two minutes on 2 cores; never a timing assertion.
   QVERIFY2(process.waitForFinished(540000), "the quick sweep did not finish");
@@ -137,6 +140,7 @@ void TestSweep::thePaperPatternShows() {
   double best = -1;
   for (const auto& strategy : strategies) best = std::max(best, m_mean[task][strategy]);
   const double none = m_mean[task]["none"];
+  scalpel::test::figure(qPrintable("sweep." + QString(QTest::currentDataTag()).replace(' ', '_') + ".best_over_none"), best - none);
   QVERIFY2(best > none + margin, qPrintable(QString("%1: best of %2 is %3%, none %4%")
                                                 .arg(task, strategies.join('/'))
                                                 .arg(best)
@@ -171,8 +175,10 @@ void TestSweep::badInputGivesAMessage() {
   QFETCH(QStringList, arguments);
   QFETCH(QString, message);
   QProcess process;
+  QStringList model;  // the suite's demo model, unless the row is about the model
+  if (!arguments.contains("--model")) model = QStringList{"--model", scalpel::test::demoModel()};
   process.start(SCALPEL_CLI,
-                QStringList{"sweep", "--quick", "--out", m_dir.filePath("bad")} + arguments);
+                QStringList{"sweep", "--quick", "--out", m_dir.filePath("bad")} + model + arguments);
   QVERIFY(process.waitForFinished(120000));
   QVERIFY(process.exitCode() != 0);
   const QString err = QString::fromUtf8(process.readAllStandardError());

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/reference.h"
 #include "data/data_source.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
@@ -32,7 +33,7 @@ using namespace scalpel;
 
 namespace {
 
-const std::string kDemo = SCALPEL_DEMO_DIR "/demo_model.pt";
+const std::string kDemo = test::demoModelPath();
 
 const Dataset& fashionTest() {
   static const Dataset data = *readFashionMnist("test").dataset;
@@ -143,6 +144,7 @@ void TestTrainer::frozenPartsAreBitIdentical() {
   const auto result = trainModel(kDemo, blockPlan(trainable), t.data(), options);
   QVERIFY2(result.ok, result.error.c_str());
   QVERIFY(result.tunedModel);
+  test::figure("trainer.frozen.validation_loss_drop", result.validationBefore.loss - result.history.front().validation.loss);
   QCOMPARE(result.bestEvaluation, 0);
   const auto before = state(torch::jit::load(kDemo));
   auto after = state(loadBytes(*result.tunedModel));
@@ -171,6 +173,7 @@ void TestTrainer::inputShiftFirstBlockHelps() {
   QVERIFY2(result.ok, result.error.c_str());
   qInfo("gaussian noise, stem only: test accuracy %.1f%% -> %.1f%% in %.1f s", 100 * result.testBefore.accuracy,
         100 * result.testAfter.accuracy, result.seconds);
+  test::figure("trainer.noise.stem_gain", result.testAfter.accuracy - result.testBefore.accuracy);
   QVERIFY(result.testAfter.accuracy > result.testBefore.accuracy + 0.15);
   QCOMPARE(result.testAfter.perClassAccuracy.size(), std::size_t(10));
 }
@@ -183,6 +186,8 @@ void TestTrainer::outputShiftHeadRecovers() {
   QVERIFY2(result.ok, result.error.c_str());
   qInfo("label permutation, fc only: test accuracy %.1f%% -> %.1f%%", 100 * result.testBefore.accuracy,
         100 * result.testAfter.accuracy);
+  test::figure("trainer.permutation.fc_before", result.testBefore.accuracy);
+  test::figure("trainer.permutation.fc_after", result.testAfter.accuracy);
   QVERIFY(result.testBefore.accuracy < 0.1);
   QVERIFY(result.testAfter.accuracy > 0.75);  // the clean model reaches ~91%
 }
@@ -372,6 +377,8 @@ void TestTrainer::optimisersAndSchedules() {
   if (maxSteps) {
     QCOMPARE(result.steps, std::size_t(maxSteps));
   } else {
+    test::figure(qPrintable("trainer.optimisers.validation_gain." + optimizer + "." + schedule + "." + loss),
+                 result.validationAfter.accuracy - result.validationBefore.accuracy);
     QVERIFY2(result.validationAfter.accuracy > result.validationBefore.accuracy + 0.3,
              QByteArray::number(result.validationAfter.accuracy).constData());
   }
@@ -514,6 +521,7 @@ void TestTrainer::probeKeepsTheBestBlock() {
   const std::string finalistName = finalist.first.substr(0, finalist.first.size() - 11);
   QVERIFY2(halved.plan.explanation.find(finalistName + " did best") != std::string::npos, halved.plan.explanation.c_str());
   // Relabelled outputs: a late block must win, never the stem.
+  for (const auto& [unit, accuracy] : choice.probeScores) test::figure(("trainer.probe." + unit).c_str(), accuracy);
   QVERIFY2(winner == "fc" || winner == "layer3", winner.c_str());
   TrainControl control;
   control.cancel();
@@ -623,6 +631,7 @@ void TestTrainer::channelsLastMatchesTheDefaultLayout() {
     results[run] = trainModel(kDemo, blockPlan({"stem", "layer1"}), t.data(), options);
     QVERIFY2(results[run].ok, results[run].error.c_str());
   }
+  test::figure("trainer.channels_last.loss_difference", std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss));
   QVERIFY(std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) < 1e-3);
   const auto plain = state(loadBytes(*results[0].tunedModel));
   auto nhwc = state(loadBytes(*results[1].tunedModel));
@@ -649,6 +658,10 @@ void TestTrainer::bf16AutocastStaysCloseToFp32() {
   QVERIFY(results[1].note.empty());
   qInfo("fp32: validation %.1f%% (loss %.4f); bf16: %.1f%% (loss %.4f)", 100 * results[0].validationAfter.accuracy,
         results[0].validationAfter.loss, 100 * results[1].validationAfter.accuracy, results[1].validationAfter.loss);
+  test::figure("trainer.bf16.accuracy_difference", std::abs(results[0].validationAfter.accuracy - results[1].validationAfter.accuracy));
+  test::figure("trainer.bf16.relative_loss_difference",
+               std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) / results[0].validationAfter.loss);
+  test::figure("trainer.bf16.gain", results[1].validationAfter.accuracy - results[1].validationBefore.accuracy);
   QVERIFY(results[0].validationAfter.loss != results[1].validationAfter.loss);  // not the same arithmetic
   QVERIFY(std::abs(results[0].validationAfter.accuracy - results[1].validationAfter.accuracy) <= 0.03);
   QVERIFY(std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) <= 0.1 * results[0].validationAfter.loss);

@@ -58,7 +58,7 @@ void TestCompare::initTestCase() {
   m_window.resize(1280, 900);
   m_window.show();
   QSignalSpy analysed(&m_window, &MainWindow::analysisShown);
-  m_window.openDemo(scalpel::test::fixture("demo_net.pt"), SCALPEL_DEMO_DIR "/demo_model.pt");
+  m_window.openDemo(scalpel::test::fixture("demo_net.pt"), scalpel::test::demoModel());
   QVERIFY(analysed.wait(180000));
 }
 
@@ -102,6 +102,7 @@ void TestCompare::comparesPlansSideBySide() {
   QVERIFY2(panel->statusText().contains(panel->labelOf(best) + " is best on validation data"), qPrintable(panel->statusText()));
   // Every plan tuned the noisy target well above the unmodified model's 26%.
   const auto& r = panel->run(best).result;
+  scalpel::test::figure("compare.best_gain", r.validationAfter.accuracy - r.validationBefore.accuracy);
   QVERIFY(r.validationAfter.accuracy > r.validationBefore.accuracy + 0.2);
   QVERIFY(panel->table()->item(best, 3)->text().contains("→"));  // test accuracy before → after
   // Each run trained its own plan: stem alone is a sliver of the model, all is all of it.

@@ -259,6 +259,7 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   QVERIFY(analysed.count() > 0 || analysed.wait(120000));
   QCOMPARE(window.heatmap()->layerCount(), 9);    // the inputs of the demo's nine BatchNorms
   QCOMPARE(window.heatmap()->batchCount(), 20);   // 20 batches of 100 noisy test images
+  scalpel::test::figure("window.first_batchnorm_log10_floor_multiple", window.heatmap()->cell(19, 0));
   QVERIFY(window.heatmap()->cell(19, 0) >= 1.5);  // first BatchNorm: ≥ 30× the noise floor
   QVERIFY(window.diagnosis().has_value());
   QCOMPARE(window.diagnosis()->kind, scalpel::ShiftKind::InputLevel);
@@ -320,7 +321,7 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QSignalSpy analysed(&window, &MainWindow::analysisShown);
   StallMeter stalls;
   stalls.start();
-  window.openDemo(scalpel::test::fixture("demo_net.pt"), SCALPEL_DEMO_DIR "/demo_model.pt");
+  window.openDemo(scalpel::test::fixture("demo_net.pt"), scalpel::test::demoModel());
   QVERIFY(analysed.wait(180000));
   const qint64 analysisStall = stalls.stopMs();
   // The layer table shows each layer's shift and, once gradients are measured, its RGN.
@@ -385,6 +386,7 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY2(panel->resultText().contains("Input-level shift: train the first blocks, stem + layer1"), qPrintable(panel->resultText()));
   QVERIFY(panel->resultText().contains("test accuracy"));
   const auto& run = *window.lastRun();
+  scalpel::test::figure("window.auto_gain", run.result.testAfter.accuracy - run.result.testBefore.accuracy);
   QVERIFY(run.result.testAfter.accuracy > run.result.testBefore.accuracy + 0.1);
   QVERIFY(window.grab().save(screenshot("demo_trained.png")));
   // The log panel heard the trainer (from the worker thread).
@@ -478,7 +480,7 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   window.resize(1280, 900);
   window.show();
   QSignalSpy shown(&window, &MainWindow::modelShown);
-  window.openModel(SCALPEL_DEMO_DIR "/demo_model.pt");
+  window.openModel(scalpel::test::demoModel());
   QVERIFY(shown.wait(60000));
   auto* state = window.freezeState();
   auto* table = window.layerTable();
@@ -654,7 +656,7 @@ void TestMainWindow::dataDialogPreviewsAndOpens() {
   MainWindow window;
   window.show();
   QSignalSpy shown(&window, &MainWindow::modelShown);
-  window.openModel(SCALPEL_DEMO_DIR "/demo_model.pt");
+  window.openModel(scalpel::test::demoModel());
   QVERIFY(shown.wait(60000));
   window.openDataDialog();
   auto* dialog = window.dataDialog();
