@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "train/sweep.h"
+#include "workflow/sweep.h"
 
 namespace scalpel::cli {
 

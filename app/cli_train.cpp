@@ -11,35 +11,23 @@
 
 #include "data/data_request.h"
 #include "distributed/collective.h"
-#include "distributed/job_folder.h"
+#include "io/job_folder.h"
 #include "distributed/launch_environment.h"
 #include "distributed/local_launcher.h"
-#include "io/train_format.h"
+#include "cli_output.h"
 #include "io/model_export.h"
 #include "io/run_report.h"
 #include "io/session.h"
 #include "scalpel/version.h"
 #include "stop_signals.h"
-#include "train/fine_tuning.h"
+#include "workflow/training_run.h"
 #include "util/device_info.h"
-#include "util/fingerprint.h"
 
 namespace fs = std::filesystem;
 
 namespace scalpel::cli {
 
 namespace {
-
-int fail(const std::string& message) {
-  std::cerr << "error: " << message << "\n";
-  return 1;
-}
-
-std::string percent(double fraction) {
-  std::ostringstream text;
-  text << std::fixed << std::setprecision(1) << 100 * fraction << "%";
-  return text.str();
-}
 
 // "[#########...........]  45%" for a terminal; nothing when stderr is a file or a pipe.
 void drawProgress(const TrainEvent& event) {
@@ -71,32 +59,6 @@ int launchWorkers(const TrainCommand& command, const std::vector<std::string>& a
   const auto outcome = launchLocalProcesses(launch, [](int rank, int pid) { std::cout << "rank " << rank << ": process " << pid << "\n" << std::flush; });
   if (outcome.exitCode != 0) std::cerr << (outcome.stopSignal ? "" : "error: ") << outcome.message << "\n";
   return outcome.exitCode;
-}
-
-// What rank 0 decided (plan) and trains on (data), for the other ranks: they take its plan, so
-// a plan that depends on timing or a GPU's rounding cannot differ between processes.
-struct SharedStart {
-  PlanChoice choice;
-  std::string dataFingerprint;
-};
-
-std::string toText(const SharedStart& start) {
-  nlohmann::ordered_json json;
-  json["ok"] = start.choice.ok;
-  json["error"] = start.choice.error;
-  json["plan"] = toJson(start.choice.plan);
-  json["data"] = start.dataFingerprint;
-  return json.dump();
-}
-
-SharedStart fromText(const std::string& text) {
-  const auto json = nlohmann::json::parse(text);
-  SharedStart start;
-  start.choice.ok = json.at("ok").get<bool>();
-  start.choice.error = json.at("error").get<std::string>();
-  fromJson(json.at("plan"), start.choice.plan);
-  start.dataFingerprint = json.at("data").get<std::string>();
-  return start;
 }
 
 }  // namespace
@@ -134,7 +96,10 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   train->add_option("--evaluate-every", o.evaluateEverySteps, "evaluate every N steps (0: every epoch)");
   train->add_option("--select-by", o.selectBy, "accuracy (R² for regression) or loss: the validation metric that picks the best state");
   train->add_option("--patience", o.patience, "stop after N evaluations without improvement (0: never)");
-  train->add_flag("--bn-eval", o.batchNormEval, "keep every BatchNorm in eval mode (the paper's protocol)");
+  auto* bnEval = train->add_flag("--bn-eval", o.batchNormEval, "keep every BatchNorm in eval mode (the paper's protocol; the default)");
+  train->add_flag_callback("--bn-train", [&o] { o.batchNormEval = false; },
+                           "put the trainable blocks' BatchNorms in train mode: their statistics follow the target (one process only)")
+      ->excludes(bnEval);
   train->add_option("--seed", o.seed, "the same seed gives the same run");
   train->add_option("--device", o.device, "auto (CUDA when available), cpu, cuda or cuda:N");
   train->add_option("--precision", o.precision, "fp32, or bf16 (autocast: convolutions and matrix products in bfloat16)");
@@ -153,6 +118,110 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   return train;
 }
 
+namespace {
+
+// The session file's settings, with the flags given on the command line on top.
+int mergeSessionFile(TrainCommand& command) {
+  Session stored;
+  const auto loaded = loadSession(command.sessionFile, stored);
+  if (!loaded.ok) return fail(loaded.error);
+  for (const auto& warning : loaded.warnings) std::cerr << "warning: " << warning << "\n";
+  const Session flags = command.session;
+  Session& session = command.session;
+  session = stored;
+  const auto given = [&](const char* name) { return command.app->count(name) > 0; };
+  if (given("--model")) session.modelPath = flags.modelPath;
+  if (given("--target")) session.target.source = flags.target.source;
+  if (given("--split")) session.target.split = flags.target.split;
+  if (given("--regress")) session.target.regressionTargets = flags.target.regressionTargets;
+  if (given("--shift")) session.target.shift = flags.target.shift;
+  if (given("--severity")) session.target.severity = flags.target.severity;
+  if (given("--data-seed")) session.target.seed = flags.target.seed;
+  if (given("--train-per-class")) session.split.trainPerClass = flags.split.trainPerClass;
+  if (given("--validation-per-class")) session.split.validationPerClass = flags.split.validationPerClass;
+  if (given("--split-seed")) session.split.seed = flags.split.seed;
+  if (given("--strategy")) session.strategy = flags.strategy;
+  TrainOptions& o = session.options;
+  const TrainOptions& f = flags.options;
+  if (given("--optimizer")) o.optimizer = f.optimizer;
+  if (given("--lr")) o.learningRate = f.learningRate;
+  if (given("--weight-decay")) o.weightDecay = f.weightDecay;
+  if (given("--momentum")) o.momentum = f.momentum;
+  if (given("--schedule")) o.schedule = f.schedule;
+  if (given("--warmup")) o.warmupFraction = f.warmupFraction;
+  if (given("--batch-size")) o.batchSize = f.batchSize;
+  if (given("--epochs")) o.epochs = f.epochs;
+  if (given("--max-steps")) o.maxSteps = f.maxSteps;
+  if (given("--loss")) o.loss = f.loss;
+  if (given("--evaluate-every")) o.evaluateEverySteps = f.evaluateEverySteps;
+  if (given("--select-by")) o.selectBy = f.selectBy;
+  if (given("--patience")) o.patience = f.patience;
+  if (given("--bn-eval") || given("--bn-train")) o.batchNormEval = f.batchNormEval;
+  if (given("--seed")) o.seed = f.seed;
+  if (given("--device")) o.device = f.device;
+  if (given("--precision")) o.precision = f.precision;
+  if (given("--channels-last")) o.channelsLast = f.channelsLast;
+  if (given("--data-path")) o.dataPath = f.dataPath;
+  return 0;
+}
+
+// What the console shows of a run as it goes: the status lines, the diagnosis and plan, a line
+// per evaluation and (on a terminal) a progress bar.
+TrainingHooks consoleHooks(const TrainCommand& command, Session& session, bool rankZero) {
+  TrainingHooks hooks;
+  hooks.status = [](const std::string& line) { std::cout << line << "\n" << std::flush; };
+  hooks.planned = [](const PlanChoice& choice) {
+    if (choice.diagnosed) {
+      std::cout << "diagnosis: " << choice.diagnosis.summary << "\n";
+      for (const auto& line : choice.diagnosis.evidence) std::cout << "  - " << line << "\n";
+    }
+    std::cout << "plan (" << choice.plan.strategy << "): " << choice.plan.explanation << "\n" << std::flush;
+  };
+  hooks.event = [rankZero](const TrainEvent& event) {
+    if (event.kind == TrainEvent::Kind::Step) {
+      if (rankZero) drawProgress(event);  // one progress bar on the terminal they share
+      return;
+    }
+    if (event.kind != TrainEvent::Kind::Evaluation) return;
+    std::cout << "epoch " << event.epoch + 1 << " step " << event.step << "/" << event.totalSteps << ": validation loss " << std::fixed
+              << std::setprecision(4) << event.validation.loss << ", " << event.validation.scoreName() << " "
+              << percent(event.validation.score()) << (event.best ? "  (best)" : "") << "\n"
+              << std::flush;
+  };
+  // The session file follows the run (autosaved at every evaluation).
+  hooks.sessionChanged = [&command, &session](const Session& changed) {
+    session = changed;
+    if (command.sessionFile.empty()) return;
+    if (auto problem = saveSession(session, command.sessionFile); !problem.empty()) std::cerr << "warning: autosave failed: " << problem << "\n";
+  };
+  return hooks;
+}
+
+void printSummary(const TrainCommand& command, const FineTuneRun& run) {
+  const TrainResult& result = run.result;
+  std::cout << run.report.outcome << " after " << result.steps << " steps in " << std::fixed << std::setprecision(1) << result.seconds << " s on "
+            << result.device << " in " << result.precision << (result.batchSize ? ", batch " + std::to_string(result.batchSize) : "") << "\n";
+  if (!result.error.empty()) std::cout << "  " << result.error << "\n";
+  if (!result.note.empty()) std::cout << "  note: " << result.note << "\n";
+  std::cout << "trained " << result.trainableParameters << " of " << result.trainableParameters + result.frozenParameters << " parameters\n";
+  if (result.processes > 1) {
+    std::cout << "on " << result.processes << " processes: each all-reduced " << result.gradientBytesReduced << " bytes of gradients in "
+              << result.steps << " steps (" << (result.steps ? result.gradientBytesReduced / result.steps : 0) << " per step, in "
+              << result.gradientBuckets << " buckets: the trainable parameters only)\n";
+  }
+  const auto change = [](const char* split, const Evaluation& before, const Evaluation& after) {
+    std::cout << split << " " << after.scoreName() << " " << percent(before.score()) << " -> " << percent(after.score());
+    if (after.regression) std::cout << " (mean absolute error " << std::setprecision(4) << before.meanAbsoluteError << " -> " << after.meanAbsoluteError << ")";
+    std::cout << "\n";
+  };
+  change("validation", result.validationBefore, result.validationAfter);
+  if (result.testAfter.items) change("test", result.testBefore, result.testAfter);
+  std::cout << command.out << ": the tuned model, with its report inside\n";
+  if (!command.reportFolder.empty()) std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report\n";
+}
+
+}  // namespace
+
 int runTrainCommand(TrainCommand& command, const std::vector<std::string>& arguments) {
   LaunchEnvironment launch;
   if (auto problem = readLaunchEnvironment(launch); !problem.empty()) return fail(problem);
@@ -168,190 +237,55 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
     if (launch.rank != 0) std::cout.setstate(std::ios::failbit);  // rank 0 speaks for all
   }
   const bool rankZero = launch.rank == 0;
-  Session& session = command.session;
   if (!command.sessionFile.empty() && fs::exists(command.sessionFile)) {
-    // The file's settings, with the flags given on the command line on top.
-    Session stored;
-    const auto loaded = loadSession(command.sessionFile, stored);
-    if (!loaded.ok) return fail(loaded.error);
-    for (const auto& warning : loaded.warnings) std::cerr << "warning: " << warning << "\n";
-    Session flags = session;
-    session = stored;
-    const auto given = [&](const char* name) { return command.app->count(name) > 0; };
-    if (given("--model")) session.modelPath = flags.modelPath;
-    if (given("--target")) session.target.source = flags.target.source;
-    if (given("--split")) session.target.split = flags.target.split;
-    if (given("--regress")) session.target.regressionTargets = flags.target.regressionTargets;
-    if (given("--shift")) session.target.shift = flags.target.shift;
-    if (given("--severity")) session.target.severity = flags.target.severity;
-    if (given("--data-seed")) session.target.seed = flags.target.seed;
-    if (given("--train-per-class")) session.split.trainPerClass = flags.split.trainPerClass;
-    if (given("--validation-per-class")) session.split.validationPerClass = flags.split.validationPerClass;
-    if (given("--split-seed")) session.split.seed = flags.split.seed;
-    if (given("--strategy")) session.strategy = flags.strategy;
-    TrainOptions& o = session.options;
-    const TrainOptions& f = flags.options;
-    if (given("--optimizer")) o.optimizer = f.optimizer;
-    if (given("--lr")) o.learningRate = f.learningRate;
-    if (given("--weight-decay")) o.weightDecay = f.weightDecay;
-    if (given("--momentum")) o.momentum = f.momentum;
-    if (given("--schedule")) o.schedule = f.schedule;
-    if (given("--warmup")) o.warmupFraction = f.warmupFraction;
-    if (given("--batch-size")) o.batchSize = f.batchSize;
-    if (given("--epochs")) o.epochs = f.epochs;
-    if (given("--max-steps")) o.maxSteps = f.maxSteps;
-    if (given("--loss")) o.loss = f.loss;
-    if (given("--evaluate-every")) o.evaluateEverySteps = f.evaluateEverySteps;
-    if (given("--select-by")) o.selectBy = f.selectBy;
-    if (given("--patience")) o.patience = f.patience;
-    if (given("--bn-eval")) o.batchNormEval = f.batchNormEval;
-    if (given("--seed")) o.seed = f.seed;
-    if (given("--device")) o.device = f.device;
-    if (given("--precision")) o.precision = f.precision;
-    if (given("--channels-last")) o.channelsLast = f.channelsLast;
-    if (given("--data-path")) o.dataPath = f.dataPath;
+    if (const int status = mergeSessionFile(command)) return status;
   }
+  Session& session = command.session;
   if (session.modelPath.empty()) return fail("no model: give --model MODEL (or a --session that names one)");
-  if (auto problem = validateTrainOptions(session.options); !problem.empty()) return fail(problem);
   if (command.out.empty()) {
     const fs::path model(session.modelPath);
     command.out = (model.parent_path() / (model.stem().string() + "-tuned.pt")).string();
   }
+  if (collective && command.checkpoint.empty()) {
+    const fs::path out(command.out);
+    command.checkpoint = (out.parent_path() / (out.stem().string() + "-checkpoint.pt")).string();
+  }
   session.modelPath = fs::absolute(session.modelPath).string();
-  session.modelFingerprint = fileFingerprint(session.modelPath);
-
-  std::cout << "target: " << session.target.describe() << "\n" << std::flush;
-  const TargetData data = prepareTarget(session.target, session.split);
-  if (!data.ok) return fail(data.error);
-  std::cout << "  " << data.train.size() << " to train, " << data.validation.size() << " to validate, " << data.test.size() << " to test\n";
-  // Reference statistics for the analysis: --source, the session's source data, or BatchNorm's.
-  if (!command.source.empty()) {
+  const LoadedModel model = LoadedModel::open(session.modelPath);  // once, for every stage
+  if (!model.ok()) return fail(model.error());
+  session.modelFingerprint = model.fingerprint();
+  if (!command.source.empty()) {  // reference statistics for the analysis of --strategy auto
     session.reference = "data";
     session.source = DataRequest{command.source, "train", {}, 3, 0, {}, {}, session.target.regressionTargets};
   }
-  Dataset source;
-  const bool useSource = session.reference == "data" && !session.source.source.empty();
-  if (useSource) {
-    DataSummary summary;
-    loadRequestedData(session.source, source, summary);
-    if (!summary.ok) return fail(summary.error);
-  }
 
-  PlanChoice choice;
-  if (rankZero && session.strategy == "manual") {  // the layers marked in the app, kept as they are
-    choice.ok = !session.plan.trainable.empty();
-    choice.plan = session.plan;
-    choice.plan.strategy = "manual";
-    if (!choice.ok) choice.error = "strategy manual trains the session's plan, but it marks no layer trainable — mark layers in the app, or choose another --strategy";
-  } else if (rankZero) {
-    choice = choosePlan(session.modelPath, session.strategy, data, useSource ? &source : nullptr, session.options, command.probeEpochs,
-                        [](const std::string& status) { std::cout << status << "\n" << std::flush; });
-  }
-  if (collective) {
-    try {
-      // Rank 0's plan for all; the wait covers its analysis or probe runs (a rank 0 that dies
-      // closes the store's socket, which ends the wait at once).
-      const auto shared = fromText(collective->shareFromRankZero("plan", toText({choice, datasetFingerprint(data.train)}), std::chrono::hours(2)));
-      if (!rankZero) choice = shared.choice;
-      if (shared.dataFingerprint != datasetFingerprint(data.train)) {
-        return fail(launch.describe() + " prepared different training data from rank 0 — every process needs the same data files and split settings");
-      }
-    } catch (const std::exception& error) {
-      return fail(error.what());
-    }
-    // One GPU per process on this machine; Gloo carries CUDA tensors through the host.
-    auto& device = session.options.device;
-    const auto gpus = static_cast<int>(availableDevices().size()) - 1;  // after "cpu"
-    if ((device == "auto" || device == "cuda") && gpus > 0) device = "cuda:" + std::to_string(launch.localRank % gpus);
-    session.options.collective = collective;
-    session.options.gradientBucketBytes = static_cast<std::size_t>(command.bucketMegabytes * (1 << 20));
-    if (command.checkpoint.empty()) {
-      const fs::path out(command.out);
-      command.checkpoint = (out.parent_path() / (out.stem().string() + "-checkpoint.pt")).string();
-    }
-  }
-  session.options.checkpointPath = rankZero ? command.checkpoint : "";
-  if (!choice.ok) return fail(choice.error);
-  if (choice.diagnosed) {
-    std::cout << "diagnosis: " << choice.diagnosis.summary << "\n";
-    for (const auto& line : choice.diagnosis.evidence) std::cout << "  - " << line << "\n";
-  }
-  std::cout << "plan (" << choice.plan.strategy << "): " << choice.plan.explanation << "\n" << std::flush;
-  session.plan = choice.plan;
-
-  // The run is in the session from the start, and autosaved at every evaluation.
-  SessionRun record;
-  record.name = session.strategy;
-  record.report.outcome = "running";
-  session.runs.push_back(record);
-  const auto autosave = [&]() {
-    if (command.sessionFile.empty() || !rankZero) return;
-    if (auto problem = saveSession(session, command.sessionFile); !problem.empty()) std::cerr << "warning: autosave failed: " << problem << "\n";
-  };
-  autosave();
-  std::ofstream metrics;
-  if (!command.metrics.empty() && rankZero) {
-    metrics.open(command.metrics, std::ios::trunc);
-    if (!metrics) return fail("cannot write the metrics log " + command.metrics + " — choose a writable place");
-  }
-
+  TrainingRequest request;
+  request.session = session;
+  request.model = &model;
+  request.probeEpochs = command.probeEpochs;
+  request.collective = collective;
+  request.checkpointPath = command.checkpoint;
+  request.metricsPath = command.metrics;
+  request.bucketMegabytes = command.bucketMegabytes;
   static TrainControl control;  // lives as long as the process: the signal watcher holds it
   cancelTrainingOnStopSignals(control, rankZero);
-  auto run = fineTune(session.modelPath, choice, data, session.options, [&](const TrainEvent& event) {
-    if (event.kind == TrainEvent::Kind::Step) {
-      if (rankZero) drawProgress(event);  // one progress bar on the terminal they share
-      return;
-    }
-    if (event.kind != TrainEvent::Kind::Evaluation) return;
-    std::cout << "epoch " << event.epoch + 1 << " step " << event.step << "/" << event.totalSteps << ": validation loss "
-              << std::fixed << std::setprecision(4) << event.validation.loss << ", " << event.validation.scoreName() << " " << percent(event.validation.score())
-              << (event.best ? "  (best)" : "") << "\n" << std::flush;
-    auto& report = session.runs.back().report;
-    EvaluationPoint point;
-    point.epoch = event.epoch;
-    point.step = event.step;
-    point.validation = event.validation;
-    point.trainLoss = event.loss;
-    report.history.push_back(point);
-    autosave();
-    if (metrics.is_open()) metrics << metricsLogLine(point, event.totalSteps) << std::endl;  // flushed: others follow it
-  }, &control);
+  const auto outcome = runTraining(std::move(request), consoleHooks(command, session, rankZero), &control);
+  const FineTuneRun& run = outcome.run;
   const TrainResult& result = run.result;
   if (!rankZero) {  // rank 0 writes the session, the model and the report
-    if (!result.ok && !result.cancelled && !result.error.empty()) std::cerr << "error: " << launch.describe() << ": " << result.error << "\n";
+    if (!result.ok && !result.cancelled && !outcome.error.empty()) std::cerr << "error: " << launch.describe() << ": " << outcome.error << "\n";
     return result.ok ? 0 : 1;
   }
-  if (!result.tunedModel) {
-    session.runs.back().report = run.report;
-    autosave();
-    return fail(result.error);
-  }
+  if (!result.tunedModel) return fail(outcome.error);
   if (auto problem = exportTunedModel(*result.tunedModel, runReportToJson(run.report), command.out); !problem.empty()) return fail(problem);
-  session.runs.back().report = run.report;
   session.runs.back().tunedModel = fs::absolute(command.out).string();
-  autosave();
+  if (!command.sessionFile.empty()) {
+    if (auto problem = saveSession(session, command.sessionFile); !problem.empty()) std::cerr << "warning: autosave failed: " << problem << "\n";
+  }
   if (!command.reportFolder.empty()) {
     if (auto problem = writeReportFolder(run.report, command.reportFolder); !problem.empty()) return fail(problem);
   }
-
-  std::cout << run.report.outcome << " after " << result.steps << " steps in " << std::fixed << std::setprecision(1) << result.seconds << " s on " << result.device << " in " << result.precision << (result.batchSize ? ", batch " + std::to_string(result.batchSize) : "") << "\n";
-  if (!result.error.empty()) std::cout << "  " << result.error << "\n";
-  if (!result.note.empty()) std::cout << "  note: " << result.note << "\n";
-  std::cout << "trained " << result.trainableParameters << " of " << result.trainableParameters + result.frozenParameters << " parameters\n";
-  if (result.processes > 1) {
-    std::cout << "on " << result.processes << " processes: each all-reduced " << result.gradientBytesReduced << " bytes of gradients in " << result.steps
-              << " steps (" << (result.steps ? result.gradientBytesReduced / result.steps : 0) << " per step, in " << result.gradientBuckets
-              << " buckets: the trainable parameters only)\n";
-  }
-  const auto change = [](const char* split, const Evaluation& before, const Evaluation& after) {
-    std::cout << split << " " << after.scoreName() << " " << percent(before.score()) << " -> " << percent(after.score());
-    if (after.regression) std::cout << " (mean absolute error " << std::setprecision(4) << before.meanAbsoluteError << " -> " << after.meanAbsoluteError << ")";
-    std::cout << "\n";
-  };
-  change("validation", result.validationBefore, result.validationAfter);
-  if (result.testAfter.items) change("test", result.testBefore, result.testAfter);
-  std::cout << command.out << ": the tuned model, with its report inside\n";
-  if (!command.reportFolder.empty()) std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report\n";
+  printSummary(command, run);
   return result.ok ? 0 : 1;
 }
 

@@ -10,6 +10,7 @@
 
 #include "app_paths.h"
 #include "main_window.h"
+#include "session_controller.h"
 #include "scalpel/version.h"
 #include "util/logging.h"
 #include "util/threads.h"
@@ -53,7 +54,7 @@ int main(int argc, char** argv) {
   } else if (parser.isSet(demo)) {
     const QString trained = QString::fromStdString(scalpel::app::demoModelPath());
     QDir().mkpath(QFileInfo(trained).absolutePath());  // ~/.cache/scalpel when installed
-    window.openDemo(QString::fromStdString(scalpel::app::demoArchitectureDir()) + "/demo_untrained.pt", trained);
+    window.session()->openDemo(QString::fromStdString(scalpel::app::demoArchitectureDir()) + "/demo_untrained.pt", trained);
   }
 
   if (parser.isSet(screenshot)) {
@@ -65,11 +66,11 @@ int main(int argc, char** argv) {
     };
     // The demo goes on to load its data and analyse it: picture the finished window.
     if (parser.isSet(demo) && parser.positionalArguments().isEmpty()) {
-      QObject::connect(&window, &scalpel::ui::MainWindow::analysisShown, &window, save);
+      QObject::connect(window.session(), &scalpel::ui::SessionController::analysisFinished, &window, save);
     } else {
-      QObject::connect(&window, &scalpel::ui::MainWindow::modelShown, &window, save);
+      QObject::connect(window.session(), &scalpel::ui::SessionController::modelOpened, &window, save);
     }
-    QObject::connect(&window, &scalpel::ui::MainWindow::loadFailed, &window,
+    QObject::connect(window.session(), &scalpel::ui::SessionController::modelFailed, &window,
                      [save] { QTimer::singleShot(200, save); });
   }
   return app.exec();

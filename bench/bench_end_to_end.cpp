@@ -17,7 +17,7 @@
 #include "analysis/shift_analysis.h"
 #include "data/data_request.h"
 #include "data/dataset.h"
-#include "model/model_inspection.h"
+#include "model/loaded_model.h"
 #include "util/device_info.h"
 #include "util/threads.h"
 
@@ -39,7 +39,8 @@ struct Timeline {
 Timeline once(const std::string& modelPath, const std::string& device, std::size_t batches, std::string& planText) {
   Timeline t;
   const auto start = Clock::now();
-  const auto inspection = scalpel::inspectModel(modelPath, {{}, device});
+  const auto model = scalpel::LoadedModel::open(modelPath, {{}, device});
+  const auto& inspection = model.inspection();
   t.diagram = since(start);
   scalpel::Dataset target;
   scalpel::DataSummary summary;
@@ -52,7 +53,7 @@ Timeline once(const std::string& modelPath, const std::string& device, std::size
   scalpel::AnalysisOptions options;
   options.maxBatches = batches;
   options.device = device;
-  const auto analysis = scalpel::analyzeShift(modelPath, target, nullptr, options, [&](const scalpel::ShiftSnapshot&) {
+  const auto analysis = scalpel::analyzeShift(model, target, nullptr, options, [&](const scalpel::ShiftSnapshot&) {
     if (t.firstColumn == 0) t.firstColumn = since(start);
   });
   t.analysis = since(start);
@@ -65,15 +66,15 @@ Timeline once(const std::string& modelPath, const std::string& device, std::size
   // Baseline: load the model and run it once over the analysed items, nothing else.
   const auto baselineStart = Clock::now();
   const torch::Device on(device == "cpu" ? "cpu" : "cuda:0");
-  auto model = torch::jit::load(modelPath, on);
-  model.eval();
+  auto plain = torch::jit::load(modelPath, on);
+  plain.eval();
   torch::NoGradGuard noGrad;
   const auto items = std::min(target.size(), batches * options.batchSize);
   std::vector<std::int64_t> shape{static_cast<std::int64_t>(items)};
   shape.insert(shape.end(), target.itemShape.begin(), target.itemShape.end());
   const auto inputs = torch::from_blob(target.values.data(), shape, torch::kFloat32).to(on);
   for (std::int64_t first = 0; first < shape[0]; first += static_cast<std::int64_t>(options.batchSize)) {
-    model.forward({inputs.narrow(0, first, std::min<std::int64_t>(static_cast<std::int64_t>(options.batchSize), shape[0] - first))});
+    plain.forward({inputs.narrow(0, first, std::min<std::int64_t>(static_cast<std::int64_t>(options.batchSize), shape[0] - first))});
   }
   if (on.is_cuda()) inputs.sum().item<double>();  // wait for the device
   t.baseline = since(baselineStart);

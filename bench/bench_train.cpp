@@ -50,7 +50,7 @@ scalpel::Dataset randomImages(const std::vector<std::int64_t>& shape, std::size_
 }
 
 // Median step time of Scalpel's trainer (ms), from the time between its step events.
-double scalpelStep(const std::string& model, const std::string& trainable, const scalpel::Dataset& train,
+double scalpelStep(const std::string& modelPath, const std::string& trainable, const scalpel::Dataset& train,
                    const scalpel::Dataset& validation, std::size_t batch, const std::string& device, int warmup,
                    const std::string& precision, bool channelsLast, const std::string& dataPath) {
   scalpel::FreezePlan plan;
@@ -64,6 +64,7 @@ double scalpelStep(const std::string& model, const std::string& trainable, const
   options.precision = precision;
   options.channelsLast = channelsLast;
   options.dataPath = dataPath;
+  const auto model = scalpel::LoadedModel::open(modelPath);
   std::vector<double> times;
   auto last = Clock::now();
   int seen = 0;

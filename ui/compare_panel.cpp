@@ -7,11 +7,13 @@
 #include <QLabel>
 #include <QListWidget>
 #include <QPushButton>
+#include <QSplitter>
 #include <QTableWidget>
 #include <QVBoxLayout>
 
 #include <algorithm>
 #include "score_text.h"
+#include "session_controller.h"
 
 namespace scalpel::ui {
 
@@ -29,13 +31,9 @@ QPen runPen(int index) {
   return pen;
 }
 
-QString label(const QString& strategy) {
-  return strategy.startsWith("block:") ? "only " + strategy.mid(6) : strategy;
-}
-
 }  // namespace
 
-ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
+ComparePanel::ComparePanel(const SessionController* session, QWidget* parent) : QWidget(parent), m_session(session) {
   m_plans = new QListWidget(this);
   m_plans->setObjectName("comparePlans");
   m_plans->setToolTip("The plans to train one after another, with the Training tab's optimiser, learning rate, epochs and batch size");
@@ -62,7 +60,13 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
   m_curves->setMinimumSize(360, 200);
   m_curves->legend->setVisible(true);
   m_curves->legend->setFont(QFont(font().family(), 8));
+  // The legend beside the plot, never over a curve.
   m_curves->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
+  auto* legendRect = new QCPLayoutGrid;
+  m_curves->plotLayout()->addElement(0, 1, legendRect);
+  legendRect->addElement(0, 0, m_curves->legend);
+  legendRect->setMargins(QMargins(0, 6, 6, 6));
+  m_curves->plotLayout()->setColumnStretchFactor(1, 0.001);
   m_curves->xAxis->setLabel("step");
   m_curves->yAxis->setLabel("validation accuracy (%)");
   m_curves->yAxis->setRange(0, 100);
@@ -88,9 +92,16 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
   runButtons->addWidget(m_usePlan);
   runButtons->addStretch(1);
 
+  // The curves above the table, in a splitter: the table shows at least five runs.
+  m_table->setMinimumHeight(m_table->horizontalHeader()->sizeHint().height() + 5 * m_table->verticalHeader()->defaultSectionSize() + 4);
+  auto* split = new QSplitter(Qt::Vertical, this);
+  split->addWidget(m_curves);
+  split->addWidget(m_table);
+  split->setStretchFactor(0, 1);
+  split->setStretchFactor(1, 1);
+  split->setChildrenCollapsible(false);
   auto* right = new QVBoxLayout;
-  right->addWidget(m_curves, 3);
-  right->addWidget(m_table, 2);
+  right->addWidget(split, 1);
   right->addLayout(runButtons);
   auto* layout = new QHBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
@@ -106,19 +117,14 @@ ComparePanel::ComparePanel(QWidget* parent) : QWidget(parent) {
   connect(m_table, &QTableWidget::cellDoubleClicked, this, [this](int row) { Q_EMIT openRequested(row); });
   m_replot.setSingleShot(true);
   m_replot.setInterval(40);  // coalesce replots
-  connect(&m_replot, &QTimer::timeout, this, [this] {
-    m_curves->xAxis->rescale();
-    const auto range = m_curves->xAxis->range();
-    m_curves->xAxis->setRange(0, std::max(1.0, range.upper * 1.03));  // room for the last dots
-    m_curves->replot();
-  });
+  connect(&m_replot, &QTimer::timeout, this, &ComparePanel::redraw);
   setRunning(false);
 }
 
 void ComparePanel::setBlocks(const QStringList& blocks) {
   m_plans->clear();
   const auto add = [this](const QString& strategy, bool checked) {
-    auto* item = new QListWidgetItem(label(strategy), m_plans);
+    auto* item = new QListWidgetItem(planLabel(strategy), m_plans);
     item->setData(Qt::UserRole, strategy);
     item->setToolTip(planDescription(strategy));
     item->setFlags(Qt::ItemIsEnabled | Qt::ItemIsUserCheckable);
@@ -157,7 +163,6 @@ void ComparePanel::setRunning(bool running) {
 }
 
 void ComparePanel::clear() {
-  m_runs.clear();
   m_curves->clearGraphs();
   m_curves->replot();
   m_table->setRowCount(0);
@@ -165,12 +170,11 @@ void ComparePanel::clear() {
 }
 
 void ComparePanel::beginRun(const QString& strategy) {
-  m_currentStrategy = strategy;
   auto* graph = m_curves->addGraph();
-  graph->setName(label(strategy));
+  graph->setName(planLabel(strategy));
   graph->setPen(runPen(m_curves->graphCount() - 1));
   graph->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 5));
-  m_status->setText("Training " + label(strategy) + " …");
+  m_status->setText("Training " + planLabel(strategy) + " …");
   m_replot.start();
 }
 
@@ -190,37 +194,36 @@ void ComparePanel::onEvent(const TrainEvent& event) {
   }
 }
 
-void ComparePanel::addResult(const FineTuneRun& run, const QString& planError) {
-  Entry entry;
-  entry.label = label(m_currentStrategy);
-  entry.run = run;
-  entry.ok = planError.isEmpty() && run.result.tunedModel != nullptr;
-  if (!planError.isEmpty()) entry.run.report.message = planError.toStdString();
+void ComparePanel::showResult(int index) {
+  const auto& compared = m_session->comparedRuns().at(static_cast<std::size_t>(index));
   // The unmodified model's validation accuracy starts each curve, so the gain shows.
-  if (entry.ok && m_curves->graphCount()) {
-    m_curves->graph(m_curves->graphCount() - 1)->addData(0, 100 * run.result.validationBefore.score());
+  if (compared.ok() && m_curves->graphCount()) {
+    m_curves->graph(m_curves->graphCount() - 1)->addData(0, 100 * compared.run.result.validationBefore.score());
   }
-  m_runs.push_back(std::move(entry));
   refreshTable();
   m_replot.start();
 }
 
+void ComparePanel::redraw() {
+  m_curves->xAxis->rescale();
+  const auto range = m_curves->xAxis->range();
+  m_curves->xAxis->setRange(0, std::max(1.0, range.upper * 1.03));  // room for the last dots
+  m_curves->replot();
+}
+
 void ComparePanel::finish(const QString& message) {
+  m_replot.stop();
+  redraw();  // the last run's points now, not at the next coalesced replot
   setRunning(false);
   m_status->setText(message);
   const int best = bestRow();
   if (best >= 0) selectRow(best);
 }
 
-int ComparePanel::bestRow() const {
-  int best = -1;
-  for (int row = 0; row < runCount(); ++row) {
-    const auto& entry = m_runs[static_cast<std::size_t>(row)];
-    if (!entry.ok) continue;
-    if (best < 0 || entry.run.result.validationAfter.score() > m_runs[static_cast<std::size_t>(best)].run.result.validationAfter.score()) best = row;
-  }
-  return best;
-}
+int ComparePanel::runCount() const { return static_cast<int>(m_session->comparedRuns().size()); }
+const FineTuneRun& ComparePanel::run(int row) const { return m_session->comparedRuns().at(static_cast<std::size_t>(row)).run; }
+QString ComparePanel::labelOf(int row) const { return planLabel(m_session->comparedRuns().at(static_cast<std::size_t>(row)).strategy); }
+int ComparePanel::bestRow() const { return m_session->bestComparedRun(); }
 
 int ComparePanel::selectedRow() const {
   const auto rows = m_table->selectionModel()->selectedRows();
@@ -238,17 +241,17 @@ void ComparePanel::refreshTable() {
   m_table->setRowCount(runCount());
   const int best = bestRow();
   for (int row = 0; row < runCount(); ++row) {
-    const auto& entry = m_runs[static_cast<std::size_t>(row)];
+    const auto& entry = m_session->comparedRuns()[static_cast<std::size_t>(row)];
+    const bool ok = entry.ok();
     const TrainResult& r = entry.run.result;
     const auto total = r.trainableParameters + r.frozenParameters;
-    const QString outcome = !entry.ok ? QString::fromStdString(entry.run.report.message.empty() ? r.error : entry.run.report.message)
-                                      : QString::fromStdString(entry.run.report.outcome);
+    const QString outcome = !ok ? (entry.error.isEmpty() ? QString::fromStdString(r.error) : entry.error) : QString::fromStdString(entry.run.report.outcome);
     const QStringList cells{
-        entry.label,
-        entry.ok && total > 0 ? QString("%1 of the parameters").arg(percent(static_cast<double>(r.trainableParameters) / static_cast<double>(total))) : "",
-        entry.ok ? scoreChange(r.validationBefore, r.validationAfter) : "",
-        entry.ok && r.testAfter.items ? scoreChange(r.testBefore, r.testAfter) : "",
-        entry.ok ? QString::number(r.seconds, 'f', 1) + " s" : "",
+        planLabel(entry.strategy),
+        ok && total > 0 ? QString("%1 of the parameters").arg(percent(static_cast<double>(r.trainableParameters) / static_cast<double>(total))) : "",
+        ok ? scoreChange(r.validationBefore, r.validationAfter) : "",
+        ok && r.testAfter.items ? scoreChange(r.testBefore, r.testAfter) : "",
+        ok ? QString::number(r.seconds, 'f', 1) + " s" : "",
         row == best ? outcome + " · best on validation" : outcome};
     for (int column = 0; column < ColumnCount; ++column) {
       auto* item = new QTableWidgetItem(cells[column]);
@@ -259,7 +262,7 @@ void ComparePanel::refreshTable() {
         item->setFont(bold);
         item->setBackground(QColor(220, 245, 220));
         item->setToolTip("The best validation accuracy of this comparison");
-      } else if (column == OutcomeColumn && !entry.ok) {
+      } else if (column == OutcomeColumn && !ok) {
         item->setToolTip(cells[column]);
       }
       m_table->setItem(row, column, item);
@@ -273,7 +276,7 @@ void ComparePanel::refreshTable() {
 
 void ComparePanel::updateButtons() {
   const int row = selectedRow();
-  const bool usable = row >= 0 && row < runCount() && m_runs[static_cast<std::size_t>(row)].ok;
+  const bool usable = row >= 0 && row < runCount() && m_session->comparedRuns()[static_cast<std::size_t>(row)].ok();
   m_open->setEnabled(usable);
   m_export->setEnabled(usable);
   m_usePlan->setEnabled(usable);

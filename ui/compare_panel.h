@@ -15,7 +15,9 @@ class QTableWidget;
 
 namespace scalpel::ui {
 
-// The Compare tab: the analyst ticks several plans (each block alone, all, auto, …), the window
+class SessionController;
+
+// The Compare tab: the analyst ticks several plans (each block alone, all, auto, …), the session
 // trains them one after another on the same model, data and hyper-parameters, and this panel
 // overlays their validation accuracy and lists the results with the best on validation data
 // highlighted (the protocol's model selection: the test split stays untouched until reported).
@@ -25,7 +27,8 @@ class ComparePanel : public QWidget {
   Q_OBJECT
 
  public:
-  explicit ComparePanel(QWidget* parent = nullptr);
+  // It shows `session`'s compared runs (not owned).
+  explicit ComparePanel(const SessionController* session, QWidget* parent = nullptr);
 
   // The model's blocks become "block:NAME" plans; these are ticked by default with all and auto.
   void setBlocks(const QStringList& blocks);
@@ -39,13 +42,13 @@ class ComparePanel : public QWidget {
   void beginRun(const QString& strategy);
   void onStatus(const QString& message);
   void onEvent(const scalpel::TrainEvent& event);
-  // The current run ended; `planError` when its plan could not be made.
-  void addResult(const scalpel::FineTuneRun& run, const QString& planError);
+  // The session's compared run `index` ended.
+  void showResult(int index);
   void finish(const QString& message);
 
-  int runCount() const { return static_cast<int>(m_runs.size()); }
-  const scalpel::FineTuneRun& run(int row) const { return m_runs.at(static_cast<std::size_t>(row)).run; }
-  QString labelOf(int row) const { return m_runs.at(static_cast<std::size_t>(row)).label; }
+  int runCount() const;
+  const scalpel::FineTuneRun& run(int row) const;
+  QString labelOf(int row) const;  // "only layer1"
   int bestRow() const;  // highest validation accuracy among the finished runs; -1 if none
   int selectedRow() const;
   void selectRow(int row);
@@ -63,12 +66,8 @@ class ComparePanel : public QWidget {
   void usePlanRequested(int row);
 
  private:
-  struct Entry {
-    QString label;  // "only layer1"
-    scalpel::FineTuneRun run;
-    bool ok = false;
-  };
   void refreshTable();
+  void redraw();
   void updateButtons();
 
   QListWidget* m_plans;
@@ -81,8 +80,7 @@ class ComparePanel : public QWidget {
   QPushButton* m_export;
   QPushButton* m_usePlan;
   QTimer m_replot;
-  std::vector<Entry> m_runs;
-  QString m_currentStrategy;
+  const SessionController* m_session;
   bool m_running = false;
 };
 

@@ -7,8 +7,9 @@
 #include "analysis/gradient_profile.h"
 #include "analysis/shift_analysis.h"
 #include "data/data_request.h"
+#include "io/session.h"
 #include "model/model_inspection.h"
-#include "train/fine_tuning.h"
+#include "workflow/fine_tuning.h"
 #include "train/pretrain.h"
 #include "train/trainer.h"
 
@@ -25,3 +26,4 @@ Q_DECLARE_METATYPE(scalpel::TrainEvent)
 Q_DECLARE_METATYPE(scalpel::FineTuneRun)
 Q_DECLARE_METATYPE(scalpel::FreezePlan)
 Q_DECLARE_METATYPE(scalpel::GradientProfile)
+Q_DECLARE_METATYPE(scalpel::Session)

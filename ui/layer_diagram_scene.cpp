@@ -8,6 +8,7 @@
 #include "diagram_style.h"
 #include "freeze_state.h"
 #include "layer_row_item.h"
+#include "layer_scores.h"
 #include "shift_scale.h"
 
 #include <cmath>
@@ -34,15 +35,11 @@ void LayerDiagramScene::clearTree() {
   m_arrows.clear();
   m_tree = LayerTree();
   m_suggested.clear();
-  m_level.clear();
-  m_shiftText.clear();
-  m_rgn.clear();
 }
 
 void LayerDiagramScene::setTree(const LayerTree& tree) {
   clearTree();
   m_tree = tree;
-  clearScores();
   for (int b = 0; b < static_cast<int>(m_tree.blocks().size()); ++b) {
     auto* item = new BlockItem(&m_tree, b);
     addItem(item);
@@ -58,35 +55,10 @@ void LayerDiagramScene::setFreezeState(FreezeState* state) {
   if (m_freeze) connect(m_freeze, &FreezeState::changed, this, [this] { update(); });
 }
 
-void LayerDiagramScene::clearScores() {
-  m_level.fill(std::numeric_limits<double>::quiet_NaN(), m_tree.size());
-  m_shiftText.fill(QString(), m_tree.size());
-  m_rgn.clear();
-  refreshScores();
-}
-
-void LayerDiagramScene::setShift(const ShiftSnapshot& snapshot) {
-  m_level.fill(std::numeric_limits<double>::quiet_NaN(), m_tree.size());
-  m_shiftText.fill(QString(), m_tree.size());
-  for (const auto& score : snapshot.layers) {
-    // "layer1.0.bn1#1" is a second call of that module: the module shows its highest score.
-    const std::string name = score.layer.substr(0, score.layer.find('#'));
-    const auto node = m_tree.find(name);
-    if (!node) continue;
-    const double level = ShiftScale::level(score.kl, score.noiseFloor);
-    if (std::isnan(m_level[*node]) || level > m_level[*node]) {
-      m_shiftText[*node] = ShiftScale::describe(score.kl, score.noiseFloor);
-    }
-    // The module and every container above it.
-    for (int at = *node; at >= 0; at = m_tree.node(at).parent) {
-      if (std::isnan(m_level[at]) || level > m_level[at]) m_level[at] = level;
-    }
-  }
-  refreshScores();
-}
-
-void LayerDiagramScene::setRgn(const QHash<QString, double>& rgn) {
-  m_rgn = rgn;
+void LayerDiagramScene::setScores(const LayerScores* scores) {
+  if (m_scores) disconnect(m_scores, nullptr, this, nullptr);
+  m_scores = scores;
+  if (m_scores) connect(m_scores, &LayerScores::changed, this, &LayerDiagramScene::refreshScores);
   refreshScores();
 }
 
@@ -100,40 +72,33 @@ void LayerDiagramScene::refreshScores() {
 }
 
 QString LayerDiagramScene::blockScoreText(int blockIndex) const {
-  if (blockIndex < 0 || blockIndex >= static_cast<int>(m_tree.blocks().size())) return {};
-  const auto& block = m_tree.blocks()[static_cast<size_t>(blockIndex)];
+  if (!m_scores || blockIndex < 0 || blockIndex >= static_cast<int>(m_tree.blocks().size())) return {};
   QStringList lines;
   const double highest = blockShiftLevel(blockIndex);
   if (!std::isnan(highest)) lines << highestInside(highest);
-  const auto rgn = m_rgn.find(QString::fromStdString(block.name));
-  if (rgn != m_rgn.end()) lines << QStringLiteral("block RGN: %1").arg(*rgn, 0, 'g', 3);
+  const double rgn = m_scores->blockRgn(blockIndex);
+  if (!std::isnan(rgn)) lines << QStringLiteral("block RGN: %1").arg(rgn, 0, 'g', 3);
   return lines.join("<br>");
 }
 
 double LayerDiagramScene::blockShiftLevel(int blockIndex) const {
-  double highest = std::numeric_limits<double>::quiet_NaN();
-  if (blockIndex < 0 || blockIndex >= static_cast<int>(m_tree.blocks().size())) return highest;
-  for (int member : m_tree.blocks()[static_cast<size_t>(blockIndex)].members) {
-    const double level = shiftLevel(member);
-    if (!std::isnan(level) && (std::isnan(highest) || level > highest)) highest = level;
-  }
-  return highest;
+  return m_scores ? m_scores->blockLevel(blockIndex) : std::numeric_limits<double>::quiet_NaN();
 }
 
 double LayerDiagramScene::shiftLevel(int node) const {
-  return node >= 0 && node < m_level.size() ? m_level[node] : std::numeric_limits<double>::quiet_NaN();
+  return m_scores ? m_scores->level(node) : std::numeric_limits<double>::quiet_NaN();
 }
 
 QString LayerDiagramScene::scoreText(int node) const {
-  if (node < 0 || node >= m_tree.size()) return {};
+  if (!m_scores || node < 0 || node >= m_tree.size()) return {};
   QStringList lines;
-  if (node < m_shiftText.size() && !m_shiftText[node].isEmpty()) {
-    lines << QStringLiteral("shift: %1").arg(m_shiftText[node]);
+  if (const auto* own = m_scores->score(node)) {
+    lines << QStringLiteral("shift: %1").arg(ShiftScale::describe(own->kl, own->noiseFloor));
   } else if (!std::isnan(shiftLevel(node))) {
     lines << highestInside(shiftLevel(node));
   }
-  const auto rgn = m_rgn.find(QString::fromStdString(m_tree.node(node).name));
-  if (rgn != m_rgn.end()) lines << QStringLiteral("RGN: %1").arg(*rgn, 0, 'g', 3);
+  const double rgn = m_scores->rgn(node);
+  if (!std::isnan(rgn)) lines << QStringLiteral("RGN: %1").arg(rgn, 0, 'g', 3);
   return lines.join("<br>");
 }
 

@@ -12,6 +12,7 @@ namespace scalpel::ui {
 
 class BlockItem;
 class FreezeState;
+class LayerScores;
 
 // The model as a diagram: one BlockItem per block, top to bottom in execution order, joined by
 // arrows; expanding a block lists its layers and pushes the blocks below it down.
@@ -30,12 +31,10 @@ class LayerDiagramScene : public QGraphicsScene {
   void setFreezeState(FreezeState* state);
   FreezeState* freezeState() const { return m_freeze; }
 
-  // Colours the nodes by a snapshot's shift (ShiftScale): a tapped module by its own score, a
-  // block or container by the highest score inside it. Tooltips say the score and the RGN.
-  void setShift(const scalpel::ShiftSnapshot& snapshot);
-  // Per module name: relative gradient norm, for the tooltips.
-  void setRgn(const QHash<QString, double>& rgn);
-  void clearScores();
+  // The nodes are coloured by these scores' newest shift (ShiftScale): a tapped module by its own
+  // score, a block or container by the highest score inside it; tooltips say the score and the
+  // RGN. Redrawn when the store says it changed (not owned; it may be null).
+  void setScores(const LayerScores* scores);
   // The advisor's suggestion: these blocks get a dashed outline and a "suggested" tag until the
   // plan changes (empty clears).
   void setSuggestedBlocks(const QSet<int>& blocks);
@@ -60,9 +59,7 @@ class LayerDiagramScene : public QGraphicsScene {
   QVector<BlockItem*> m_blocks;
   QVector<QGraphicsItem*> m_arrows;
   FreezeState* m_freeze = nullptr;
-  QVector<double> m_level;       // per node, NaN where not measured
-  QVector<QString> m_shiftText;  // per node: its own score, described
-  QHash<QString, double> m_rgn;
+  const LayerScores* m_scores = nullptr;
   QSet<int> m_suggested;
 };
 

@@ -1,21 +1,25 @@
 #include "layer_table_model.h"
 
+#include <cmath>
+
 #include "freeze_state.h"
+#include "layer_scores.h"
 
 namespace scalpel::ui {
 
-LayerTableModel::LayerTableModel(FreezeState* state, QObject* parent)
-    : QAbstractTableModel(parent), m_state(state) {
+LayerTableModel::LayerTableModel(FreezeState* state, const LayerScores* scores, QObject* parent)
+    : QAbstractTableModel(parent), m_state(state), m_scores(scores) {
   connect(m_state, &FreezeState::changed, this, [this] {
     if (!m_nodes.isEmpty()) Q_EMIT dataChanged(index(0, Trainable), index(rowCount() - 1, Trainable), {Qt::CheckStateRole});
+  });
+  connect(m_scores, &LayerScores::changed, this, [this] {
+    if (!m_nodes.isEmpty()) Q_EMIT dataChanged(index(0, Shift), index(rowCount() - 1, Rgn));
   });
 }
 
 void LayerTableModel::reset() {
   beginResetModel();
   m_nodes.clear();
-  m_shift.clear();
-  m_rgn.clear();
   const auto& tree = m_state->tree();
   if (!tree.empty()) {
     for (int node : tree.preorder()) {
@@ -23,16 +27,6 @@ void LayerTableModel::reset() {
     }
   }
   endResetModel();
-}
-
-void LayerTableModel::setShift(const QHash<QString, double>& kl) {
-  m_shift = kl;
-  if (!m_nodes.isEmpty()) Q_EMIT dataChanged(index(0, Shift), index(rowCount() - 1, Shift));
-}
-
-void LayerTableModel::setRgn(const QHash<QString, double>& rgn) {
-  m_rgn = rgn;
-  if (!m_nodes.isEmpty()) Q_EMIT dataChanged(index(0, Rgn), index(rowCount() - 1, Rgn));
 }
 
 int LayerTableModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : m_nodes.size(); }
@@ -66,12 +60,16 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const {
       if (!hasParameters) return role == Qt::DisplayRole ? QString("no parameters") : QVariant();
       if (sortRole) return static_cast<int>(m_state->stateOf(nodeIndex));
       return role == Qt::ToolTipRole ? QString("Tick to train this module, untick to freeze it (Ctrl+Z undoes)") : QVariant();
-    case Shift:
-      if (!m_shift.contains(name)) return sortRole ? QVariant(-1.0) : QVariant(QString("–"));
-      return sortRole ? QVariant(m_shift[name]) : QVariant(QString::number(m_shift[name], 'g', 3));
-    case Rgn:
-      if (!m_rgn.contains(name)) return sortRole ? QVariant(-1.0) : QVariant(QString("–"));
-      return sortRole ? QVariant(m_rgn[name]) : QVariant(QString::number(m_rgn[name], 'g', 3));
+    case Shift: {  // the module's own activation KL in the newest snapshot
+      const auto* score = m_scores->score(nodeIndex);
+      if (!score) return sortRole ? QVariant(-1.0) : QVariant(QString("–"));
+      return sortRole ? QVariant(score->kl) : QVariant(QString::number(score->kl, 'g', 3));
+    }
+    case Rgn: {
+      const double rgn = m_scores->rgn(nodeIndex);
+      if (std::isnan(rgn)) return sortRole ? QVariant(-1.0) : QVariant(QString("–"));
+      return sortRole ? QVariant(rgn) : QVariant(QString::number(rgn, 'g', 3));
+    }
     default: return {};
   }
 }

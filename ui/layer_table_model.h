@@ -1,28 +1,27 @@
 #pragma once
 
 #include <QAbstractTableModel>
-#include <QHash>
 
 namespace scalpel::ui {
 
 class FreezeState;
+class LayerScores;
 
 // Every module of the model as a row (execution order): name, block, type, parameters, a
 // trainable checkbox, shift score and RGN. Ticking a box never edits the state: it asks for an
-// undoable change (toggleRequested); rows update when the FreezeState says it changed.
+// undoable change (toggleRequested); rows update when the FreezeState or the LayerScores say
+// they changed.
 class LayerTableModel : public QAbstractTableModel {
   Q_OBJECT
 
  public:
   enum Column { Name, Block, Type, Parameters, Trainable, Shift, Rgn, ColumnCount };
 
-  explicit LayerTableModel(FreezeState* state, QObject* parent = nullptr);
+  // Neither is owned; both outlive the model.
+  LayerTableModel(FreezeState* state, const LayerScores* scores, QObject* parent = nullptr);
 
   // Call after the state got a new tree.
   void reset();
-  // Per module name: activation KL (last analysis) and RGN; empty clears the column.
-  void setShift(const QHash<QString, double>& kl);
-  void setRgn(const QHash<QString, double>& rgn);
   int nodeOfRow(int row) const { return m_nodes.value(row, -1); }
 
   int rowCount(const QModelIndex& parent = {}) const override;
@@ -37,8 +36,8 @@ class LayerTableModel : public QAbstractTableModel {
 
  private:
   FreezeState* m_state;
+  const LayerScores* m_scores;
   QVector<int> m_nodes;  // row → tree node
-  QHash<QString, double> m_shift, m_rgn;
 };
 
 }  // namespace scalpel::ui

@@ -24,4 +24,6 @@ QString planDescription(const QString& strategy) {
   return {};
 }
 
+QString planLabel(const QString& strategy) { return strategy.startsWith("block:") ? "only " + strategy.mid(6) : strategy; }
+
 }  // namespace scalpel::ui

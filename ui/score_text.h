@@ -16,5 +16,7 @@ QString percent(double fraction);
 QString scoreChange(const Evaluation& before, const Evaluation& after, bool boldAfter = false);
 // What Train trains with a plan ("auto", "manual", "block:NAME", ...), as a sentence.
 QString planDescription(const QString& strategy);
+// A plan's name in lists and legends: "only stem" for "block:stem", else the strategy itself.
+QString planLabel(const QString& strategy);
 
 }  // namespace scalpel::ui

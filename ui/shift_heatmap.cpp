@@ -1,5 +1,6 @@
 #include "shift_heatmap.h"
 
+#include "layer_scores.h"
 #include "shift_scale.h"
 
 #include <qcustomplot.h>
@@ -91,28 +92,46 @@ ShiftHeatmap::ShiftHeatmap(QWidget* parent) : QWidget(parent) {
   layout->setContentsMargins(4, 4, 4, 4);
   layout->addWidget(m_caption);
   layout->addWidget(splitter, 1);
-  m_replot.setSingleShot(true);
-  m_replot.setInterval(40);
-  connect(&m_replot, &QTimer::timeout, this, &ShiftHeatmap::redraw);
-  clear("No analysis yet: open a model and target data, then Analysis ▸ Analyse Target Data.");
+  setCaption("No analysis yet: open a model and target data, then Analysis ▸ Analyse Target Data.");
+  redraw();
 }
 
-void ShiftHeatmap::clear(const QString& caption) {
-  m_layers.clear();
-  m_columns.clear();
-  m_last = {};
-  m_gradients = {};
-  m_caption->setText(caption);
+void ShiftHeatmap::setScores(const LayerScores* scores) {
+  if (m_scores) disconnect(m_scores, nullptr, this, nullptr);
+  m_scores = scores;
+  if (m_scores) {
+    connect(m_scores, &LayerScores::changed, this, [this] {
+      readScores();
+      redraw();
+    });
+  }
+  readScores();
   redraw();
 }
 
 void ShiftHeatmap::setCaption(const QString& caption) { m_caption->setText(caption); }
 
+QString ShiftHeatmap::caption() const { return m_caption->text(); }
+
 void ShiftHeatmap::flush() {
-  m_replot.stop();
+  readScores();
   redraw();
   m_plot->replot(QCustomPlot::rpImmediateRefresh);
   m_barPlot->replot(QCustomPlot::rpImmediateRefresh);
+}
+
+void ShiftHeatmap::readScores() {
+  m_layers.clear();
+  m_columns.clear();
+  if (!m_scores || m_scores->snapshots().empty()) return;
+  const auto& snapshots = m_scores->snapshots();
+  for (const auto& layer : snapshots.front().layers) m_layers << QString::fromStdString(layer.layer);
+  for (const auto& snapshot : snapshots) {
+    QVector<double> column;
+    for (const auto& layer : snapshot.layers) column << ShiftScale::level(layer.kl, layer.noiseFloor);
+    column.resize(m_layers.size());
+    m_columns << column;
+  }
 }
 
 double ShiftHeatmap::cell(int batch, int layer) const {
@@ -120,18 +139,6 @@ double ShiftHeatmap::cell(int batch, int layer) const {
     return std::numeric_limits<double>::quiet_NaN();
   }
   return m_columns[batch][layer];
-}
-
-void ShiftHeatmap::addSnapshot(const ShiftSnapshot& snapshot) {
-  if (m_layers.isEmpty()) {
-    for (const auto& layer : snapshot.layers) m_layers << QString::fromStdString(layer.layer);
-  }
-  QVector<double> column;
-  for (const auto& layer : snapshot.layers) column << ShiftScale::level(layer.kl, layer.noiseFloor);
-  column.resize(m_layers.size());
-  m_columns << column;
-  m_last = snapshot;
-  if (!m_replot.isActive()) m_replot.start();
 }
 
 void ShiftHeatmap::redraw() {
@@ -155,11 +162,6 @@ void ShiftHeatmap::redraw() {
   redrawBars();
 }
 
-void ShiftHeatmap::setGradients(const GradientProfile& gradients) {
-  m_gradients = gradients;
-  redrawBars();
-}
-
 void ShiftHeatmap::setMetric(Metric metric) {
   m_metric = metric;
   const int index = m_metricBox->findData(metric);
@@ -175,7 +177,8 @@ void ShiftHeatmap::redrawBars() {
   QString axis;
   if (m_metric == ActivationShift) {
     axis = "log₁₀(KL ÷ noise floor), latest batch";
-    for (const auto& layer : m_last.layers) {
+    const auto* latest = m_scores ? m_scores->latest() : nullptr;
+    for (const auto& layer : latest ? latest->layers : std::vector<LayerScore>{}) {
       const double level = ShiftScale::level(layer.kl, layer.noiseFloor);
       m_barLabels << QString::fromStdString(layer.layer);
       m_barValues << level;
@@ -184,7 +187,7 @@ void ShiftHeatmap::redrawBars() {
     }
   } else {
     axis = m_metric == Rgn ? "RGN: ‖mean gradient‖ ÷ ‖weights‖" : "gradient SNR (mean² ÷ variance)";
-    for (const auto& module : m_gradients.modules) {
+    for (const auto& module : m_scores ? m_scores->gradients().modules : std::vector<GradientSummary>{}) {
       m_barLabels << QString::fromStdString(module.name);
       m_barValues << (m_metric == Rgn ? module.rgn : module.snr);
       below << 0;

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <QStringList>
-#include <QTimer>
 #include <QVector>
 #include <QWidget>
 
@@ -17,11 +16,14 @@ class QLabel;
 
 namespace scalpel::ui {
 
+class LayerScores;
+
 // Left, layers × batches: each cell is how far a layer's activations have moved after that many
 // target batches, as a multiple of the noise floor on a log scale (ShiftScale), so the picture
 // fills in live and visibly settles. Right, a bar chart of the current per-layer values of the
 // chosen metric: activation shift (with its uncertainty), or, once the gradients are measured,
-// RGN or gradient SNR per module with parameters. Redraws are coalesced (one per 40 ms at most).
+// RGN or gradient SNR per module with parameters. It draws the scores of a LayerScores store, whose
+// `changed` comes at most every 40 ms.
 class ShiftHeatmap : public QWidget {
   Q_OBJECT
 
@@ -30,13 +32,13 @@ class ShiftHeatmap : public QWidget {
 
   explicit ShiftHeatmap(QWidget* parent = nullptr);
 
-  void clear(const QString& caption);
+  // The store it draws (not owned; it may be null). The first snapshot fixes the layers (rows, in
+  // execution order).
+  void setScores(const LayerScores* scores);
   void setCaption(const QString& caption);
-  // Draws what has arrived now, instead of at the next coalesced replot (e.g. when a run ends).
+  QString caption() const;
+  // Draws the store as it is now, instead of at its next `changed` (e.g. when an analysis ends).
   void flush();
-  // The first snapshot fixes the layers (rows, in execution order).
-  void addSnapshot(const scalpel::ShiftSnapshot& snapshot);
-  void setGradients(const scalpel::GradientProfile& gradients);
   int layerCount() const { return static_cast<int>(m_layers.size()); }
   int batchCount() const { return static_cast<int>(m_columns.size()); }
   // ShiftScale level of a cell; NaN outside the data.
@@ -53,6 +55,7 @@ class ShiftHeatmap : public QWidget {
  private:
   void redraw();
   void redrawBars();
+  void readScores();
 
   QCustomPlot* m_plot;
   QCPColorMap* m_map;
@@ -63,13 +66,11 @@ class ShiftHeatmap : public QWidget {
   QComboBox* m_metricBox;
   QLabel* m_caption;
   Metric m_metric = ActivationShift;
+  const LayerScores* m_scores = nullptr;
   QStringList m_layers;
-  QVector<QVector<double>> m_columns;  // per batch: per layer
-  scalpel::ShiftSnapshot m_last;       // the newest snapshot, for the bars
-  scalpel::GradientProfile m_gradients;
+  QVector<QVector<double>> m_columns;  // per batch: per layer, ShiftScale levels
   QStringList m_barLabels;
   QVector<double> m_barValues;
-  QTimer m_replot;
 };
 
 }  // namespace scalpel::ui

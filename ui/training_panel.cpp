@@ -48,15 +48,11 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   m_learningRate->setDecimals(5);
   m_learningRate->setRange(1e-5, 1.0);
   m_learningRate->setSingleStep(1e-4);
-  m_learningRate->setValue(1e-3);
   m_epochs = new QSpinBox(this);
   m_epochs->setRange(1, 1000);
-  m_epochs->setValue(10);
   m_batchSize = new QSpinBox(this);
   m_batchSize->setRange(1, 4096);
-  m_batchSize->setValue(64);
   m_batchNormEval = new QCheckBox("BatchNorm in eval mode everywhere", this);
-  m_batchNormEval->setChecked(true);
   m_batchNormEval->setToolTip("The paper's protocol. Unchecked: only BatchNorms in frozen layers keep their statistics.");
 
   m_device = new QComboBox(this);
@@ -93,7 +89,7 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   buttons->addWidget(m_stop);
   m_progress = new QProgressBar(this);
   m_progress->setFormat("%p%");
-  m_status = new QLabel("Open a model and target data, then Train.", this);
+  m_status = new QLabel(this);
   m_status->setWordWrap(true);
   m_result = new QLabel(this);
   m_result->setWordWrap(true);
@@ -106,41 +102,8 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   left->addWidget(m_status);
   left->addStretch(1);
 
-  m_curves = new QCustomPlot(this);
-  m_curves->setMinimumSize(360, 220);
-  m_curves->legend->setVisible(true);
-  m_curves->legend->setFont(QFont(font().family(), 8));
-  m_curves->xAxis->setLabel("step");
-  m_curves->yAxis->setLabel("loss");
-  m_curves->yAxis2->setVisible(true);
-  m_curves->yAxis2->setLabel("validation accuracy (%)");
-  m_curves->yAxis2->setRange(0, 100);
-  auto* trainLoss = m_curves->addGraph();
-  trainLoss->setName("training loss");
-  trainLoss->setPen(QPen(QColor(31, 119, 180, 150), 1));
-  auto* validationLoss = m_curves->addGraph();
-  validationLoss->setName("validation loss");
-  validationLoss->setPen(QPen(QColor(214, 39, 40), 2));
-  validationLoss->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 6));
-  auto* accuracy = m_curves->addGraph(m_curves->xAxis, m_curves->yAxis2);
-  accuracy->setName("validation accuracy");
-  accuracy->setPen(QPen(QColor(44, 160, 44), 2));
-  accuracy->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));
-
-  m_gradientPlot = new QCustomPlot(this);
-  m_gradientPlot->setMinimumSize(240, 220);
-  m_gradientMap = new QCPColorMap(m_gradientPlot->xAxis, m_gradientPlot->yAxis);
-  auto* gradientScale = new QCPColorScale(m_gradientPlot);
-  m_gradientPlot->plotLayout()->addElement(0, 1, gradientScale);
-  gradientScale->setLabel("log₁₀ gradient norm");
-  m_gradientMap->setColorScale(gradientScale);
-  QCPColorGradient gradient(QCPColorGradient::gpHot);
-  gradient.setNanHandling(QCPColorGradient::nhTransparent);  // frozen blocks have no gradient
-  m_gradientMap->setGradient(gradient);
-  m_gradientMap->setInterpolate(false);
-  m_gradientPlot->xAxis->setLabel("step (blank rows: frozen)");
-  m_gradientPlot->yAxis->setRangeReversed(true);  // the first block on top, as in the diagram
-  m_gradientPlot->yAxis->grid()->setVisible(false);
+  buildCurves();
+  buildGradientMap();
 
   // The result sits under the curves, where it has the width to be read in one go.
   auto* plots = new QHBoxLayout;
@@ -165,11 +128,78 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
     Q_EMIT pauseRequested(paused);
   });
   connect(m_stop, &QPushButton::clicked, this, [this] { Q_EMIT stopRequested(); });
+  // Every edit of the form is an edit of the session's settings.
+  connect(m_strategy, &QComboBox::currentIndexChanged, this, &TrainingPanel::edited);
+  connect(m_optimizer, &QComboBox::currentIndexChanged, this, &TrainingPanel::edited);
+  connect(m_learningRate, &QDoubleSpinBox::valueChanged, this, &TrainingPanel::edited);
+  connect(m_epochs, &QSpinBox::valueChanged, this, &TrainingPanel::edited);
+  connect(m_batchSize, &QSpinBox::valueChanged, this, &TrainingPanel::edited);
+  connect(m_batchNormEval, &QCheckBox::toggled, this, &TrainingPanel::edited);
+  connect(m_device, &QComboBox::currentIndexChanged, this, &TrainingPanel::edited);
+  connect(m_precision, &QComboBox::currentIndexChanged, this, &TrainingPanel::edited);
+  connect(m_channelsLast, &QCheckBox::toggled, this, &TrainingPanel::edited);
   m_replot.setSingleShot(true);
   m_replot.setInterval(40);
   connect(&m_replot, &QTimer::timeout, this, &TrainingPanel::redraw);
+  setOptions(TrainOptions{});  // core's defaults, the CLI's too: the paper's protocol
   setRunning(false);
+  setReadiness(false, false);
   showPlanHint();
+}
+
+void TrainingPanel::setReadiness(bool model, bool target) {
+  m_model = model;
+  m_target = target;
+  if (m_running || !m_result->text().isEmpty()) return;  // the run's own status stands
+  m_status->setText(!model ? "Open a model and target data, then Train."
+                    : !target ? "Open the target data (File ▸ Open Data…), then Train."
+                              : "Ready: Train (Ctrl+T) fine-tunes the model on the target data.");
+}
+
+// Training loss per step, validation loss and accuracy per evaluation.
+void TrainingPanel::buildCurves() {
+  m_curves = new QCustomPlot(this);
+  m_curves->setMinimumSize(360, 220);
+  // The legend in a row under the plot, where it covers no curve.
+  m_curves->legend->setVisible(true);
+  m_curves->legend->setFont(QFont(font().family(), 8));
+  m_curves->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+  m_curves->plotLayout()->addElement(1, 0, m_curves->legend);
+  m_curves->plotLayout()->setRowStretchFactor(1, 0.001);
+  m_curves->xAxis->setLabel("step");
+  m_curves->yAxis->setLabel("loss");
+  m_curves->yAxis2->setVisible(true);
+  m_curves->yAxis2->setLabel("validation accuracy (%)");
+  m_curves->yAxis2->setRange(0, 100);
+  auto* trainLoss = m_curves->addGraph();
+  trainLoss->setName("training loss");
+  trainLoss->setPen(QPen(QColor(31, 119, 180, 150), 1));
+  auto* validationLoss = m_curves->addGraph();
+  validationLoss->setName("validation loss");
+  validationLoss->setPen(QPen(QColor(214, 39, 40), 2));
+  validationLoss->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 6));
+  auto* accuracy = m_curves->addGraph(m_curves->xAxis, m_curves->yAxis2);
+  accuracy->setName("validation accuracy");
+  accuracy->setPen(QPen(QColor(44, 160, 44), 2));
+  accuracy->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));
+}
+
+// Per-block gradient norm over steps: which parts of the model are learning, and how hard.
+void TrainingPanel::buildGradientMap() {
+  m_gradientPlot = new QCustomPlot(this);
+  m_gradientPlot->setMinimumSize(240, 220);
+  m_gradientMap = new QCPColorMap(m_gradientPlot->xAxis, m_gradientPlot->yAxis);
+  auto* gradientScale = new QCPColorScale(m_gradientPlot);
+  m_gradientPlot->plotLayout()->addElement(0, 1, gradientScale);
+  gradientScale->setLabel("log₁₀ gradient norm");
+  m_gradientMap->setColorScale(gradientScale);
+  QCPColorGradient gradient(QCPColorGradient::gpHot);
+  gradient.setNanHandling(QCPColorGradient::nhTransparent);  // frozen blocks have no gradient
+  m_gradientMap->setGradient(gradient);
+  m_gradientMap->setInterpolate(false);
+  m_gradientPlot->xAxis->setLabel("step (blank rows: frozen)");
+  m_gradientPlot->yAxis->setRangeReversed(true);  // the first block on top, as in the diagram
+  m_gradientPlot->yAxis->grid()->setVisible(false);
 }
 
 QString TrainingPanel::strategy() const { return m_strategy->currentData().toString(); }
@@ -267,6 +297,7 @@ void TrainingPanel::setRunning(bool running) {
 }
 
 QString TrainingPanel::resultText() const { return m_result->text(); }
+QString TrainingPanel::statusText() const { return m_status->text(); }
 int TrainingPanel::trainingPoints() const { return m_curves->graph(0)->dataCount(); }
 int TrainingPanel::evaluationPoints() const { return m_curves->graph(1)->dataCount(); }
 

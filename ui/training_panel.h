@@ -20,7 +20,7 @@ namespace scalpel::ui {
 // The training panel: strategy and hyper-parameters with the paper's defaults, Train / Pause /
 // Stop, a progress bar with the time left, live curves (training loss per step, validation loss
 // and accuracy per evaluation), and the before/after result. It only shows and asks: the window
-// sends the requests to the worker. Replots are coalesced (40 ms).
+// forwards its edits and requests to the session. Replots are coalesced (40 ms).
 class TrainingPanel : public QWidget {
   Q_OBJECT
 
@@ -50,6 +50,9 @@ class TrainingPanel : public QWidget {
   QString device() const;
   void setDevice(const QString& device);
   void setRunning(bool running);
+  // What the idle status line says: what is still to open, or that Train can start.
+  void setReadiness(bool model, bool target);
+  QString statusText() const;
   QCustomPlot* curves() const { return m_curves; }
   QString resultText() const;
   int trainingPoints() const;    // training-loss points drawn
@@ -71,8 +74,12 @@ class TrainingPanel : public QWidget {
   void pauseRequested(bool paused);
   void stopRequested();
   void deviceChanged(const QString& device);
+  // The form changed (plan, optimiser, rate, epochs, …): strategy() and options() say how.
+  void edited();
 
  private:
+  void buildCurves();
+  void buildGradientMap();
   // Names the score curve and its axis after the evaluations: accuracy, or R² for regression.
   void nameScore(const Evaluation& evaluation);
   void showPlanHint();
@@ -87,6 +94,7 @@ class TrainingPanel : public QWidget {
   QStringList m_suggested;
   scalpel::TrainOptions m_hidden;  // what setOptions() got, for the fields without a control
   bool m_running = false;
+  bool m_model = false, m_target = false;  // what setReadiness() was told
   QComboBox* m_optimizer;
   QDoubleSpinBox* m_learningRate;
   QSpinBox* m_epochs;

@@ -15,12 +15,6 @@ std::string format(const char* pattern, double a, double b = 0, double c = 0) {
 
 std::string percent(double fraction) { return format("%.1f%%", 100 * fraction); }
 
-// "layer1.relu#1" → the node of "layer1.relu".
-int nodeOf(const LayerTree& tree, const std::string& label) {
-  const auto found = tree.find(label.substr(0, label.find('#')));
-  return found ? *found : -1;
-}
-
 std::vector<int> blocksWithParameters(const LayerTree& tree) {
   std::vector<int> blocks;
   for (std::size_t b = 0; b < tree.blocks().size(); ++b) {
@@ -104,8 +98,9 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
                             : "The inputs look like the source to every layer, yet the predictions are wrong: what the outputs mean changed.";
   } else {
     diagnosis.firstSignificantLayer = first->layer;
+    diagnosis.firstSignificantNode = first->node;
     const auto blocks = blocksWithParameters(tree);
-    const int node = nodeOf(tree, first->layer);
+    const int node = first->node;
     const bool inFirstBlock = !blocks.empty() && node >= 0 && tree.blockOf(node) <= blocks.front();
     diagnosis.kind = inFirstBlock ? ShiftKind::InputLevel : ShiftKind::FeatureLevel;
     if (inFirstBlock) {
@@ -197,7 +192,7 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
         plan.explanation = "Output-level shift: the features still work, so train only the last block, " + blockName(blocks.back()) + ", to map them to the new labels.";
         break;
       case ShiftKind::FeatureLevel: {
-        const int node = nodeOf(tree, diagnosis.firstSignificantLayer);
+        const int node = diagnosis.firstSignificantNode;
         int block = node >= 0 ? tree.blockOf(node) : blocks.back();
         // The block where the shift emerges, or the next one with parameters.
         const auto it = std::lower_bound(blocks.begin(), blocks.end(), block);

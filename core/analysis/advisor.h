@@ -21,6 +21,7 @@ struct Diagnosis {
   std::string summary;                // one sentence
   std::vector<std::string> evidence;  // sentences with the numbers behind the summary
   std::string firstSignificantLayer;  // where the shift first rises above noise ("" if nowhere)
+  int firstSignificantNode = -1;      // that layer's node in the LayerTree
 };
 
 struct FreezePlan {

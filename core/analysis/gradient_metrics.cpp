@@ -90,16 +90,22 @@ GradientSummary rollUp(const std::string& name, const std::vector<const Paramete
   return summary;
 }
 
-GradientProfile gradientProfile(const std::string& modelPath, const Dataset& target,
+GradientProfile gradientProfile(const LoadedModel& loaded, const Dataset& target,
                                 const GradientOptions& options) {
   GradientProfile profile;
+  if (!loaded.ok()) {
+    profile.error = loaded.error();
+    return profile;
+  }
+  const std::string& modelPath = loaded.path();
   try {
-    auto loaded = ScriptModel::load(modelPath, options.device);
-    if (!loaded) {
-      profile.error = loaded.error;
+    // A copy: gradients set the parameters' flags and .grad fields.
+    auto copy = loaded.script().copy(options.device);
+    if (!copy) {
+      profile.error = copy.error;
       return profile;
     }
-    ScriptModel& model = *loaded.model;
+    ScriptModel& model = *copy.model;
     auto streamOptions = BatchStream::forModel(model.metadata().mean, model.metadata().std, model.device());
     streamOptions.batchSize = options.batchSize;
     streamOptions.seed = options.seed;
@@ -129,9 +135,12 @@ GradientProfile gradientProfile(const std::string& modelPath, const Dataset& tar
       for (const auto& p : profile.parameters) {
         if (included(p) && within(p.module, node.name)) parts.push_back(&p);
       }
-      if (!parts.empty()) profile.modules.push_back(rollUp(node.name, parts));
+      if (parts.empty()) continue;
+      profile.modules.push_back(rollUp(node.name, parts));
+      profile.modules.back().index = index;
     }
-    for (const auto& block : tree.blocks()) {
+    for (std::size_t b = 0; b < tree.blocks().size(); ++b) {
+      const auto& block = tree.blocks()[b];
       std::vector<const ParameterGradient*> parts;
       for (const auto& p : profile.parameters) {
         bool inside = false;
@@ -139,6 +148,7 @@ GradientProfile gradientProfile(const std::string& modelPath, const Dataset& tar
         if (inside && included(p)) parts.push_back(&p);
       }
       profile.blocks.push_back(rollUp(block.name, parts));
+      profile.blocks.back().index = static_cast<int>(b);
     }
     profile.ok = true;
   } catch (const std::exception& error) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "model/loaded_model.h"
 
 namespace scalpel {
 
@@ -26,6 +27,7 @@ struct ParameterGradient {
 // A roll-up over several parameter tensors: RGN of the concatenation, SNR weighted by size.
 struct GradientSummary {
   std::string name;
+  int index = -1;  // a module's node in the LayerTree, or a block's index among the blocks
   std::int64_t parameters = 0;
   double rgn = 0;
   double snr = 0;
@@ -49,7 +51,7 @@ struct GradientProfile {
 
 // Labelled target batches through the model in eval mode (BatchNorm frozen, as in the paper).
 // Never throws.
-GradientProfile gradientProfile(const std::string& modelPath, const Dataset& target,
+GradientProfile gradientProfile(const LoadedModel& model, const Dataset& target,
                                 const GradientOptions& options = {});
 
 // Rolls parameter tensors up into one summary.

@@ -6,7 +6,8 @@
 
 #include <sstream>
 
-#include "io/atomic_file.h"
+#include "files/atomic_file.h"
+#include "model/script_model.h"
 #include "model/model_metadata.h"
 #include "util/torch_errors.h"
 
@@ -46,15 +47,16 @@ std::string parseReferenceProfile(const std::string& text, ReferenceProfile& out
   }
 }
 
-std::string saveModelWithReference(const std::string& modelPath, const ReferenceProfile& profile,
+std::string saveModelWithReference(const LoadedModel& model, const ReferenceProfile& profile,
                                    const std::string& outPath) {
+  if (!model.ok()) return model.error();
   try {
-    torch::jit::ExtraFilesMap extra{{kModelMetadataFile, ""}};
-    auto module = torch::jit::load(modelPath, torch::kCPU, extra);
-    if (extra[kModelMetadataFile].empty()) extra.erase(kModelMetadataFile);
+    const ScriptModel& loaded = model.script();
+    torch::jit::ExtraFilesMap extra;
+    if (loaded.metadata().present) extra[kModelMetadataFile] = modelMetadataToJson(loaded.metadata());
     extra[kReferenceProfileFile] = referenceProfileToJson(profile);
     std::ostringstream bytes;
-    module.save(bytes, extra);
+    loaded.module().save(bytes, extra);
     return writeFileAtomically(outPath, bytes.str());
   } catch (const std::exception& error) {
     return "cannot save " + outPath + ": " + summariseTorchError(error.what());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "analysis/channel_moments.h"
+#include "model/loaded_model.h"
 #include "model/model_metadata.h"  // kReferenceProfileFile
 
 namespace scalpel {
@@ -24,9 +25,9 @@ std::string referenceProfileToJson(const ReferenceProfile& profile);
 // Returns "" or what is wrong with the JSON.
 std::string parseReferenceProfile(const std::string& json, ReferenceProfile& out);
 
-// Writes a copy of the model at `modelPath` to `outPath` with `profile` embedded (keeping its
-// other extra files, such as its preprocessing). Atomic. Returns "" or the error.
-std::string saveModelWithReference(const std::string& modelPath, const ReferenceProfile& profile,
+// Writes the model to `outPath` with `profile` embedded, and its preprocessing as it was loaded.
+// Atomic. Returns "" or the error.
+std::string saveModelWithReference(const LoadedModel& model, const ReferenceProfile& profile,
                                    const std::string& outPath);
 
 }  // namespace scalpel

@@ -11,6 +11,7 @@
 
 #include "analysis/reference_profile.h"
 #include "data/dataset.h"
+#include "model/loaded_model.h"
 
 namespace scalpel {
 
@@ -18,12 +19,15 @@ struct AnalysisOptions {
   std::size_t batchSize = 100;
   std::size_t maxBatches = 0;      // target batches to analyse; 0: all
   std::size_t sourceItems = 5000;  // source items for the reference (when source data is given)
-  std::string device = "auto";  // CUDA when available, else CPU (see ScriptModel::load)
+  std::string device = "auto";  // CUDA when available, else CPU (see ScriptModel::load); the
+                                // analysis runs on a copy of the model when it is elsewhere
   std::uint64_t seed = 0;          // which items, in which order
 };
 
 struct LayerScore {
   std::string layer;     // module path ("layer1.0.bn1"); "#1" marks a second call
+  int node = -1;         // the module's index in the model's LayerTree
+  int call = 0;          // which call of it in one forward pass (0: the first)
   std::string typeName;  // e.g. "BatchNorm2d"
   std::int64_t channels = 0;
   double kl = 0;           // symmetric Gaussian KL, mean over channels, cumulative
@@ -67,13 +71,13 @@ struct ShiftAnalysis {
   OutputEvidence output;
 };
 
-// Streams `target` through the model at `modelPath` with taps on every layer and compares each
+// Streams `target` through the model with taps on every layer and compares each
 // layer's per-channel statistics with the reference: `source` processed the same way; with no
 // source, the reference profile stored in the model file; failing that, each BatchNorm's running
 // statistics against that BatchNorm's input. Inputs are
 // normalised with the model's stored mean/std. Never throws; `onSnapshot` is called after every
 // batch, `cancel` is checked between batches.
-ShiftAnalysis analyzeShift(const std::string& modelPath, const Dataset& target,
+ShiftAnalysis analyzeShift(const LoadedModel& model, const Dataset& target,
                            const Dataset* source, const AnalysisOptions& options,
                            const std::function<void(const ShiftSnapshot&)>& onSnapshot = {},
                            const std::atomic<bool>* cancel = nullptr);

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "data/dataset.h"
-#include "io/image_export.h"
+#include "data/image_export.h"
 
 namespace scalpel {
 

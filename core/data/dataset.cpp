@@ -1,6 +1,9 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cstring>
+
+#include "util/fingerprint.h"
 
 namespace scalpel {
 
@@ -42,6 +45,40 @@ Dataset Dataset::subset(const std::vector<std::size_t>& indices) const {
     }
   }
   return out;
+}
+
+std::string datasetFingerprint(const Dataset& data) {
+  // Every list is preceded by its length, so moving a boundary (a value from one list to the
+  // next, a character from one class name to the next) changes the fingerprint.
+  Fingerprint hash;
+  hash.addInteger(data.itemShape.size());
+  for (auto dim : data.itemShape) hash.addInteger(static_cast<std::uint64_t>(dim));
+  const auto addFloats = [&hash](const std::vector<float>& values) {
+    hash.addInteger(values.size());
+    for (float value : values) {
+      std::uint32_t bits;
+      std::memcpy(&bits, &value, sizeof bits);
+      hash.addInteger(bits, 4);
+    }
+  };
+  const auto addNames = [&hash](const std::vector<std::string>& names) {
+    hash.addInteger(names.size());
+    for (const auto& name : names) {
+      hash.addInteger(name.size());
+      hash.add(name.data(), name.size());
+    }
+  };
+  addFloats(data.values);
+  hash.addInteger(data.labels.size());
+  for (int label : data.labels) hash.addInteger(static_cast<std::uint32_t>(label), 4);
+  addNames(data.classNames);
+  // Regression targets only where there are some: classification fingerprints stay as they were
+  // (sessions saved before regression existed still match their data).
+  if (data.isRegression()) {
+    addFloats(data.targets);
+    addNames(data.targetNames);
+  }
+  return hash.text(data.size());
 }
 
 }  // namespace scalpel

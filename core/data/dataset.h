@@ -53,4 +53,8 @@ struct DataLoadResult {
   }
 };
 
+// A fingerprint of a data set's shape, values, labels and names (util/fingerprint.h), to tell
+// whether a run was made on this data.
+std::string datasetFingerprint(const Dataset& data);
+
 }  // namespace scalpel

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "io/atomic_file.h"
+#include "files/atomic_file.h"
 #include "io/run_report.h"
 #include "model/model_metadata.h"
 #include "util/torch_errors.h"

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "io/atomic_file.h"
+#include "files/atomic_file.h"
 
 // stb_easy_font is all static functions; not every one is used here.
 #pragma GCC diagnostic push

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "io/image_export.h"
+#include "data/image_export.h"
 
 namespace scalpel {
 

@@ -7,7 +7,7 @@
 #include <system_error>
 #include <utility>
 
-#include "io/atomic_file.h"
+#include "files/atomic_file.h"
 #include "io/png_plot.h"
 #include "io/run_report.h"
 

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "io/atomic_file.h"
+#include "files/atomic_file.h"
 #include "io/train_format.h"
 #include "scalpel/version.h"
 #include "util/fingerprint.h"

@@ -10,7 +10,7 @@
 #include <map>
 #include <sstream>
 
-#include "io/zip_check.h"
+#include "files/zip_check.h"
 #include "model/activation_taps.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
@@ -158,9 +158,67 @@ bool hasTensorAttribute(const torch::jit::Module& module, const char* name) {
   return module.hasattr(name) && module.attr(name).isTensor();
 }
 
+// `name` ("auto": CUDA when available, "cpu", "cuda", "cuda:N") as a device that exists here.
+// Returns "" or what is wrong.
+std::string resolveDevice(const std::string& name, torch::Device& device) {
+  try {
+    const bool automatic = name == "auto";
+    device = torch::Device(automatic ? (torch::cuda::is_available() ? "cuda" : "cpu") : name);
+  } catch (const std::exception&) {
+    return "unknown device '" + name + "' — use auto, cpu, cuda or cuda:N";
+  }
+  if (device.is_cuda() && !torch::cuda::is_available()) {
+    return "CUDA was asked for, but this machine has no usable CUDA device — use the CPU";
+  }
+  if (device.is_cuda() && device.index() >= static_cast<int>(torch::cuda::device_count())) {
+    const auto count = torch::cuda::device_count();
+    return "there is no GPU " + name + ": this machine has " + std::to_string(count) +
+           (count == 1 ? " (cuda:0)" : " (cuda:0 to cuda:" + std::to_string(count - 1) + ")");
+  }
+  return {};
+}
+
 }  // namespace
 
 ScriptModel::~ScriptModel() = default;
+
+bool ScriptModel::isOn(const std::string& deviceName) const {
+  torch::Device device(torch::kCPU);
+  // "cuda" is the current device, cuda:0 here.
+  return resolveDevice(deviceName, device).empty() && device.type() == m_device.type() &&
+         std::max<int>(0, device.index()) == std::max<int>(0, m_device.index());
+}
+
+ModelLoadResult ScriptModel::copy(const std::string& deviceName) const {
+  ModelLoadResult result;
+  std::unique_ptr<ScriptModel> copied(new ScriptModel());
+  if (auto problem = resolveDevice(deviceName, copied->m_device); !problem.empty()) {
+    result.error = problem;
+    return result;
+  }
+  // Through TorchScript's own format, in memory: Module::clone() would give the copy's classes
+  // mangled names (__torch_mangle_N) that end up in every exported file, and would register them
+  // in the compilation unit this model shares with its other copies.
+  std::stringstream bytes;
+  {
+    std::lock_guard<std::mutex> lock(m_copying);
+    m_module.save(bytes);
+  }
+  copied->m_module = torch::jit::load(bytes, copied->m_device);
+  std::vector<bool> requiresGrad;  // parameters train as they did in the original
+  for (const auto& parameter : m_module.parameters()) requiresGrad.push_back(parameter.requires_grad());
+  std::size_t index = 0;
+  for (auto parameter : copied->m_module.parameters()) {
+    if (index < requiresGrad.size()) parameter.set_requires_grad(requiresGrad[index++]);
+  }
+  copied->m_path = m_path;
+  copied->m_tree = m_tree;
+  copied->m_metadata = m_metadata;
+  copied->m_referenceJson = m_referenceJson;
+  copied->m_warnings = m_warnings;
+  result.model = std::move(copied);
+  return result;
+}
 
 ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& deviceName) {
   ModelLoadResult result;
@@ -170,20 +228,8 @@ ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& devic
   }
   std::unique_ptr<ScriptModel> model(new ScriptModel());
   model->m_path = path;
-  try {
-    const bool automatic = deviceName == "auto";
-    model->m_device = torch::Device(automatic ? (torch::cuda::is_available() ? "cuda" : "cpu") : deviceName);
-  } catch (const std::exception&) {
-    result.error = "unknown device '" + deviceName + "' — use auto, cpu, cuda or cuda:N";
-    return result;
-  }
-  if (model->m_device.is_cuda() && !torch::cuda::is_available()) {
-    result.error = "CUDA was asked for, but this machine has no usable CUDA device — use the CPU";
-    return result;
-  }
-  if (model->m_device.is_cuda() && model->m_device.index() >= static_cast<int>(torch::cuda::device_count())) {
-    const auto count = torch::cuda::device_count();
-    result.error = "there is no GPU " + deviceName + ": this machine has " + std::to_string(count) + (count == 1 ? " (cuda:0)" : " (cuda:0 to cuda:" + std::to_string(count - 1) + ")");
+  if (auto problem = resolveDevice(deviceName, model->m_device); !problem.empty()) {
+    result.error = problem;
     return result;
   }
 

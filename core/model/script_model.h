@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,13 @@ class ScriptModel {
   // `device` is "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
   static ModelLoadResult load(const std::filesystem::path& path, const std::string& device = "cpu");
   ~ScriptModel();
+  // A deep copy, with parameters and buffers of its own, on `device` (as in load()): for a stage
+  // that changes the model's flags or weights (gradients, training), so the loaded model stays as
+  // it was for the next. It keeps the tree, metadata and stored reference; not the taps.
+  // Thread-safe: the sweep copies one model from several threads. No file is read.
+  ModelLoadResult copy(const std::string& device) const;
+  // Whether it already is on `device` (as in load(): "auto" means CUDA when available).
+  bool isOn(const std::string& device) const;
 
   const std::filesystem::path& path() const { return m_path; }
   torch::jit::Module& module() { return m_module; }
@@ -66,6 +74,7 @@ class ScriptModel {
   std::string m_referenceJson;
   std::vector<std::string> m_warnings;
   std::unique_ptr<ActivationTaps> m_taps;
+  mutable std::mutex m_copying;  // one copy at a time reads the module
 };
 
 }  // namespace scalpel

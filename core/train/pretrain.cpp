@@ -12,7 +12,7 @@
 #include "data/batch_stream.h"
 #include "data/data_source.h"
 #include "data/splits.h"
-#include "io/atomic_file.h"
+#include "files/atomic_file.h"
 #include "model/model_metadata.h"
 #include "model/script_model.h"
 #include "util/logging.h"

@@ -16,7 +16,7 @@
 #include "data/batch_stream.h"
 #include "distributed/collective.h"
 #include "distributed/gradient_averager.h"
-#include "io/atomic_file.h"
+#include "files/atomic_file.h"
 #include "model/model_metadata.h"
 #include "model/script_model.h"
 #include "train/foreach_optimizer.h"
@@ -327,409 +327,514 @@ std::shared_ptr<const std::string> serialise(ScriptModel& loaded) {
   return std::make_shared<const std::string>(bytes.str());
 }
 
-// One run at the options' batch size; trainModel retries it with smaller batches.
-TrainResult trainAttempt(const std::string& modelPath, const FreezePlan& plan, const TrainData& data,
-                         const TrainOptions& options,
-                         const std::function<void(const TrainEvent&)>& events,
-                         TrainControl* control) {
-  TrainResult result;
-  result.batchSize = options.batchSize;
-  const auto log = logger("train");
-  const auto emit = [&](TrainEvent event) {
-    if (events) events(event);
-  };
-  const auto fail = [&](const std::string& message) {
-    result.error = message;
+// One run at the options' batch size, step by step; trainModel retries it with smaller batches.
+class Attempt {
+ public:
+  Attempt(const LoadedModel& model, const FreezePlan& plan, const TrainData& data, const TrainOptions& options,
+          const std::function<void(const TrainEvent&)>& events, TrainControl* control)
+      : m_source(model), m_plan(plan), m_data(data), m_options(options), m_events(events), m_control(control),
+        m_collective(options.collective.get()),
+        m_processes(m_collective ? static_cast<std::size_t>(m_collective->size()) : 1),
+        m_rankZero(!m_collective || m_collective->rank() == 0) {
+    m_result.batchSize = options.batchSize;
+    m_result.processes = static_cast<int>(m_processes);
+  }
+
+  TrainResult run() {
+    if (auto problem = checkRequest(); !problem.empty()) return fail(problem);
+    try {
+      if (auto problem = setUp(); !problem.empty()) return fail(problem);
+      if (auto problem = openData(); !problem.empty()) return fail(problem);
+      if (auto problem = checkShapes(); !problem.empty()) return fail(problem);
+      train();
+      finish();
+    } catch (const std::exception& error) {
+      // The TorchScript interpreter rethrows c10::OutOfMemoryError as a plain c10::Error with the
+      // script's traceback (seen on an H200), so the message is what tells.
+      const std::string what = error.what();
+      if (dynamic_cast<const c10::OutOfMemoryError*>(&error) || what.find("out of memory") != std::string::npos) {
+        m_log->warn("out of memory on {} with batch {}", m_result.device, m_options.batchSize);
+        m_result.outOfMemory = true;  // no Failed event: trainModel retries with a smaller batch
+        m_result.error = m_result.device + " ran out of memory with batch " + std::to_string(m_options.batchSize) + " — choose a smaller batch size";
+        return m_result;
+      }
+      m_log->error("training {} failed: {}", m_source.path(), error.what());
+      return fail("training failed: " + summariseTorchError(error.what()));
+    }
+    return m_result;
+  }
+
+ private:
+  void emit(const TrainEvent& event) const {
+    if (m_events) m_events(event);
+  }
+
+  TrainResult fail(const std::string& message) {
+    m_result.error = message;
     TrainEvent event;
     event.kind = TrainEvent::Kind::Failed;
     event.message = message;
     emit(event);
-    return result;
-  };
-  if (auto problem = validateTrainOptions(options); !problem.empty()) return fail(problem);
-  if (!data.train || data.train->size() == 0) return fail("there is no labelled target data to train on");
-  if (!data.validation || data.validation->size() == 0) return fail("there is no validation data to choose the best state with");
-  if (plan.trainable.empty()) return fail("the freeze plan leaves nothing to train — unfreeze at least one layer");
-  Collective* const collective = options.collective.get();
-  const std::size_t processes = collective ? static_cast<std::size_t>(collective->size()) : 1;
-  const bool rankZero = !collective || collective->rank() == 0;
-  result.processes = static_cast<int>(processes);
-  if (options.batchSize % processes != 0) {
-    return fail("a batch of " + std::to_string(options.batchSize) + " does not split evenly over " + std::to_string(processes) +
-                " processes — choose a multiple of " + std::to_string(processes) + " (each process takes batch ÷ processes)");
+    return m_result;
   }
 
-  std::unique_ptr<ScriptModel> loaded;
-  try {
-    auto load = ScriptModel::load(modelPath, options.device);
-    if (!load) return fail(load.error);
-    loaded = std::move(load.model);
-    torch::jit::Module& model = loaded->module();
-    const torch::Device device = loaded->device();
-    result.device = describeDevice(device.is_cuda() ? "cuda:" + std::to_string(std::max<int>(0, device.index())) : "cpu");
-    if (collective) result.device = std::to_string(processes) + " processes, each on " + result.device;
-    torch::manual_seed(options.seed);
-    Compute compute{device, options.precision == "bf16", options.channelsLast};
-    if (compute.channelsLast) setChannelsLast(model, true);
+  std::string checkRequest() const {
+    if (auto problem = validateTrainOptions(m_options); !problem.empty()) return problem;
+    if (!m_data.train || m_data.train->size() == 0) return "there is no labelled target data to train on";
+    if (!m_data.validation || m_data.validation->size() == 0) return "there is no validation data to choose the best state with";
+    if (m_plan.trainable.empty()) return "the freeze plan leaves nothing to train — unfreeze at least one layer";
+    if (m_options.batchSize % m_processes != 0) {
+      return "a batch of " + std::to_string(m_options.batchSize) + " does not split evenly over " + std::to_string(m_processes) +
+             " processes — choose a multiple of " + std::to_string(m_processes) + " (each process takes batch ÷ processes)";
+    }
+    if (!m_source.ok()) return m_source.error();
+    return {};
+  }
 
-    // Which parameters train, in which group.
-    std::vector<Group> groups;
-    std::map<std::string, std::size_t> groupOf;
+  // A copy of its own on the run's device (training changes weights and flags), its parameters
+  // in optimiser groups by plan entry, the BatchNorms that keep their statistics, the blocks.
+  std::string setUp() {
+    auto load = m_source.script().copy(m_options.device);
+    if (!load) return load.error;
+    m_loaded = std::move(load.model);
+    torch::jit::Module& model = m_loaded->module();
+    const torch::Device device = m_loaded->device();
+    m_result.device = describeDevice(device.is_cuda() ? "cuda:" + std::to_string(std::max<int>(0, device.index())) : "cpu");
+    if (m_collective) m_result.device = std::to_string(m_processes) + " processes, each on " + m_result.device;
+    torch::manual_seed(m_options.seed);
+    m_compute = Compute{device, m_options.precision == "bf16", m_options.channelsLast};
+    if (m_compute.channelsLast) setChannelsLast(model, true);
     std::set<std::string> trainableModules;
-    for (const auto& item : model.named_parameters()) {
-      auto parameter = item.value;
-      const std::string* entry = owner(plan, item.name);
-      if (!entry) {
-        parameter.set_requires_grad(false);
-        result.frozenParameters += parameter.numel();
-        continue;
-      }
-      parameter.set_requires_grad(true);
-      result.trainableParameters += parameter.numel();
-      trainableModules.insert(moduleOf(item.name));
-      if (!groupOf.count(*entry)) {
-        groupOf[*entry] = groups.size();
-        Group group;
-        group.module = *entry;
-        const auto scale = plan.learningRateScale.find(*entry);
-        group.scale = scale == plan.learningRateScale.end() ? 1.0 : scale->second;
-        groups.push_back(group);
-      }
-      auto& group = groups[groupOf[*entry]];
-      group.names.push_back(item.name);
-      group.parameters.push_back(parameter);
+    groupParameters(trainableModules);
+    if (m_groups.empty()) {
+      return "none of the plan's layers (" + m_plan.trainable.front() + (m_plan.trainable.size() > 1 ? ", …" : "") + ") has parameters in " +
+             m_source.path() + " — is the plan for another model?";
     }
-    if (groups.empty()) return fail("none of the plan's layers (" + plan.trainable.front() + (plan.trainable.size() > 1 ? ", …" : "") + ") has parameters in " + modelPath + " — is the plan for another model?");
-
-    // BatchNorms whose own parameters are frozen keep their running statistics (eval mode).
-    std::vector<torch::jit::Module> frozenNorms;
-    for (const auto& item : model.named_modules()) {
-      if (!(item.value.hasattr("running_mean") && item.value.attr("running_mean").isTensor())) continue;
-      if (options.batchNormEval || !trainableModules.count(item.name)) frozenNorms.push_back(item.value);
-    }
-    const auto trainMode = [&] {
-      model.train();
-      for (auto& norm : frozenNorms) norm.train(false);
-    };
-
+    if (auto problem = chooseFrozenNorms(trainableModules); !problem.empty()) return problem;
     // Blocks, for the per-block gradient norms of each step.
-    const LayerTree& tree = loaded->tree();
-    std::vector<std::vector<torch::Tensor>> blockParameters(tree.blocks().size());
-    for (const auto& group : groups) {
+    const LayerTree& tree = m_loaded->tree();
+    m_blockParameters.assign(tree.blocks().size(), {});
+    for (const auto& group : m_groups) {
       for (std::size_t i = 0; i < group.names.size(); ++i) {
         for (std::size_t b = 0; b < tree.blocks().size(); ++b) {
           bool inside = false;
           for (int member : tree.blocks()[b].members) inside |= within(group.names[i], tree.node(member).name);
-          if (inside) blockParameters[b].push_back(group.parameters[i]);
+          if (inside) m_blockParameters[b].push_back(group.parameters[i]);
         }
       }
     }
+    return {};
+  }
 
-    // Data.
-    const auto& metadata = loaded->metadata();
-    auto streamOptions = BatchStream::forModel(metadata.mean, metadata.std, device);
-    streamOptions.batchSize = options.batchSize / processes;
-    streamOptions.seed = options.seed;
-    if (collective) {
-      streamOptions.share = static_cast<std::size_t>(collective->rank());
-      streamOptions.shares = processes;
+  // Which parameters train, in which group (one per plan entry, with its learning-rate scale).
+  void groupParameters(std::set<std::string>& trainableModules) {
+    std::map<std::string, std::size_t> groupOf;
+    for (const auto& item : m_loaded->module().named_parameters()) {
+      auto parameter = item.value;
+      const std::string* entry = owner(m_plan, item.name);
+      if (!entry) {
+        parameter.set_requires_grad(false);
+        m_result.frozenParameters += parameter.numel();
+        continue;
+      }
+      parameter.set_requires_grad(true);
+      m_result.trainableParameters += parameter.numel();
+      trainableModules.insert(moduleOf(item.name));
+      if (!groupOf.count(*entry)) {
+        groupOf[*entry] = m_groups.size();
+        Group group;
+        group.module = *entry;
+        const auto scale = m_plan.learningRateScale.find(*entry);
+        group.scale = scale == m_plan.learningRateScale.end() ? 1.0 : scale->second;
+        m_groups.push_back(group);
+      }
+      auto& group = m_groups[groupOf[*entry]];
+      group.names.push_back(item.name);
+      group.parameters.push_back(parameter);
     }
-    if (options.dataPath != "auto") streamOptions.residentBytes = 0;
-    streamOptions.background = options.dataPath != "synchronous";
+  }
+
+  // BatchNorms whose own parameters are frozen keep their running statistics (eval mode), and
+  // every one does with batchNormEval.
+  std::string chooseFrozenNorms(const std::set<std::string>& trainableModules) {
+    std::string normInTrainMode;
+    for (const auto& item : m_loaded->module().named_modules()) {
+      if (!(item.value.hasattr("running_mean") && item.value.attr("running_mean").isTensor())) continue;
+      if (m_options.batchNormEval || !trainableModules.count(item.name)) {
+        m_frozenNorms.push_back(item.value);
+      } else if (normInTrainMode.empty()) {
+        normInTrainMode = item.name;
+      }
+    }
+    // In train mode a BatchNorm normalises by its batch's statistics, and each process sees only
+    // its share of the batch: N processes would train another model than one does. (PyTorch's
+    // SyncBatchNorm exchanges the statistics; a TorchScript model cannot be rewritten to do so.)
+    if (m_collective && !normInTrainMode.empty()) {
+      return "BatchNorm in train mode (" + normInTrainMode + " trains) normalises each process's share of a batch by its own statistics, so " +
+             std::to_string(m_processes) +
+             " processes would not train the model one process does — keep BatchNorm in eval mode (--bn-eval, the default) with several processes, or train in one";
+    }
+    return {};
+  }
+
+  void trainMode() {
+    m_loaded->module().train();
+    for (auto& norm : m_frozenNorms) norm.train(false);
+  }
+
+  // The training, validation and test streams: each process its share of the training batches;
+  // evaluation counts every item once, summed over the processes.
+  std::string openData() {
+    const auto& metadata = m_loaded->metadata();
+    auto streamOptions = BatchStream::forModel(metadata.mean, metadata.std, m_loaded->device());
+    streamOptions.batchSize = m_options.batchSize / m_processes;
+    streamOptions.seed = m_options.seed;
+    if (m_collective) {
+      streamOptions.share = static_cast<std::size_t>(m_collective->rank());
+      streamOptions.shares = m_processes;
+    }
+    if (m_options.dataPath != "auto") streamOptions.residentBytes = 0;
+    streamOptions.background = m_options.dataPath != "synchronous";
     const auto everything = [](const Dataset& d) {
       std::vector<std::size_t> indices(d.size());
       std::iota(indices.begin(), indices.end(), 0);
       return indices;
     };
-    BatchStream trainBatches(BatchStream::borrow(*data.train), everything(*data.train), streamOptions);
+    m_trainBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.train), everything(*m_data.train), streamOptions);
     auto evalOptions = streamOptions;
     evalOptions.shuffle = false;
     evalOptions.padShares = false;  // each item counted once
-    evalOptions.batchSize = std::max<std::size_t>(options.batchSize, 256);
-    BatchStream validationBatches(BatchStream::borrow(*data.validation), everything(*data.validation), evalOptions);
-    std::unique_ptr<BatchStream> testBatches;
-    if (data.test && data.test->size()) testBatches = std::make_unique<BatchStream>(BatchStream::borrow(*data.test), everything(*data.test), evalOptions);
-
-    // The model must have one output per class, or per regression target.
-    const bool regression = data.train->isRegression();
-    const std::size_t classes = data.train->classNames.size();
-    const std::size_t outputsNeeded = regression ? data.train->targetNames.size() : classes;
-    const std::size_t targets = regression ? outputsNeeded : 0;
-    {
-      torch::NoGradGuard noGrad;
-      model.eval();
-      trainBatches.startEpoch(0);  // never empty: every process's training share is padded
-      const auto first = trainBatches.next();
-      std::vector<std::int64_t> itemShape{1};
-      itemShape.insert(itemShape.end(), data.train->itemShape.begin(), data.train->itemShape.end());
-      // Checked against the shape stored with the model (a guess proves nothing); for images
-      // only the channels, since convolutional models take any size.
-      const auto& expected = metadata.inputShape;
-      const bool images = expected.size() == 4 && itemShape.size() == 4;
-      const bool fits = !metadata.present || expected.empty() ||
-                        (images ? expected[1] == itemShape[1] : expected == itemShape);
-      if (!fits) {
-        return fail(modelPath + " takes inputs of shape " + formatShape(expected) + " but the data's items are " + formatShape(itemShape) + " — choose data made for this model");
-      }
-      const auto outputs = forwardOf(model, first->inputs.narrow(0, 0, 1), compute);
-      // Autocast only reaches the operators it knows; a model without any stays in float32.
-      if (compute.bf16 && outputs.scalar_type() != torch::kBFloat16) {
-        compute.bf16 = false;
-        result.note = "bf16 autocast had no effect on this model's output layer: trained in fp32";
-        log->warn("{}", result.note);
-      }
-      result.precision = compute.bf16 ? "bf16" : "fp32";
-      const bool fitsOutputs = outputs.dim() == 2 ? outputs.size(1) == static_cast<std::int64_t>(outputsNeeded)
-                                                  : regression && outputs.dim() == 1 && outputsNeeded == 1;
-      if (!fitsOutputs) {
-        return fail(modelPath + " gives outputs of shape " + formatShape(outputs.sizes().vec()) + " but the data has " + std::to_string(outputsNeeded) +
-                    (regression ? " regression targets — the model's last layer needs one output per target" : " classes — the model's last layer needs one output per class"));
-      }
+    evalOptions.batchSize = std::max<std::size_t>(m_options.batchSize, 256);
+    m_validationBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.validation), everything(*m_data.validation), evalOptions);
+    if (m_data.test && m_data.test->size()) {
+      m_testBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.test), everything(*m_data.test), evalOptions);
     }
-
-    result.validationBefore = evaluate(model, validationBatches, options.loss, classes, targets, compute, collective);
-    if (testBatches) result.testBefore = evaluate(model, *testBatches, options.loss, classes, targets, compute, collective);
-    Evaluation best = result.validationBefore;
-    Snapshot bestState = takeSnapshot(model);
-
-    auto optimizer = makeOptimizer(options, groups);
-    std::unique_ptr<GradientAverager> averager;
-    if (collective) {
-      std::vector<torch::Tensor> trainable;
-      for (const auto& group : groups) trainable.insert(trainable.end(), group.parameters.begin(), group.parameters.end());
-      averager = std::make_unique<GradientAverager>(options.collective, trainable, options.gradientBucketBytes);
-    }
-    const std::size_t stepsPerEpoch = trainBatches.batchesPerEpoch();
-    const std::size_t totalSteps = options.maxSteps ? options.maxSteps : stepsPerEpoch * static_cast<std::size_t>(options.epochs);
-    const bool autoRgn = plan.strategy == "auto-rgn";
-    log->info("training {} of {} parameters ({} groups) on {} for {} steps", result.trainableParameters,
-              result.trainableParameters + result.frozenParameters, groups.size(), result.device, totalSteps);
-
-    const auto start = Clock::now();
-    std::size_t step = 0;
-    std::size_t samples = 0;
-    int sinceImprovement = 0;
-    double lossSinceEvaluation = 0;
-    std::size_t stepsSinceEvaluation = 0;
-    bool stop = false;
-    std::string stopReason;
-
-    const auto keepBest = [&] { restoreSnapshot(model, bestState); };
-    const auto cancelled = [&] {
-      keepBest();
-      result.cancelled = true;
-      result.error = "training was cancelled after " + std::to_string(step) + " steps; the best state so far is kept";
-    };
-    // The best state so far on disk; serialise() leaves the model in eval mode with every
-    // parameter requiring gradients, so both are put back.
-    const auto writeCheckpoint = [&] {
-      if (options.checkpointPath.empty() || !rankZero) return;
-      std::vector<bool> requiresGrad;
-      for (const auto& p : model.parameters()) requiresGrad.push_back(p.requires_grad());
-      const auto bytes = serialise(*loaded);
-      std::size_t k = 0;
-      for (auto p : model.parameters()) p.set_requires_grad(requiresGrad[k++]);
-      trainMode();
-      if (auto problem = writeFileAtomically(options.checkpointPath, *bytes); !problem.empty()) log->warn("checkpoint not written: {}", problem);
-    };
-    const auto runEvaluation = [&](int epoch) {
-      EvaluationPoint point;
-      point.epoch = epoch;
-      point.step = step;
-      point.trainLoss = lossSinceEvaluation / static_cast<double>(std::max<std::size_t>(1, stepsSinceEvaluation));
-      point.validation = evaluate(model, validationBatches, options.loss, classes, targets, compute, collective);
-      lossSinceEvaluation = 0;
-      stepsSinceEvaluation = 0;
-      result.history.push_back(point);
-      TrainEvent event;
-      event.kind = TrainEvent::Kind::Evaluation;
-      event.loss = point.trainLoss;
-      event.epoch = epoch;
-      event.step = step;
-      event.totalSteps = totalSteps;
-      event.validation = point.validation;
-      if (better(options, point.validation, best)) {
-        best = point.validation;
-        bestState = takeSnapshot(model);
-        result.bestEvaluation = static_cast<int>(result.history.size()) - 1;
-        sinceImprovement = 0;
-        event.best = true;
-        writeCheckpoint();
-      } else if (options.patience > 0 && ++sinceImprovement >= options.patience) {
-        stop = true;
-        result.stoppedEarly = true;
-        stopReason = "stopped early: validation " + (options.selectBy == "loss" ? "loss" : std::string(best.scoreName())) + " did not improve for " + std::to_string(options.patience) + " evaluations";
-      }
-      log->info("epoch {} step {}: train loss {:.4f}, validation loss {:.4f}, {} {:.2f}%{}", epoch + 1, step, point.trainLoss,
-                point.validation.loss, point.validation.scoreName(), 100 * point.validation.score(), event.best ? " (best)" : "");
-      emit(event);
-      trainMode();  // evaluate() put every module back in training, frozen BatchNorms too
-    };
-
-    for (int epoch = 0; step < totalSteps && !stop; ++epoch) {
-      if (autoRgn) {
-        // The paper's Auto-RGN: each group's learning rate follows its relative gradient norm,
-        // measured at the start of every epoch on a few training batches.
-        trainBatches.startEpoch(epoch);
-        std::vector<Batch> probe;
-        while (probe.size() < 3) {
-          auto batch = trainBatches.next();
-          if (!batch) break;
-          probe.push_back(std::move(*batch));
-        }
-        const auto gradients = parameterGradients(model, probe);
-        std::map<std::string, std::vector<const ParameterGradient*>> byGroup;
-        for (const auto& g : gradients) {
-          if (const std::string* entry = owner(plan, g.name); entry && !g.batchNormAffine) byGroup[*entry].push_back(&g);
-        }
-        double largest = 0;
-        for (auto& group : groups) {
-          group.scale = byGroup.count(group.module) ? rollUp(group.module, byGroup[group.module]).rgn : 0;
-          largest = std::max(largest, group.scale);
-        }
-        if (collective) {  // every process measured its own batches: all use the mean
-          auto scales = torch::empty({static_cast<std::int64_t>(groups.size())}, torch::kFloat64);
-          for (std::size_t g = 0; g < groups.size(); ++g) scales[static_cast<std::int64_t>(g)] = groups[g].scale;
-          std::vector<torch::Tensor> shared{scales};
-          collective->allReduceSum(shared);
-          largest = 0;
-          for (std::size_t g = 0; g < groups.size(); ++g) {
-            groups[g].scale = scales[static_cast<std::int64_t>(g)].item<double>() / static_cast<double>(processes);
-            largest = std::max(largest, groups[g].scale);
-          }
-        }
-        for (auto& group : groups) group.scale = largest > 0 ? group.scale / largest : 1;
-      }
-      trainMode();
-      trainBatches.startEpoch(epoch);
-      while (step < totalSteps && !stop) {
-        // With several processes, a stop is voted on with the step's loss below: one process
-        // leaving alone would leave the others waiting in their next all-reduce.
-        if (!collective && control && (control->cancelled() || control->paused()) && !control->waitWhilePaused()) {
-          cancelled();
-          break;
-        }
-        auto batch = trainBatches.next();
-        if (!batch) break;
-        const double factor = scheduleFactor(options, step, totalSteps);
-        for (std::size_t g = 0; g < groups.size(); ++g) optimizer->setLearningRate(g, options.learningRate * groups[g].scale * factor);
-
-        optimizer->zeroGrad();
-        const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
-        const auto batchLoss = taskLoss(options.loss, outputs, batch->targets);
-        if (averager) averager->arm();
-        batchLoss.backward();
-        if (averager) averager->finish();  // every process now holds the same mean gradient
-        // Gradient norms per block, reduced on the device and fetched with the loss in one copy.
-        // (_foreach_norm: one fused kernel per block rather than three per tensor.)
-        std::vector<torch::Tensor> reduced{batchLoss.detach().to(torch::kFloat64).reshape({1})};
-        if (collective) {  // the curve shows the global batch's loss; all stop on a NaN together,
-                           // and at the same step when any of them was asked to stop
-          const double stopVote = control && control->cancelled() ? 1 : 0;
-          reduced[0] = torch::cat({reduced[0], torch::full({1}, stopVote, reduced[0].options())});
-          collective->allReduceSum(reduced);  // the loss summed: divided once fetched
-        }
-        for (const auto& parameters : blockParameters) {
-          std::vector<torch::Tensor> grads;
-          for (const auto& p : parameters) {
-            if (p.grad().defined()) grads.push_back(p.grad().detach());
-          }
-          if (grads.empty()) {
-            reduced.push_back(torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat64).device(device)));
-            continue;
-          }
-          reduced.push_back(torch::stack(at::_foreach_norm(grads)).to(torch::kFloat64).pow(2).sum().reshape({1}));
-        }
-        const auto fetched = torch::cat(reduced).cpu();
-        const double value = fetched[0].item<double>() / static_cast<double>(processes);
-        const std::int64_t firstNorm = collective ? 2 : 1;  // after the loss (and the stop votes)
-        if (collective && fetched[1].item<double>() > 0) {
-          cancelled();
-          break;
-        }
-        if (!std::isfinite(value)) {
-          keepBest();
-          result.diverged = true;
-          std::ostringstream message;
-          message << "the training loss became " << value << " at step " << step + 1 << " (epoch " << epoch + 1
-                  << ") — the learning rate " << options.learningRate << " is probably too high: try one ten times smaller. The best state so far is kept.";
-          result.error = message.str();
-          break;
-        }
-        optimizer->step();
-        ++step;
-        samples += static_cast<std::size_t>(batch->targets.size(0)) * processes;
-        lossSinceEvaluation += value;
-        ++stepsSinceEvaluation;
-
-        TrainEvent event;
-        event.kind = TrainEvent::Kind::Step;
-        event.epoch = epoch;
-        event.step = step;
-        event.totalSteps = totalSteps;
-        event.loss = value;
-        for (std::size_t g = 0; g < groups.size(); ++g) event.learningRates.push_back(optimizer->learningRate(g));
-        for (std::size_t b = 0; b < blockParameters.size(); ++b) event.blockGradientNorms.push_back(std::sqrt(fetched[static_cast<std::int64_t>(b) + firstNorm].item<double>()));
-        event.elapsedSeconds = std::chrono::duration<double>(Clock::now() - start).count();
-        event.samplesPerSecond = event.elapsedSeconds > 0 ? static_cast<double>(samples) / event.elapsedSeconds : 0;
-        event.remainingSeconds = event.elapsedSeconds / static_cast<double>(step) * static_cast<double>(totalSteps - step);
-        emit(event);
-        if (options.evaluateEverySteps && step % options.evaluateEverySteps == 0) runEvaluation(epoch);
-      }
-      if (result.cancelled || result.diverged) break;
-      // Every epoch, or every N steps (and once more at the end for the steps after the last).
-      if (stepsSinceEvaluation > 0 && (!options.evaluateEverySteps || step >= totalSteps)) runEvaluation(epoch);
-    }
-    result.steps = step;
-    result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (averager) {
-      result.gradientBytesReduced = averager->bytesReduced();
-      result.gradientBuckets = averager->buckets();
-      log->info("all-reduced {} gradient bytes in {} steps ({} buckets; {} trainable parameters)", result.gradientBytesReduced, step,
-                result.gradientBuckets, result.trainableParameters);
-    }
-
-    // The best state is the result, whatever stopped the run.
-    keepBest();
-    result.validationAfter = best;
-    if (testBatches) result.testAfter = evaluate(model, *testBatches, options.loss, classes, targets, compute, collective);
-    if (compute.channelsLast) setChannelsLast(model, false);  // saved in the layout it came in
-    result.tunedModel = serialise(*loaded);
-
-    TrainEvent last;
-    last.step = step;
-    last.totalSteps = totalSteps;
-    last.validation = best;
-    if (result.cancelled) {
-      last.kind = TrainEvent::Kind::Cancelled;
-      last.message = result.error;
-    } else if (result.diverged) {
-      last.kind = TrainEvent::Kind::Failed;
-      last.message = result.error;
-    } else {
-      result.ok = true;
-      last.kind = TrainEvent::Kind::Finished;
-      last.message = result.stoppedEarly ? stopReason : "finished " + std::to_string(step) + " steps";
-      if (result.stoppedEarly) result.error = stopReason;
-    }
-    log->info("{} in {:.1f} s: validation {} {:.2f}% → {:.2f}%", last.message, result.seconds, best.scoreName(),
-              100 * result.validationBefore.score(), 100 * result.validationAfter.score());
-    emit(last);
-  } catch (const std::exception& error) {
-    // The TorchScript interpreter rethrows c10::OutOfMemoryError as a plain c10::Error with the
-    // script's traceback (seen on an H200), so the message is what tells.
-    const std::string what = error.what();
-    if (dynamic_cast<const c10::OutOfMemoryError*>(&error) || what.find("out of memory") != std::string::npos) {
-      log->warn("out of memory on {} with batch {}", result.device, options.batchSize);
-      result.outOfMemory = true;  // no Failed event: trainModel retries with a smaller batch
-      result.error = result.device + " ran out of memory with batch " + std::to_string(options.batchSize) +
-                     " — choose a smaller batch size";
-      return result;
-    }
-    log->error("training {} failed: {}", modelPath, error.what());
-    return fail("training failed: " + summariseTorchError(error.what()));
+    const bool regression = m_data.train->isRegression();
+    m_classes = m_data.train->classNames.size();
+    m_targets = regression ? m_data.train->targetNames.size() : 0;
+    return {};
   }
-  return result;
+
+  // The model must take the data's items and give one output per class, or per regression target.
+  std::string checkShapes() {
+    torch::jit::Module& model = m_loaded->module();
+    const auto& metadata = m_loaded->metadata();
+    torch::NoGradGuard noGrad;
+    model.eval();
+    m_trainBatches->startEpoch(0);  // never empty: every process's training share is padded
+    const auto first = m_trainBatches->next();
+    std::vector<std::int64_t> itemShape{1};
+    itemShape.insert(itemShape.end(), m_data.train->itemShape.begin(), m_data.train->itemShape.end());
+    // Checked against the shape stored with the model (a guess proves nothing); for images only
+    // the channels, since convolutional models take any size.
+    const auto& expected = metadata.inputShape;
+    const bool images = expected.size() == 4 && itemShape.size() == 4;
+    const bool fits = !metadata.present || expected.empty() || (images ? expected[1] == itemShape[1] : expected == itemShape);
+    if (!fits) {
+      return m_source.path() + " takes inputs of shape " + formatShape(expected) + " but the data's items are " + formatShape(itemShape) +
+             " — choose data made for this model";
+    }
+    const auto outputs = forwardOf(model, first->inputs.narrow(0, 0, 1), m_compute);
+    // Autocast only reaches the operators it knows; a model without any stays in float32.
+    if (m_compute.bf16 && outputs.scalar_type() != torch::kBFloat16) {
+      m_compute.bf16 = false;
+      m_result.note = "bf16 autocast had no effect on this model's output layer: trained in fp32";
+      m_log->warn("{}", m_result.note);
+    }
+    m_result.precision = m_compute.bf16 ? "bf16" : "fp32";
+    const bool regression = m_targets > 0;
+    const std::size_t outputsNeeded = regression ? m_targets : m_classes;
+    const bool fitsOutputs = outputs.dim() == 2 ? outputs.size(1) == static_cast<std::int64_t>(outputsNeeded)
+                                                : regression && outputs.dim() == 1 && outputsNeeded == 1;
+    if (!fitsOutputs) {
+      return m_source.path() + " gives outputs of shape " + formatShape(outputs.sizes().vec()) + " but the data has " + std::to_string(outputsNeeded) +
+             (regression ? " regression targets — the model's last layer needs one output per target"
+                         : " classes — the model's last layer needs one output per class");
+    }
+    return {};
+  }
+
+  Evaluation evaluateOn(BatchStream& batches) {
+    return evaluate(m_loaded->module(), batches, m_options.loss, m_classes, m_targets, m_compute, m_collective);
+  }
+
+  // The unmodified model's metrics, then epoch after epoch until the steps are done or a stop.
+  void train() {
+    torch::jit::Module& model = m_loaded->module();
+    m_result.validationBefore = evaluateOn(*m_validationBatches);
+    if (m_testBatches) m_result.testBefore = evaluateOn(*m_testBatches);
+    m_best = m_result.validationBefore;
+    m_bestState = takeSnapshot(model);
+    m_optimizer = makeOptimizer(m_options, m_groups);
+    if (m_collective) {
+      std::vector<torch::Tensor> trainable;
+      for (const auto& group : m_groups) trainable.insert(trainable.end(), group.parameters.begin(), group.parameters.end());
+      m_averager = std::make_unique<GradientAverager>(m_options.collective, trainable, m_options.gradientBucketBytes);
+    }
+    const std::size_t stepsPerEpoch = m_trainBatches->batchesPerEpoch();
+    m_totalSteps = m_options.maxSteps ? m_options.maxSteps : stepsPerEpoch * static_cast<std::size_t>(m_options.epochs);
+    m_log->info("training {} of {} parameters ({} groups) on {} for {} steps", m_result.trainableParameters,
+                m_result.trainableParameters + m_result.frozenParameters, m_groups.size(), m_result.device, m_totalSteps);
+    m_start = Clock::now();
+    for (int epoch = 0; m_step < m_totalSteps && !m_stop; ++epoch) {
+      if (m_plan.strategy == "auto-rgn") rescaleByRgn(epoch);
+      trainMode();
+      m_trainBatches->startEpoch(epoch);
+      while (m_step < m_totalSteps && !m_stop) {
+        // With several processes, a stop is voted on with the step's loss: one process leaving
+        // alone would leave the others waiting in their next all-reduce.
+        if (!m_collective && m_control && (m_control->cancelled() || m_control->paused()) && !m_control->waitWhilePaused()) {
+          cancelled();
+          break;
+        }
+        auto batch = m_trainBatches->next();
+        if (!batch || !step(*batch, epoch)) break;
+        if (m_options.evaluateEverySteps && m_step % m_options.evaluateEverySteps == 0) evaluateNow(epoch);
+      }
+      if (m_result.cancelled || m_result.diverged) break;
+      // Every epoch, or every N steps (and once more at the end for the steps after the last).
+      if (m_stepsSinceEvaluation > 0 && (!m_options.evaluateEverySteps || m_step >= m_totalSteps)) evaluateNow(epoch);
+    }
+    m_result.steps = m_step;
+    m_result.seconds = std::chrono::duration<double>(Clock::now() - m_start).count();
+    if (m_averager) {
+      m_result.gradientBytesReduced = m_averager->bytesReduced();
+      m_result.gradientBuckets = m_averager->buckets();
+      m_log->info("all-reduced {} gradient bytes in {} steps ({} buckets; {} trainable parameters)", m_result.gradientBytesReduced, m_step,
+                  m_result.gradientBuckets, m_result.trainableParameters);
+    }
+  }
+
+  // The paper's Auto-RGN: each group's learning rate follows its relative gradient norm, measured
+  // at the start of every epoch on a few training batches (averaged over the processes).
+  void rescaleByRgn(int epoch) {
+    m_trainBatches->startEpoch(epoch);
+    std::vector<Batch> probe;
+    while (probe.size() < 3) {
+      auto batch = m_trainBatches->next();
+      if (!batch) break;
+      probe.push_back(std::move(*batch));
+    }
+    const auto gradients = parameterGradients(m_loaded->module(), probe);
+    std::map<std::string, std::vector<const ParameterGradient*>> byGroup;
+    for (const auto& g : gradients) {
+      if (const std::string* entry = owner(m_plan, g.name); entry && !g.batchNormAffine) byGroup[*entry].push_back(&g);
+    }
+    double largest = 0;
+    for (auto& group : m_groups) {
+      group.scale = byGroup.count(group.module) ? rollUp(group.module, byGroup[group.module]).rgn : 0;
+      largest = std::max(largest, group.scale);
+    }
+    if (m_collective) {  // every process measured its own batches: all use the mean
+      auto scales = torch::empty({static_cast<std::int64_t>(m_groups.size())}, torch::kFloat64);
+      for (std::size_t g = 0; g < m_groups.size(); ++g) scales[static_cast<std::int64_t>(g)] = m_groups[g].scale;
+      std::vector<torch::Tensor> shared{scales};
+      m_collective->allReduceSum(shared);
+      largest = 0;
+      for (std::size_t g = 0; g < m_groups.size(); ++g) {
+        m_groups[g].scale = scales[static_cast<std::int64_t>(g)].item<double>() / static_cast<double>(m_processes);
+        largest = std::max(largest, m_groups[g].scale);
+      }
+    }
+    for (auto& group : m_groups) group.scale = largest > 0 ? group.scale / largest : 1;
+  }
+
+  // One optimiser step. False when the run stops here (cancelled by any process, or diverged).
+  bool step(const Batch& batch, int epoch) {
+    const double factor = scheduleFactor(m_options, m_step, m_totalSteps);
+    for (std::size_t g = 0; g < m_groups.size(); ++g) m_optimizer->setLearningRate(g, m_options.learningRate * m_groups[g].scale * factor);
+    m_optimizer->zeroGrad();
+    const auto outputs = forwardOf(m_loaded->module(), batch.inputs, m_compute).to(torch::kFloat32);
+    const auto batchLoss = taskLoss(m_options.loss, outputs, batch.targets);
+    if (m_averager) m_averager->arm();
+    batchLoss.backward();
+    if (m_averager) m_averager->finish();  // every process now holds the same mean gradient
+    const auto fetched = fetchLossAndNorms(batchLoss);
+    const double value = fetched[0].item<double>() / static_cast<double>(m_processes);
+    const std::int64_t firstNorm = m_collective ? 2 : 1;  // after the loss (and the stop votes)
+    if (m_collective && fetched[1].item<double>() > 0) {
+      cancelled();
+      return false;
+    }
+    if (!std::isfinite(value)) {
+      diverged(value, epoch);
+      return false;
+    }
+    m_optimizer->step();
+    ++m_step;
+    m_samples += static_cast<std::size_t>(batch.targets.size(0)) * m_processes;
+    m_lossSinceEvaluation += value;
+    ++m_stepsSinceEvaluation;
+    TrainEvent event;
+    event.kind = TrainEvent::Kind::Step;
+    event.epoch = epoch;
+    event.step = m_step;
+    event.totalSteps = m_totalSteps;
+    event.loss = value;
+    for (std::size_t g = 0; g < m_groups.size(); ++g) event.learningRates.push_back(m_optimizer->learningRate(g));
+    for (std::size_t b = 0; b < m_blockParameters.size(); ++b) {
+      event.blockGradientNorms.push_back(std::sqrt(fetched[static_cast<std::int64_t>(b) + firstNorm].item<double>()));
+    }
+    event.elapsedSeconds = std::chrono::duration<double>(Clock::now() - m_start).count();
+    event.samplesPerSecond = event.elapsedSeconds > 0 ? static_cast<double>(m_samples) / event.elapsedSeconds : 0;
+    event.remainingSeconds = event.elapsedSeconds / static_cast<double>(m_step) * static_cast<double>(m_totalSteps - m_step);
+    emit(event);
+    return true;
+  }
+
+  // The step's loss (with several processes: summed, and the stop votes) and each block's squared
+  // gradient norm, reduced on the device and fetched in one copy. (_foreach_norm: one fused
+  // kernel per block rather than three per tensor.)
+  torch::Tensor fetchLossAndNorms(const torch::Tensor& batchLoss) {
+    std::vector<torch::Tensor> reduced{batchLoss.detach().to(torch::kFloat64).reshape({1})};
+    if (m_collective) {  // the curve shows the global batch's loss; all stop on a NaN together,
+                         // and at the same step when any of them was asked to stop
+      const double stopVote = m_control && m_control->cancelled() ? 1 : 0;
+      reduced[0] = torch::cat({reduced[0], torch::full({1}, stopVote, reduced[0].options())});
+      m_collective->allReduceSum(reduced);  // the loss summed: divided once fetched
+    }
+    for (const auto& parameters : m_blockParameters) {
+      std::vector<torch::Tensor> grads;
+      for (const auto& p : parameters) {
+        if (p.grad().defined()) grads.push_back(p.grad().detach());
+      }
+      if (grads.empty()) {
+        reduced.push_back(torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat64).device(m_loaded->device())));
+        continue;
+      }
+      reduced.push_back(torch::stack(at::_foreach_norm(grads)).to(torch::kFloat64).pow(2).sum().reshape({1}));
+    }
+    return torch::cat(reduced).cpu();
+  }
+
+  void keepBest() { restoreSnapshot(m_loaded->module(), m_bestState); }
+
+  void cancelled() {
+    keepBest();
+    m_result.cancelled = true;
+    m_result.error = "training was cancelled after " + std::to_string(m_step) + " steps; the best state so far is kept";
+  }
+
+  void diverged(double value, int epoch) {
+    keepBest();
+    m_result.diverged = true;
+    std::ostringstream message;
+    message << "the training loss became " << value << " at step " << m_step + 1 << " (epoch " << epoch + 1 << ") — the learning rate "
+            << m_options.learningRate << " is probably too high: try one ten times smaller. The best state so far is kept.";
+    m_result.error = message.str();
+  }
+
+  // The best state so far on disk; serialise() leaves the model in eval mode with every parameter
+  // requiring gradients, so both are put back.
+  void writeCheckpoint() {
+    if (m_options.checkpointPath.empty() || !m_rankZero) return;
+    torch::jit::Module& model = m_loaded->module();
+    std::vector<bool> requiresGrad;
+    for (const auto& p : model.parameters()) requiresGrad.push_back(p.requires_grad());
+    const auto bytes = serialise(*m_loaded);
+    std::size_t k = 0;
+    for (auto p : model.parameters()) p.set_requires_grad(requiresGrad[k++]);
+    trainMode();
+    if (auto problem = writeFileAtomically(m_options.checkpointPath, *bytes); !problem.empty()) m_log->warn("checkpoint not written: {}", problem);
+  }
+
+  // Validation now: the best state is kept when it improves, the run stops early without.
+  void evaluateNow(int epoch) {
+    EvaluationPoint point;
+    point.epoch = epoch;
+    point.step = m_step;
+    point.trainLoss = m_lossSinceEvaluation / static_cast<double>(std::max<std::size_t>(1, m_stepsSinceEvaluation));
+    point.validation = evaluateOn(*m_validationBatches);
+    m_lossSinceEvaluation = 0;
+    m_stepsSinceEvaluation = 0;
+    m_result.history.push_back(point);
+    TrainEvent event;
+    event.kind = TrainEvent::Kind::Evaluation;
+    event.loss = point.trainLoss;
+    event.epoch = epoch;
+    event.step = m_step;
+    event.totalSteps = m_totalSteps;
+    event.validation = point.validation;
+    if (better(m_options, point.validation, m_best)) {
+      m_best = point.validation;
+      m_bestState = takeSnapshot(m_loaded->module());
+      m_result.bestEvaluation = static_cast<int>(m_result.history.size()) - 1;
+      m_sinceImprovement = 0;
+      event.best = true;
+      writeCheckpoint();
+    } else if (m_options.patience > 0 && ++m_sinceImprovement >= m_options.patience) {
+      m_stop = true;
+      m_result.stoppedEarly = true;
+      m_stopReason = "stopped early: validation " + (m_options.selectBy == "loss" ? "loss" : std::string(m_best.scoreName())) +
+                     " did not improve for " + std::to_string(m_options.patience) + " evaluations";
+    }
+    m_log->info("epoch {} step {}: train loss {:.4f}, validation loss {:.4f}, {} {:.2f}%{}", epoch + 1, m_step, point.trainLoss,
+                point.validation.loss, point.validation.scoreName(), 100 * point.validation.score(), event.best ? " (best)" : "");
+    emit(event);
+    trainMode();  // evaluate() put every module back in training, frozen BatchNorms too
+  }
+
+  // The best state is the result, whatever stopped the run.
+  void finish() {
+    keepBest();
+    m_result.validationAfter = m_best;
+    if (m_testBatches) m_result.testAfter = evaluateOn(*m_testBatches);
+    if (m_compute.channelsLast) setChannelsLast(m_loaded->module(), false);  // saved in the layout it came in
+    m_result.tunedModel = serialise(*m_loaded);
+    TrainEvent last;
+    last.step = m_step;
+    last.totalSteps = m_totalSteps;
+    last.validation = m_best;
+    if (m_result.cancelled) {
+      last.kind = TrainEvent::Kind::Cancelled;
+      last.message = m_result.error;
+    } else if (m_result.diverged) {
+      last.kind = TrainEvent::Kind::Failed;
+      last.message = m_result.error;
+    } else {
+      m_result.ok = true;
+      last.kind = TrainEvent::Kind::Finished;
+      last.message = m_result.stoppedEarly ? m_stopReason : "finished " + std::to_string(m_step) + " steps";
+      if (m_result.stoppedEarly) m_result.error = m_stopReason;
+    }
+    m_log->info("{} in {:.1f} s: validation {} {:.2f}% → {:.2f}%", last.message, m_result.seconds, m_best.scoreName(),
+                100 * m_result.validationBefore.score(), 100 * m_result.validationAfter.score());
+    emit(last);
+  }
+
+  const LoadedModel& m_source;
+  const FreezePlan& m_plan;
+  const TrainData& m_data;
+  const TrainOptions& m_options;
+  const std::function<void(const TrainEvent&)>& m_events;
+  TrainControl* m_control;
+  Collective* const m_collective;
+  const std::size_t m_processes;
+  const bool m_rankZero;
+  const std::shared_ptr<spdlog::logger> m_log = logger("train");
+  TrainResult m_result;
+  std::unique_ptr<ScriptModel> m_loaded;  // the run's own copy
+  Compute m_compute;
+  std::vector<Group> m_groups;
+  std::vector<torch::jit::Module> m_frozenNorms;
+  std::vector<std::vector<torch::Tensor>> m_blockParameters;
+  std::unique_ptr<BatchStream> m_trainBatches, m_validationBatches, m_testBatches;
+  std::size_t m_classes = 0, m_targets = 0;  // targets: regression targets per item (0: classes)
+  std::unique_ptr<ForeachOptimizer> m_optimizer;
+  std::unique_ptr<GradientAverager> m_averager;
+  Evaluation m_best;
+  Snapshot m_bestState;
+  std::size_t m_totalSteps = 0, m_step = 0, m_samples = 0, m_stepsSinceEvaluation = 0;
+  double m_lossSinceEvaluation = 0;
+  int m_sinceImprovement = 0;
+  bool m_stop = false;
+  std::string m_stopReason;
+  Clock::time_point m_start;
+};
+
+TrainResult trainAttempt(const LoadedModel& model, const FreezePlan& plan, const TrainData& data, const TrainOptions& options,
+                         const std::function<void(const TrainEvent&)>& events, TrainControl* control) {
+  return Attempt(model, plan, data, options, events, control).run();
 }
 
 }  // namespace
@@ -753,14 +858,14 @@ TrainResult retryWithSmallerBatches(TrainOptions options,
   return result;
 }
 
-TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, const TrainData& data,
+TrainResult trainModel(const LoadedModel& model, const FreezePlan& plan, const TrainData& data,
                        const TrainOptions& options,
                        const std::function<void(const TrainEvent&)>& events,
                        TrainControl* control) {
   // Processes training together cannot retry alone: an out-of-memory error ends the run.
-  auto result = options.collective ? trainAttempt(modelPath, plan, data, options, events, control) : retryWithSmallerBatches(
+  auto result = options.collective ? trainAttempt(model, plan, data, options, events, control) : retryWithSmallerBatches(
       options,
-      [&](const TrainOptions& attempt) { return trainAttempt(modelPath, plan, data, attempt, events, control); },
+      [&](const TrainOptions& attempt) { return trainAttempt(model, plan, data, attempt, events, control); },
       [](const std::string& reason) { logger("train")->warn("{}", reason); });
   if (result.outOfMemory && events) {  // even one item at a time did not fit
     TrainEvent event;

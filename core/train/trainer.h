@@ -15,6 +15,7 @@
 
 #include "analysis/advisor.h"
 #include "data/dataset.h"
+#include "model/loaded_model.h"
 
 namespace scalpel {
 
@@ -38,7 +39,7 @@ struct TrainOptions {
   std::string selectBy = "accuracy";
   int patience = 0;  // stop after this many evaluations without improvement; 0: never stop early
   // BatchNorm in eval mode everywhere (the paper's protocol), not only in frozen parts.
-  bool batchNormEval = false;
+  bool batchNormEval = true;
   std::uint64_t seed = 0;
   std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
   // "fp32", or "bf16": autocast runs convolutions and matrix products in bfloat16 (weights,
@@ -164,14 +165,14 @@ struct TrainResult {
   std::size_t gradientBuckets = 0;
 };
 
-// Fine-tunes the model at `modelPath` under `plan`: parameters outside plan.trainable are
+// Fine-tunes a copy of `model` under `plan`: parameters outside plan.trainable are
 // frozen (requires_grad false, not in the optimiser) and BatchNorms outside it stay in eval mode
 // so their running statistics do not move; plan.learningRateScale become parameter groups;
 // strategy "auto-rgn" recomputes its scales at the start of every epoch on training batches.
 // Deterministic for a seed on CPU. Never throws; `events` is called on the calling thread.
 // When the device runs out of memory the run starts again with half the batch (saying so in
 // TrainResult::note and the log), down to one item.
-TrainResult trainModel(const std::string& modelPath, const FreezePlan& plan, const TrainData& data,
+TrainResult trainModel(const LoadedModel& model, const FreezePlan& plan, const TrainData& data,
                        const TrainOptions& options,
                        const std::function<void(const TrainEvent&)>& events = {},
                        TrainControl* control = nullptr);

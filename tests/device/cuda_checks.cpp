@@ -68,6 +68,7 @@ int main() {
   check(describeDevice("cuda:0").find('(') != std::string::npos, "the GPU's name is known", describeDevice("cuda:0"));
 
   const std::string model = demoModel();
+  const LoadedModel demo = LoadedModel::open(model);  // once: every stage below works on it
   {
     auto loaded = ScriptModel::load(model, "auto");
     check(loaded && loaded.model->device().is_cuda(), "the demo model loads on CUDA with device auto", loaded ? "" : loaded.error);
@@ -86,11 +87,11 @@ int main() {
     options.maxBatches = 10;
     options.device = "cpu";
     auto start = std::chrono::steady_clock::now();
-    const auto onCpu = analyzeShift(model, noisy, nullptr, options);
+    const auto onCpu = analyzeShift(demo, noisy, nullptr, options);
     const double cpuSeconds = seconds(start);
     options.device = "cuda";
     start = std::chrono::steady_clock::now();
-    const auto onCuda = analyzeShift(model, noisy, nullptr, options);
+    const auto onCuda = analyzeShift(demo, noisy, nullptr, options);
     const double cudaSeconds = seconds(start);
     check(onCpu.ok && onCuda.ok, "analysis runs on CPU and CUDA", onCpu.error + onCuda.error);
     if (onCpu.ok && onCuda.ok) {
@@ -109,9 +110,9 @@ int main() {
   {
     GradientOptions options;
     options.device = "cpu";
-    const auto onCpu = gradientProfile(model, noisy, options);
+    const auto onCpu = gradientProfile(demo, noisy, options);
     options.device = "cuda";
-    const auto onCuda = gradientProfile(model, noisy, options);
+    const auto onCuda = gradientProfile(demo, noisy, options);
     check(onCpu.ok && onCuda.ok, "gradient profile on CPU and CUDA", onCpu.error + onCuda.error);
     if (onCpu.ok && onCuda.ok) {
       double worst = 0;
@@ -136,7 +137,7 @@ int main() {
   double cudaAccuracy = 0;
   {
     const auto start = std::chrono::steady_clock::now();
-    const auto result = trainModel(model, plan, {&train, &validation, &test}, options);
+    const auto result = trainModel(demo, plan, {&train, &validation, &test}, options);
     check(result.ok, "training on CUDA", result.ok ? result.device : result.error);
     if (result.ok) {
       cudaAccuracy = result.testAfter.accuracy;
@@ -162,14 +163,14 @@ int main() {
   }
   {
     options.device = "cpu";
-    const auto result = trainModel(model, plan, {&train, &validation, &test}, options);
+    const auto result = trainModel(demo, plan, {&train, &validation, &test}, options);
     check(result.ok && std::abs(result.testAfter.accuracy - cudaAccuracy) < 0.03, "CPU and CUDA training land within 3 points",
           format("cpu %.1f%%, cuda %.1f%%", 100 * result.testAfter.accuracy, 100 * cudaAccuracy));
     options.device = "cuda";
   }
   {
     TrainControl control;
-    const auto result = trainModel(model, plan, {&train, &validation, &test}, options, [&](const TrainEvent& e) {
+    const auto result = trainModel(demo, plan, {&train, &validation, &test}, options, [&](const TrainEvent& e) {
       if (e.kind == TrainEvent::Kind::Step && e.step == 5) control.cancel();
     }, &control);
     bool finite = false;
@@ -187,7 +188,7 @@ int main() {
     fast.precision = "bf16";
     fast.channelsLast = channelsLast;
     const auto start = std::chrono::steady_clock::now();
-    const auto result = trainModel(model, plan, {&train, &validation, &test}, fast);
+    const auto result = trainModel(demo, plan, {&train, &validation, &test}, fast);
     const std::string name = std::string("bf16 autocast") + (channelsLast ? " + channels-last" : "") + " on CUDA";
     check(result.ok && result.precision == "bf16" && std::abs(result.testAfter.accuracy - cudaAccuracy) < 0.03,
           name + " lands within 3 points of fp32",
@@ -217,7 +218,7 @@ int main() {
     FreezePlan everything;
     everything.strategy = "all";
     everything.trainable = {""};  // the root: every parameter
-    const auto result = trainModel(model, everything, {&big, &small, nullptr}, huge);
+    const auto result = trainModel(demo, everything, {&big, &small, nullptr}, huge);
     check(result.ok && result.batchSize < items && result.note.find("out of memory with batch 2048") != std::string::npos,
           "out of GPU memory: the run retries with a smaller batch",
           (result.ok ? "trained with batch " + std::to_string(result.batchSize) + " (" + result.note + ")" : result.error) +
@@ -241,7 +242,7 @@ int main() {
       regression.epochs = 15;
       regression.learningRate = 1e-2;
       regression.batchSize = 32;
-      const std::string regressor = std::string(fixtures) + "/regressor.pt";
+      const LoadedModel regressor = LoadedModel::open(std::string(fixtures) + "/regressor.pt");
       regression.device = "cuda";
       const auto onCuda = trainModel(regressor, input, {&train, &validation, &test}, regression);
       regression.device = "cpu";

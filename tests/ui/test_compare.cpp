@@ -13,15 +13,18 @@
 #include <QtTest>
 
 #include "compare_panel.h"
-#include "core/reference.h"
+#include "support/reference.h"
 #include "freeze_state.h"
 #include "io/model_export.h"
 #include "main_window.h"
+#include "session_controller.h"
+#include "session_document.h"
 #include "training_panel.h"
 
 using scalpel::ui::ComparePanel;
 using scalpel::test::screenshot;
 using scalpel::ui::MainWindow;
+using scalpel::ui::SessionController;
 
 namespace {
 
@@ -57,8 +60,8 @@ class TestCompare : public QObject {
 void TestCompare::initTestCase() {
   m_window.resize(1280, 900);
   m_window.show();
-  QSignalSpy analysed(&m_window, &MainWindow::analysisShown);
-  m_window.openDemo(scalpel::test::fixture("demo_net.pt"), scalpel::test::demoModel());
+  QSignalSpy analysed(m_window.session(), &SessionController::analysisFinished);
+  m_window.session()->openDemo(scalpel::test::fixture("demo_net.pt"), scalpel::test::demoModel());
   QVERIFY(analysed.wait(180000));
 }
 
@@ -73,7 +76,7 @@ void TestCompare::comparesPlansSideBySide() {
 
   m_window.trainingPanel()->setEpochs(2);
   panel->setCheckedStrategies({"auto", "block:stem", "block:fc", "all"});
-  QSignalSpy finished(&m_window, &MainWindow::comparisonFinished);
+  QSignalSpy finished(m_window.session(), &SessionController::comparisonFinished);
   QTest::mouseClick(button(panel, "Compare"), Qt::LeftButton);
   QVERIFY(!button(panel, "Compare")->isEnabled());
   QVERIFY(!button(m_window.trainingPanel(), "Train")->isEnabled());  // one run at a time
@@ -113,16 +116,16 @@ void TestCompare::comparesPlansSideBySide() {
   QVERIFY(m_window.grab().save(screenshot("compare.png")));
 
   // Open: the run becomes the current one, its curves in the Training tab.
-  m_window.openComparedRun(fc);
-  QVERIFY(m_window.lastRun().has_value());
-  QCOMPARE(m_window.lastRun()->report.plan.trainable, panel->run(fc).report.plan.trainable);
+  m_window.session()->openComparedRun(fc);
+  QVERIFY(m_window.session()->currentRun().has_value());
+  QCOMPARE(m_window.session()->currentRun()->report.plan.trainable, panel->run(fc).report.plan.trainable);
   QCOMPARE(m_window.trainingPanel()->evaluationPoints(), 2);
   QVERIFY(m_window.trainingPanel()->resultText().contains("test accuracy"));
 
   // Export one run: a model Python can load, with its report inside naming its plan.
   QTemporaryDir dir;
   const QString path = dir.filePath("stem.pt");
-  QCOMPARE(m_window.exportComparedRun(stem, path), QString());
+  QCOMPARE(m_window.session()->exportComparedRun(stem, path), QString());
   std::string report;
   QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)), QString());
   QVERIFY(report.find("\"stem\"") != std::string::npos);
@@ -130,11 +133,11 @@ void TestCompare::comparesPlansSideBySide() {
   QVERIFY(QFile::exists(dir.filePath("stem-report/report.md")));
 
   // Use as plan: the diagram's marks follow the run, and Train uses them.
-  m_window.useComparedPlan(fc);
-  const auto& tree = m_window.freezeState()->tree();
-  QCOMPARE(m_window.freezeState()->stateOf(*tree.find("fc")), Qt::Checked);
-  QCOMPARE(m_window.freezeState()->stateOf(*tree.find("stem")), Qt::Unchecked);
-  QCOMPARE(m_window.freezeState()->stateOf(*tree.find("layer2")), Qt::Unchecked);
+  m_window.session()->useComparedPlan(fc);
+  const auto& tree = m_window.session()->freezeState()->tree();
+  QCOMPARE(m_window.session()->freezeState()->stateOf(*tree.find("fc")), Qt::Checked);
+  QCOMPARE(m_window.session()->freezeState()->stateOf(*tree.find("stem")), Qt::Unchecked);
+  QCOMPARE(m_window.session()->freezeState()->stateOf(*tree.find("layer2")), Qt::Unchecked);
   QCOMPARE(m_window.trainingPanel()->strategy(), QString("manual"));
   QVERIFY(button(m_window.trainingPanel(), "Train")->isEnabled());
 }
@@ -143,7 +146,7 @@ void TestCompare::stopEndsTheComparison() {
   auto* panel = m_window.comparePanel();
   m_window.trainingPanel()->setEpochs(300);
   panel->setCheckedStrategies({"all", "block:layer3"});
-  QSignalSpy finished(&m_window, &MainWindow::comparisonFinished);
+  QSignalSpy finished(m_window.session(), &SessionController::comparisonFinished);
   QTest::mouseClick(button(panel, "Compare"), Qt::LeftButton);
   QCOMPARE(panel->runCount(), 0);  // the previous comparison is cleared
   QTRY_VERIFY_WITH_TIMEOUT(panel->statusText().contains("step"), 60000);

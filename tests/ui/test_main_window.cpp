@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <QDir>
 #include <QElapsedTimer>
@@ -21,13 +22,15 @@
 #include <QAbstractItemModelTester>
 
 #include "block_item.h"
-#include "core/reference.h"
+#include "support/reference.h"
 #include "data_dialog.h"
 #include "diagram_view.h"
 #include "layer_diagram_scene.h"
 #include "layer_row_item.h"
 #include "diagram_style.h"
 #include "main_window.h"
+#include "session_controller.h"
+#include "session_document.h"
 #include "shift_heatmap.h"
 #include "training_panel.h"
 #include "freeze_state.h"
@@ -49,11 +52,14 @@
 using scalpel::ui::BlockItem;
 using scalpel::test::screenshot;
 using scalpel::ui::MainWindow;
+using scalpel::ui::SessionController;
+using scalpel::ui::SessionDocument;
 
 namespace {
 
 // The longest time the GUI thread's event loop went without running a 5 ms timer: how long
-// the window would have been frozen. Printed, never asserted (these machines are noisy).
+// the window would have been frozen. Asserted only against the same meter on an idle event loop
+// in the same run (these machines are noisy).
 class StallMeter : public QObject {
  public:
   StallMeter() {
@@ -87,8 +93,8 @@ void answer(QMessageBox::StandardButton button) {
 }
 
 bool openAndWait(MainWindow& window, const QString& model) {
-  QSignalSpy shown(&window, &MainWindow::modelShown);
-  window.openModel(scalpel::test::fixture(model));
+  QSignalSpy shown(window.session(), &SessionController::modelOpened);
+  window.session()->openModel(scalpel::test::fixture(model));
   return shown.wait(120000);
 }
 
@@ -122,7 +128,7 @@ void TestMainWindow::diagramHasOneItemPerBlock() {
   MainWindow window;
   window.show();
   QVERIFY(openAndWait(window, "resnet18.pt"));
-  const auto& blocks = window.inspection().tree.blocks();
+  const auto& blocks = window.session()->inspection().tree.blocks();
   QCOMPARE(blocks.size(), size_t(10));
   QCOMPARE(window.diagram()->blockItems().size(), 10);
   int blockItemsInScene = 0;
@@ -170,7 +176,7 @@ void TestMainWindow::clickingTheExpanderShowsLayers() {
 void TestMainWindow::droppedFileOpens() {
   MainWindow window;
   window.show();
-  QSignalSpy shown(&window, &MainWindow::modelShown);
+  QSignalSpy shown(window.session(), &SessionController::modelOpened);
   QMimeData data;
   data.setUrls({QUrl::fromLocalFile(scalpel::test::fixture("mobilenet_v2.pt"))});
   QDragEnterEvent enter(QPoint(50, 50), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
@@ -187,13 +193,13 @@ void TestMainWindow::droppedFileOpens() {
 
 void TestMainWindow::newestRequestWins() {
   MainWindow window;
-  QSignalSpy shown(&window, &MainWindow::modelShown);
-  window.openModel(scalpel::test::fixture("resnet18.pt"));
-  window.openModel(scalpel::test::fixture("small_cnn.pt"));
+  QSignalSpy shown(window.session(), &SessionController::modelOpened);
+  window.session()->openModel(scalpel::test::fixture("resnet18.pt"));
+  window.session()->openModel(scalpel::test::fixture("small_cnn.pt"));
   QVERIFY(shown.wait(120000));
   QTest::qWait(300);  // the stale resnet18 result must not replace it either
   QCOMPARE(shown.count(), 1);
-  QVERIFY(window.inspection().path.find("small_cnn.pt") != std::string::npos);
+  QVERIFY(window.session()->inspection().path.find("small_cnn.pt") != std::string::npos);
   QVERIFY(QApplication::overrideCursor() == nullptr);  // both requests gave their busy cursor back
 }
 
@@ -201,8 +207,8 @@ void TestMainWindow::notAModelShowsADialog() {
   MainWindow window;
   window.show();
   QVERIFY(openAndWait(window, "small_cnn.pt"));
-  QSignalSpy failed(&window, &MainWindow::loadFailed);
-  window.openModel(scalpel::test::fixture("not_a_model.zip"));
+  QSignalSpy failed(window.session(), &SessionController::modelFailed);
+  window.session()->openModel(scalpel::test::fixture("not_a_model.zip"));
   QVERIFY(failed.wait(60000));
   QMessageBox* dialog = window.errorDialog();
   QVERIFY(dialog);
@@ -228,10 +234,10 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
 
   MainWindow window;
   window.show();
-  QSignalSpy finished(&window, &MainWindow::demoTrained);
-  QSignalSpy shown(&window, &MainWindow::modelShown);
-  QSignalSpy analysed(&window, &MainWindow::analysisShown);
-  window.openDemo(untrained, trained, options);
+  QSignalSpy finished(window.session(), &SessionController::demoTrained);
+  QSignalSpy shown(window.session(), &SessionController::modelOpened);
+  QSignalSpy analysed(window.session(), &SessionController::analysisFinished);
+  window.session()->openDemo(untrained, trained, options);
   QVERIFY(window.trainingDialog());
   QVERIFY(window.trainingDialog()->isVisible());
   // The progress bar moves while the worker trains.
@@ -246,14 +252,14 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   QVERIFY(QFile::exists(trained));
   QVERIFY(!window.trainingDialog());
   QCOMPARE(window.diagram()->blockItems().size(), 6);  // stem, layer1, layer2, layer3, pool, fc
-  QCOMPARE(window.inspection().metadata.classNames.size(), size_t(10));
+  QCOMPARE(window.session()->inspection().metadata.classNames.size(), size_t(10));
 
   // The demo's data follows: noisy test images as the target, clean training images as source.
-  QTRY_VERIFY_WITH_TIMEOUT(window.targetData().ok && window.sourceData().ok, 60000);
-  QCOMPARE(window.targetData().items, size_t(10000));
-  QCOMPARE(window.targetData().description, std::string("fashion-mnist/test + gaussian-noise (severity 5)"));
-  QCOMPARE(window.sourceData().items, size_t(60000));
-  QCOMPARE(window.targetData().preview.height, 2 * (56 + 2) + 2);  // clean over noisy, 2× scale
+  QTRY_VERIFY_WITH_TIMEOUT(window.session()->targetData().ok && window.session()->sourceData().ok, 60000);
+  QCOMPARE(window.session()->targetData().items, size_t(10000));
+  QCOMPARE(window.session()->targetData().description, std::string("fashion-mnist/test + gaussian-noise (severity 5)"));
+  QCOMPARE(window.session()->sourceData().items, size_t(60000));
+  QCOMPARE(window.session()->targetData().preview.height, 2 * (56 + 2) + 2);  // clean over noisy, 2× scale
 
   // Then the demo analyses its target: the heatmap fills in, the diagnosis and plan appear.
   QVERIFY(analysed.count() > 0 || analysed.wait(120000));
@@ -261,20 +267,20 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   QCOMPARE(window.heatmap()->batchCount(), 20);   // 20 batches of 100 noisy test images
   scalpel::test::figure("window.first_batchnorm_log10_floor_multiple", window.heatmap()->cell(19, 0));
   QVERIFY(window.heatmap()->cell(19, 0) >= 1.5);  // first BatchNorm: ≥ 30× the noise floor
-  QVERIFY(window.diagnosis().has_value());
-  QCOMPARE(window.diagnosis()->kind, scalpel::ShiftKind::InputLevel);
+  QVERIFY(window.session()->diagnosis().has_value());
+  QCOMPARE(window.session()->diagnosis()->kind, scalpel::ShiftKind::InputLevel);
   QVERIFY(window.findChild<QTextBrowser*>()->toPlainText().contains("Diagnosis: input-level"));
   QVERIFY(window.grab().save(screenshot("demo_with_data.png")));
 
   // Another model: the diagnosis and the heatmap were about the demo, so they go.
   QVERIFY(openAndWait(window, "small_cnn.pt"));
-  QVERIFY(!window.diagnosis().has_value());
+  QVERIFY(!window.session()->diagnosis().has_value());
   QCOMPARE(window.heatmap()->batchCount(), 0);
 
   // The next start opens the cached model at once.
   MainWindow again;
-  QSignalSpy shownAgain(&again, &MainWindow::modelShown);
-  again.openDemo(untrained, trained, options);
+  QSignalSpy shownAgain(again.session(), &SessionController::modelOpened);
+  again.session()->openDemo(untrained, trained, options);
   QVERIFY(!again.trainingDialog());
   QVERIFY(shownAgain.wait(60000));
 }
@@ -284,7 +290,7 @@ void TestMainWindow::demoTrainingCanBeCancelled() {
   const QString trained = dir.filePath("demo_model.pt");
   MainWindow window;
   window.show();
-  window.openDemo(scalpel::test::fixture("demo_net.pt"), trained, {});  // the full budget
+  window.session()->openDemo(scalpel::test::fixture("demo_net.pt"), trained, {});  // the full budget
   QVERIFY(window.trainingDialog());
   QTest::qWait(300);
   auto* cancel = window.trainingDialog()->findChild<QPushButton*>();
@@ -294,7 +300,7 @@ void TestMainWindow::demoTrainingCanBeCancelled() {
   QTRY_VERIFY_WITH_TIMEOUT(window.statusBar()->currentMessage().contains("cancelled"), 30000);
   QVERIFY(!QFile::exists(trained));
   // A missing architecture is an error dialog, not a crash.
-  window.openDemo(dir.filePath("missing.pt"), dir.filePath("also_missing.pt"));
+  window.session()->openDemo(dir.filePath("missing.pt"), dir.filePath("also_missing.pt"));
   QVERIFY(window.errorDialog());
   QVERIFY(window.errorDialog()->text().contains("scripts/run --demo"));
 }
@@ -304,12 +310,12 @@ void TestMainWindow::badTargetDataShowsADialog() {
   QDir().mkpath(dir.filePath("empty_class/cat"));
   MainWindow window;
   window.show();
-  QSignalSpy failed(&window, &MainWindow::dataShown);
-  window.openData(true, scalpel::DataRequest{dir.filePath("empty_class").toStdString(), "test", {}, 3, 0, {}, {}});
+  QSignalSpy failed(window.session(), &SessionController::dataLoaded);
+  window.session()->openData(true, scalpel::DataRequest{dir.filePath("empty_class").toStdString(), "test", {}, 3, 0, {}, {}});
   QTRY_VERIFY_WITH_TIMEOUT(window.errorDialog() != nullptr, 30000);
   QVERIFY2(window.errorDialog()->text().contains("no readable images"), qPrintable(window.errorDialog()->text()));
   QCOMPARE(failed.count(), 0);
-  QVERIFY(!window.targetData().ok);
+  QVERIFY(!window.session()->targetData().ok);
 }
 
 // The analyst's journey after the analysis: Train with the advisor's plan while the curves move,
@@ -318,14 +324,14 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   MainWindow window;
   window.resize(1280, 900);
   window.show();
-  QSignalSpy analysed(&window, &MainWindow::analysisShown);
+  QSignalSpy analysed(window.session(), &SessionController::analysisFinished);
   StallMeter stalls;
   stalls.start();
-  window.openDemo(scalpel::test::fixture("demo_net.pt"), scalpel::test::demoModel());
+  window.session()->openDemo(scalpel::test::fixture("demo_net.pt"), scalpel::test::demoModel());
   QVERIFY(analysed.wait(180000));
   const qint64 analysisStall = stalls.stopMs();
   // The layer table shows each layer's shift and, once gradients are measured, its RGN.
-  QSignalSpy gradients(&window, &MainWindow::gradientsShown);
+  QSignalSpy gradients(window.session(), &SessionController::gradientsMeasured);
   QVERIFY(gradients.count() > 0 || gradients.wait(60000));
   auto* table = window.layerTable();
   bool shiftShown = false, rgnShown = false;
@@ -336,7 +342,7 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(shiftShown);
   QVERIFY(rgnShown);
   // The diagram is coloured by shift, with its key above it; tooltips give the score and RGN.
-  const auto& nodes = window.freezeState()->tree();
+  const auto& nodes = window.session()->freezeState()->tree();
   QVERIFY(window.diagramView()->legendVisible());
   QVERIFY(window.diagram()->shiftLevel(*nodes.find("stem")) >= 1.5);  // input-level: ≥ 30× at once
   QVERIFY(std::isnan(window.diagram()->shiftLevel(*nodes.find("fc"))));  // no BatchNorm feeds it
@@ -367,7 +373,7 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   auto* panel = window.trainingPanel();
   QCOMPARE(panel->strategy(), QString("auto"));
   panel->setEpochs(3);
-  QSignalSpy finished(&window, &MainWindow::trainingFinished);
+  QSignalSpy finished(window.session(), &SessionController::trainingFinished);
   auto* train = panel->findChild<QPushButton*>();  // the first button is Train
   QCOMPARE(train->text(), QString("Train"));
   stalls.start();
@@ -385,7 +391,7 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(std::isnan(panel->gradientNorm(1, 2)));   // layer2 is frozen
   QVERIFY2(panel->resultText().contains("Input-level shift: train the first blocks, stem + layer1"), qPrintable(panel->resultText()));
   QVERIFY(panel->resultText().contains("test accuracy"));
-  const auto& run = *window.lastRun();
+  const auto& run = *window.session()->currentRun();
   scalpel::test::figure("window.auto_gain", run.result.testAfter.accuracy - run.result.testBefore.accuracy);
   QVERIFY(run.result.testAfter.accuracy > run.result.testBefore.accuracy + 0.1);
   QVERIFY(window.grab().save(screenshot("demo_trained.png")));
@@ -395,63 +401,63 @@ void TestMainWindow::demoTrainsStopsAndExports() {
 
   QTemporaryDir dir;
   const QString path = dir.filePath("tuned.pt");
-  QCOMPARE(window.exportTunedModel(path), QString());
+  QCOMPARE(window.session()->exportTunedModel(path), QString());
   QVERIFY(QFile::exists(dir.filePath("tuned-report/report.md")));
   QVERIFY(QFile::exists(dir.filePath("tuned-report/curves.png")));
   std::string report;
   QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)), QString());
   QVERIFY(report.find("\"stem\"") != std::string::npos);
   // A failed export says so and keeps the previous file.
-  QVERIFY(!window.exportTunedModel(path + "/inside.pt").isEmpty());
+  QVERIFY(!window.session()->exportTunedModel(path + "/inside.pt").isEmpty());
   QTRY_VERIFY_WITH_TIMEOUT(window.errorDialog() != nullptr, 5000);
   window.errorDialog()->close();
   // File ▸ Export Report… writes the report alone.
-  QCOMPARE(window.exportReport(dir.filePath("report-only")), QString());
+  QCOMPARE(window.session()->exportReport(dir.filePath("report-only")), QString());
   QVERIFY(QFile::exists(dir.filePath("report-only/report.md")));
 
   // Accepting the advisor's plan marks it in the diagram and the table, and training follows it.
-  window.acceptSuggestedPlan();
-  const auto& tree = window.freezeState()->tree();
-  QCOMPARE(window.freezeState()->stateOf(*tree.find("stem")), Qt::Checked);
-  QCOMPARE(window.freezeState()->stateOf(*tree.find("layer1")), Qt::Checked);
-  QCOMPARE(window.freezeState()->stateOf(*tree.find("layer2")), Qt::Unchecked);
-  QCOMPARE(window.freezeState()->stateOf(*tree.find("fc")), Qt::Unchecked);
+  window.session()->acceptSuggestedPlan();
+  const auto& tree = window.session()->freezeState()->tree();
+  QCOMPARE(window.session()->freezeState()->stateOf(*tree.find("stem")), Qt::Checked);
+  QCOMPARE(window.session()->freezeState()->stateOf(*tree.find("layer1")), Qt::Checked);
+  QCOMPARE(window.session()->freezeState()->stateOf(*tree.find("layer2")), Qt::Unchecked);
+  QCOMPARE(window.session()->freezeState()->stateOf(*tree.find("fc")), Qt::Unchecked);
   QCOMPARE(panel->strategy(), QString("manual"));
-  const auto trainable = window.freezeState()->plan().trainable;
+  const auto trainable = window.session()->freezeState()->plan().trainable;
   QCOMPARE(trainable.front(), std::string("stem.0"));
   QVERIFY(std::find(trainable.begin(), trainable.end(), "layer1.conv1") != trainable.end());
   QVERIFY(std::find(trainable.begin(), trainable.end(), "layer2.conv1") == trainable.end());
 
   // Save the session and open it in a new window: the same model, data, marks, settings and runs.
   const QString sessionFile = dir.filePath("journey.json");
-  QVERIFY(window.hasUnsavedChanges());
-  QCOMPARE(window.saveSession(sessionFile), QString());
-  QVERIFY(!window.hasUnsavedChanges());
-  QCOMPARE(window.sessionPath(), sessionFile);
+  QVERIFY(window.session()->document()->isDirty());
+  QCOMPARE(window.session()->saveSession(sessionFile), QString());
+  QVERIFY(!window.session()->document()->isDirty());
+  QCOMPARE(window.session()->document()->path(), sessionFile);
   {
     MainWindow reopened;
     reopened.show();
-    QSignalSpy restored(&reopened, &MainWindow::sessionRestored);
-    QCOMPARE(reopened.openSession(sessionFile), QString());
+    QSignalSpy restored(reopened.session(), &SessionController::sessionRestored);
+    QCOMPARE(reopened.session()->openSession(sessionFile), QString());
     QVERIFY(restored.wait(120000));
-    QCOMPARE(reopened.inspection().path, window.inspection().path);
-    QCOMPARE(reopened.targetData().description, window.targetData().description);
-    QCOMPARE(reopened.targetData().items, window.targetData().items);
-    QCOMPARE(reopened.freezeState()->plan().trainable, window.freezeState()->plan().trainable);
+    QCOMPARE(reopened.session()->inspection().path, window.session()->inspection().path);
+    QCOMPARE(reopened.session()->targetData().description, window.session()->targetData().description);
+    QCOMPARE(reopened.session()->targetData().items, window.session()->targetData().items);
+    QCOMPARE(reopened.session()->freezeState()->plan().trainable, window.session()->freezeState()->plan().trainable);
     QCOMPARE(reopened.trainingPanel()->strategy(), QString("manual"));
     QCOMPARE(reopened.trainingPanel()->options().epochs, 3);
-    const auto runs = reopened.currentSession().runs;
+    const auto runs = reopened.session()->document()->session().runs;
     QCOMPARE(runs.size(), size_t(1));
     QCOMPARE(QString::fromStdString(runs.front().tunedModel), QFileInfo(path).absoluteFilePath());
     QCOMPARE(runs.front().report.testAfter.accuracy, run.report.testAfter.accuracy);
-    QVERIFY(!reopened.hasUnsavedChanges());
-    QCOMPARE(reopened.undoStack()->count(), 0);  // restoring is not an edit
+    QVERIFY(!reopened.session()->document()->isDirty());
+    QCOMPARE(reopened.session()->undoStack()->count(), 0);  // restoring is not an edit
     // The analysis runs again: heatmap, colours and diagnosis come back.
-    QSignalSpy reanalysed(&reopened, &MainWindow::analysisShown);
+    QSignalSpy reanalysed(reopened.session(), &SessionController::analysisFinished);
     QVERIFY(reanalysed.wait(120000));
     QCOMPARE(reopened.heatmap()->batchCount(), 20);
-    QCOMPARE(reopened.diagnosis()->kind, scalpel::ShiftKind::InputLevel);
-    QVERIFY(!reopened.hasUnsavedChanges());
+    QCOMPARE(reopened.session()->diagnosis()->kind, scalpel::ShiftKind::InputLevel);
+    QVERIFY(!reopened.session()->document()->isDirty());
     QVERIFY(reopened.grab().save(screenshot("session_reopened.png")));
   }
 
@@ -470,7 +476,7 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(stop && stop->isEnabled());
   QTest::mouseClick(stop, Qt::LeftButton);
   QVERIFY(finished.wait(60000));
-  QVERIFY(window.lastRun()->result.cancelled);
+  QVERIFY(window.session()->currentRun()->result.cancelled);
   QVERIFY(train->isEnabled());
 }
 
@@ -479,10 +485,10 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   MainWindow window;
   window.resize(1280, 900);
   window.show();
-  QSignalSpy shown(&window, &MainWindow::modelShown);
-  window.openModel(scalpel::test::demoModel());
+  QSignalSpy shown(window.session(), &SessionController::modelOpened);
+  window.session()->openModel(scalpel::test::demoModel());
   QVERIFY(shown.wait(60000));
-  auto* state = window.freezeState();
+  auto* state = window.session()->freezeState();
   auto* table = window.layerTable();
   QAbstractItemModelTester tester(table, QAbstractItemModelTester::FailureReportingMode::QtTest);
   const auto& tree = state->tree();
@@ -532,21 +538,21 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   QVERIFY(window.grab().save(screenshot("layer_table.png")));
 
   // Undo both, redo one.
-  QCOMPARE(window.undoStack()->count(), 2);
-  window.undoStack()->undo();
-  window.undoStack()->undo();
+  QCOMPARE(window.session()->undoStack()->count(), 2);
+  window.session()->undoStack()->undo();
+  window.session()->undoStack()->undo();
   QCOMPARE(state->stateOf(0), Qt::Checked);
   QCOMPARE(tick("stem.0"), Qt::Checked);
-  window.undoStack()->redo();
+  window.session()->undoStack()->redo();
   QCOMPARE(tick("stem.0"), Qt::Unchecked);
   QCOMPARE(tick("fc"), Qt::Checked);
-  QCOMPARE(window.undoStack()->undoText(), QString("Freeze stem"));
+  QCOMPARE(window.session()->undoStack()->undoText(), QString("Freeze stem"));
 
   // Analysis ▸ Reset Plan: every layer trains again, undoably.
-  window.resetPlan();
+  window.session()->resetPlan();
   QCOMPARE(state->stateOf(0), Qt::Checked);
   QCOMPARE(window.trainingPanel()->strategy(), QString("auto"));
-  window.undoStack()->undo();
+  window.session()->undoStack()->undo();
   QCOMPARE(tick("stem.0"), Qt::Unchecked);
 }
 
@@ -571,21 +577,21 @@ void TestMainWindow::deviceSettingIsRememberedAndShown() {
 // The work is autosaved; a corrupt autosave is refused with a message; closing with unsaved
 // changes asks (Cancel keeps the window open); Freeze Block, recent files and the method help.
 void TestMainWindow::sessionsAutosaveAndCloseAsks() {
-  QFile::remove(MainWindow::autosavePath());
+  QFile::remove(SessionDocument::autosavePath());
   MainWindow window;
   window.resize(1280, 900);
   window.show();
   QVERIFY(openAndWait(window, "small_cnn.pt"));
-  QVERIFY(window.hasUnsavedChanges());
+  QVERIFY(window.session()->document()->isDirty());
   QVERIFY(window.windowTitle().contains("small_cnn.pt"));
-  QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(MainWindow::autosavePath()), 10000);
+  QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(SessionDocument::autosavePath()), 10000);
   scalpel::Session saved;
-  QVERIFY(scalpel::loadSession(MainWindow::autosavePath().toStdString(), saved).ok);
+  QVERIFY(scalpel::loadSession(SessionDocument::autosavePath().toStdString(), saved).ok);
   QCOMPARE(QString::fromStdString(saved.modelPath), scalpel::test::fixture("small_cnn.pt"));
   QVERIFY(QSettings().value("recentFiles").toStringList().contains(scalpel::test::fixture("small_cnn.pt")));
 
   // Freeze Block: the block of the layer last clicked, undoable.
-  const auto& tree = window.freezeState()->tree();
+  const auto& tree = window.session()->freezeState()->tree();
   int block = 1;
   while (tree.blocks().at(block).totalParameters == 0) ++block;
   const auto& members = tree.blocks().at(block).members;
@@ -593,10 +599,10 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   auto* view = window.diagramView();
   QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, view->mapFromScene(item->mapToScene(QPointF(200, 30))));
   window.setSelectedBlockTrainable(false);
-  QCOMPARE(window.freezeState()->stateOfNodes(members), Qt::Unchecked);
-  QCOMPARE(window.freezeState()->stateOf(0), Qt::PartiallyChecked);
-  window.undoStack()->undo();
-  QCOMPARE(window.freezeState()->stateOfNodes(members), Qt::Checked);
+  QCOMPARE(window.session()->freezeState()->stateOfNodes(members), Qt::Unchecked);
+  QCOMPARE(window.session()->freezeState()->stateOf(0), Qt::PartiallyChecked);
+  window.session()->undoStack()->undo();
+  QCOMPARE(window.session()->freezeState()->stateOfNodes(members), Qt::Checked);
 
   window.showMethodHelp();
   auto* help = window.findChild<QTextBrowser*>("methodHelp");
@@ -608,11 +614,11 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   answer(QMessageBox::Cancel);
   QVERIFY(!window.close());
   QVERIFY(window.isVisible());
-  QVERIFY(window.hasUnsavedChanges());
+  QVERIFY(window.session()->document()->isDirty());
 
   // A corrupt autosave is refused with a message that says so; the open work stays.
   {
-    QFile file(MainWindow::autosavePath());
+    QFile file(SessionDocument::autosavePath());
     QVERIFY(file.open(QIODevice::WriteOnly | QIODevice::Truncate));
     file.write("{ this is not a session");
   }
@@ -621,33 +627,33 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   fresh.show();
   QVERIFY2(fresh.statusBar()->currentMessage().contains("could not be read and was ignored"),
            qPrintable(fresh.statusBar()->currentMessage()));
-  QVERIFY(QFile::exists(MainWindow::autosavePath() + ".unreadable"));
-  QVERIFY(!fresh.restoreAutosave());  // nothing left to restore, and a dialog says so
+  QVERIFY(QFile::exists(SessionDocument::autosavePath() + ".unreadable"));
+  QVERIFY(!fresh.session()->restoreAutosave());  // nothing left to restore, and a dialog says so
   QVERIFY(fresh.errorDialog());
   QVERIFY(fresh.errorDialog()->text().contains("no autosaved session"));
   fresh.errorDialog()->close();
-  QVERIFY(fresh.inspection().path.empty());
+  QVERIFY(fresh.session()->inspection().path.empty());
 
   // Saved, then File ▸ New Session empties the window without asking; Recent Files (openFile)
   // brings the session back.
   QTemporaryDir dir;
   const QString saved1 = dir.filePath("small.json");
-  QCOMPARE(window.saveSession(saved1), QString());
+  QCOMPARE(window.session()->saveSession(saved1), QString());
   window.newSession();
-  QVERIFY(window.inspection().path.empty());
+  QVERIFY(window.session()->inspection().path.empty());
   QVERIFY(window.diagram()->blockItems().isEmpty());
-  QVERIFY(!window.hasUnsavedChanges());
-  QSignalSpy restored(&window, &MainWindow::sessionRestored);
+  QVERIFY(!window.session()->document()->isDirty());
+  QSignalSpy restored(window.session(), &SessionController::sessionRestored);
   window.openFile(saved1);
   QVERIFY(restored.wait(60000));
-  QCOMPARE(QString::fromStdString(window.inspection().path), scalpel::test::fixture("small_cnn.pt"));
-  window.setTrainable({0}, false, "all layers");  // an edit, so closing asks again
-  QVERIFY(window.hasUnsavedChanges());
+  QCOMPARE(QString::fromStdString(window.session()->inspection().path), scalpel::test::fixture("small_cnn.pt"));
+  window.session()->setTrainable({0}, false, "all layers");  // an edit, so closing asks again
+  QVERIFY(window.session()->document()->isDirty());
 
   answer(QMessageBox::Discard);
   QVERIFY(window.close());
   // Closing autosaved first: the autosave is a session again.
-  QVERIFY(scalpel::loadSession(MainWindow::autosavePath().toStdString(), saved).ok);
+  QVERIFY(scalpel::loadSession(SessionDocument::autosavePath().toStdString(), saved).ok);
 }
 
 // File ▸ Open Data…: pick the reader and a synthetic shift, preview clean over shifted samples,
@@ -655,8 +661,8 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
 void TestMainWindow::dataDialogPreviewsAndOpens() {
   MainWindow window;
   window.show();
-  QSignalSpy shown(&window, &MainWindow::modelShown);
-  window.openModel(scalpel::test::demoModel());
+  QSignalSpy shown(window.session(), &SessionController::modelOpened);
+  window.session()->openModel(scalpel::test::demoModel());
   QVERIFY(shown.wait(60000));
   window.openDataDialog();
   auto* dialog = window.dataDialog();
@@ -675,7 +681,7 @@ void TestMainWindow::dataDialogPreviewsAndOpens() {
   const auto* image = dialog->findChild<QLabel*>("dataPreview");
   QVERIFY(image && !image->pixmap().isNull() && image->pixmap().height() > 100);  // two rows
   QVERIFY(dialog->grab().save(screenshot("data_dialog.png")));
-  QVERIFY(!window.targetData().ok);  // a preview replaces nothing
+  QVERIFY(!window.session()->targetData().ok);  // a preview replaces nothing
 
   // Changing the choice drops the preview; a reader with no file chosen says so and stays open.
   dialog->setReader(scalpel::ui::DataDialog::ImageFolder);
@@ -688,10 +694,10 @@ void TestMainWindow::dataDialogPreviewsAndOpens() {
   QVERIFY(said);
 
   dialog->setReader(scalpel::ui::DataDialog::FashionMnist);
-  QSignalSpy loaded(&window, &MainWindow::dataShown);
+  QSignalSpy loaded(window.session(), &SessionController::dataLoaded);
   QTest::mouseClick(open, Qt::LeftButton);
   QVERIFY(loaded.wait(60000));
-  QCOMPARE(window.targetData().description, std::string("fashion-mnist/test + contrast (severity 4)"));
+  QCOMPARE(window.session()->targetData().description, std::string("fashion-mnist/test + contrast (severity 4)"));
 }
 
 // A regression CSV opened from the data dialog (its columns to predict named there), one block
@@ -712,22 +718,22 @@ void TestMainWindow::regressionTrainsInTheWindow() {
   for (auto* button : dialog->findChildren<QPushButton*>()) {
     if (button->text().remove('&') == "Open") open = button;
   }
-  QSignalSpy loaded(&window, &MainWindow::dataShown);
+  QSignalSpy loaded(window.session(), &SessionController::dataLoaded);
   QTest::mouseClick(open, Qt::LeftButton);
   QVERIFY(loaded.wait(60000));
-  QCOMPARE(window.targetData().labelling(), std::string("regression on ink, balance"));
-  QCOMPARE(window.targetData().items, std::size_t(1000));
+  QCOMPARE(window.session()->targetData().labelling(), std::string("regression on ink, balance"));
+  QCOMPARE(window.session()->targetData().items, std::size_t(1000));
 
   auto* panel = window.trainingPanel();
   panel->setStrategy("block:input");
   QCOMPARE(panel->strategy(), QString("block:input"));
   panel->setEpochs(10);
-  QSignalSpy finished(&window, &MainWindow::trainingFinished);
+  QSignalSpy finished(window.session(), &SessionController::trainingFinished);
   auto* train = panel->findChild<QPushButton*>();
   QTest::mouseClick(train, Qt::LeftButton);
   QVERIFY(finished.wait(180000));
   QCOMPARE(finished.first().first().toBool(), true);
-  const auto& run = *window.lastRun();
+  const auto& run = *window.session()->currentRun();
   QVERIFY(run.result.testAfter.regression);
   QVERIFY2(run.result.testAfter.r2 > run.result.testBefore.r2 + 0.1, qPrintable(QString("R² %1 → %2").arg(run.result.testBefore.r2).arg(run.result.testAfter.r2)));
   QVERIFY2(panel->resultText().contains("Validation R²") && panel->resultText().contains("mean absolute error"), qPrintable(panel->resultText()));
@@ -746,11 +752,11 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   window.resize(1280, 900);
   window.show();
   QVERIFY(openAndWait(window, "regressor.pt"));
-  QSignalSpy loaded(&window, &MainWindow::dataShown);
+  QSignalSpy loaded(window.session(), &SessionController::dataLoaded);
   scalpel::DataRequest request;
   request.source = scalpel::test::fixture("regression_target.csv").toStdString();
   request.regressionTargets = {"ink", "balance"};
-  window.openData(true, request);
+  window.session()->openData(true, request);
   QVERIFY(loaded.wait(60000));
 
   // The dialog, as a user clicks it.
@@ -763,21 +769,21 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
     dialog->accept();
   });
   window.showRunOnDialog();
-  QCOMPARE(window.trainProcesses(), 2);
+  QCOMPARE(window.session()->settings().processes, 2);
 
   auto* panel = window.trainingPanel();
   panel->setStrategy("block:input");
   panel->setEpochs(6);
-  QSignalSpy finished(&window, &MainWindow::trainingFinished);
+  QSignalSpy finished(window.session(), &SessionController::trainingFinished);
   QTest::mouseClick(panel->findChild<QPushButton*>(), Qt::LeftButton);
   QVERIFY(finished.wait(180000));
   QVERIFY2(finished.first().first().toBool(), qPrintable(panel->resultText()));
-  const auto& run = *window.lastRun();
+  const auto& run = *window.session()->currentRun();
   QVERIFY(run.result.tunedModel && !run.result.tunedModel->empty());
   QVERIFY2(run.result.testAfter.r2 > run.result.testBefore.r2 + 0.1, qPrintable(panel->resultText()));
   QCOMPARE(panel->evaluationPoints(), 6);  // every evaluation of the log reached the curves
-  QCOMPARE(window.currentSession().runs.size(), std::size_t(1));
-  QVERIFY(QFile::exists(QString::fromStdString(window.currentSession().runs.back().tunedModel)));
+  QCOMPARE(window.session()->document()->session().runs.size(), std::size_t(1));
+  QVERIFY(QFile::exists(QString::fromStdString(window.session()->document()->session().runs.back().tunedModel)));
   QVERIFY(window.grab().save(screenshot("several_processes_trained.png")));
 
   // Stop: both processes stop at the same step, and the best state so far comes back as the run.
@@ -791,51 +797,63 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   QTest::mouseClick(stop, Qt::LeftButton);
   QVERIFY(finished.wait(60000));
   QVERIFY2(finished.first().first().toBool(), qPrintable(panel->resultText()));
-  QVERIFY(window.lastRun()->result.cancelled);
-  QVERIFY(window.lastRun()->report.history.size() >= 2);
-  QCOMPARE(window.currentSession().runs.size(), std::size_t(2));
+  QVERIFY(window.session()->currentRun()->result.cancelled);
+  QVERIFY(window.session()->currentRun()->report.history.size() >= 2);
+  QCOMPARE(window.session()->document()->session().runs.size(), std::size_t(2));
   QVERIFY(window.grab().save(screenshot("several_processes_stopped.png")));
   panel->setEpochs(6);
 
   // Export Job…, run its script (2 processes), Open Job Results…
   QTemporaryDir dir;
   const QString job = dir.filePath("job");
-  QCOMPARE(window.exportJob(job, 2), QString());
+  QCOMPARE(window.session()->exportJob(job, 2), QString());
   for (const char* file : {"model.pt", "session.json", "data-manifest.json", "data/regression_target.csv", "run-local.sh", "run-torchrun.sh",
                            "run-slurm.sbatch", "README.md"}) {
     QVERIFY2(QFile::exists(job + "/" + file), file);
   }
-  QVERIFY2(!window.openJobResults(job).isEmpty(), "a job that has not run has no results");
+  QVERIFY2(!window.session()->openJobResults(job).isEmpty(), "a job that has not run has no results");
   if (auto* box = window.errorDialog()) box->close();
   QProcess script;
   script.start("bash", {job + "/run-local.sh"});
   QVERIFY(script.waitForFinished(180000));
   QVERIFY2(script.exitCode() == 0, script.readAll().constData());
-  QCOMPARE(window.openJobResults(job), QString());
-  QCOMPARE(window.lastRun()->report.history.size(), std::size_t(6));
-  QCOMPARE(window.currentSession().runs.size(), std::size_t(3));
+  QCOMPARE(window.session()->openJobResults(job), QString());
+  QCOMPARE(window.session()->currentRun()->report.history.size(), std::size_t(6));
+  QCOMPARE(window.session()->document()->session().runs.size(), std::size_t(3));
   QCOMPARE(panel->evaluationPoints(), 6);
   // Its model exports like any run's.
-  QCOMPARE(window.exportTunedModel(dir.filePath("from-job.pt")), QString());
+  QCOMPARE(window.session()->exportTunedModel(dir.filePath("from-job.pt")), QString());
   QVERIFY(QFile::exists(dir.filePath("from-job.pt")));
 
   // A folder that is no job says so.
-  const QString error = window.openJobResults(dir.path());
+  const QString error = window.session()->openJobResults(dir.path());
   QVERIFY2(error.contains("not a Scalpel job folder"), qPrintable(error));
   QVERIFY(window.errorDialog());
 }
 
 // Models with hundreds of modules (a 12-block ViT, MobileNetV2): open, expand every block, fit, zoom.
-// Prints the longest event-loop stall and the time to expand; asserts only that it all shows.
+// The torch work runs on the worker, so the window's event loop keeps running while a model
+// opens: the longest stall of three opens of each model stays within a few times the longest
+// stall of an idle event loop over the same time, measured in the same run (the least of three,
+// as a busy host's hiccups come and go).
 void TestMainWindow::largeModelsStayResponsive() {
   MainWindow window;
   window.resize(1280, 900);
   window.show();
   for (const char* model : {"vit12.pt", "mobilenet_v2.pt", "resnet18.pt"}) {
-    StallMeter stalls;
-    stalls.start();
-    QVERIFY(openAndWait(window, model));
-    const qint64 openStall = stalls.stopMs();
+    qint64 openStall = std::numeric_limits<qint64>::max(), idleStall = openStall, openMs = 0;
+    for (int round = 0; round < 3; ++round) {
+      StallMeter stalls;
+      QElapsedTimer clock;
+      clock.start();
+      stalls.start();
+      QVERIFY(openAndWait(window, model));
+      openStall = std::min(openStall, stalls.stopMs());
+      openMs = clock.elapsed();
+      stalls.start();  // the baseline: the same meter with nothing to do for as long
+      QTest::qWait(static_cast<int>(std::max<qint64>(50, openMs)));
+      idleStall = std::min(idleStall, stalls.stopMs());
+    }
     QElapsedTimer clock;
     clock.start();
     window.diagram()->setAllExpanded(true);
@@ -845,9 +863,11 @@ void TestMainWindow::largeModelsStayResponsive() {
     const qint64 expandMs = clock.elapsed();
     int rows = 0;
     for (auto* block : window.diagram()->blockItems()) rows += block->rows().size();
-    qInfo("%s: %d modules, %d layer rows; longest stall while opening %lld ms; expand all + fit + zoom %lld ms",
-          model, window.freezeState()->tree().size() - 1, rows, openStall, expandMs);
+    qInfo("%s: %d modules, %d layer rows; opening (%lld ms): longest stall %lld ms, idle baseline %lld ms; expand all + fit + zoom %lld ms",
+          model, window.session()->freezeState()->tree().size() - 1, rows, openMs, openStall, idleStall, expandMs);
     QVERIFY(rows > 20);  // every block lists its layers
+    QVERIFY2(openStall <= 4 * idleStall + 40, qPrintable(QString("%1: the window stalled %2 ms while opening it (idle: %3 ms)")
+                                                            .arg(model).arg(openStall).arg(idleStall)));
     if (QString(model) == "vit12.pt") QVERIFY(window.grab().save(screenshot("vit_expanded.png")));
   }
 }

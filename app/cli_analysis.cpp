@@ -1,0 +1,108 @@
+#include "cli_analysis.h"
+
+#include <fstream>
+
+#include "analysis/advisor.h"
+#include "analysis/gradient_profile.h"
+#include "cli_output.h"
+#include "io/analysis_format.h"
+
+namespace scalpel::cli {
+
+namespace {
+
+// What both commands start from: the model opened once, the target (and source) loaded, the
+// target analysed.
+struct Analysed {
+  LoadedModel model;
+  Dataset target;
+  DataSummary targetSummary;
+  ShiftAnalysis analysis;
+};
+
+int analyse(const AnalysisCommand& command, Analysed& out) {
+  out.model = LoadedModel::open(command.model);
+  if (!out.model.ok()) return fail(out.model.error());
+  loadRequestedData(command.target, out.target, out.targetSummary);
+  if (!out.targetSummary.ok) return fail(out.targetSummary.error);
+  Dataset source;
+  if (!command.source.empty()) {
+    DataSummary summary;
+    // The same columns to predict as the target's: they are not features.
+    loadRequestedData(DataRequest{command.source, command.sourceSplit, {}, 3, 0, {}, {}, command.target.regressionTargets}, source, summary);
+    if (!summary.ok) return fail(summary.error);
+  }
+  AnalysisOptions options = command.options;
+  options.seed = command.target.seed;
+  std::ofstream lines;
+  if (!command.jsonLines.empty()) {
+    lines.open(command.jsonLines);
+    if (!lines) return fail("cannot write " + command.jsonLines);
+  }
+  out.analysis = analyzeShift(out.model, out.target, command.source.empty() ? nullptr : &source, options, [&](const ShiftSnapshot& snapshot) {
+    if (lines.is_open()) lines << snapshotToJson(snapshot) << "\n" << std::flush;
+  });
+  if (!out.analysis.ok) return fail(out.analysis.error);
+  return 0;
+}
+
+}  // namespace
+
+void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& analyze, CLI::App*& suggest) {
+  analyze = app.add_subcommand("analyze", "Measure how far each layer's activations shift on target data");
+  suggest = app.add_subcommand("suggest", "Diagnose the shift and suggest which layers to train");
+  command.options.maxBatches = 20;
+  for (auto* each : {analyze, suggest}) {
+    each->add_option("--model", command.model, "TorchScript model")->required();
+    each->add_option("--target", command.target.source, "fashion-mnist, an image folder or a .csv file");
+    each->add_option("--split", command.target.split, "train or test (for fashion-mnist)");
+    each->add_option("--regress", command.target.regressionTargets, "CSV columns to predict (comma-separated): a regression task")->delimiter(',');
+    each->add_option("--shift", command.target.shift, "put this shift on the target first (scalpel-cli shifts)");
+    each->add_option("--severity", command.target.severity, "1 (mild) to 5 (strong)");
+    each->add_option("--seed", command.target.seed, "seed of the shift and of the sampled items");
+    each->add_option("--source", command.source, "the data the model was trained on (default: BatchNorm statistics)");
+    each->add_option("--source-split", command.sourceSplit, "train or test (for fashion-mnist)");
+    each->add_option("--batches", command.options.maxBatches, "target batches (0: all)");
+    each->add_option("--batch-size", command.options.batchSize, "items per batch")->check(CLI::Range(2, 65536));
+    each->add_option("--device", command.options.device, "auto (CUDA when available), cpu, cuda or cuda:N");
+  }
+  analyze->add_option("--json", command.jsonLines, "write every snapshot to FILE as JSON lines");
+  analyze->add_option("--save-reference", command.saveReference,
+                      "with --source: save a copy of the model carrying the source statistics, so later analyses need no source data");
+  suggest->add_option("--strategy", command.strategy, "auto, auto-rgn, block:NAME, all or last");
+}
+
+int runAnalyzeCommand(const AnalysisCommand& command) {
+  if (!command.saveReference.empty() && command.source.empty()) {
+    return fail("--save-reference needs --source: there are no source statistics to save");
+  }
+  Analysed analysed;
+  if (const int status = analyse(command, analysed)) return status;
+  const auto& analysis = analysed.analysis;
+  std::cout << analysisToText(analysis, analysed.targetSummary.description);
+  if (!command.saveReference.empty()) {
+    if (auto problem = saveModelWithReference(analysed.model, analysis.profile, command.saveReference); !problem.empty()) return fail(problem);
+    std::cout << "\n" << command.saveReference << ": the model with its source reference (" << analysis.profile.layers.size() << " layers)\n";
+  }
+  return 0;
+}
+
+int runSuggestCommand(const AnalysisCommand& command) {
+  Analysed analysed;
+  if (const int status = analyse(command, analysed)) return status;
+  GradientProfile gradients;
+  if (command.strategy == "auto-rgn") {
+    GradientOptions options;
+    options.device = command.options.device;
+    options.seed = command.target.seed;
+    gradients = gradientProfile(analysed.model, analysed.target, options);
+    if (!gradients.ok) return fail(gradients.error);
+  }
+  const auto diagnosis = diagnose(analysed.analysis, analysed.model.tree());
+  FreezePlan plan;
+  if (auto problem = planFreeze(command.strategy, analysed.model.tree(), diagnosis, &gradients, plan); !problem.empty()) return fail(problem);
+  std::cout << adviceToText(diagnosis, plan);
+  return 0;
+}
+
+}  // namespace scalpel::cli

@@ -1,0 +1,162 @@
+// The advisor on the trained demo model and real Fashion-MNIST shifts: each kind of shift gets
+// its diagnosis, evidence with numbers, and the plan METHOD.md predicts; every strategy plans.
+
+#include <QtTest>
+
+#include "analysis/advisor.h"
+#include "support/reference.h"
+#include "analysis/gradient_profile.h"
+#include "analysis/shift_analysis.h"
+#include "data/idx_reader.h"
+#include "data/shifts.h"
+#include "model/model_inspection.h"
+
+using namespace scalpel;
+
+namespace {
+
+const std::string kDemo = test::demoModelPath();
+
+const Dataset& fashionTest() {
+  static const Dataset data = *readFashionMnist("test").dataset;
+  return data;
+}
+
+const LayerTree& demoTree() {
+  static const LayerTree tree = inspectModel(kDemo).tree;
+  return tree;
+}
+
+ShiftAnalysis analysed(const Dataset& target, const Dataset* source = nullptr) {
+  AnalysisOptions options;
+  options.maxBatches = 10;
+  options.sourceItems = 2000;
+  return analyzeShift(test::demo(), target, source, options);
+}
+
+Diagnosis diagnosed(const Dataset& target, const Dataset* source = nullptr) {
+  return diagnose(analysed(target, source), demoTree());
+}
+
+const LayerScore& layerScore(const ShiftAnalysis& analysis, const std::string& name) {
+  for (const auto& score : analysis.snapshots.back().layers) {
+    if (score.layer == name) return score;
+  }
+  static const LayerScore none;
+  return none;
+}
+
+QString joined(const Diagnosis& d) {
+  QStringList lines{QString::fromStdString(d.summary)};
+  for (const auto& e : d.evidence) lines << QString::fromStdString(e);
+  return lines.join("\n");
+}
+
+std::vector<std::string> autoPlan(const Diagnosis& diagnosis) {
+  FreezePlan plan;
+  const auto problem = planFreeze("auto", demoTree(), diagnosis, nullptr, plan);
+  return problem.empty() ? plan.trainable : std::vector<std::string>{"error: " + problem};
+}
+
+}  // namespace
+
+class TestAdvisor : public QObject {
+  Q_OBJECT
+
+ private Q_SLOTS:
+  void initTestCase() { QVERIFY(demoTree().size() > 10); }
+  void gaussianNoiseIsInputLevel();
+  void labelPermutationIsOutputLevel();
+  void subpopulationIsFeatureLevel();
+  void cleanDataHasNoShift();
+  void strategies();
+};
+
+void TestAdvisor::gaussianNoiseIsInputLevel() {
+  const auto analysis = analysed(*applyShift(fashionTest(), "gaussian-noise", 5, 0).dataset);
+  const auto d = diagnose(analysis, demoTree());
+  qInfo("%s", qPrintable(joined(d)));
+  QCOMPARE(d.kind, ShiftKind::InputLevel);
+  QCOMPARE(d.firstSignificantLayer, std::string("stem.1"));
+  // The evidence quotes the analysis' own figures (whatever they are for this demo model).
+  const auto& first = layerScore(analysis, "stem.1");
+  test::figure("advisor.noise.stem1_floor_multiple", first.kl / first.noiseFloor);
+  test::figure("advisor.noise.accuracy", analysis.output.accuracy);
+  const auto quoted = QRegularExpression(R"(stem\.1 \(BatchNorm2d, KL ([0-9.e+-]+), ([0-9]+)× the noise floor\))").match(joined(d));
+  QVERIFY2(quoted.hasMatch(), qPrintable(joined(d)));
+  QVERIFY2(std::abs(quoted.captured(1).toDouble() / first.kl - 1) < 0.006, qPrintable(quoted.captured(0)));
+  QVERIFY2(std::abs(quoted.captured(2).toDouble() - first.kl / first.noiseFloor) <= 0.5, qPrintable(quoted.captured(0)));
+  const auto accuracy = QRegularExpression(R"(accuracy on the target is ([0-9.]+)%)").match(joined(d));
+  QVERIFY2(accuracy.hasMatch(), qPrintable(joined(d)));
+  QVERIFY(std::abs(accuracy.captured(1).toDouble() - 100 * analysis.output.accuracy) <= 0.05);
+  // stem holds 0.2% of the parameters, too few alone: the first blocks up to 0.5% train.
+  QCOMPARE(autoPlan(d), (std::vector<std::string>{"stem", "layer1"}));
+}
+
+void TestAdvisor::labelPermutationIsOutputLevel() {
+  const auto d = diagnosed(*applyShift(fashionTest(), "label-permutation", 1, 2).dataset);
+  qInfo("%s", qPrintable(joined(d)));
+  QCOMPARE(d.kind, ShiftKind::OutputLevel);
+  QVERIFY(joined(d).contains("consistent permutation"));
+  QCOMPARE(autoPlan(d), std::vector<std::string>{"fc"});
+}
+
+void TestAdvisor::subpopulationIsFeatureLevel() {
+  SuperClasses classes;
+  QCOMPARE(readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes), std::string());
+  SubpopulationData parts;
+  QCOMPARE(subpopulationShift(fashionTest(), classes, parts), std::string());
+  const auto d = diagnosed(parts.target, &parts.source);
+  qInfo("%s", qPrintable(joined(d)));
+  QCOMPARE(d.kind, ShiftKind::FeatureLevel);
+  QVERIFY(joined(d).contains("early layers stay near the noise floor"));
+  QVERIFY(joined(d).contains("accuracy there is not measured"));  // 10 outputs, 5 super-classes
+  const auto plan = autoPlan(d);
+  QCOMPARE(plan.size(), size_t(1));
+  QVERIFY2(plan.front() == "layer2" || plan.front() == "layer3", plan.front().c_str());
+}
+
+void TestAdvisor::cleanDataHasNoShift() {
+  const auto d = diagnosed(fashionTest());
+  qInfo("%s", qPrintable(joined(d)));
+  QCOMPARE(d.kind, ShiftKind::None);
+  QVERIFY(d.firstSignificantLayer.empty());
+  QVERIFY(autoPlan(d).empty());
+}
+
+void TestAdvisor::strategies() {
+  const Diagnosis none;
+  FreezePlan plan;
+  QCOMPARE(planFreeze("all", demoTree(), none, nullptr, plan), std::string());
+  QCOMPARE(plan.trainable, (std::vector<std::string>{"stem", "layer1", "layer2", "layer3", "fc"}));  // pool has no parameters
+  // What a plan trains alone: the blocks with parameters, the tiny stem (0.2%) with layer1.
+  using Units = std::vector<std::vector<std::string>>;
+  QCOMPARE(trainingUnits(demoTree()), (Units{{"stem", "layer1"}, {"layer2"}, {"layer3"}, {"fc"}}));
+  AdvisorThresholds noMinimum;
+  noMinimum.minimumInputShare = 0;
+  QCOMPARE(trainingUnits(demoTree(), noMinimum), (Units{{"stem"}, {"layer1"}, {"layer2"}, {"layer3"}, {"fc"}}));
+  QCOMPARE(planFreeze("last", demoTree(), none, nullptr, plan), std::string());
+  QCOMPARE(plan.trainable, std::vector<std::string>{"fc"});
+  QCOMPARE(planFreeze("block:layer2", demoTree(), none, nullptr, plan), std::string());
+  QCOMPARE(plan.trainable, std::vector<std::string>{"layer2"});
+  QVERIFY(planFreeze("block:pool", demoTree(), none, nullptr, plan).find("no block 'pool' with parameters") != std::string::npos);
+  QVERIFY(planFreeze("everything", demoTree(), none, nullptr, plan).find("unknown strategy") != std::string::npos);
+  QVERIFY(planFreeze("auto-rgn", demoTree(), none, nullptr, plan).find("needs the gradients") != std::string::npos);
+
+  GradientOptions options;
+  options.batches = 3;
+  const auto gradients = gradientProfile(test::demo(), *applyShift(fashionTest(), "gaussian-noise", 5, 0).dataset, options);
+  QVERIFY2(gradients.ok, gradients.error.c_str());
+  QCOMPARE(planFreeze("auto-rgn", demoTree(), none, &gradients, plan), std::string());
+  QVERIFY(plan.trainable.size() >= 8);  // every conv and the head; BatchNorms are left out
+  double largest = 0;
+  for (const auto& [module, scale] : plan.learningRateScale) {
+    QVERIFY(scale > 0 && scale <= 1);
+    QVERIFY(module.find("bn") == std::string::npos);
+    largest = std::max(largest, scale);
+  }
+  QCOMPARE(largest, 1.0);
+}
+
+QTEST_GUILESS_MAIN(TestAdvisor)
+#include "test_advisor.moc"
