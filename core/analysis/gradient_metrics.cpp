@@ -8,7 +8,7 @@
 
 #include "data/splits.h"
 #include "model/script_model.h"
-#include "train/task_loss.h"
+#include "analysis/task_loss.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
 

@@ -20,7 +20,7 @@
 #include "model/model_metadata.h"
 #include "model/script_model.h"
 #include "train/foreach_optimizer.h"
-#include "train/task_loss.h"
+#include "analysis/task_loss.h"
 #include "util/device_info.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
