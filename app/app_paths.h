@@ -37,7 +37,8 @@ inline std::string demoModelPath() {
   if (installedShare().empty()) return std::string(SCALPEL_DEMO_DIR) + "/demo_model.pt";
   const char* cache = std::getenv("XDG_CACHE_HOME");
   const char* home = std::getenv("HOME");
-  const std::filesystem::path base = cache && *cache ? cache : std::filesystem::path(home ? home : "/tmp") / ".cache";
+  const std::filesystem::path base =
+      cache && *cache ? cache : std::filesystem::path(home ? home : "/tmp") / ".cache";
   return (base / "scalpel" / "demo_model.pt").string();
 }
 

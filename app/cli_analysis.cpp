@@ -29,7 +29,15 @@ int analyse(const AnalysisCommand& command, Analysed& out) {
   if (!command.source.empty()) {
     DataSummary summary;
     // The same columns to predict as the target's: they are not features.
-    loadRequestedData(DataRequest{command.source, command.sourceSplit, {}, 3, 0, {}, {}, command.target.regressionTargets}, source, summary);
+    loadRequestedData(DataRequest{command.source,
+                                  command.sourceSplit,
+                                  {},
+                                  3,
+                                  0,
+                                  {},
+                                  {},
+                                  command.target.regressionTargets},
+                      source, summary);
     if (!summary.ok) return fail(summary.error);
   }
   AnalysisOptions options = command.options;
@@ -39,36 +47,48 @@ int analyse(const AnalysisCommand& command, Analysed& out) {
     lines.open(command.jsonLines);
     if (!lines) return fail("cannot write " + command.jsonLines);
   }
-  out.analysis = analyzeShift(out.model, out.target, command.source.empty() ? nullptr : &source, options, [&](const ShiftSnapshot& snapshot) {
-    if (lines.is_open()) lines << snapshotToJson(snapshot) << "\n" << std::flush;
-  });
+  out.analysis = analyzeShift(out.model, out.target, command.source.empty() ? nullptr : &source,
+                              options, [&](const ShiftSnapshot& snapshot) {
+                                if (lines.is_open())
+                                  lines << snapshotToJson(snapshot) << "\n" << std::flush;
+                              });
   if (!out.analysis.ok) return fail(out.analysis.error);
   return 0;
 }
 
 }  // namespace
 
-void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& analyze, CLI::App*& suggest) {
-  analyze = app.add_subcommand("analyze", "Measure how far each layer's activations shift on target data");
+void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& analyze,
+                         CLI::App*& suggest) {
+  analyze = app.add_subcommand("analyze",
+                               "Measure how far each layer's activations shift on target data");
   suggest = app.add_subcommand("suggest", "Diagnose the shift and suggest which layers to train");
   command.options.maxBatches = 20;
   for (auto* each : {analyze, suggest}) {
     each->add_option("--model", command.model, "TorchScript model")->required();
-    each->add_option("--target", command.target.source, "fashion-mnist, an image folder or a .csv file");
+    each->add_option("--target", command.target.source,
+                     "fashion-mnist, an image folder or a .csv file");
     each->add_option("--split", command.target.split, "train or test (for fashion-mnist)");
-    each->add_option("--regress", command.target.regressionTargets, "CSV columns to predict (comma-separated): a regression task")->delimiter(',');
-    each->add_option("--shift", command.target.shift, "put this shift on the target first (scalpel-cli shifts)");
+    each->add_option("--regress", command.target.regressionTargets,
+                     "CSV columns to predict (comma-separated): a regression task")
+        ->delimiter(',');
+    each->add_option("--shift", command.target.shift,
+                     "put this shift on the target first (scalpel-cli shifts)");
     each->add_option("--severity", command.target.severity, "1 (mild) to 5 (strong)");
     each->add_option("--seed", command.target.seed, "seed of the shift and of the sampled items");
-    each->add_option("--source", command.source, "the data the model was trained on (default: BatchNorm statistics)");
+    each->add_option("--source", command.source,
+                     "the data the model was trained on (default: BatchNorm statistics)");
     each->add_option("--source-split", command.sourceSplit, "train or test (for fashion-mnist)");
     each->add_option("--batches", command.options.maxBatches, "target batches (0: all)");
-    each->add_option("--batch-size", command.options.batchSize, "items per batch")->check(CLI::Range(2, 65536));
-    each->add_option("--device", command.options.device, "auto (CUDA when available), cpu, cuda or cuda:N");
+    each->add_option("--batch-size", command.options.batchSize, "items per batch")
+        ->check(CLI::Range(2, 65536));
+    each->add_option("--device", command.options.device,
+                     "auto (CUDA when available), cpu, cuda or cuda:N");
   }
   analyze->add_option("--json", command.jsonLines, "write every snapshot to FILE as JSON lines");
   analyze->add_option("--save-reference", command.saveReference,
-                      "with --source: save a copy of the model carrying the source statistics, so later analyses need no source data");
+                      "with --source: save a copy of the model carrying the source statistics, so "
+                      "later analyses need no source data");
   suggest->add_option("--strategy", command.strategy, "auto, auto-rgn, block:NAME, all or last");
 }
 
@@ -81,8 +101,13 @@ int runAnalyzeCommand(const AnalysisCommand& command) {
   const auto& analysis = analysed.analysis;
   std::cout << analysisToText(analysis, analysed.targetSummary.description);
   if (!command.saveReference.empty()) {
-    if (auto problem = saveModelWithReference(analysed.model, analysis.profile, command.saveReference); !problem.empty()) return fail(problem);
-    std::cout << "\n" << command.saveReference << ": the model with its source reference (" << analysis.profile.layers.size() << " layers)\n";
+    if (auto problem =
+            saveModelWithReference(analysed.model, analysis.profile, command.saveReference);
+        !problem.empty())
+      return fail(problem);
+    std::cout << "\n"
+              << command.saveReference << ": the model with its source reference ("
+              << analysis.profile.layers.size() << " layers)\n";
   }
   return 0;
 }
@@ -100,7 +125,10 @@ int runSuggestCommand(const AnalysisCommand& command) {
   }
   const auto diagnosis = diagnose(analysed.analysis, analysed.model.tree());
   FreezePlan plan;
-  if (auto problem = planFreeze(command.strategy, analysed.model.tree(), diagnosis, &gradients, plan); !problem.empty()) return fail(problem);
+  if (auto problem =
+          planFreeze(command.strategy, analysed.model.tree(), diagnosis, &gradients, plan);
+      !problem.empty())
+    return fail(problem);
   std::cout << adviceToText(diagnosis, plan);
   return 0;
 }

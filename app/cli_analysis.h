@@ -18,12 +18,13 @@ struct AnalysisCommand {
   std::string source;  // the data the model was trained on ("": BatchNorm statistics)
   std::string sourceSplit = "train";
   AnalysisOptions options;
-  std::string jsonLines;      // analyze: every snapshot as a JSON line
-  std::string saveReference;  // analyze: the model with the source statistics
+  std::string jsonLines;          // analyze: every snapshot as a JSON line
+  std::string saveReference;      // analyze: the model with the source statistics
   std::string strategy = "auto";  // suggest
 };
 // Adds both commands; they fill the same `command`.
-void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& analyze, CLI::App*& suggest);
+void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& analyze,
+                         CLI::App*& suggest);
 int runAnalyzeCommand(const AnalysisCommand& command);
 int runSuggestCommand(const AnalysisCommand& command);
 

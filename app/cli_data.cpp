@@ -25,12 +25,15 @@ std::optional<Dataset> openClean(const std::string& data, const std::string& spl
 
 }  // namespace
 
-CLI::App* addShiftsCommand(CLI::App& app) { return app.add_subcommand("shifts", "List the shifts Scalpel can make"); }
+CLI::App* addShiftsCommand(CLI::App& app) {
+  return app.add_subcommand("shifts", "List the shifts Scalpel can make");
+}
 
 int runShiftsCommand() {
   for (const auto& info : shiftCatalogue()) {
-    std::cout << info.name << std::string(info.name.size() < 20 ? 20 - info.name.size() : 1, ' ') << shiftLevelName(info.level) << "   "
-              << info.description << (info.usesSeverity ? " (severity 1-5)" : "") << "\n";
+    std::cout << info.name << std::string(info.name.size() < 20 ? 20 - info.name.size() : 1, ' ')
+              << shiftLevelName(info.level) << "   " << info.description
+              << (info.usesSeverity ? " (severity 1-5)" : "") << "\n";
   }
   return 0;
 }
@@ -40,10 +43,13 @@ CLI::App* addMakeShiftCommand(CLI::App& app, MakeShiftCommand& command) {
   command.groupsFile = app::resourceDir() + "/shifts/fashion-mnist-superclasses.json";
   makeShift->add_option("--data", command.data, "fashion-mnist, an image folder or a .csv file");
   makeShift->add_option("--split", command.split, "train or test (for fashion-mnist)");
-  makeShift->add_option("--shift", command.shift, "a shift name (scalpel-cli shifts lists them)")->required();
+  makeShift->add_option("--shift", command.shift, "a shift name (scalpel-cli shifts lists them)")
+      ->required();
   makeShift->add_option("--severity", command.severity, "1 (mild) to 5 (strong)");
   makeShift->add_option("--seed", command.seed, "the same seed gives the same shifted set");
-  makeShift->add_option("--out", command.out, "folder to write (subpopulation: source/ and target/)")->required();
+  makeShift
+      ->add_option("--out", command.out, "folder to write (subpopulation: source/ and target/)")
+      ->required();
   makeShift->add_option("--limit", command.limit, "write at most this many images (0: all)");
   makeShift->add_option("--groups", command.groupsFile, "super-classes for subpopulation (JSON)");
   return makeShift;
@@ -55,21 +61,29 @@ int runMakeShiftCommand(const MakeShiftCommand& command) {
   const ShiftInfo* info = findShift(command.shift);
   if (info && info->level == ShiftLevel::Feature) {  // two folders: the source and target halves
     SuperClasses classes;
-    if (auto problem = readSuperClasses(command.groupsFile, classes); !problem.empty()) return fail(problem);
+    if (auto problem = readSuperClasses(command.groupsFile, classes); !problem.empty())
+      return fail(problem);
     SubpopulationData parts;
-    if (auto problem = subpopulationShift(*clean, classes, parts); !problem.empty()) return fail(problem);
+    if (auto problem = subpopulationShift(*clean, classes, parts); !problem.empty())
+      return fail(problem);
     const std::filesystem::path folder(command.out);
-    for (const auto& [name, part] : {std::pair{"source", &parts.source}, std::pair{"target", &parts.target}}) {
-      if (auto problem = writeImageFolder(*part, folder / name, command.limit); !problem.empty()) return fail(problem);
-      std::cout << (folder / name).string() << ": " << part->size() << " images in " << part->classNames.size() << " super-classes\n";
+    for (const auto& [name, part] :
+         {std::pair{"source", &parts.source}, std::pair{"target", &parts.target}}) {
+      if (auto problem = writeImageFolder(*part, folder / name, command.limit); !problem.empty())
+        return fail(problem);
+      std::cout << (folder / name).string() << ": " << part->size() << " images in "
+                << part->classNames.size() << " super-classes\n";
     }
     return 0;
   }
   const auto result = applyShift(*clean, command.shift, command.severity, command.seed);
   if (!result) return fail(result.error);
   for (const auto& note : result.notes) std::cout << note << "\n";
-  if (auto problem = writeImageFolder(*result.dataset, command.out, command.limit); !problem.empty()) return fail(problem);
-  const std::size_t written = command.limit ? std::min(command.limit, result.dataset->size()) : result.dataset->size();
+  if (auto problem = writeImageFolder(*result.dataset, command.out, command.limit);
+      !problem.empty())
+    return fail(problem);
+  const std::size_t written =
+      command.limit ? std::min(command.limit, result.dataset->size()) : result.dataset->size();
   std::cout << command.out << ": " << written << " images of " << result.dataset->name << "\n";
   return 0;
 }
@@ -101,8 +115,10 @@ int runPreviewCommand(const PreviewCommand& command) {
   const std::size_t count = std::min(command.count, clean->size());
   std::vector<std::size_t> items;
   for (std::size_t i = 0; i < count; ++i) items.push_back(i * clean->size() / count);
-  if (auto problem = writePreviewGrid(rows, items, command.scale, command.out); !problem.empty()) return fail(problem);
-  std::cout << command.out << ": clean (top row), then " << command.shift << " at severity 1 to " << shifted.size() << "\n";
+  if (auto problem = writePreviewGrid(rows, items, command.scale, command.out); !problem.empty())
+    return fail(problem);
+  std::cout << command.out << ": clean (top row), then " << command.shift << " at severity 1 to "
+            << shifted.size() << "\n";
   return 0;
 }
 

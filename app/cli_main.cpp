@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   int threads = 0;
-  app.add_option("--threads", threads, "torch threads (default: every core, shared among local processes)")
+  app.add_option("--threads", threads,
+                 "torch threads (default: every core, shared among local processes)")
       ->check(CLI::Range(1, 1024));
   app.require_subcommand(1);
 

@@ -4,14 +4,14 @@
 #include <QCommandLineParser>
 #include <QDir>
 #include <QFileInfo>
-#include <QStandardPaths>
 #include <QSettings>
+#include <QStandardPaths>
 #include <QTimer>
 
 #include "app_paths.h"
 #include "main_window.h"
-#include "session_controller.h"
 #include "scalpel/version.h"
+#include "session_controller.h"
 #include "util/logging.h"
 #include "util/threads.h"
 
@@ -33,12 +33,12 @@ int main(int argc, char** argv) {
       "FILE");
   parser.addOption(demo);
   parser.addOption(screenshot);
-  parser.addPositionalArgument("file", "A TorchScript model or a saved session (.json) to open.", "[model.pt | session.json]");
+  parser.addPositionalArgument("file", "A TorchScript model or a saved session (.json) to open.",
+                               "[model.pt | session.json]");
   parser.process(app);
 
-  scalpel::initLogging("info",
-                       QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation)
-                           .toStdString());
+  scalpel::initLogging(
+      "info", QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation).toStdString());
   scalpel::useAllCores();
 
   scalpel::ui::MainWindow window;
@@ -54,7 +54,9 @@ int main(int argc, char** argv) {
   } else if (parser.isSet(demo)) {
     const QString trained = QString::fromStdString(scalpel::app::demoModelPath());
     QDir().mkpath(QFileInfo(trained).absolutePath());  // ~/.cache/scalpel when installed
-    window.session()->openDemo(QString::fromStdString(scalpel::app::demoArchitectureDir()) + "/demo_untrained.pt", trained);
+    window.session()->openDemo(
+        QString::fromStdString(scalpel::app::demoArchitectureDir()) + "/demo_untrained.pt",
+        trained);
   }
 
   if (parser.isSet(screenshot)) {
@@ -66,9 +68,11 @@ int main(int argc, char** argv) {
     };
     // The demo goes on to load its data and analyse it: picture the finished window.
     if (parser.isSet(demo) && parser.positionalArguments().isEmpty()) {
-      QObject::connect(window.session(), &scalpel::ui::SessionController::analysisFinished, &window, save);
+      QObject::connect(window.session(), &scalpel::ui::SessionController::analysisFinished, &window,
+                       save);
     } else {
-      QObject::connect(window.session(), &scalpel::ui::SessionController::modelOpened, &window, save);
+      QObject::connect(window.session(), &scalpel::ui::SessionController::modelOpened, &window,
+                       save);
     }
     QObject::connect(window.session(), &scalpel::ui::SessionController::modelFailed, &window,
                      [save] { QTimer::singleShot(200, save); });

@@ -23,7 +23,7 @@ std::atomic<long long> g_firstSignalMs{0};
 static_assert(std::atomic<long long>::is_always_lock_free);
 
 void onStopSignal(int signal) {
-  timespec now {};
+  timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
   const long long ms = now.tv_sec * 1000LL + now.tv_nsec / 1000000;
   long long first = 0;
@@ -44,8 +44,10 @@ void cancelTrainingOnStopSignals(TrainControl& control, bool announce) {
   std::thread([&control, announce] {
     char signal = 0;
     if (read(g_wake[0], &signal, 1) != 1) return;
-    if (announce) std::cerr << "\nstopping after this step (" << strsignal(signal)
-              << "): the best state so far will be written — press Ctrl-C again to stop at once\n" << std::flush;
+    if (announce)
+      std::cerr << "\nstopping after this step (" << strsignal(signal)
+                << "): the best state so far will be written — press Ctrl-C again to stop at once\n"
+                << std::flush;
     control.cancel();
   }).detach();
   struct sigaction action {};

@@ -2,7 +2,8 @@
 // tapped activations themselves (copied where an in-place op follows), "analysis" the analysis
 // path (per-channel sums reduced inside the forward, then moments). Each measured in pairs with
 // the plain forward in one run; prints ratios, asserts nothing.
-//   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K] [--reps N] [--threads N]
+//   bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K] [--reps N]
+//   [--threads N]
 
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
@@ -11,8 +12,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -54,7 +55,8 @@ double scalpelOperatorSeconds(const std::function<void()>& work) {
   struct Started : at::ObserverContext {
     Clock::time_point at = Clock::now();
   };
-  static double total = 0;  // the callbacks are plain functions; the interpreter calls them on this thread
+  static double total =
+      0;  // the callbacks are plain functions; the interpreter calls them on this thread
   total = 0;
   const auto handle = at::addThreadLocalCallback(
       at::RecordFunctionCallback(
@@ -63,7 +65,10 @@ double scalpelOperatorSeconds(const std::function<void()>& work) {
             return std::make_unique<Started>();
           },
           [](const at::RecordFunction&, at::ObserverContext* started) {
-            if (started) total += std::chrono::duration<double>(Clock::now() - static_cast<Started*>(started)->at).count();
+            if (started)
+              total +=
+                  std::chrono::duration<double>(Clock::now() - static_cast<Started*>(started)->at)
+                      .count();
           })
           .scopes({at::RecordScope::FUNCTION}));
   work();
@@ -98,8 +103,8 @@ PairedMedians medians(const std::vector<std::pair<double, double>>& pairs) {
 }
 
 // `batchNormInputs`: tap only what the default analysis (no source data) reads.
-void bench(const std::string& name, const std::string& path, std::vector<std::int64_t> shape, int reps,
-           bool batchNormInputs) {
+void bench(const std::string& name, const std::string& path, std::vector<std::int64_t> shape,
+           int reps, bool batchNormInputs) {
   auto loaded = scalpel::ScriptModel::load(path, onCuda ? "cuda" : "cpu");
   if (!loaded) {
     std::printf("%-10s %s\n", name.c_str(), loaded.error.c_str());
@@ -117,7 +122,8 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
   const auto& taps = batchNormInputs ? bnTaps : allTaps;
   using Output = scalpel::ActivationTaps::Output;
   const scalpel::ActivationTaps allSums(module, {}, {}, Output::ChannelSums);
-  const scalpel::ActivationTaps bnSums(module, {"(no module outputs)"}, batchNorms, Output::ChannelSums);
+  const scalpel::ActivationTaps bnSums(module, {"(no module outputs)"}, batchNorms,
+                                       Output::ChannelSums);
   const auto& sums = batchNormInputs ? bnSums : allSums;
   const auto tapCount = batchNormInputs ? taps.inputCalls().size() : taps.tappedCalls().size();
   const auto input = torch::randn(shape).to(loaded.model->device());
@@ -140,12 +146,15 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
   const auto tappedRun = medians(pairedRounds(reps, plain, [&] { return seconds(tapped); }));
   std::string share = "-";
   if (!onCuda) {
-    const double ratio = medians(pairedRounds(std::min(reps, 20), plain, [&] { return scalpelOperatorSeconds(analysed); })).ratio;
+    const double ratio = medians(pairedRounds(std::min(reps, 20), plain, [&] {
+                           return scalpelOperatorSeconds(analysed);
+                         })).ratio;
     share = std::to_string(static_cast<int>(100 * ratio + 0.5)) + "%";
   }
-  std::printf("%-10s %-16s %3zu %-9s %9.1f ms %9.1f ms %6.2fx %9.1f ms %6.2fx %8.1f %7s\n", name.c_str(),
-              scalpel::formatShape(shape).c_str(), tapCount, batchNormInputs ? "BN inputs" : "outputs",
-              1e3 * analysisRun.baseline, 1e3 * tappedRun.measured, tappedRun.ratio, 1e3 * analysisRun.measured,
+  std::printf("%-10s %-16s %3zu %-9s %9.1f ms %9.1f ms %6.2fx %9.1f ms %6.2fx %8.1f %7s\n",
+              name.c_str(), scalpel::formatShape(shape).c_str(), tapCount,
+              batchNormInputs ? "BN inputs" : "outputs", 1e3 * analysisRun.baseline,
+              1e3 * tappedRun.measured, tappedRun.ratio, 1e3 * analysisRun.measured,
               analysisRun.ratio, 1.0 / analysisRun.measured, share.c_str());
 }
 
@@ -153,14 +162,16 @@ void bench(const std::string& name, const std::string& path, std::vector<std::in
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] [--scale K] [--reps N] [--threads N]\n");
+    std::fprintf(stderr,
+                 "usage: bench_analysis FIXTURE_DIR DEMO_MODEL [--quick] [--device cpu|cuda] "
+                 "[--scale K] [--reps N] [--threads N]\n");
     return 2;
   }
   scalpel::useAllCores();
   const std::string fixtures = argv[1];
   bool quick = false;
   int reps = 0;
-  int threads = 0;  // all cores
+  int threads = 0;         // all cores
   std::int64_t scale = 1;  // batches K times the usual (on a GPU: past the launch-bound sizes)
   for (int i = 3; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -174,12 +185,15 @@ int main(int argc, char** argv) {
   if (reps == 0) reps = quick ? 2 : 15;
   std::printf("analysis forward vs plain forward, median of %d paired runs, on %s\n", reps,
               scalpel::describeDevice(onCuda ? "cuda:0" : "cpu").c_str());
-  std::printf("own ops: the time inside the analysis' operators per forward, over the plain forward (CPU only)\n");
-  std::printf("%-10s %-16s %-13s %12s %12s %7s %12s %7s %8s %7s\n", "model", "batch", "taps", "plain", "taps", "ratio",
-              "analysis", "ratio", "batch/s", "own ops");
+  std::printf(
+      "own ops: the time inside the analysis' operators per forward, over the plain forward (CPU "
+      "only)\n");
+  std::printf("%-10s %-16s %-13s %12s %12s %7s %12s %7s %8s %7s\n", "model", "batch", "taps",
+              "plain", "taps", "ratio", "analysis", "ratio", "batch/s", "own ops");
   for (const bool batchNormInputs : {false, true}) {
     bench("demo", argv[2], {100 * scale, 1, 28, 28}, reps, batchNormInputs);
-    bench("resnet18", fixtures + "/resnet18.pt", {(quick ? 1 : 8) * scale, 3, 224, 224}, reps, batchNormInputs);
+    bench("resnet18", fixtures + "/resnet18.pt", {(quick ? 1 : 8) * scale, 3, 224, 224}, reps,
+          batchNormInputs);
   }
   return 0;
 }

@@ -2,7 +2,8 @@
 // loopback), same model, data, global batch and seed, with every layer trainable and with only
 // the last block: the training time the CLI reports (data loading excluded), median over rounds
 // run alternately; prints the speed-up (1-process time ÷ N-process time), asserts nothing.
-//   bench_distributed SCALPEL_CLI DEMO_MODEL [--nproc N] [--rounds R] [--device cpu|cuda] [--epochs E]
+//   bench_distributed SCALPEL_CLI DEMO_MODEL [--nproc N] [--rounds R] [--device cpu|cuda] [--epochs
+//   E]
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -38,7 +39,9 @@ double median(std::vector<double> values) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_distributed SCALPEL_CLI DEMO_MODEL [--nproc N] [--rounds R] [--device cpu|cuda] [--epochs E]\n");
+    std::fprintf(stderr,
+                 "usage: bench_distributed SCALPEL_CLI DEMO_MODEL [--nproc N] [--rounds R] "
+                 "[--device cpu|cuda] [--epochs E]\n");
     return 2;
   }
   const std::string cli = argv[1], model = argv[2];
@@ -52,11 +55,15 @@ int main(int argc, char** argv) {
     if (flag == "--epochs") epochs = std::atoi(value.c_str());
   }
   // 2000 labelled images in global batches of 100 (a multiple of 1-4 processes): 20 steps an epoch.
-  const std::string common = "'" + cli + "' train --model '" + model + "' --shift gaussian-noise --severity 3 --bn-eval --train-per-class 200 "
-                             "--validation-per-class 50 --batch-size 100 --epochs " + std::to_string(epochs) + " --device " + device +
-                             " --out /tmp/scalpel-bench-distributed.pt";
-  std::printf("data-parallel training of %s on %s: 1 process vs %d, median of %d alternating rounds (training seconds as reported)\n",
-              model.c_str(), device.c_str(), processes, rounds);
+  const std::string common =
+      "'" + cli + "' train --model '" + model +
+      "' --shift gaussian-noise --severity 3 --bn-eval --train-per-class 200 "
+      "--validation-per-class 50 --batch-size 100 --epochs " +
+      std::to_string(epochs) + " --device " + device + " --out /tmp/scalpel-bench-distributed.pt";
+  std::printf(
+      "data-parallel training of %s on %s: 1 process vs %d, median of %d alternating rounds "
+      "(training seconds as reported)\n",
+      model.c_str(), device.c_str(), processes, rounds);
   std::printf("%-22s %12s %12s %10s\n", "trainable", "1 process", "processes", "speed-up");
   for (const char* strategy : {"all", "last"}) {
     std::vector<double> one, many;
@@ -67,7 +74,9 @@ int main(int argc, char** argv) {
       if (one.back() < 0 || many.back() < 0) return 1;
     }
     const double a = median(one), b = median(many);
-    std::printf("%-22s %10.2f s %10.2f s %9.2fx\n", strategy == std::string("all") ? "every layer" : "last block only", a, b, b > 0 ? a / b : 0);
+    std::printf("%-22s %10.2f s %10.2f s %9.2fx\n",
+                strategy == std::string("all") ? "every layer" : "last block only", a, b,
+                b > 0 ? a / b : 0);
   }
   return 0;
 }

@@ -25,7 +25,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+double since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
 
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
@@ -36,7 +38,8 @@ struct Timeline {
   double diagram = 0, data = 0, firstColumn = 0, analysis = 0, plan = 0, baseline = 0;
 };
 
-Timeline once(const std::string& modelPath, const std::string& device, std::size_t batches, std::string& planText) {
+Timeline once(const std::string& modelPath, const std::string& device, std::size_t batches,
+              std::string& planText) {
   Timeline t;
   const auto start = Clock::now();
   const auto model = scalpel::LoadedModel::open(modelPath, {{}, device});
@@ -44,7 +47,8 @@ Timeline once(const std::string& modelPath, const std::string& device, std::size
   t.diagram = since(start);
   scalpel::Dataset target;
   scalpel::DataSummary summary;
-  scalpel::loadRequestedData({"fashion-mnist", "test", "gaussian-noise", 5, 0, {}, {}}, target, summary);
+  scalpel::loadRequestedData({"fashion-mnist", "test", "gaussian-noise", 5, 0, {}, {}}, target,
+                             summary);
   t.data = since(start);
   if (!inspection.ok || !summary.ok) {
     std::fprintf(stderr, "%s\n", inspection.ok ? summary.error.c_str() : inspection.error.c_str());
@@ -53,9 +57,10 @@ Timeline once(const std::string& modelPath, const std::string& device, std::size
   scalpel::AnalysisOptions options;
   options.maxBatches = batches;
   options.device = device;
-  const auto analysis = scalpel::analyzeShift(model, target, nullptr, options, [&](const scalpel::ShiftSnapshot&) {
-    if (t.firstColumn == 0) t.firstColumn = since(start);
-  });
+  const auto analysis =
+      scalpel::analyzeShift(model, target, nullptr, options, [&](const scalpel::ShiftSnapshot&) {
+        if (t.firstColumn == 0) t.firstColumn = since(start);
+      });
   t.analysis = since(start);
   const auto diagnosis = scalpel::diagnose(analysis, inspection.tree);
   scalpel::FreezePlan plan;
@@ -73,8 +78,11 @@ Timeline once(const std::string& modelPath, const std::string& device, std::size
   std::vector<std::int64_t> shape{static_cast<std::int64_t>(items)};
   shape.insert(shape.end(), target.itemShape.begin(), target.itemShape.end());
   const auto inputs = torch::from_blob(target.values.data(), shape, torch::kFloat32).to(on);
-  for (std::int64_t first = 0; first < shape[0]; first += static_cast<std::int64_t>(options.batchSize)) {
-    plain.forward({inputs.narrow(0, first, std::min<std::int64_t>(static_cast<std::int64_t>(options.batchSize), shape[0] - first))});
+  for (std::int64_t first = 0; first < shape[0];
+       first += static_cast<std::int64_t>(options.batchSize)) {
+    plain.forward({inputs.narrow(
+        0, first,
+        std::min<std::int64_t>(static_cast<std::int64_t>(options.batchSize), shape[0] - first))});
   }
   if (on.is_cuda()) inputs.sum().item<double>();  // wait for the device
   t.baseline = since(baselineStart);
@@ -93,8 +101,10 @@ int main(int argc, char** argv) {
   int rounds = 3;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--device") device = argv[i + 1];
-    else if (flag == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
+    if (flag == "--device")
+      device = argv[i + 1];
+    else if (flag == "--rounds")
+      rounds = std::max(1, std::atoi(argv[i + 1]));
   }
   const std::size_t batches = 20;  // the window analyses 20 batches of 100
   std::vector<double> diagram, data, first, analysis, plan, baseline;
@@ -109,8 +119,11 @@ int main(int argc, char** argv) {
     baseline.push_back(t.baseline);
   }
   const double base = median(baseline);
-  std::printf("opening the demo on %s, median of %d rounds (seconds from the request; ratio to loading the model and one plain forward over the same %zu items, %.3f s):\n",
-              scalpel::describeDevice(device == "cpu" ? "cpu" : "cuda:0").c_str(), rounds, batches * 100, base);
+  std::printf(
+      "opening the demo on %s, median of %d rounds (seconds from the request; ratio to loading the "
+      "model and one plain forward over the same %zu items, %.3f s):\n",
+      scalpel::describeDevice(device == "cpu" ? "cpu" : "cuda:0").c_str(), rounds, batches * 100,
+      base);
   const auto row = [&](const char* what, double seconds) {
     std::printf("  %-34s %7.3f s  %6.1fx\n", what, seconds, base > 0 ? seconds / base : 0);
   };

@@ -50,8 +50,9 @@ scalpel::Dataset randomImages(const std::vector<std::int64_t>& shape, std::size_
 }
 
 // Median step time of Scalpel's trainer (ms), from the time between its step events.
-double scalpelStep(const std::string& modelPath, const std::string& trainable, const scalpel::Dataset& train,
-                   const scalpel::Dataset& validation, std::size_t batch, const std::string& device, int warmup,
+double scalpelStep(const std::string& modelPath, const std::string& trainable,
+                   const scalpel::Dataset& train, const scalpel::Dataset& validation,
+                   std::size_t batch, const std::string& device, int warmup,
                    const std::string& precision, bool channelsLast, const std::string& dataPath) {
   scalpel::FreezePlan plan;
   plan.strategy = "bench";
@@ -68,16 +69,17 @@ double scalpelStep(const std::string& modelPath, const std::string& trainable, c
   std::vector<double> times;
   auto last = Clock::now();
   int seen = 0;
-  const auto result = scalpel::trainModel(model, plan, {&train, &validation, nullptr}, options, [&](const scalpel::TrainEvent& e) {
-    if (e.kind != scalpel::TrainEvent::Kind::Step) return;
-    const auto now = Clock::now();
-    if (seen++ >= warmup) times.push_back(std::chrono::duration<double, std::milli>(now - last).count());
-    last = now;
-  });
+  const auto result = scalpel::trainModel(
+      model, plan, {&train, &validation, nullptr}, options, [&](const scalpel::TrainEvent& e) {
+        if (e.kind != scalpel::TrainEvent::Kind::Step) return;
+        const auto now = Clock::now();
+        if (seen++ >= warmup)
+          times.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+        last = now;
+      });
   if (!result.ok) std::fprintf(stderr, "scalpel: %s\n", result.error.c_str());
   return median(times);
 }
-
 
 // Runs a command and returns the first line it prints.
 std::string firstLine(const std::string& command) {
@@ -105,28 +107,44 @@ std::vector<std::int64_t> parseSize(const std::string& size) {
 // parent holding torch's thread pools would steal cycles from the measured side.
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_train MODEL --size C,H,W --batch B [--steps N] [--rounds R] [--device D] [--python P] [--label NAME]\n");
+    std::fprintf(stderr,
+                 "usage: bench_train MODEL --size C,H,W --batch B [--steps N] [--rounds R] "
+                 "[--device D] [--python P] [--label NAME]\n");
     return 2;
   }
-  std::string model = argv[1], size = "1,28,28", device = "cpu", python = SCALPEL_PYTHON, label, worker, precision = "fp32", dataPath = "auto";
+  std::string model = argv[1], size = "1,28,28", device = "cpu", python = SCALPEL_PYTHON, label,
+              worker, precision = "fp32", dataPath = "auto";
   bool channelsLast = false, dataPaths = false;
   std::size_t batch = 64;
   int steps = 20, rounds = 3, threads = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--size") size = value;
-    else if (flag == "--batch") batch = std::stoul(value);
-    else if (flag == "--steps") steps = std::stoi(value);
-    else if (flag == "--rounds") rounds = std::stoi(value);
-    else if (flag == "--device") device = value;
-    else if (flag == "--python") python = value;
-    else if (flag == "--label") label = value;
-    else if (flag == "--worker") worker = value;  // "last-block", or what to train: "all" / a block
-    else if (flag == "--threads") threads = std::stoi(value);
-    else if (flag == "--precision") precision = value;
-    else if (flag == "--channels-last") channelsLast = value == "1";
-    else if (flag == "--data-path") dataPath = value;
-    else if (flag == "--data-paths") dataPaths = value == "1";
+    if (flag == "--size")
+      size = value;
+    else if (flag == "--batch")
+      batch = std::stoul(value);
+    else if (flag == "--steps")
+      steps = std::stoi(value);
+    else if (flag == "--rounds")
+      rounds = std::stoi(value);
+    else if (flag == "--device")
+      device = value;
+    else if (flag == "--python")
+      python = value;
+    else if (flag == "--label")
+      label = value;
+    else if (flag == "--worker")
+      worker = value;  // "last-block", or what to train: "all" / a block
+    else if (flag == "--threads")
+      threads = std::stoi(value);
+    else if (flag == "--precision")
+      precision = value;
+    else if (flag == "--channels-last")
+      channelsLast = value == "1";
+    else if (flag == "--data-path")
+      dataPath = value;
+    else if (flag == "--data-paths")
+      dataPaths = value == "1";
   }
   const int warmup = 3;
   if (!worker.empty()) {
@@ -143,29 +161,37 @@ int main(int argc, char** argv) {
     const auto shape = parseSize(size);
     const auto train = randomImages(shape, batch * static_cast<std::size_t>(steps + warmup));
     const auto validation = randomImages(shape, batch);
-    std::printf("%f\n", scalpelStep(model, worker, train, validation, batch, device, warmup, precision, channelsLast, dataPath));
+    std::printf("%f\n", scalpelStep(model, worker, train, validation, batch, device, warmup,
+                                    precision, channelsLast, dataPath));
     return 0;
   }
   if (label.empty()) label = model.substr(model.find_last_of('/') + 1);
-  if (precision != "fp32" || channelsLast) label += std::string(" ") + (precision == "fp32" ? "" : precision) + (channelsLast ? "+NHWC" : "");
+  if (precision != "fp32" || channelsLast)
+    label +=
+        std::string(" ") + (precision == "fp32" ? "" : precision) + (channelsLast ? "+NHWC" : "");
   scalpel::useAllCores();
   threads = at::get_num_threads();
-  const std::string self = std::string(argv[0]) + " " + model + " --size " + size + " --batch " + std::to_string(batch) +
-                           " --steps " + std::to_string(steps) + " --device " + device + " --threads " + std::to_string(threads) + " --precision " + precision +
-                           " --channels-last " + (channelsLast ? "1" : "0") + " --worker ";
+  const std::string self = std::string(argv[0]) + " " + model + " --size " + size + " --batch " +
+                           std::to_string(batch) + " --steps " + std::to_string(steps) +
+                           " --device " + device + " --threads " + std::to_string(threads) +
+                           " --precision " + precision + " --channels-last " +
+                           (channelsLast ? "1" : "0") + " --worker ";
   if (dataPaths) {
     const std::vector<std::string> paths{"synchronous", "streamed", "auto"};
     std::vector<std::vector<double>> times(paths.size());
     for (int round = 0; round < rounds; ++round) {
       for (std::size_t p = 0; p < paths.size(); ++p) {
-        times[p].push_back(std::atof(firstLine(self + "all --data-path " + paths[p] + " 2>/dev/null").c_str()));
+        times[p].push_back(
+            std::atof(firstLine(self + "all --data-path " + paths[p] + " 2>/dev/null").c_str()));
       }
     }
     const double base = median(times[0]);
-    std::printf("%-12s %-5s batch %3zu %-9s data path, samples/s:", label.c_str(), device.c_str(), batch, size.c_str());
+    std::printf("%-12s %-5s batch %3zu %-9s data path, samples/s:", label.c_str(), device.c_str(),
+                batch, size.c_str());
     for (std::size_t p = 0; p < paths.size(); ++p) {
       const double ms = median(times[p]);
-      std::printf(" %s %.0f (%.2fx)", p == 2 ? "resident(auto)" : paths[p].c_str(), ms > 0 ? 1000.0 * batch / ms : 0, ms > 0 ? base / ms : 0);
+      std::printf(" %s %.0f (%.2fx)", p == 2 ? "resident(auto)" : paths[p].c_str(),
+                  ms > 0 ? 1000.0 * batch / ms : 0, ms > 0 ? base / ms : 0);
     }
     std::printf("  [baseline: synchronous, %d threads]\n", threads);
     return 0;
@@ -178,17 +204,20 @@ int main(int argc, char** argv) {
   }
   const std::string script = SCALPEL_BENCH_DIR "/train_loop.py";
   const auto pythonRun = [&](const std::string& trainable, std::string& version) {
-    const std::string line = firstLine(python + " " + script + " " + model + " --size " + size + " --batch " + std::to_string(batch) +
-                                       " --steps " + std::to_string(steps) + " --trainable " + trainable + " --threads " +
-                                       std::to_string(threads) + " --device " + device +
-                                       " --precision " + precision + (channelsLast ? " --channels-last" : ""));
+    const std::string line =
+        firstLine(python + " " + script + " " + model + " --size " + size + " --batch " +
+                  std::to_string(batch) + " --steps " + std::to_string(steps) + " --trainable " +
+                  trainable + " --threads " + std::to_string(threads) + " --device " + device +
+                  " --precision " + precision + (channelsLast ? " --channels-last" : ""));
     double ms = 0;
     char text[64] = {};
     std::sscanf(line.c_str(), "{\"step_ms\": %lf, \"torch\": \"%63[^\"]\"", &ms, text);
     version = text;
     return ms;
   };
-  const auto scalpelRun = [&](const std::string& trainable) { return std::atof(firstLine(self + trainable + " 2>/dev/null").c_str()); };
+  const auto scalpelRun = [&](const std::string& trainable) {
+    return std::atof(firstLine(self + trainable + " 2>/dev/null").c_str());
+  };
 
   std::vector<double> scalpelAll, pythonAll, scalpelLast, pythonLast;
   std::string torchVersion;
@@ -198,9 +227,14 @@ int main(int argc, char** argv) {
     pythonLast.push_back(pythonRun(lastBlock, torchVersion));
     scalpelLast.push_back(scalpelRun(lastBlock));
   }
-  const double sa = median(scalpelAll), pa = median(pythonAll), sl = median(scalpelLast), pl = median(pythonLast);
-  std::printf("%-12s %-5s batch %3zu %-9s all: scalpel %8.2f ms  python %8.2f ms  ratio %.2fx | only %s: scalpel %7.2f ms  python %7.2f ms  ratio %.2fx | freeze speed-up %.2fx (python %.2fx)  [python torch %s, %d threads]\n",
-              label.c_str(), device.c_str(), batch, size.c_str(), sa, pa, pa > 0 ? sa / pa : 0, lastBlock, sl, pl,
-              pl > 0 ? sl / pl : 0, sl > 0 ? sa / sl : 0, pl > 0 ? pa / pl : 0, torchVersion.c_str(), threads);
+  const double sa = median(scalpelAll), pa = median(pythonAll), sl = median(scalpelLast),
+               pl = median(pythonLast);
+  std::printf(
+      "%-12s %-5s batch %3zu %-9s all: scalpel %8.2f ms  python %8.2f ms  ratio %.2fx | only %s: "
+      "scalpel %7.2f ms  python %7.2f ms  ratio %.2fx | freeze speed-up %.2fx (python %.2fx)  "
+      "[python torch %s, %d threads]\n",
+      label.c_str(), device.c_str(), batch, size.c_str(), sa, pa, pa > 0 ? sa / pa : 0, lastBlock,
+      sl, pl, pl > 0 ? sl / pl : 0, sl > 0 ? sa / sl : 0, pl > 0 ? pa / pl : 0,
+      torchVersion.c_str(), threads);
   return 0;
 }

@@ -19,8 +19,11 @@ BlockItem::BlockItem(const LayerTree* tree, int blockIndex, QGraphicsItem* paren
   m_title = title();
   m_subtitle = subtitle();
   setFlag(ItemIsSelectable);
-  m_baseToolTip = QStringLiteral("<b>%1</b><br>%2%3").arg(m_title.toHtmlEscaped(), m_subtitle.toHtmlEscaped(),
-      m_listed.empty() ? QString() : QStringLiteral("<br>Double-click or click ▸ to show its layers"));
+  m_baseToolTip =
+      QStringLiteral("<b>%1</b><br>%2%3")
+          .arg(m_title.toHtmlEscaped(), m_subtitle.toHtmlEscaped(),
+               m_listed.empty() ? QString()
+                                : QStringLiteral("<br>Double-click or click ▸ to show its layers"));
   setToolTip(m_baseToolTip);
 }
 
@@ -31,13 +34,14 @@ bool BlockItem::diagramSuggests() const {
 
 double BlockItem::shiftLevel() const {
   auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
-  return diagram ? diagram->blockShiftLevel(m_blockIndex) : std::numeric_limits<double>::quiet_NaN();
+  return diagram ? diagram->blockShiftLevel(m_blockIndex)
+                 : std::numeric_limits<double>::quiet_NaN();
 }
 
 void BlockItem::refreshScores() {
   auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
   const auto& members = m_tree->blocks().at(static_cast<size_t>(m_blockIndex)).members;
-  const QString scores = !diagram ? QString()
+  const QString scores = !diagram              ? QString()
                          : members.size() == 1 ? diagram->scoreText(members.front())
                                                : diagram->blockScoreText(m_blockIndex);
   setToolTip(scores.isEmpty() ? m_baseToolTip : m_baseToolTip + "<br>" + scores);
@@ -112,7 +116,8 @@ void BlockItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWidge
   painter->fillPath(outline, DiagramStyle::blockFill(m_blockIndex));
   painter->save();
   painter->setClipPath(outline);
-  DiagramStyle::paintShiftStripe(painter, QRectF(box.left(), box.top(), 0, DiagramStyle::kHeaderHeight), shiftLevel());
+  DiagramStyle::paintShiftStripe(
+      painter, QRectF(box.left(), box.top(), 0, DiagramStyle::kHeaderHeight), shiftLevel());
   painter->restore();
   painter->setPen(QPen(isSelected() ? DiagramStyle::selection() : DiagramStyle::border(),
                        isSelected() ? 2.2 : 1.0));
@@ -120,7 +125,8 @@ void BlockItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWidge
   if (diagramSuggests()) {  // the advisor's plan: a dashed accent outline and a tag
     painter->setPen(QPen(DiagramStyle::suggestion(), 2.2, Qt::DashLine));
     painter->setBrush(Qt::NoBrush);
-    painter->drawRoundedRect(box.adjusted(1.5, 1.5, -1.5, -1.5), 6, 6);  // inside: items paint within their bounds
+    painter->drawRoundedRect(box.adjusted(1.5, 1.5, -1.5, -1.5), 6,
+                             6);  // inside: items paint within their bounds
     const QRectF tag(DiagramStyle::kBlockWidth - 150, 4, 100, 16);
     painter->setPen(DiagramStyle::suggestion());
     painter->setFont(DiagramStyle::bodyFont());
@@ -138,9 +144,9 @@ void BlockItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWidge
     painter->setPen(Qt::NoPen);
     painter->setBrush(DiagramStyle::mutedText());
     const QPointF c(x + 6, 18);
-    QPolygonF triangle = m_expanded
-        ? QPolygonF({c + QPointF(-5, -3), c + QPointF(5, -3), c + QPointF(0, 4)})
-        : QPolygonF({c + QPointF(-3, -5), c + QPointF(-3, 5), c + QPointF(4, 0)});
+    QPolygonF triangle =
+        m_expanded ? QPolygonF({c + QPointF(-5, -3), c + QPointF(5, -3), c + QPointF(0, 4)})
+                   : QPolygonF({c + QPointF(-3, -5), c + QPointF(-3, 5), c + QPointF(4, 0)});
     painter->drawPolygon(triangle);
   }
   const qreal textX = x + (hasLayers ? 20 : 0);
@@ -155,8 +161,10 @@ void BlockItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWidge
   const auto& block = m_tree->blocks().at(static_cast<size_t>(m_blockIndex));
   auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
   if (diagram && diagram->freezeState() && block.totalParameters > 0) {
-    DiagramStyle::paintFreezeMark(painter, DiagramStyle::freezeMarkRect(DiagramStyle::kBlockWidth, DiagramStyle::kHeaderHeight),
-                                  diagram->freezeState()->stateOfNodes(block.members));
+    DiagramStyle::paintFreezeMark(
+        painter,
+        DiagramStyle::freezeMarkRect(DiagramStyle::kBlockWidth, DiagramStyle::kHeaderHeight),
+        diagram->freezeState()->stateOfNodes(block.members));
   }
 }
 
@@ -165,10 +173,11 @@ void BlockItem::mousePressEvent(QGraphicsSceneMouseEvent* event) {
   const auto& block = m_tree->blocks().at(static_cast<size_t>(m_blockIndex));
   auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
   if (diagram && diagram->freezeState() && block.totalParameters > 0 &&
-      DiagramStyle::freezeMarkRect(DiagramStyle::kBlockWidth, DiagramStyle::kHeaderHeight).contains(event->pos())) {
+      DiagramStyle::freezeMarkRect(DiagramStyle::kBlockWidth, DiagramStyle::kHeaderHeight)
+          .contains(event->pos())) {
     const bool trains = diagram->freezeState()->stateOfNodes(block.members) == Qt::Checked;
-    Q_EMIT diagram->freezeToggleRequested(QVector<int>(block.members.begin(), block.members.end()), !trains,
-                                          QString::fromStdString(block.name));
+    Q_EMIT diagram->freezeToggleRequested(QVector<int>(block.members.begin(), block.members.end()),
+                                          !trains, QString::fromStdString(block.name));
     return;
   }
   if (expanderRect().contains(event->pos()) && event->pos().y() < DiagramStyle::kHeaderHeight) {

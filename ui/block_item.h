@@ -24,7 +24,8 @@ class BlockItem : public QGraphicsObject {
   // Where clicking toggles expansion, in item coordinates.
   QRectF expanderRect() const;
   const QVector<LayerRowItem*>& rows() const { return m_rows; }
-  // Takes the scene's current scores into its tooltip and its rows' (colours are read when painting).
+  // Takes the scene's current scores into its tooltip and its rows' (colours are read when
+  // painting).
   void refreshScores();
   // The highest shift level of its members (NaN: not measured).
   double shiftLevel() const;

@@ -19,12 +19,20 @@ namespace scalpel::ui {
 
 namespace {
 
-enum Column { PlanColumn, TrainsColumn, ValidationColumn, TestColumn, TimeColumn, OutcomeColumn, ColumnCount };
+enum Column {
+  PlanColumn,
+  TrainsColumn,
+  ValidationColumn,
+  TestColumn,
+  TimeColumn,
+  OutcomeColumn,
+  ColumnCount
+};
 
 // Distinct, colour-blind-friendly line colours (Okabe–Ito), then repeats with a dash.
 QPen runPen(int index) {
-  static const QColor colours[] = {{0, 114, 178}, {213, 94, 0}, {0, 158, 115}, {204, 121, 167},
-                                   {230, 159, 0}, {86, 180, 233}, {0, 0, 0}, {240, 228, 66}};
+  static const QColor colours[] = {{0, 114, 178}, {213, 94, 0},   {0, 158, 115}, {204, 121, 167},
+                                   {230, 159, 0}, {86, 180, 233}, {0, 0, 0},     {240, 228, 66}};
   constexpr int count = sizeof colours / sizeof colours[0];
   QPen pen(colours[index % count], 2);
   if (index >= count) pen.setStyle(Qt::DashLine);
@@ -33,10 +41,13 @@ QPen runPen(int index) {
 
 }  // namespace
 
-ComparePanel::ComparePanel(const SessionController* session, QWidget* parent) : QWidget(parent), m_session(session) {
+ComparePanel::ComparePanel(const SessionController* session, QWidget* parent)
+    : QWidget(parent), m_session(session) {
   m_plans = new QListWidget(this);
   m_plans->setObjectName("comparePlans");
-  m_plans->setToolTip("The plans to train one after another, with the Training tab's optimiser, learning rate, epochs and batch size");
+  m_plans->setToolTip(
+      "The plans to train one after another, with the Training tab's optimiser, learning rate, "
+      "epochs and batch size");
   setBlocks({});
   m_compare = new QPushButton("Compare", this);
   m_compare->setToolTip("Train every ticked plan on the target data, one after another");
@@ -81,11 +92,14 @@ ComparePanel::ComparePanel(const SessionController* session, QWidget* parent) : 
   m_table->setSelectionMode(QAbstractItemView::SingleSelection);
   m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
   m_open = new QPushButton("Open", this);
-  m_open->setToolTip("Make this run the current one: its curves and result in the Training tab, File ▸ Export saves it");
+  m_open->setToolTip(
+      "Make this run the current one: its curves and result in the Training tab, File ▸ Export "
+      "saves it");
   m_export = new QPushButton("Export…", this);
   m_export->setToolTip("Save this run's tuned model with its report");
   m_usePlan = new QPushButton("Use as Plan", this);
-  m_usePlan->setToolTip("Mark this run's trainable layers in the diagram and the layer table (undoable)");
+  m_usePlan->setToolTip(
+      "Mark this run's trainable layers in the diagram and the layer table (undoable)");
   auto* runButtons = new QHBoxLayout;
   runButtons->addWidget(m_open);
   runButtons->addWidget(m_export);
@@ -93,7 +107,8 @@ ComparePanel::ComparePanel(const SessionController* session, QWidget* parent) : 
   runButtons->addStretch(1);
 
   // The curves above the table, in a splitter: the table shows at least five runs.
-  m_table->setMinimumHeight(m_table->horizontalHeader()->sizeHint().height() + 5 * m_table->verticalHeader()->defaultSectionSize() + 4);
+  m_table->setMinimumHeight(m_table->horizontalHeader()->sizeHint().height() +
+                            5 * m_table->verticalHeader()->defaultSectionSize() + 4);
   auto* split = new QSplitter(Qt::Vertical, this);
   split->addWidget(m_curves);
   split->addWidget(m_table);
@@ -108,13 +123,16 @@ ComparePanel::ComparePanel(const SessionController* session, QWidget* parent) : 
   layout->addLayout(left, 0);
   layout->addLayout(right, 1);
 
-  connect(m_compare, &QPushButton::clicked, this, [this] { Q_EMIT compareRequested(checkedStrategies()); });
+  connect(m_compare, &QPushButton::clicked, this,
+          [this] { Q_EMIT compareRequested(checkedStrategies()); });
   connect(m_stop, &QPushButton::clicked, this, [this] { Q_EMIT stopRequested(); });
   connect(m_open, &QPushButton::clicked, this, [this] { Q_EMIT openRequested(selectedRow()); });
   connect(m_export, &QPushButton::clicked, this, [this] { Q_EMIT exportRequested(selectedRow()); });
-  connect(m_usePlan, &QPushButton::clicked, this, [this] { Q_EMIT usePlanRequested(selectedRow()); });
+  connect(m_usePlan, &QPushButton::clicked, this,
+          [this] { Q_EMIT usePlanRequested(selectedRow()); });
   connect(m_table, &QTableWidget::itemSelectionChanged, this, &ComparePanel::updateButtons);
-  connect(m_table, &QTableWidget::cellDoubleClicked, this, [this](int row) { Q_EMIT openRequested(row); });
+  connect(m_table, &QTableWidget::cellDoubleClicked, this,
+          [this](int row) { Q_EMIT openRequested(row); });
   m_replot.setSingleShot(true);
   m_replot.setInterval(40);  // coalesce replots
   connect(&m_replot, &QTimer::timeout, this, &ComparePanel::redraw);
@@ -142,7 +160,8 @@ void ComparePanel::setBlocks(const QStringList& blocks) {
 QStringList ComparePanel::checkedStrategies() const {
   QStringList strategies;
   for (int i = 0; i < m_plans->count(); ++i) {
-    if (m_plans->item(i)->checkState() == Qt::Checked) strategies << m_plans->item(i)->data(Qt::UserRole).toString();
+    if (m_plans->item(i)->checkState() == Qt::Checked)
+      strategies << m_plans->item(i)->data(Qt::UserRole).toString();
   }
   return strategies;
 }
@@ -150,7 +169,8 @@ QStringList ComparePanel::checkedStrategies() const {
 void ComparePanel::setCheckedStrategies(const QStringList& strategies) {
   for (int i = 0; i < m_plans->count(); ++i) {
     auto* item = m_plans->item(i);
-    item->setCheckState(strategies.contains(item->data(Qt::UserRole).toString()) ? Qt::Checked : Qt::Unchecked);
+    item->setCheckState(strategies.contains(item->data(Qt::UserRole).toString()) ? Qt::Checked
+                                                                                 : Qt::Unchecked);
   }
 }
 
@@ -189,8 +209,11 @@ void ComparePanel::onEvent(const TrainEvent& event) {
     if (!m_replot.isActive()) m_replot.start();
   } else if (event.kind == TrainEvent::Kind::Step) {
     m_status->setText(QString("%1: epoch %2, step %3 of %4 · loss %5")
-                          .arg(graph->name()).arg(event.epoch + 1).arg(event.step)
-                          .arg(event.totalSteps).arg(event.loss, 0, 'f', 3));
+                          .arg(graph->name())
+                          .arg(event.epoch + 1)
+                          .arg(event.step)
+                          .arg(event.totalSteps)
+                          .arg(event.loss, 0, 'f', 3));
   }
 }
 
@@ -198,7 +221,8 @@ void ComparePanel::showResult(int index) {
   const auto& compared = m_session->comparedRuns().at(static_cast<std::size_t>(index));
   // The unmodified model's validation accuracy starts each curve, so the gain shows.
   if (compared.ok() && m_curves->graphCount()) {
-    m_curves->graph(m_curves->graphCount() - 1)->addData(0, 100 * compared.run.result.validationBefore.score());
+    m_curves->graph(m_curves->graphCount() - 1)
+        ->addData(0, 100 * compared.run.result.validationBefore.score());
   }
   refreshTable();
   m_replot.start();
@@ -221,8 +245,12 @@ void ComparePanel::finish(const QString& message) {
 }
 
 int ComparePanel::runCount() const { return static_cast<int>(m_session->comparedRuns().size()); }
-const FineTuneRun& ComparePanel::run(int row) const { return m_session->comparedRuns().at(static_cast<std::size_t>(row)).run; }
-QString ComparePanel::labelOf(int row) const { return planLabel(m_session->comparedRuns().at(static_cast<std::size_t>(row)).strategy); }
+const FineTuneRun& ComparePanel::run(int row) const {
+  return m_session->comparedRuns().at(static_cast<std::size_t>(row)).run;
+}
+QString ComparePanel::labelOf(int row) const {
+  return planLabel(m_session->comparedRuns().at(static_cast<std::size_t>(row)).strategy);
+}
 int ComparePanel::bestRow() const { return m_session->bestComparedRun(); }
 
 int ComparePanel::selectedRow() const {
@@ -245,14 +273,19 @@ void ComparePanel::refreshTable() {
     const bool ok = entry.ok();
     const TrainResult& r = entry.run.result;
     const auto total = r.trainableParameters + r.frozenParameters;
-    const QString outcome = !ok ? (entry.error.isEmpty() ? QString::fromStdString(r.error) : entry.error) : QString::fromStdString(entry.run.report.outcome);
-    const QStringList cells{
-        planLabel(entry.strategy),
-        ok && total > 0 ? QString("%1 of the parameters").arg(percent(static_cast<double>(r.trainableParameters) / static_cast<double>(total))) : "",
-        ok ? scoreChange(r.validationBefore, r.validationAfter) : "",
-        ok && r.testAfter.items ? scoreChange(r.testBefore, r.testAfter) : "",
-        ok ? QString::number(r.seconds, 'f', 1) + " s" : "",
-        row == best ? outcome + " · best on validation" : outcome};
+    const QString outcome =
+        !ok ? (entry.error.isEmpty() ? QString::fromStdString(r.error) : entry.error)
+            : QString::fromStdString(entry.run.report.outcome);
+    const QStringList cells{planLabel(entry.strategy),
+                            ok && total > 0
+                                ? QString("%1 of the parameters")
+                                      .arg(percent(static_cast<double>(r.trainableParameters) /
+                                                   static_cast<double>(total)))
+                                : "",
+                            ok ? scoreChange(r.validationBefore, r.validationAfter) : "",
+                            ok && r.testAfter.items ? scoreChange(r.testBefore, r.testAfter) : "",
+                            ok ? QString::number(r.seconds, 'f', 1) + " s" : "",
+                            row == best ? outcome + " · best on validation" : outcome};
     for (int column = 0; column < ColumnCount; ++column) {
       auto* item = new QTableWidgetItem(cells[column]);
       if (column == PlanColumn) item->setForeground(runPen(row).color());
@@ -268,7 +301,8 @@ void ComparePanel::refreshTable() {
       m_table->setItem(row, column, item);
     }
     if (!entry.run.report.plan.explanation.empty()) {
-      m_table->item(row, PlanColumn)->setToolTip(QString::fromStdString(entry.run.report.plan.explanation));
+      m_table->item(row, PlanColumn)
+          ->setToolTip(QString::fromStdString(entry.run.report.plan.explanation));
     }
   }
   updateButtons();
@@ -276,7 +310,8 @@ void ComparePanel::refreshTable() {
 
 void ComparePanel::updateButtons() {
   const int row = selectedRow();
-  const bool usable = row >= 0 && row < runCount() && m_session->comparedRuns()[static_cast<std::size_t>(row)].ok();
+  const bool usable =
+      row >= 0 && row < runCount() && m_session->comparedRuns()[static_cast<std::size_t>(row)].ok();
   m_open->setEnabled(usable);
   m_export->setEnabled(usable);
   m_usePlan->setEnabled(usable);

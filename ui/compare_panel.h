@@ -52,9 +52,9 @@ class ComparePanel : public QWidget {
   int bestRow() const;  // highest validation accuracy among the finished runs; -1 if none
   int selectedRow() const;
   void selectRow(int row);
-  int curveCount() const;             // one validation-accuracy curve per run
-  int curvePoints(int curve) const;   // its points so far
-  QString curveName(int curve) const; // its legend entry
+  int curveCount() const;              // one validation-accuracy curve per run
+  int curvePoints(int curve) const;    // its points so far
+  QString curveName(int curve) const;  // its legend entry
   QTableWidget* table() const { return m_table; }
   QString statusText() const;
 

@@ -9,9 +9,9 @@
 #include "data/data_request.h"
 #include "io/session.h"
 #include "model/model_inspection.h"
-#include "workflow/fine_tuning.h"
 #include "train/pretrain.h"
 #include "train/trainer.h"
+#include "workflow/fine_tuning.h"
 
 Q_DECLARE_METATYPE(scalpel::ModelInspection)
 Q_DECLARE_METATYPE(scalpel::PretrainOptions)

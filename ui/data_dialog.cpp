@@ -38,16 +38,22 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   m_regress = new QLineEdit(this);
   m_regress->setObjectName("regressionTargets");
   m_regress->setPlaceholderText("empty: classify by the label in the last column");
-  m_regress->setToolTip("Regression: the numeric columns of the CSV to predict, by their header names, separated by commas. "
-                        "The model needs one output per column; it is trained with mean squared error and scored by R².");
+  m_regress->setToolTip(
+      "Regression: the numeric columns of the CSV to predict, by their header names, separated by "
+      "commas. "
+      "The model needs one output per column; it is trained with mean squared error and scored by "
+      "R².");
   m_shift = new QComboBox(this);
   m_shift->addItem("none (the data as it is)", QString());
   for (const auto& shift : shiftCatalogue()) {
-    if (shift.level == ShiftLevel::Feature) continue;  // sub-population shifts need class groups (CLI sweep)
-    m_shift->addItem(QStringLiteral("%1 (%2)").arg(QString::fromStdString(shift.name),
-                                                          QString::fromStdString(shiftLevelName(shift.level))),
-                     QString::fromStdString(shift.name));
-    m_shift->setItemData(m_shift->count() - 1, QString::fromStdString(shift.description), Qt::ToolTipRole);
+    if (shift.level == ShiftLevel::Feature)
+      continue;  // sub-population shifts need class groups (CLI sweep)
+    m_shift->addItem(
+        QStringLiteral("%1 (%2)").arg(QString::fromStdString(shift.name),
+                                      QString::fromStdString(shiftLevelName(shift.level))),
+        QString::fromStdString(shift.name));
+    m_shift->setItemData(m_shift->count() - 1, QString::fromStdString(shift.description),
+                         Qt::ToolTipRole);
   }
   m_severity = new QSpinBox(this);
   m_severity->setRange(1, 5);
@@ -67,7 +73,8 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   form->addRow(m_shiftHelp);
 
   m_previewButton = new QPushButton("Preview", this);
-  m_previewButton->setToolTip("Load the data on the worker and show clean samples over shifted ones");
+  m_previewButton->setToolTip(
+      "Load the data on the worker and show clean samples over shifted ones");
   m_preview = new QLabel(this);
   m_preview->setObjectName("dataPreview");
   m_preview->setMinimumHeight(130);
@@ -105,7 +112,10 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   connect(m_buttons, &QDialogButtonBox::accepted, this, [this] {
     QString problem;
     request(&problem);
-    if (problem.isEmpty()) accept(); else m_summary->setText(problem);
+    if (problem.isEmpty())
+      accept();
+    else
+      m_summary->setText(problem);
   });
   connect(m_buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
   updateControls();
@@ -129,13 +139,15 @@ void DataDialog::setShift(const QString& name, int severity) {
 DataRequest DataDialog::request(QString* problem) const {
   DataRequest chosen;
   const auto reader = static_cast<Reader>(m_reader->currentData().toInt());
-  chosen.source = reader == FashionMnist ? std::string("fashion-mnist") : m_path->text().trimmed().toStdString();
+  chosen.source = reader == FashionMnist ? std::string("fashion-mnist")
+                                         : m_path->text().trimmed().toStdString();
   chosen.split = m_split->currentText().toStdString();
   chosen.shift = m_shift->currentData().toString().toStdString();
   chosen.severity = m_severity->value();
   if (reader == CsvTable) {
     for (const auto& column : m_regress->text().split(',', Qt::SkipEmptyParts)) {
-      if (!column.trimmed().isEmpty()) chosen.regressionTargets.push_back(column.trimmed().toStdString());
+      if (!column.trimmed().isEmpty())
+        chosen.regressionTargets.push_back(column.trimmed().toStdString());
     }
   }
   if (problem) {
@@ -150,12 +162,15 @@ void DataDialog::browse() {
   const auto reader = static_cast<Reader>(m_reader->currentData().toInt());
   QString chosen;
   if (reader == ImageFolder) {
-    chosen = QFileDialog::getExistingDirectory(this, "An image folder: one subfolder of images per class");
+    chosen = QFileDialog::getExistingDirectory(
+        this, "An image folder: one subfolder of images per class");
   } else if (reader == IdxFile) {
-    chosen = QFileDialog::getOpenFileName(this, "An IDX images file (its labels file beside it)", {},
-                                          "IDX images (*images-idx3-ubyte *images-idx3-ubyte.gz);;All files (*)");
+    chosen = QFileDialog::getOpenFileName(
+        this, "An IDX images file (its labels file beside it)", {},
+        "IDX images (*images-idx3-ubyte *images-idx3-ubyte.gz);;All files (*)");
   } else if (reader == CsvTable) {
-    chosen = QFileDialog::getOpenFileName(this, "A CSV table", {}, "CSV files (*.csv);;All files (*)");
+    chosen =
+        QFileDialog::getOpenFileName(this, "A CSV table", {}, "CSV files (*.csv);;All files (*)");
   }
   if (!chosen.isEmpty()) m_path->setText(chosen);
 }
@@ -194,8 +209,10 @@ void DataDialog::showPreview(const DataSummary& summary) {
                      .arg(QString::fromStdString(summary.description).toHtmlEscaped())
                      .arg(summary.items)
                      .arg(QString::fromStdString(summary.labelling()).toHtmlEscaped());
-  if (summary.preview.height > 0 && !m_shift->currentData().toString().isEmpty()) text += " — top row clean, bottom row shifted";
-  for (const auto& warning : summary.warnings) text += "<br>⚠ " + QString::fromStdString(warning).toHtmlEscaped();
+  if (summary.preview.height > 0 && !m_shift->currentData().toString().isEmpty())
+    text += " — top row clean, bottom row shifted";
+  for (const auto& warning : summary.warnings)
+    text += "<br>⚠ " + QString::fromStdString(warning).toHtmlEscaped();
   m_summary->setText(text);
 }
 

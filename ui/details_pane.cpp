@@ -11,11 +11,14 @@ namespace {
 
 QString html(const std::string& text) { return QString::fromStdString(text).toHtmlEscaped(); }
 
-const char* previewUrl(bool target) { return target ? "scalpel:target-preview" : "scalpel:source-preview"; }
+const char* previewUrl(bool target) {
+  return target ? "scalpel:target-preview" : "scalpel:source-preview";
+}
 
 }  // namespace
 
-DetailsPane::DetailsPane(const SessionController* session, QWidget* parent) : QTextBrowser(parent), m_session(session) {
+DetailsPane::DetailsPane(const SessionController* session, QWidget* parent)
+    : QTextBrowser(parent), m_session(session) {
   setMinimumWidth(260);
   showWelcome();
 }
@@ -33,9 +36,10 @@ void DetailsPane::addPreviews() {
   for (const bool target : {true, false}) {
     const auto& data = target ? m_session->targetData() : m_session->sourceData();
     if (!data.ok || data.preview.width <= 0) continue;
-    const QImage preview(data.preview.pixels.data(), data.preview.width, data.preview.height, data.preview.width * 3,
-                         QImage::Format_RGB888);
-    document()->addResource(QTextDocument::ImageResource, QUrl(previewUrl(target)), preview.copy());  // copy: the pixels are not ours
+    const QImage preview(data.preview.pixels.data(), data.preview.width, data.preview.height,
+                         data.preview.width * 3, QImage::Format_RGB888);
+    document()->addResource(QTextDocument::ImageResource, QUrl(previewUrl(target)),
+                            preview.copy());  // copy: the pixels are not ours
   }
 }
 
@@ -50,7 +54,9 @@ void DetailsPane::showNode(int node) {
     }
     return;
   }
-  setHtml(node <= 0 || node >= tree.size() ? modelHtml() + diagnosisHtml() + dataHtml(true) + dataHtml(false) : layerHtml(node));
+  setHtml(node <= 0 || node >= tree.size()
+              ? modelHtml() + diagnosisHtml() + dataHtml(true) + dataHtml(false)
+              : layerHtml(node));
 }
 
 void DetailsPane::scrollToDiagnosis() { scrollToAnchor("diagnosis"); }
@@ -58,15 +64,20 @@ void DetailsPane::scrollToDiagnosis() { scrollToAnchor("diagnosis"); }
 QString DetailsPane::modelHtml() const {
   const auto& inspection = m_session->inspection();
   const auto& tree = inspection.tree;
-  QString text = QStringLiteral("<h3>%1</h3><p><tt>%2</tt></p>").arg(html(tree.node(0).typeName), html(inspection.path));
+  QString text = QStringLiteral("<h3>%1</h3><p><tt>%2</tt></p>")
+                     .arg(html(tree.node(0).typeName), html(inspection.path));
   text += QStringLiteral("<p>%1 parameters · %2 modules · %3 blocks<br>input %4</p>")
               .arg(QString::number(tree.node(0).totalParameters))
               .arg(tree.size() - 1)
               .arg(tree.blocks().size())
               .arg(html(formatShape(inspection.inputShape)));
-  if (!inspection.metadata.classNames.empty()) text += QStringLiteral("<p>%1 classes</p>").arg(inspection.metadata.classNames.size());
-  for (const auto& warning : inspection.warnings) text += QStringLiteral("<p style='color:#a15c00'>⚠ %1</p>").arg(html(warning));
-  return text + "<p style='color:#555'>Click ▸ or double-click a block to see its layers; click a layer for its details.</p>";
+  if (!inspection.metadata.classNames.empty())
+    text += QStringLiteral("<p>%1 classes</p>").arg(inspection.metadata.classNames.size());
+  for (const auto& warning : inspection.warnings)
+    text += QStringLiteral("<p style='color:#a15c00'>⚠ %1</p>").arg(html(warning));
+  return text +
+         "<p style='color:#555'>Click ▸ or double-click a block to see its layers; click a layer "
+         "for its details.</p>";
 }
 
 QString DetailsPane::layerHtml(int index) const {
@@ -94,7 +105,8 @@ QString DetailsPane::diagnosisHtml() const {
   const auto& plan = m_session->suggestedPlan();
   QString text = QStringLiteral("<a name='diagnosis'></a><h4>Diagnosis: %1</h4><p>%2</p><ul>")
                      .arg(html(shiftKindName(diagnosis->kind)), html(diagnosis->summary));
-  for (const auto& line : diagnosis->evidence) text += QStringLiteral("<li>%1</li>").arg(html(line));
+  for (const auto& line : diagnosis->evidence)
+    text += QStringLiteral("<li>%1</li>").arg(html(line));
   text += QStringLiteral("</ul><p><b>Suggestion:</b> %1").arg(html(plan.explanation));
   if (!plan.trainable.empty()) {
     QStringList modules;
@@ -107,18 +119,22 @@ QString DetailsPane::diagnosisHtml() const {
 QString DetailsPane::dataHtml(bool target) const {
   const auto& data = target ? m_session->targetData() : m_session->sourceData();
   if (!data.ok) return {};
-  QString text = QStringLiteral("<h4>%1</h4><p><tt>%2</tt><br>%3 items of %4 · %5</p>")
-                     .arg(target ? "Target data (shifted)" : "Source reference", html(data.description))
-                     .arg(data.items)
-                     .arg(html(formatShape(data.itemShape)))
-                     .arg(html(data.labelling()));
+  QString text =
+      QStringLiteral("<h4>%1</h4><p><tt>%2</tt><br>%3 items of %4 · %5</p>")
+          .arg(target ? "Target data (shifted)" : "Source reference", html(data.description))
+          .arg(data.items)
+          .arg(html(formatShape(data.itemShape)))
+          .arg(html(data.labelling()));
   if (data.preview.width > 0) {
     const bool shifted = target && data.description.find(" + ") != std::string::npos;
     text += QStringLiteral("<p><img src='%1'><br><span style='color:#555'>%2</span></p>")
-                .arg(previewUrl(target), shifted ? "top: clean · bottom: as the model will see them" : "samples");
+                .arg(previewUrl(target),
+                     shifted ? "top: clean · bottom: as the model will see them" : "samples");
   }
-  for (const auto& note : data.notes) text += QStringLiteral("<p style='color:#555'>%1</p>").arg(html(note));
-  for (const auto& warning : data.warnings) text += QStringLiteral("<p style='color:#a15c00'>⚠ %1</p>").arg(html(warning));
+  for (const auto& note : data.notes)
+    text += QStringLiteral("<p style='color:#555'>%1</p>").arg(html(note));
+  for (const auto& warning : data.warnings)
+    text += QStringLiteral("<p style='color:#a15c00'>⚠ %1</p>").arg(html(warning));
   return text;
 }
 

@@ -30,7 +30,9 @@ void DiagramStyle::paintFreezeMark(QPainter* painter, const QRectF& rect, Qt::Ch
     painter->fillPath(box, state == Qt::Checked ? trains : frozen);
   }
   painter->setPen(QPen(Qt::white, rect.width() / 9, Qt::SolidLine, Qt::RoundCap, Qt::RoundJoin));
-  const auto at = [&](qreal x, qreal y) { return QPointF(rect.left() + x * rect.width(), rect.top() + y * rect.height()); };
+  const auto at = [&](qreal x, qreal y) {
+    return QPointF(rect.left() + x * rect.width(), rect.top() + y * rect.height());
+  };
   if (state == Qt::Checked) {
     painter->drawPolyline(QPolygonF({at(0.25, 0.52), at(0.43, 0.70), at(0.76, 0.32)}));
   } else {  // a padlock: shackle and body
@@ -42,7 +44,6 @@ void DiagramStyle::paintFreezeMark(QPainter* painter, const QRectF& rect, Qt::Ch
   }
   painter->restore();
 }
-
 
 QColor DiagramStyle::blockFill(int blockIndex) {
   // Two soft alternating tints separate neighbouring blocks; shift colours come later on top.
@@ -60,7 +61,8 @@ QFont DiagramStyle::bodyFont() { return QApplication::font(); }
 
 void DiagramStyle::paintShiftStripe(QPainter* painter, const QRectF& rect, double level) {
   if (std::isnan(level)) return;
-  painter->fillRect(QRectF(rect.left(), rect.top(), kStripeWidth, rect.height()), ShiftScale::colour(level));
+  painter->fillRect(QRectF(rect.left(), rect.top(), kStripeWidth, rect.height()),
+                    ShiftScale::colour(level));
 }
 
 }  // namespace scalpel::ui

@@ -20,7 +20,9 @@ struct DiagramStyle {
   static QColor blockFill(int blockIndex);
   static QColor border() { return QColor(0x5f, 0x6b, 0x7a); }
   static QColor selection() { return QColor(0x1f, 0x6f, 0xd1); }
-  static QColor suggestion() { return QColor(0xc2, 0x41, 0x0c); }  // the advisor's plan: orange, apart from selection blue
+  static QColor suggestion() {
+    return QColor(0xc2, 0x41, 0x0c);
+  }  // the advisor's plan: orange, apart from selection blue
   static QColor text() { return QColor(0x1d, 0x23, 0x2b); }
   static QColor mutedText() { return QColor(0x55, 0x5f, 0x6b); }
   static QFont titleFont();

@@ -34,7 +34,8 @@ bool DiagramView::legendVisible() const { return !m_legend->isHidden(); }
 
 void DiagramView::placeLegend() {
   const QRect area = viewport()->geometry();
-  m_legend->setGeometry(area.left(), area.top() - ShiftLegend::kHeight, area.width(), ShiftLegend::kHeight);
+  m_legend->setGeometry(area.left(), area.top() - ShiftLegend::kHeight, area.width(),
+                        ShiftLegend::kHeight);
 }
 
 void DiagramView::zoomBy(qreal factor) {

@@ -55,13 +55,17 @@ FreezePlan FreezeState::plan() const {
   for (int unit : allUnits()) {
     if (m_trainable.contains(unit)) plan.trainable.push_back(m_tree.node(unit).name);
   }
-  plan.explanation = "Train the " + std::to_string(plan.trainable.size()) + " layer(s) marked trainable in the diagram; the rest is frozen.";
+  plan.explanation = "Train the " + std::to_string(plan.trainable.size()) +
+                     " layer(s) marked trainable in the diagram; the rest is frozen.";
   return plan;
 }
 
 void FreezeState::apply(const QVector<int>& units, const QVector<bool>& trainable) {
   for (int i = 0; i < units.size(); ++i) {
-    if (trainable[i]) m_trainable.insert(units[i]); else m_trainable.remove(units[i]);
+    if (trainable[i])
+      m_trainable.insert(units[i]);
+    else
+      m_trainable.remove(units[i]);
   }
   m_edited = true;
   Q_EMIT changed();

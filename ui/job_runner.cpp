@@ -18,7 +18,9 @@ JobRunner::~JobRunner() {
   m_process->waitForFinished(10000);
 }
 
-QString JobRunner::scalpelCli() { return QDir(QCoreApplication::applicationDirPath()).filePath("scalpel-cli"); }
+QString JobRunner::scalpelCli() {
+  return QDir(QCoreApplication::applicationDirPath()).filePath("scalpel-cli");
+}
 
 QString JobRunner::exportJob(const Session& session, const QString& folder, int processes) {
   JobSettings settings;
@@ -30,14 +32,16 @@ QString JobRunner::exportJob(const Session& session, const QString& folder, int 
 FineTuneRun JobRunner::runOf(const JobResults& results) {
   FineTuneRun run;
   run.report = results.report;
-  run.result = resultOfReport(results.report, std::make_shared<const std::string>(results.tunedModelBytes));
+  run.result =
+      resultOfReport(results.report, std::make_shared<const std::string>(results.tunedModelBytes));
   return run;
 }
 
 QString JobRunner::start(const Session& session, int processes) {
   if (m_process) return "a run on several processes is already going";
   const QString base = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
-  m_folder = QDir(base).filePath("jobs/" + QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss-zzz"));
+  m_folder =
+      QDir(base).filePath("jobs/" + QDateTime::currentDateTime().toString("yyyyMMdd-HHmmss-zzz"));
   if (auto problem = exportJob(session, m_folder, processes); !problem.isEmpty()) return problem;
   m_processes = processes;
   m_pointsShown = 0;
@@ -45,13 +49,16 @@ QString JobRunner::start(const Session& session, int processes) {
   m_process = new QProcess(this);
   m_process->setWorkingDirectory(m_folder);
   m_process->setProcessChannelMode(QProcess::MergedChannels);
-  connect(m_process, &QProcess::readyRead, this, [this] { m_output += QString::fromUtf8(m_process->readAll()); });
+  connect(m_process, &QProcess::readyRead, this,
+          [this] { m_output += QString::fromUtf8(m_process->readAll()); });
   connect(m_process, &QProcess::finished, this, [this](int exitCode) { onFinished(exitCode); });
   connect(m_process, &QProcess::errorOccurred, this, [this](QProcess::ProcessError error) {
     if (error == QProcess::FailedToStart) onFinished(-1);
   });
-  m_process->start(scalpelCli(), {"train", "--session", "session.json", "--out", "results/tuned.pt", "--checkpoint", "results/checkpoint.pt",
-                                  "--metrics", "results/metrics.jsonl", "--report", "results/report", "--nproc", QString::number(processes)});
+  m_process->start(scalpelCli(),
+                   {"train", "--session", "session.json", "--out", "results/tuned.pt",
+                    "--checkpoint", "results/checkpoint.pt", "--metrics", "results/metrics.jsonl",
+                    "--report", "results/report", "--nproc", QString::number(processes)});
   m_poll.start(300);
   return {};
 }
@@ -96,8 +103,14 @@ void JobRunner::onFinished(int exitCode) {
     return;
   }
   const QStringList lines = m_output.trimmed().split('\n');
-  const QString tail = lines.mid(std::max<qsizetype>(0, lines.size() - 4)).join('\n');  // the launcher's last words
-  Q_EMIT finished({}, QString("The %1 processes stopped (exit status %2):\n%3").arg(m_processes).arg(exitCode).arg(tail), {});
+  const QString tail =
+      lines.mid(std::max<qsizetype>(0, lines.size() - 4)).join('\n');  // the launcher's last words
+  Q_EMIT finished({},
+                  QString("The %1 processes stopped (exit status %2):\n%3")
+                      .arg(m_processes)
+                      .arg(exitCode)
+                      .arg(tail),
+                  {});
 }
 
 }  // namespace scalpel::ui

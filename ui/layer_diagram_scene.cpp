@@ -20,7 +20,8 @@ namespace {
 
 // A container's tooltip line: the largest shift among the layers inside it.
 QString highestInside(double level) {
-  return QStringLiteral("highest shift inside: %1× the noise floor").arg(std::pow(10.0, level), 0, 'f', 0);
+  return QStringLiteral("highest shift inside: %1× the noise floor")
+      .arg(std::pow(10.0, level), 0, 'f', 0);
 }
 
 }  // namespace
@@ -72,7 +73,8 @@ void LayerDiagramScene::refreshScores() {
 }
 
 QString LayerDiagramScene::blockScoreText(int blockIndex) const {
-  if (!m_scores || blockIndex < 0 || blockIndex >= static_cast<int>(m_tree.blocks().size())) return {};
+  if (!m_scores || blockIndex < 0 || blockIndex >= static_cast<int>(m_tree.blocks().size()))
+    return {};
   QStringList lines;
   const double highest = blockShiftLevel(blockIndex);
   if (!std::isnan(highest)) lines << highestInside(highest);

@@ -14,13 +14,14 @@ LayerRowItem::LayerRowItem(const LayerTree* tree, int nodeIndex, qreal width, QG
     : QGraphicsObject(parent), m_tree(tree), m_nodeIndex(nodeIndex), m_width(width) {
   const auto& node = m_tree->node(nodeIndex);
   setFlag(ItemIsSelectable);
-  m_baseToolTip = (QStringLiteral("<b>%1</b><br>%2<br>%3 parameters (%4 own)<br>output %5%6")
-                 .arg(QString::fromStdString(node.name), QString::fromStdString(node.typeName),
-                      QString::number(node.totalParameters), QString::number(node.ownParameters),
-                      QString::fromStdString(formatShape(node.outputShape)),
-                      node.callCount > 1 ? QStringLiteral("<br>called %1 times").arg(node.callCount)
-                      : node.callCount == 0 ? QStringLiteral("<br>never called by forward")
-                                            : QString()));
+  m_baseToolTip =
+      (QStringLiteral("<b>%1</b><br>%2<br>%3 parameters (%4 own)<br>output %5%6")
+           .arg(QString::fromStdString(node.name), QString::fromStdString(node.typeName),
+                QString::number(node.totalParameters), QString::number(node.ownParameters),
+                QString::fromStdString(formatShape(node.outputShape)),
+                node.callCount > 1    ? QStringLiteral("<br>called %1 times").arg(node.callCount)
+                : node.callCount == 0 ? QStringLiteral("<br>never called by forward")
+                                      : QString()));
   setToolTip(m_baseToolTip);
 }
 
@@ -58,7 +59,8 @@ void LayerRowItem::paint(QPainter* painter, const QStyleOptionGraphicsItem*, QWi
   painter->drawText(textRect(shapeX + 8, m_width - 28), flags,
                     QString::fromStdString(formatShape(node.outputShape)));
   if (diagram && diagram->freezeState() && node.totalParameters > 0) {
-    DiagramStyle::paintFreezeMark(painter, DiagramStyle::freezeMarkRect(m_width, DiagramStyle::kRowHeight),
+    DiagramStyle::paintFreezeMark(painter,
+                                  DiagramStyle::freezeMarkRect(m_width, DiagramStyle::kRowHeight),
                                   diagram->freezeState()->stateOf(m_nodeIndex));
   }
 }
@@ -69,8 +71,9 @@ void LayerRowItem::mousePressEvent(QGraphicsSceneMouseEvent* event) {
   auto* diagram = qobject_cast<LayerDiagramScene*>(scene());
   if (diagram && diagram->freezeState() && node.totalParameters > 0 &&
       DiagramStyle::freezeMarkRect(m_width, DiagramStyle::kRowHeight).contains(event->pos())) {
-    Q_EMIT diagram->freezeToggleRequested({m_nodeIndex}, diagram->freezeState()->stateOf(m_nodeIndex) != Qt::Checked,
-                                          QString::fromStdString(node.name));
+    Q_EMIT diagram->freezeToggleRequested(
+        {m_nodeIndex}, diagram->freezeState()->stateOf(m_nodeIndex) != Qt::Checked,
+        QString::fromStdString(node.name));
     return;
   }
   Q_EMIT selected(m_nodeIndex);

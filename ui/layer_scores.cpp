@@ -11,7 +11,9 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-bool higher(double level, double than) { return !std::isnan(level) && (std::isnan(than) || level > than); }
+bool higher(double level, double than) {
+  return !std::isnan(level) && (std::isnan(than) || level > than);
+}
 
 }  // namespace
 
@@ -81,7 +83,9 @@ void LayerScores::rebuildLatest() {
   }
 }
 
-double LayerScores::level(int node) const { return node >= 0 && node < m_level.size() ? m_level[node] : kNaN; }
+double LayerScores::level(int node) const {
+  return node >= 0 && node < m_level.size() ? m_level[node] : kNaN;
+}
 
 double LayerScores::blockLevel(int block) const {
   double highest = kNaN;
@@ -93,12 +97,17 @@ double LayerScores::blockLevel(int block) const {
 }
 
 const LayerScore* LayerScores::score(int node) const {
-  if (node < 0 || node >= m_score.size() || m_score[node] < 0 || m_snapshots.empty()) return nullptr;
+  if (node < 0 || node >= m_score.size() || m_score[node] < 0 || m_snapshots.empty())
+    return nullptr;
   return &m_snapshots.back().layers[static_cast<std::size_t>(m_score[node])];
 }
 
-double LayerScores::rgn(int node) const { return node >= 0 && node < m_rgn.size() ? m_rgn[node] : kNaN; }
+double LayerScores::rgn(int node) const {
+  return node >= 0 && node < m_rgn.size() ? m_rgn[node] : kNaN;
+}
 
-double LayerScores::blockRgn(int block) const { return block >= 0 && block < m_blockRgn.size() ? m_blockRgn[block] : kNaN; }
+double LayerScores::blockRgn(int block) const {
+  return block >= 0 && block < m_blockRgn.size() ? m_blockRgn[block] : kNaN;
+}
 
 }  // namespace scalpel::ui

@@ -35,7 +35,9 @@ class LayerScores : public QObject {
   void flush();
 
   const std::vector<scalpel::ShiftSnapshot>& snapshots() const { return m_snapshots; }
-  const scalpel::ShiftSnapshot* latest() const { return m_snapshots.empty() ? nullptr : &m_snapshots.back(); }
+  const scalpel::ShiftSnapshot* latest() const {
+    return m_snapshots.empty() ? nullptr : &m_snapshots.back();
+  }
   const scalpel::GradientProfile& gradients() const { return m_gradients; }
   bool hasGradients() const { return m_gradients.ok; }
 
@@ -59,9 +61,9 @@ class LayerScores : public QObject {
   LayerTree m_tree;
   std::vector<scalpel::ShiftSnapshot> m_snapshots;
   scalpel::GradientProfile m_gradients;
-  QVector<double> m_level;              // per node, from the newest snapshot
-  QVector<int> m_score;                 // per node: index into the newest snapshot's layers, or -1
-  QVector<double> m_rgn, m_blockRgn;    // NaN where not measured
+  QVector<double> m_level;            // per node, from the newest snapshot
+  QVector<int> m_score;               // per node: index into the newest snapshot's layers, or -1
+  QVector<double> m_rgn, m_blockRgn;  // NaN where not measured
   QTimer m_coalesce;
 };
 

@@ -19,7 +19,8 @@ class ForwardingSink : public spdlog::sinks::base_sink<std::mutex> {
   void sink_it_(const spdlog::details::log_msg& message) override {
     spdlog::memory_buf_t formatted;
     formatter_->format(message, formatted);
-    QString text = QString::fromUtf8(formatted.data(), static_cast<int>(formatted.size())).trimmed();
+    QString text =
+        QString::fromUtf8(formatted.data(), static_cast<int>(formatted.size())).trimmed();
     Q_EMIT LogForwarder::instance().line(text, static_cast<int>(message.level));
   }
   void flush_() override {}

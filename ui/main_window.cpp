@@ -75,8 +75,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   addBottomTab("Layers", "layersDock", buildLayersPane());
   addBottomTab("Log", "logDock", buildLogPanel());
   heatmapTab->raise();
-  m_deviceLabel = new QLabel(QString::fromStdString("device: " + describeDevice(automaticDevice())), this);
-  m_deviceLabel->setToolTip("Where analysis and training run: CUDA when available, else the CPU with all its cores");
+  m_deviceLabel =
+      new QLabel(QString::fromStdString("device: " + describeDevice(automaticDevice())), this);
+  m_deviceLabel->setToolTip(
+      "Where analysis and training run: CUDA when available, else the CPU with all its cores");
   statusBar()->addPermanentWidget(m_deviceLabel);
   statusBar()->showMessage("Ready");
   connectSession();
@@ -156,19 +158,26 @@ QWidget* MainWindow::buildLogPanel() {
   log->setReadOnly(true);
   log->setMaximumBlockCount(5000);
   log->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
-  connect(&LogForwarder::instance(), &LogForwarder::line, log, [log](const QString& text, int level) {
-    log->appendHtml(level >= 3 ? QString("<span style='color:#b00020'>%1</span>").arg(text.toHtmlEscaped()) : text.toHtmlEscaped());
-  });
+  connect(
+      &LogForwarder::instance(), &LogForwarder::line, log, [log](const QString& text, int level) {
+        log->appendHtml(
+            level >= 3 ? QString("<span style='color:#b00020'>%1</span>").arg(text.toHtmlEscaped())
+                       : text.toHtmlEscaped());
+      });
   return log;
 }
 
-QDockWidget* MainWindow::addBottomTab(const QString& title, const QString& objectName, QWidget* widget) {
+QDockWidget* MainWindow::addBottomTab(const QString& title, const QString& objectName,
+                                      QWidget* widget) {
   auto* dock = new QDockWidget(title, this);
   dock->setObjectName(objectName);
   dock->setWidget(widget);
   dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::BottomDockWidgetArea, dock);
-  if (m_firstBottomTab) tabifyDockWidget(m_firstBottomTab, dock); else m_firstBottomTab = dock;
+  if (m_firstBottomTab)
+    tabifyDockWidget(m_firstBottomTab, dock);
+  else
+    m_firstBottomTab = dock;
   return dock;
 }
 
@@ -188,7 +197,8 @@ void MainWindow::fitToScreen() {
 
 void MainWindow::connectSession() {
   auto* session = m_session;
-  connect(session, &SessionController::statusChanged, this, [this](const QString& message) { statusBar()->showMessage(message); });
+  connect(session, &SessionController::statusChanged, this,
+          [this](const QString& message) { statusBar()->showMessage(message); });
   connect(session, &SessionController::errorRaised, this, &MainWindow::showError);
   // Busy while a model opens; a newer request keeps it busy, and only the newest one answers.
   connect(session, &SessionController::modelOpening, this, [this] {
@@ -213,13 +223,14 @@ void MainWindow::connectSession() {
     m_heatmap->setCaption(what);
     m_view->setLegendVisible(true);
   });
-  connect(session, &SessionController::analysisFinished, this, [this](bool ok, const QString& caption) {
-    m_heatmap->setCaption(caption);
-    m_heatmap->flush();
-    if (!ok) return;
-    m_details->showNode(0);
-    m_details->scrollToDiagnosis();
-  });
+  connect(session, &SessionController::analysisFinished, this,
+          [this](bool ok, const QString& caption) {
+            m_heatmap->setCaption(caption);
+            m_heatmap->flush();
+            if (!ok) return;
+            m_details->showNode(0);
+            m_details->scrollToDiagnosis();
+          });
   connect(session, &SessionController::diagnosisChanged, this, &MainWindow::showDiagnosis);
   connect(session->freezeState(), &FreezeState::changed, this, &MainWindow::showPlanContext);
   connect(session, &SessionController::settingsChanged, this, [this] {
@@ -230,7 +241,8 @@ void MainWindow::connectSession() {
     m_training->setOptions(settings.options);
     m_showingSettings = false;
   });
-  connect(session, &SessionController::deviceChanged, this, [this](const QString& device) { m_deviceLabel->setText("device: " + device); });
+  connect(session, &SessionController::deviceChanged, this,
+          [this](const QString& device) { m_deviceLabel->setText("device: " + device); });
   connect(session->document(), &SessionDocument::dirtyChanged, this, &QWidget::setWindowModified);
   connect(session->document(), &SessionDocument::pathChanged, this, &MainWindow::showTitle);
   connect(session, &SessionController::currentRunChanged, this, [this] {
@@ -242,11 +254,15 @@ void MainWindow::connectSession() {
 
 void MainWindow::connectPanels() {
   auto* session = m_session;
-  connect(m_scene, &LayerDiagramScene::freezeToggleRequested, session, &SessionController::setTrainable);
+  connect(m_scene, &LayerDiagramScene::freezeToggleRequested, session,
+          &SessionController::setTrainable);
   connect(m_scene, &LayerDiagramScene::nodeSelected, m_details, &DetailsPane::showNode);
-  connect(m_scene, &LayerDiagramScene::nodeSelected, this, [this](int node) { m_selectedNode = node; });
+  connect(m_scene, &LayerDiagramScene::nodeSelected, this,
+          [this](int node) { m_selectedNode = node; });
   connect(m_layers, &LayerTableModel::toggleRequested, this, [this](int node, bool trainable) {
-    m_session->setTrainable({node}, trainable, QString::fromStdString(m_session->freezeState()->tree().node(node).name));
+    m_session->setTrainable(
+        {node}, trainable,
+        QString::fromStdString(m_session->freezeState()->tree().node(node).name));
   });
   // The Training tab edits the session's settings and starts its runs.
   connect(m_training, &TrainingPanel::edited, this, [this] {
@@ -261,13 +277,14 @@ void MainWindow::connectPanels() {
     const std::string chosen = device == "auto" ? automaticDevice() : device.toStdString();
     m_deviceLabel->setText(QString::fromStdString("device: " + describeDevice(chosen)));
   });
-  connect(m_training, &TrainingPanel::trainRequested, this, [this](const QString& strategy, const TrainOptions& options) {
-    auto settings = m_session->settings();
-    settings.strategy = strategy;
-    settings.options = options;
-    m_session->setSettings(settings);
-    m_session->train();
-  });
+  connect(m_training, &TrainingPanel::trainRequested, this,
+          [this](const QString& strategy, const TrainOptions& options) {
+            auto settings = m_session->settings();
+            settings.strategy = strategy;
+            settings.options = options;
+            m_session->setSettings(settings);
+            m_session->train();
+          });
   connect(m_training, &TrainingPanel::pauseRequested, session, &SessionController::pause);
   connect(m_training, &TrainingPanel::stopRequested, session, &SessionController::stop);
   connect(session, &SessionController::trainingStarted, this, [this] {
@@ -285,7 +302,8 @@ void MainWindow::connectPanels() {
     }
   });
   connect(session, &SessionController::currentRunChanged, this, [this] {
-    if (m_session->currentRun() && !m_session->isTraining()) m_training->showRun(*m_session->currentRun());
+    if (m_session->currentRun() && !m_session->isTraining())
+      m_training->showRun(*m_session->currentRun());
   });
   // The Compare tab: one plan after another, one run at a time (Train waits).
   connect(m_compare, &ComparePanel::compareRequested, session, &SessionController::compare);
@@ -296,7 +314,8 @@ void MainWindow::connectPanels() {
   });
   connect(m_compare, &ComparePanel::usePlanRequested, session, &SessionController::useComparedPlan);
   connect(m_compare, &ComparePanel::exportRequested, this, [this](int row) {
-    const QString path = QFileDialog::getSaveFileName(this, "Export Tuned Model", "tuned.pt", "TorchScript models (*.pt)");
+    const QString path = QFileDialog::getSaveFileName(this, "Export Tuned Model", "tuned.pt",
+                                                      "TorchScript models (*.pt)");
     if (!path.isEmpty()) m_session->exportComparedRun(row, path);
   });
   connect(session, &SessionController::comparisonStarted, this, [this] {
@@ -335,8 +354,11 @@ void MainWindow::showModel() {
   m_compare->setBlocks(trainable);
   m_selectedNode = -1;
   m_layers->reset();
-  m_heatmap->setCaption(inspection.ok ? "Analysis ▸ Analyse Target Data (Ctrl+R) measures this model's shift on the target data."
-                                      : "No analysis yet: open a model and target data, then Analysis ▸ Analyse Target Data.");
+  m_heatmap->setCaption(
+      inspection.ok
+          ? "Analysis ▸ Analyse Target Data (Ctrl+R) measures this model's shift on the target "
+            "data."
+          : "No analysis yet: open a model and target data, then Analysis ▸ Analyse Target Data.");
   if (inspection.ok) {
     m_scene->setTree(inspection.tree);
   } else {
@@ -362,15 +384,20 @@ void MainWindow::showPlanContext() {
   auto blocks = m_session->suggestedBlocks().values();
   std::sort(blocks.begin(), blocks.end());
   QStringList names;
-  for (int b : blocks) names << QString::fromStdString(freeze->tree().blocks()[static_cast<size_t>(b)].name);
-  m_training->setPlanContext(static_cast<int>(freeze->plan().trainable.size()), static_cast<int>(freeze->allUnits().size()), names);
+  for (int b : blocks)
+    names << QString::fromStdString(freeze->tree().blocks()[static_cast<size_t>(b)].name);
+  m_training->setPlanContext(static_cast<int>(freeze->plan().trainable.size()),
+                             static_cast<int>(freeze->allUnits().size()), names);
 }
 
-void MainWindow::showReadiness() { m_training->setReadiness(m_session->hasModel(), m_session->targetData().ok); }
+void MainWindow::showReadiness() {
+  m_training->setReadiness(m_session->hasModel(), m_session->targetData().ok);
+}
 
 void MainWindow::showTitle() {
   const auto& inspection = m_session->inspection();
-  const QString model = inspection.ok ? QFileInfo(QString::fromStdString(inspection.path)).fileName() : QString();
+  const QString model =
+      inspection.ok ? QFileInfo(QString::fromStdString(inspection.path)).fileName() : QString();
   const QString file = QFileInfo(m_session->document()->path()).fileName();
   if (model.isEmpty()) {
     setWindowTitle("Scalpel[*]");
@@ -382,8 +409,9 @@ void MainWindow::showTitle() {
 }
 
 void MainWindow::showDemoTraining() {
-  auto* dialog = new QProgressDialog("Training the demo model on Fashion-MNIST.\nThis happens once; later starts open it at once.",
-                                     "Cancel", 0, 1000, this);
+  auto* dialog = new QProgressDialog(
+      "Training the demo model on Fashion-MNIST.\nThis happens once; later starts open it at once.",
+      "Cancel", 0, 1000, this);
   dialog->setWindowTitle("Preparing the demo");
   dialog->setAttribute(Qt::WA_DeleteOnClose);
   dialog->setMinimumDuration(0);
@@ -396,16 +424,20 @@ void MainWindow::showDemoTraining() {
 
 void MainWindow::showPretrainProgress(const PretrainProgress& progress) {
   if (!m_trainingDialog) return;
-  const double done = (progress.epoch + static_cast<double>(progress.step) / std::max<std::size_t>(1, progress.stepsPerEpoch)) /
+  const double done = (progress.epoch + static_cast<double>(progress.step) /
+                                            std::max<std::size_t>(1, progress.stepsPerEpoch)) /
                       std::max(1, progress.epochs);
   m_trainingDialog->setValue(static_cast<int>(done * 1000));
-  QString text = QStringLiteral("Training the demo model on Fashion-MNIST: epoch %1 of %2, about %3 s left.\n"
-                                "This happens once; later starts open it at once.")
+  QString text = QStringLiteral(
+                     "Training the demo model on Fashion-MNIST: epoch %1 of %2, about %3 s left.\n"
+                     "This happens once; later starts open it at once.")
                      .arg(progress.epoch + 1)
                      .arg(progress.epochs)
                      .arg(static_cast<int>(progress.remainingSeconds));
   if (progress.testAccuracy >= 0) {
-    text += QStringLiteral("\nTest accuracy after epoch %1: %2%").arg(progress.epoch + 1).arg(100 * progress.testAccuracy, 0, 'f', 1);
+    text += QStringLiteral("\nTest accuracy after epoch %1: %2%")
+                .arg(progress.epoch + 1)
+                .arg(100 * progress.testAccuracy, 0, 'f', 1);
   }
   m_trainingDialog->setLabelText(text);
 }
@@ -440,10 +472,11 @@ void MainWindow::dropEvent(QDropEvent* event) {
 
 void MainWindow::closeEvent(QCloseEvent* event) {
   if (m_session->isTraining()) {
-    const auto answer = QMessageBox::question(this, "Training is running",
-                                              "A fine-tuning run is in progress. Stop it and close Scalpel?\n\n"
-                                              "The run's best state so far is dropped; the session is autosaved.",
-                                              QMessageBox::Yes | QMessageBox::No, QMessageBox::No);
+    const auto answer =
+        QMessageBox::question(this, "Training is running",
+                              "A fine-tuning run is in progress. Stop it and close Scalpel?\n\n"
+                              "The run's best state so far is dropped; the session is autosaved.",
+                              QMessageBox::Yes | QMessageBox::No, QMessageBox::No);
     if (answer != QMessageBox::Yes) {
       event->ignore();
       return;

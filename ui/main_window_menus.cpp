@@ -36,7 +36,8 @@ bool isSessionFile(const QString& path) { return path.endsWith(".json", Qt::Case
 // A file dialog's choice, remembered per kind (`key`) for the next one.
 QString chooseFile(QWidget* parent, const QString& title, const char* key, const QString& filter) {
   QSettings settings;
-  const QString path = QFileDialog::getOpenFileName(parent, title, settings.value(key).toString(), filter);
+  const QString path =
+      QFileDialog::getOpenFileName(parent, title, settings.value(key).toString(), filter);
   if (!path.isEmpty()) settings.setValue(key, QFileInfo(path).absolutePath());
   return path;
 }
@@ -48,10 +49,12 @@ void MainWindow::buildMenus() {
   buildEditAndViewMenus();
   buildAnalysisAndTrainingMenus();
   auto* help = menuBar()->addMenu("&Help");
-  help->addAction("&How Surgical Fine-Tuning Works", QKeySequence::HelpContents, this, &MainWindow::showMethodHelp);
+  help->addAction("&How Surgical Fine-Tuning Works", QKeySequence::HelpContents, this,
+                  &MainWindow::showMethodHelp);
   help->addAction("&About Scalpel", this, [this] {
     QMessageBox::about(this, "About Scalpel",
-                       QStringLiteral("<h3>Scalpel %1</h3><p>Visual surgical fine-tuning: see which layers a distribution shift "
+                       QStringLiteral("<h3>Scalpel %1</h3><p>Visual surgical fine-tuning: see "
+                                      "which layers a distribution shift "
                                       "touches, and tune only those.</p>")
                            .arg(kVersion));
   });
@@ -68,7 +71,8 @@ void MainWindow::buildFileMenu() {
   m_recentMenu = file->addMenu("Recent &Files");
   connect(m_recentMenu, &QMenu::aboutToShow, this, &MainWindow::fillRecentMenu);
   file->addSeparator();
-  file->addAction("Open &Data…", QKeySequence(Qt::CTRL | Qt::Key_D), this, &MainWindow::openDataDialog);
+  file->addAction("Open &Data…", QKeySequence(Qt::CTRL | Qt::Key_D), this,
+                  &MainWindow::openDataDialog);
   const auto openFolder = [this](bool target, const QString& title) {
     const QString folder = QFileDialog::getExistingDirectory(this, title);
     if (folder.isEmpty()) return;
@@ -80,14 +84,16 @@ void MainWindow::buildFileMenu() {
     openFolder(true, "Target data: a folder with one subfolder of images per class");
   });
   file->addAction("Open Target &CSV…", this, [this] {
-    const QString csv = QFileDialog::getOpenFileName(this, "Target data: a table", {}, "CSV files (*.csv);;All files (*)");
+    const QString csv = QFileDialog::getOpenFileName(this, "Target data: a table", {},
+                                                     "CSV files (*.csv);;All files (*)");
     if (csv.isEmpty()) return;
     DataRequest request;
     request.source = csv.toStdString();
     m_session->openData(true, request);
   });
   file->addAction("Open S&ource Image Folder…", this, [openFolder] {
-    openFolder(false, "Source data (what the model was trained on): one subfolder of images per class");
+    openFolder(false,
+               "Source data (what the model was trained on): one subfolder of images per class");
   });
   file->addSeparator();
   file->addAction("&Save Session", QKeySequence::Save, this, [this] { saveCurrentSession(); });
@@ -96,13 +102,16 @@ void MainWindow::buildFileMenu() {
     if (maybeSave()) m_session->restoreAutosave();
   });
   file->addSeparator();
-  m_exportAction = file->addAction("&Export Tuned Model…", QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
-    const QString path = QFileDialog::getSaveFileName(this, "Export the tuned model", "tuned.pt", "TorchScript models (*.pt);;All files (*)");
-    if (!path.isEmpty()) m_session->exportTunedModel(path);
-  });
+  m_exportAction =
+      file->addAction("&Export Tuned Model…", QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
+        const QString path = QFileDialog::getSaveFileName(
+            this, "Export the tuned model", "tuned.pt", "TorchScript models (*.pt);;All files (*)");
+        if (!path.isEmpty()) m_session->exportTunedModel(path);
+      });
   m_exportAction->setEnabled(false);
   m_exportReportAction = file->addAction("Export &Report…", this, [this] {
-    const QString folder = QFileDialog::getExistingDirectory(this, "Export the last run's report (Markdown and PNG plots) into a folder");
+    const QString folder = QFileDialog::getExistingDirectory(
+        this, "Export the last run's report (Markdown and PNG plots) into a folder");
     if (!folder.isEmpty()) m_session->exportReport(folder);
   });
   m_exportReportAction->setEnabled(false);
@@ -119,15 +128,20 @@ void MainWindow::buildEditAndViewMenus() {
   edit->addAction(undo);
   edit->addAction(redo);
   edit->addSeparator();
-  edit->addAction("&Freeze All", this, [this] { m_session->setTrainable({0}, false, "all layers"); });
-  edit->addAction("&Unfreeze All", this, [this] { m_session->setTrainable({0}, true, "all layers"); });
-  edit->addAction("Freeze &Block", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_F), this, [this] { setSelectedBlockTrainable(false); });
-  edit->addAction("Unfreeze Bl&ock", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_U), this, [this] { setSelectedBlockTrainable(true); });
+  edit->addAction("&Freeze All", this,
+                  [this] { m_session->setTrainable({0}, false, "all layers"); });
+  edit->addAction("&Unfreeze All", this,
+                  [this] { m_session->setTrainable({0}, true, "all layers"); });
+  edit->addAction("Freeze &Block", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_F), this,
+                  [this] { setSelectedBlockTrainable(false); });
+  edit->addAction("Unfreeze Bl&ock", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_U), this,
+                  [this] { setSelectedBlockTrainable(true); });
 
   auto* view = menuBar()->addMenu("&View");
   view->addAction("Zoom &In", QKeySequence::ZoomIn, this, [this] { m_view->zoomBy(1.25); });
   view->addAction("Zoom &Out", QKeySequence::ZoomOut, this, [this] { m_view->zoomBy(0.8); });
-  view->addAction("&Fit to View", QKeySequence(Qt::CTRL | Qt::Key_0), this, [this] { m_view->fitToView(); });
+  view->addAction("&Fit to View", QKeySequence(Qt::CTRL | Qt::Key_0), this,
+                  [this] { m_view->fitToView(); });
   view->addSeparator();
   view->addAction("&Expand All Blocks", this, [this] { m_scene->setAllExpanded(true); });
   view->addAction("&Collapse All Blocks", this, [this] { m_scene->setAllExpanded(false); });
@@ -135,23 +149,29 @@ void MainWindow::buildEditAndViewMenus() {
 
 void MainWindow::buildAnalysisAndTrainingMenus() {
   auto* analysis = menuBar()->addMenu("&Analysis");
-  analysis->addAction("&Analyse Target Data", QKeySequence(Qt::CTRL | Qt::Key_R), this, [this] { m_session->analyze(false); });
+  analysis->addAction("&Analyse Target Data", QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                      [this] { m_session->analyze(false); });
   analysis->addAction("Analyse Against &Source Data", this, [this] { m_session->analyze(true); });
   analysis->addAction("S&top Analysis", m_session, &SessionController::stopAnalysis);
   analysis->addSeparator();
-  analysis->addAction("A&ccept Suggested Plan", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A), m_session,
-                      &SessionController::acceptSuggestedPlan);
+  analysis->addAction("A&ccept Suggested Plan", QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A),
+                      m_session, &SessionController::acceptSuggestedPlan);
   analysis->addAction("&Reset Plan", m_session, &SessionController::resetPlan);
 
   auto* training = menuBar()->addMenu("&Training");
-  training->addAction("&Train", QKeySequence(Qt::CTRL | Qt::Key_T), this, [this] { Q_EMIT m_training->trainRequested(m_training->strategy(), m_training->options()); });
-  training->addAction("&Pause / Resume", QKeySequence(Qt::CTRL | Qt::Key_P), m_training, &TrainingPanel::togglePause);
+  training->addAction("&Train", QKeySequence(Qt::CTRL | Qt::Key_T), this, [this] {
+    Q_EMIT m_training->trainRequested(m_training->strategy(), m_training->options());
+  });
+  training->addAction("&Pause / Resume", QKeySequence(Qt::CTRL | Qt::Key_P), m_training,
+                      &TrainingPanel::togglePause);
   training->addAction("&Stop", m_session, &SessionController::stop);
   training->addSeparator();
   training->addAction("&Run On…", this, &MainWindow::showRunOnDialog);
-  training->addAction("&Export Job…", this, [this] { exportJobDialog(std::max(2, m_session->settings().processes)); });
+  training->addAction("&Export Job…", this,
+                      [this] { exportJobDialog(std::max(2, m_session->settings().processes)); });
   training->addAction("&Open Job Results…", this, [this] {
-    const QString folder = QFileDialog::getExistingDirectory(this, "Open Job Results: choose the job's folder");
+    const QString folder =
+        QFileDialog::getExistingDirectory(this, "Open Job Results: choose the job's folder");
     if (!folder.isEmpty()) m_session->openJobResults(folder);
   });
 }
@@ -160,7 +180,8 @@ void MainWindow::fillRecentMenu() {
   m_recentMenu->clear();
   const QStringList recent = SessionDocument::recentFiles();
   for (const QString& path : recent) {
-    auto* action = m_recentMenu->addAction(QFileInfo(path).fileName(), this, [this, path] { openFile(path); });
+    auto* action =
+        m_recentMenu->addAction(QFileInfo(path).fileName(), this, [this, path] { openFile(path); });
     action->setToolTip(path);
     action->setStatusTip(path);
   }
@@ -168,14 +189,16 @@ void MainWindow::fillRecentMenu() {
 }
 
 void MainWindow::openModelDialog() {
-  const QString path = chooseFile(this, "Open TorchScript Model", "lastModelFolder",
-                                  "TorchScript models (*.pt *.pth *.ts *.zip *.torchscript);;All files (*)");
+  const QString path =
+      chooseFile(this, "Open TorchScript Model", "lastModelFolder",
+                 "TorchScript models (*.pt *.pth *.ts *.zip *.torchscript);;All files (*)");
   if (!path.isEmpty()) m_session->openModel(path);
 }
 
 void MainWindow::openFile(const QString& path) {
   if (!QFileInfo::exists(path)) {
-    showError("Cannot open", path + " is not there any more.", "It may have been moved or deleted.");
+    showError("Cannot open", path + " is not there any more.",
+              "It may have been moved or deleted.");
     return;
   }
   if (!isSessionFile(path)) {
@@ -191,10 +214,11 @@ void MainWindow::newSession() {
 
 bool MainWindow::maybeSave() {
   if (!m_session->document()->isDirty() || !m_session->hasModel()) return true;
-  const auto answer = QMessageBox::question(this, "Unsaved changes",
-                                            "This session has changes that are not saved. Save them before going on?\n\n"
-                                            "(They are also in the autosave: File ▸ Restore Autosaved Session brings them back.)",
-                                            QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Save);
+  const auto answer = QMessageBox::question(
+      this, "Unsaved changes",
+      "This session has changes that are not saved. Save them before going on?\n\n"
+      "(They are also in the autosave: File ▸ Restore Autosaved Session brings them back.)",
+      QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Save);
   if (answer == QMessageBox::Cancel) return false;
   return answer == QMessageBox::Discard || saveCurrentSession();
 }
@@ -202,7 +226,10 @@ bool MainWindow::maybeSave() {
 bool MainWindow::saveSessionAs() {
   QSettings settings;
   const QString current = m_session->document()->path();
-  const QString start = current.isEmpty() ? QDir(settings.value("lastSessionFolder").toString()).filePath("session.json") : current;
+  const QString start =
+      current.isEmpty()
+          ? QDir(settings.value("lastSessionFolder").toString()).filePath("session.json")
+          : current;
   const QString path = QFileDialog::getSaveFileName(this, "Save Session As", start, kSessionFilter);
   if (path.isEmpty()) return false;
   settings.setValue("lastSessionFolder", QFileInfo(path).absolutePath());
@@ -214,14 +241,18 @@ bool MainWindow::saveCurrentSession() {
   return path.isEmpty() ? saveSessionAs() : m_session->saveSession(path).isEmpty();
 }
 
-void MainWindow::setSelectedBlockTrainable(bool trainable) { m_session->setBlockTrainable(m_selectedNode, trainable); }
+void MainWindow::setSelectedBlockTrainable(bool trainable) {
+  m_session->setBlockTrainable(m_selectedNode, trainable);
+}
 
 void MainWindow::openDataDialog() {
   if (!m_dataDialog) {
     m_dataDialog = new DataDialog(this);
     m_dataDialog->setAttribute(Qt::WA_DeleteOnClose);
-    connect(m_dataDialog, &DataDialog::previewRequested, m_session, &SessionController::previewData);
-    connect(m_dataDialog, &QDialog::accepted, this, [this] { m_session->openData(m_dataDialog->isTarget(), m_dataDialog->request()); });
+    connect(m_dataDialog, &DataDialog::previewRequested, m_session,
+            &SessionController::previewData);
+    connect(m_dataDialog, &QDialog::accepted, this,
+            [this] { m_session->openData(m_dataDialog->isTarget(), m_dataDialog->request()); });
   }
   m_dataDialog->open();  // window-modal, without blocking the event loop
 }
@@ -229,17 +260,21 @@ void MainWindow::openDataDialog() {
 void MainWindow::showRunOnDialog() {
   const int gpus = static_cast<int>(availableDevices().size()) - 1;
   RunOnDialog dialog(m_session->settings().processes, gpus, this);
-  connect(&dialog, &RunOnDialog::exportJobRequested, this, [this](int processes) { exportJobDialog(processes); });
+  connect(&dialog, &RunOnDialog::exportJobRequested, this,
+          [this](int processes) { exportJobDialog(processes); });
   if (dialog.exec() != QDialog::Accepted) return;
   auto settings = m_session->settings();
   settings.processes = std::max(1, dialog.processes());
   m_session->setSettings(settings);
-  statusBar()->showMessage(settings.processes > 1 ? QString("Train runs as %1 processes on this machine").arg(settings.processes)
-                                                  : QString("Train runs in this window"));
+  statusBar()->showMessage(
+      settings.processes > 1
+          ? QString("Train runs as %1 processes on this machine").arg(settings.processes)
+          : QString("Train runs in this window"));
 }
 
 void MainWindow::exportJobDialog(int processes) {
-  const QString folder = QFileDialog::getExistingDirectory(this, "Export Job: choose a new, empty folder");
+  const QString folder =
+      QFileDialog::getExistingDirectory(this, "Export Job: choose a new, empty folder");
   if (!folder.isEmpty()) m_session->exportJob(folder, processes);
 }
 

@@ -27,7 +27,7 @@ std::string ModelWorker::device() const {
 }
 
 void ModelWorker::open(quint64 request, const QString& path) {
-  useAllCores();  // torch's thread count is per thread: set it on this one
+  useAllCores();            // torch's thread count is per thread: set it on this one
   m_model = LoadedModel();  // the previous model's memory goes first
   try {
     m_model = LoadedModel::open(path.toStdString());  // never throws, but a slot stays safe
@@ -36,11 +36,13 @@ void ModelWorker::open(quint64 request, const QString& path) {
   }
   ModelInspection inspection = m_model.inspection();
   if (inspection.path.empty()) inspection.path = path.toStdString();
-  if (!inspection.ok && inspection.error.empty()) inspection.error = path.toStdString() + ": the model could not be opened";
+  if (!inspection.ok && inspection.error.empty())
+    inspection.error = path.toStdString() + ": the model could not be opened";
   Q_EMIT opened(request, inspection);
 }
 
-void ModelWorker::pretrain(quint64 request, const QString& untrained, const QString& trained, const PretrainOptions& options) {
+void ModelWorker::pretrain(quint64 request, const QString& untrained, const QString& trained,
+                           const PretrainOptions& options) {
   useAllCores();
   m_cancel = false;
   QElapsedTimer sinceReport;
@@ -91,12 +93,13 @@ void ModelWorker::analyze(quint64 request, bool useSource) {
     AnalysisOptions options;
     options.maxBatches = 20;
     options.device = device();
-    analysis = analyzeShift(m_model, *target, useSource ? source.get() : nullptr, options,
-                            [&](const ShiftSnapshot& snapshot) {
-                              Q_EMIT analysisSnapshot(request, snapshot);
-                              superseded();
-                            },
-                            &stop);
+    analysis = analyzeShift(
+        m_model, *target, useSource ? source.get() : nullptr, options,
+        [&](const ShiftSnapshot& snapshot) {
+          Q_EMIT analysisSnapshot(request, snapshot);
+          superseded();
+        },
+        &stop);
   }
   if (analysis.snapshots.size() > 1) {  // the others went out one by one already
     analysis.snapshots.erase(analysis.snapshots.begin(), analysis.snapshots.end() - 1);
@@ -126,7 +129,9 @@ void ModelWorker::train(quint64 request, const Session& session) {
   job.target = target.get();
   job.source = session.reference == "data" ? source.get() : nullptr;
   TrainingHooks hooks;
-  hooks.status = [&](const std::string& status) { Q_EMIT trainingStatus(request, QString::fromStdString(status)); };
+  hooks.status = [&](const std::string& status) {
+    Q_EMIT trainingStatus(request, QString::fromStdString(status));
+  };
   hooks.planned = [&](const PlanChoice& choice) {
     Q_EMIT trainingStatus(request, QString::fromStdString("training: " + choice.plan.explanation));
   };
@@ -136,17 +141,19 @@ void ModelWorker::train(quint64 request, const Session& session) {
     // Steps reach the window every 100 ms, and at least one in every 1/500 of the run, so a run
     // of a few hundred fast steps still draws its whole curve without flooding the window.
     const std::size_t stride = std::max<std::size_t>(1, event.totalSteps / 500);
-    if (event.kind != TrainEvent::Kind::Step || sinceReport.elapsed() >= 100 || event.step % stride == 0 ||
-        event.step == event.totalSteps) {
+    if (event.kind != TrainEvent::Kind::Step || sinceReport.elapsed() >= 100 ||
+        event.step % stride == 0 || event.step == event.totalSteps) {
       sinceReport.restart();
       Q_EMIT trainingEvent(request, event);
     }
   };
   const auto outcome = runTraining(std::move(job), hooks, &m_trainControl);  // never throws
   // A run that trained says how it ended itself; one that did not start says why here.
-  const bool started = outcome.run.result.tunedModel != nullptr || !outcome.run.result.error.empty();
+  const bool started =
+      outcome.run.result.tunedModel != nullptr || !outcome.run.result.error.empty();
   if (!outcome.error.empty() && !started) logger("ui")->error("training failed: {}", outcome.error);
-  Q_EMIT trainingFinished(request, outcome.run, started ? QString() : QString::fromStdString(outcome.error));
+  Q_EMIT trainingFinished(request, outcome.run,
+                          started ? QString() : QString::fromStdString(outcome.error));
 }
 
 }  // namespace scalpel::ui

@@ -37,7 +37,8 @@ class ModelWorker : public QObject {
  public Q_SLOTS:
   void open(quint64 request, const QString& path);
   // Trains the untrained model at `untrained` from scratch and saves it to `trained`.
-  void pretrain(quint64 request, const QString& untrained, const QString& trained, const scalpel::PretrainOptions& options);
+  void pretrain(quint64 request, const QString& untrained, const QString& trained,
+                const scalpel::PretrainOptions& options);
   // Loads (and shifts) a data set; it replaces the one held for `role`.
   void loadData(quint64 request, int role, const scalpel::DataRequest& data);
   // Loads a data set only to show its summary and preview (the data dialog); nothing is kept.
@@ -52,15 +53,18 @@ class ModelWorker : public QObject {
 
  Q_SIGNALS:
   void opened(quint64 request, const scalpel::ModelInspection& inspection);
-  void pretrainProgress(quint64 request, const scalpel::PretrainProgress& progress);  // at most ~10 per second
-  void pretrainFinished(quint64 request, const scalpel::PretrainResult& result, const QString& trained);
+  void pretrainProgress(quint64 request,
+                        const scalpel::PretrainProgress& progress);  // at most ~10 per second
+  void pretrainFinished(quint64 request, const scalpel::PretrainResult& result,
+                        const QString& trained);
   void dataLoaded(quint64 request, int role, const scalpel::DataSummary& summary);
   void dataPreviewed(quint64 request, const scalpel::DataSummary& summary);
   void analysisSnapshot(quint64 request, const scalpel::ShiftSnapshot& snapshot);
   void analysisFinished(quint64 request, const scalpel::ShiftAnalysis& analysis);
   void gradientsMeasured(quint64 request, const scalpel::GradientProfile& gradients);
   void trainingStatus(quint64 request, const QString& message);
-  void trainingEvent(quint64 request, const scalpel::TrainEvent& event);  // steps thinned to ~10 per second
+  void trainingEvent(quint64 request,
+                     const scalpel::TrainEvent& event);  // steps thinned to ~10 per second
   // `error`: why the run did not start (no data, a plan that could not be made); a run that
   // started says how it ended in run.result.
   void trainingFinished(quint64 request, const scalpel::FineTuneRun& run, const QString& error);
@@ -71,7 +75,7 @@ class ModelWorker : public QObject {
   TrainControl m_trainControl;
   mutable std::mutex m_deviceMutex;
   std::string m_device = "auto";
-  LoadedModel m_model;  // the open model, loaded once for every stage
+  LoadedModel m_model;                       // the open model, loaded once for every stage
   std::shared_ptr<const Dataset> m_data[2];  // by DataRole
 };
 

@@ -13,7 +13,8 @@ namespace scalpel::ui {
 RunOnDialog::RunOnDialog(int processes, int gpus, QWidget* parent) : QDialog(parent) {
   setWindowTitle("Run Training On");
   auto* layout = new QVBoxLayout(this);
-  m_window = new QRadioButton("In this window: one process (CUDA when available, else every CPU core)");
+  m_window =
+      new QRadioButton("In this window: one process (CUDA when available, else every CPU core)");
   m_window->setObjectName("inThisWindow");
   m_several = new QRadioButton("Several processes on this machine, training together:");
   m_several->setObjectName("severalProcesses");
@@ -27,14 +28,20 @@ RunOnDialog::RunOnDialog(int processes, int gpus, QWidget* parent) : QDialog(par
   several->addStretch();
   layout->addWidget(m_window);
   layout->addLayout(several);
-  auto* note = new QLabel(
-      gpus > 0 ? QString("This machine has %1 GPU%2: one process per GPU uses them all.").arg(gpus).arg(gpus > 1 ? "s" : "")
-               : QString("No GPU here: the processes share the CPU cores (each takes its share of every batch; the batch size must be a "
-                         "multiple of the number of processes)."));
+  auto* note =
+      new QLabel(gpus > 0 ? QString("This machine has %1 GPU%2: one process per GPU uses them all.")
+                                .arg(gpus)
+                                .arg(gpus > 1 ? "s" : "")
+                          : QString("No GPU here: the processes share the CPU cores (each takes "
+                                    "its share of every batch; the batch size must be a "
+                                    "multiple of the number of processes)."));
   note->setWordWrap(true);
   layout->addWidget(note);
-  auto* cluster = new QLabel("For a cluster or another machine, <b>Export Job…</b> writes a folder with the model, the data, this "
-                             "session and launch scripts for torchrun and Slurm; Training ▸ Open Job Results… brings its results back.");
+  auto* cluster = new QLabel(
+      "For a cluster or another machine, <b>Export Job…</b> writes a folder with the model, the "
+      "data, this "
+      "session and launch scripts for torchrun and Slurm; Training ▸ Open Job Results… brings its "
+      "results back.");
   cluster->setWordWrap(true);
   layout->addWidget(cluster);
   (processes > 1 ? m_several : m_window)->setChecked(true);

@@ -8,15 +8,20 @@ QString scoreChange(const Evaluation& before, const Evaluation& after, bool bold
   const QString to = boldAfter ? "<b>" + percent(after.score()) + "</b>" : percent(after.score());
   QString text = percent(before.score()) + " → " + to;
   if (after.regression) {
-    text += QString(" (mean absolute error %1 → %2)").arg(before.meanAbsoluteError, 0, 'g', 4).arg(after.meanAbsoluteError, 0, 'g', 4);
+    text += QString(" (mean absolute error %1 → %2)")
+                .arg(before.meanAbsoluteError, 0, 'g', 4)
+                .arg(after.meanAbsoluteError, 0, 'g', 4);
   }
   return text;
 }
 
 QString planDescription(const QString& strategy) {
   if (strategy == "auto") return "Trains what the advisor suggests.";
-  if (strategy == "auto-rgn") return "Trains every layer, each at a learning rate scaled by its relative gradient norm (the paper).";
-  if (strategy == "probe") return "Trains each block briefly, then keeps the best on validation data.";
+  if (strategy == "auto-rgn")
+    return "Trains every layer, each at a learning rate scaled by its relative gradient norm (the "
+           "paper).";
+  if (strategy == "probe")
+    return "Trains each block briefly, then keeps the best on validation data.";
   if (strategy == "last") return "Trains only the last block.";
   if (strategy == "all") return "Trains every layer (ordinary fine-tuning).";
   if (strategy == "manual") return "Trains the layers ticked in the diagram and the layer table.";
@@ -24,6 +29,8 @@ QString planDescription(const QString& strategy) {
   return {};
 }
 
-QString planLabel(const QString& strategy) { return strategy.startsWith("block:") ? "only " + strategy.mid(6) : strategy; }
+QString planLabel(const QString& strategy) {
+  return strategy.startsWith("block:") ? "only " + strategy.mid(6) : strategy;
+}
 
 }  // namespace scalpel::ui

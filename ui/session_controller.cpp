@@ -57,32 +57,45 @@ SessionController::~SessionController() {
 
 void SessionController::connectWorker() {
   connect(m_worker, &ModelWorker::opened, this, &SessionController::onOpened);
-  connect(m_worker, &ModelWorker::pretrainProgress, this, [this](quint64 request, const PretrainProgress& progress) {
-    if (request == m_pretrainRequest) Q_EMIT pretrainProgress(progress);
-  });
+  connect(m_worker, &ModelWorker::pretrainProgress, this,
+          [this](quint64 request, const PretrainProgress& progress) {
+            if (request == m_pretrainRequest) Q_EMIT pretrainProgress(progress);
+          });
   connect(m_worker, &ModelWorker::pretrainFinished, this, &SessionController::onPretrained);
   connect(m_worker, &ModelWorker::dataLoaded, this, &SessionController::onDataLoaded);
-  connect(m_worker, &ModelWorker::dataPreviewed, this, [this](quint64 request, const DataSummary& summary) {
-    if (request == m_previewRequest) Q_EMIT dataPreviewed(summary);
-  });
-  connect(m_worker, &ModelWorker::analysisSnapshot, this, [this](quint64 request, const ShiftSnapshot& snapshot) {
-    if (request == m_analysisRequest) m_scores->addSnapshot(snapshot);  // a stale analysis' snapshots go
-  });
+  connect(m_worker, &ModelWorker::dataPreviewed, this,
+          [this](quint64 request, const DataSummary& summary) {
+            if (request == m_previewRequest) Q_EMIT dataPreviewed(summary);
+          });
+  connect(m_worker, &ModelWorker::analysisSnapshot, this,
+          [this](quint64 request, const ShiftSnapshot& snapshot) {
+            if (request == m_analysisRequest)
+              m_scores->addSnapshot(snapshot);  // a stale analysis' snapshots go
+          });
   connect(m_worker, &ModelWorker::analysisFinished, this, &SessionController::onAnalysed);
-  connect(m_worker, &ModelWorker::gradientsMeasured, this, [this](quint64 request, const GradientProfile& gradients) {
-    if (request != m_analysisRequest || !gradients.ok) return;
-    m_scores->setGradients(gradients);
-    m_scores->flush();
-    Q_EMIT gradientsMeasured();
-  });
-  connect(m_worker, &ModelWorker::trainingStatus, this, [this](quint64 request, const QString& message) {
-    if (request != m_trainingRequest) return;
-    if (isComparing()) Q_EMIT comparisonStatus(message); else Q_EMIT trainingStatus(message);
-  });
-  connect(m_worker, &ModelWorker::trainingEvent, this, [this](quint64 request, const TrainEvent& event) {
-    if (request != m_trainingRequest) return;
-    if (isComparing()) Q_EMIT comparisonEvent(event); else Q_EMIT trainingEvent(event);
-  });
+  connect(m_worker, &ModelWorker::gradientsMeasured, this,
+          [this](quint64 request, const GradientProfile& gradients) {
+            if (request != m_analysisRequest || !gradients.ok) return;
+            m_scores->setGradients(gradients);
+            m_scores->flush();
+            Q_EMIT gradientsMeasured();
+          });
+  connect(m_worker, &ModelWorker::trainingStatus, this,
+          [this](quint64 request, const QString& message) {
+            if (request != m_trainingRequest) return;
+            if (isComparing())
+              Q_EMIT comparisonStatus(message);
+            else
+              Q_EMIT trainingStatus(message);
+          });
+  connect(m_worker, &ModelWorker::trainingEvent, this,
+          [this](quint64 request, const TrainEvent& event) {
+            if (request != m_trainingRequest) return;
+            if (isComparing())
+              Q_EMIT comparisonEvent(event);
+            else
+              Q_EMIT trainingEvent(event);
+          });
   connect(m_worker, &ModelWorker::trainingFinished, this, &SessionController::onTrained);
 }
 
@@ -100,7 +113,9 @@ void SessionController::openModel(const QString& path) {
   m_modelRequest = ++m_nextRequest;
   say(QStringLiteral("Opening %1…").arg(QFileInfo(path).fileName()));
   Q_EMIT modelOpening(path);
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, request = m_modelRequest, path] { worker->open(request, path); });
+  QMetaObject::invokeMethod(m_worker, [worker = m_worker, request = m_modelRequest, path] {
+    worker->open(request, path);
+  });
 }
 
 void SessionController::clearModel() {
@@ -136,8 +151,10 @@ void SessionController::onOpened(quint64 request, const ModelInspection& inspect
           .arg(inspection.tree.size() - 1)
           .arg(inspection.tree.blocks().size())
           .arg(QString::fromStdString(formatCount(inspection.tree.node(0).totalParameters)))
-          .arg(inspection.warnings.empty() ? QString()
-                                           : QStringLiteral(" — %1 warning(s), see the details pane").arg(inspection.warnings.size())));
+          .arg(inspection.warnings.empty()
+                   ? QString()
+                   : QStringLiteral(" — %1 warning(s), see the details pane")
+                         .arg(inspection.warnings.size())));
   logger("ui")->info("showing {}", inspection.path);
   Q_EMIT modelOpened();
   Q_EMIT diagnosisChanged();
@@ -157,7 +174,8 @@ void SessionController::onOpened(quint64 request, const ModelInspection& inspect
   }
 }
 
-void SessionController::openDemo(const QString& untrained, const QString& trained, const PretrainOptions& options) {
+void SessionController::openDemo(const QString& untrained, const QString& trained,
+                                 const PretrainOptions& options) {
   m_demoPending = true;  // its data follows once the model is open
   if (QFileInfo::exists(trained)) {
     openModel(trained);
@@ -165,21 +183,24 @@ void SessionController::openDemo(const QString& untrained, const QString& traine
   }
   if (!QFileInfo::exists(untrained)) {
     m_demoPending = false;
-    fail("Cannot open the demo",
-         QStringLiteral("The demo architecture %1 is missing — start the demo with scripts/run --demo, which makes it.").arg(untrained));
+    fail("Cannot open the demo", QStringLiteral("The demo architecture %1 is missing — start the "
+                                                "demo with scripts/run --demo, which makes it.")
+                                     .arg(untrained));
     return;
   }
   m_pretrainRequest = ++m_nextRequest;
   say("Training the demo model…");
   Q_EMIT pretrainStarted();
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, request = m_pretrainRequest, untrained, trained, options] {
-    worker->pretrain(request, untrained, trained, options);
-  });
+  QMetaObject::invokeMethod(
+      m_worker, [worker = m_worker, request = m_pretrainRequest, untrained, trained, options] {
+        worker->pretrain(request, untrained, trained, options);
+      });
 }
 
 void SessionController::cancelPretraining() { m_worker->cancelFlag() = true; }
 
-void SessionController::onPretrained(quint64 request, const PretrainResult& result, const QString& trained) {
+void SessionController::onPretrained(quint64 request, const PretrainResult& result,
+                                     const QString& trained) {
   if (request != m_pretrainRequest) return;
   Q_EMIT pretrainEnded();
   if (result.cancelled) {
@@ -218,15 +239,16 @@ void SessionController::openData(bool target, const DataRequest& given) {
   m_dataRequest[role] = ++m_nextRequest;
   say(QStringLiteral("Loading %1…").arg(QString::fromStdString(request.describe())));
   const int workerRole = static_cast<int>(target ? DataRole::Target : DataRole::Source);
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_dataRequest[role], workerRole, request] {
-    worker->loadData(id, workerRole, request);
-  });
+  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_dataRequest[role], workerRole,
+                                       request] { worker->loadData(id, workerRole, request); });
 }
 
 void SessionController::previewData(const DataRequest& request) {
   m_previewRequest = ++m_nextRequest;
   const DataRequest sized = sizedForModel(request);
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_previewRequest, sized] { worker->previewData(id, sized); });
+  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_previewRequest, sized] {
+    worker->previewData(id, sized);
+  });
 }
 
 void SessionController::onDataLoaded(quint64 request, int workerRole, const DataSummary& summary) {
@@ -234,16 +256,20 @@ void SessionController::onDataLoaded(quint64 request, int workerRole, const Data
   const int role = target ? 0 : 1;
   if (request != m_dataRequest[role]) return;
   const bool restoring = m_restoringData > 0;
-  if (restoring && --m_restoringData == 0) QTimer::singleShot(0, this, &SessionController::finishRestoring);
+  if (restoring && --m_restoringData == 0)
+    QTimer::singleShot(0, this, &SessionController::finishRestoring);
   if (!summary.ok) {
     m_analyseDemo &= !target;
     say("Could not load the data");
-    fail(target ? "Cannot open the target data" : "Cannot open the source data", QString::fromStdString(summary.error));
+    fail(target ? "Cannot open the target data" : "Cannot open the source data",
+         QString::fromStdString(summary.error));
     return;
   }
   m_data[role] = summary;
   m_document->markDirty();
-  say(QStringLiteral("%1: %2 items").arg(QString::fromStdString(summary.description)).arg(summary.items));
+  say(QStringLiteral("%1: %2 items")
+          .arg(QString::fromStdString(summary.description))
+          .arg(summary.items));
   Q_EMIT dataLoaded(target);
   if (target && m_analyseDemo) {
     m_analyseDemo = false;
@@ -259,7 +285,8 @@ void SessionController::analyze(bool useSource) {
     return;
   }
   if (!m_data[0].ok || (useSource && !m_data[1].ok)) {
-    fail("Nothing to analyse", useSource ? "Open target and source data first." : "Open target data first (File ▸ Open Data…).");
+    fail("Nothing to analyse", useSource ? "Open target and source data first."
+                                         : "Open target data first (File ▸ Open Data…).");
     return;
   }
   m_diagnosis.reset();
@@ -270,8 +297,11 @@ void SessionController::analyze(bool useSource) {
   m_worker->supersedeAnalyses(m_analysisRequest);  // the one running stops at its next batch
   m_scores->clear();
   say("Analysing the target data…");
-  Q_EMIT analysisStarted(QStringLiteral("Analysing %1 …").arg(QString::fromStdString(m_data[0].description)));
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_analysisRequest, useSource] { worker->analyze(id, useSource); });
+  Q_EMIT analysisStarted(
+      QStringLiteral("Analysing %1 …").arg(QString::fromStdString(m_data[0].description)));
+  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_analysisRequest, useSource] {
+    worker->analyze(id, useSource);
+  });
 }
 
 void SessionController::stopAnalysis() {
@@ -284,7 +314,8 @@ void SessionController::onAnalysed(quint64 request, const ShiftAnalysis& analysi
   m_scores->flush();
   if (!analysis.ok) {
     say(analysis.cancelled ? "Analysis stopped" : "The analysis did not finish");
-    if (!analysis.cancelled) fail("Cannot analyse the target data", QString::fromStdString(analysis.error));
+    if (!analysis.cancelled)
+      fail("Cannot analyse the target data", QString::fromStdString(analysis.error));
     Q_EMIT analysisFinished(false, "The analysis did not finish.");
     return;
   }
@@ -318,11 +349,13 @@ QSet<int> SessionController::suggestedBlocks() const {
 
 // ---- The freeze marks: every edit an undoable command; training then follows the marks.
 
-void SessionController::setTrainable(const QVector<int>& nodes, bool trainable, const QString& what) {
+void SessionController::setTrainable(const QVector<int>& nodes, bool trainable,
+                                     const QString& what) {
   QVector<int> units;
   for (int node : nodes) units += m_freeze->unitsOf(node);
   if (units.isEmpty()) return;
-  m_undo->push(new SetTrainableCommand(m_freeze, units, trainable, (trainable ? "Unfreeze " : "Freeze ") + what));
+  m_undo->push(new SetTrainableCommand(m_freeze, units, trainable,
+                                       (trainable ? "Unfreeze " : "Freeze ") + what));
   Settings manual = m_settings;
   manual.strategy = "manual";
   setSettings(manual);
@@ -332,11 +365,13 @@ void SessionController::setBlockTrainable(int node, bool trainable) {
   const auto& tree = m_freeze->tree();
   if (tree.empty() || node <= 0 || node >= tree.size()) {
     fail(trainable ? "Unfreeze Block" : "Freeze Block",
-         "Click a block or one of its layers in the diagram first: this freezes or unfreezes the whole block.");
+         "Click a block or one of its layers in the diagram first: this freezes or unfreezes the "
+         "whole block.");
     return;
   }
   const auto& block = tree.blocks().at(static_cast<size_t>(tree.blockOf(node)));
-  setTrainable(QVector<int>(block.members.begin(), block.members.end()), trainable, QString::fromStdString(block.name));
+  setTrainable(QVector<int>(block.members.begin(), block.members.end()), trainable,
+               QString::fromStdString(block.name));
 }
 
 void SessionController::acceptSuggestedPlan() {
@@ -345,7 +380,8 @@ void SessionController::acceptSuggestedPlan() {
     return;
   }
   m_undo->push(new SetTrainableCommand(m_freeze, m_freeze->unitsOfPlan(m_plan), true,
-                                       "Accept plan: " + QString::fromStdString(m_plan.explanation), true));
+                                       "Accept plan: " + QString::fromStdString(m_plan.explanation),
+                                       true));
   Settings manual = m_settings;
   manual.strategy = "manual";
   setSettings(manual);
@@ -361,7 +397,8 @@ void SessionController::resetPlan() {
 }
 
 void SessionController::setSettings(const Settings& settings) {
-  const bool same = settings.strategy == m_settings.strategy && settings.processes == m_settings.processes &&
+  const bool same = settings.strategy == m_settings.strategy &&
+                    settings.processes == m_settings.processes &&
                     settings.options == m_settings.options;
   m_settings = settings;
   m_worker->setDevice(settings.options.device);
@@ -403,7 +440,8 @@ QString SessionController::openSession(const QString& path) {
   QStringList problems;
   const QString error = SessionDocument::read(path, session, problems);
   if (!error.isEmpty()) {
-    fail("Cannot open the session", error, "Choose another session file with File ▸ Open Session….");
+    fail("Cannot open the session", error,
+         "Choose another session file with File ▸ Open Session….");
     return error;
   }
   newSession();
@@ -465,7 +503,8 @@ void SessionController::finishRestoring() {
 QString SessionController::saveSession(const QString& path) {
   const QString problem = m_document->save(path);
   if (!problem.isEmpty()) {
-    fail("Cannot save the session", problem + "\n\nThe previous file, if any, is intact; choose another place.");
+    fail("Cannot save the session",
+         problem + "\n\nThe previous file, if any, is intact; choose another place.");
     return problem;
   }
   say("Session saved to " + path);
@@ -474,7 +513,8 @@ QString SessionController::saveSession(const QString& path) {
 
 bool SessionController::restoreAutosave() {
   if (!QFileInfo::exists(SessionDocument::autosavePath())) {
-    fail("Nothing to restore", "There is no autosaved session yet: Scalpel saves one while you work.");
+    fail("Nothing to restore",
+         "There is no autosaved session yet: Scalpel saves one while you work.");
     return false;
   }
   return openSession(SessionDocument::autosavePath()).isEmpty();

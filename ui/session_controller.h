@@ -47,7 +47,8 @@ class SessionController : public QObject {
   // The demo: the cached trained model at `trained`, else `untrained` trained on Fashion-MNIST
   // first (pretrainProgress, demoTrained); then its data (noisy test images as the target, clean
   // training images as the source) and their analysis.
-  void openDemo(const QString& untrained, const QString& trained, const PretrainOptions& options = {});
+  void openDemo(const QString& untrained, const QString& trained,
+                const PretrainOptions& options = {});
   void cancelPretraining();
   // Loads the target (the analyst's shifted data) or the source reference, sized for the model.
   void openData(bool target, const DataRequest& request);
@@ -192,8 +193,8 @@ class SessionController : public QObject {
           m_trainingRequest = 0;
   quint64 m_dataRequest[2] = {0, 0};
   ModelInspection m_inspection;
-  DataSummary m_data[2];         // target, source
-  DataRequest m_dataAsked[2];    // as asked (the model's shape is added again on reopening)
+  DataSummary m_data[2];       // target, source
+  DataRequest m_dataAsked[2];  // as asked (the model's shape is added again on reopening)
   bool m_analysedWithSource = false;
   bool m_analysing = false;
   std::optional<Diagnosis> m_diagnosis;

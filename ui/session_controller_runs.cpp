@@ -11,9 +11,9 @@
 #include "io/run_report.h"
 #include "job_runner.h"
 #include "model_worker.h"
+#include "score_text.h"
 #include "session_controller.h"
 #include "session_document.h"
-#include "score_text.h"
 #include "util/device_info.h"
 
 namespace scalpel::ui {
@@ -29,7 +29,8 @@ bool SessionController::canTrain() {
   }
   if (isTraining()) {
     fail(isComparing() ? "A comparison is running" : "A run is going",
-         isComparing() ? "Wait for it to finish, or Stop it in the Compare tab." : "Wait for it to finish, or Stop it.");
+         isComparing() ? "Wait for it to finish, or Stop it in the Compare tab."
+                       : "Wait for it to finish, or Stop it.");
     return false;
   }
   return true;
@@ -66,12 +67,18 @@ void SessionController::train() {
 void SessionController::startRun(const QString& strategy) {
   m_trainingRequest = ++m_nextRequest;
   const Session session = sessionFor(strategy);
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_trainingRequest, session] { worker->train(id, session); });
+  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_trainingRequest, session] {
+    worker->train(id, session);
+  });
 }
 
 void SessionController::pause(bool paused) {
-  // Straight to the worker's control (thread-safe), not through its queue, which is busy with the run.
-  if (paused) m_worker->trainControl().pause(); else m_worker->trainControl().resume();
+  // Straight to the worker's control (thread-safe), not through its queue, which is busy with the
+  // run.
+  if (paused)
+    m_worker->trainControl().pause();
+  else
+    m_worker->trainControl().resume();
 }
 
 void SessionController::stop() {
@@ -93,7 +100,8 @@ void SessionController::onTrained(quint64 request, const FineTuneRun& run, const
   }
 }
 
-void SessionController::onJobFinished(const FineTuneRun& run, const QString& error, const QString& tunedModel) {
+void SessionController::onJobFinished(const FineTuneRun& run, const QString& error,
+                                      const QString& tunedModel) {
   finishTraining(run, error);
   if (!tunedModel.isEmpty()) m_document->setRunModel(run.report, tunedModel.toStdString());
 }
@@ -110,7 +118,8 @@ void SessionController::finishTraining(const FineTuneRun& run, const QString& er
     m_document->addRun(SessionRun{run.report.plan.strategy, {}, run.report});
   }
   m_running = Running::Nothing;
-  say(ok ? "Training finished: File ▸ Export Tuned Model… saves the result" : "Training did not finish");
+  say(ok ? "Training finished: File ▸ Export Tuned Model… saves the result"
+         : "Training did not finish");
   Q_EMIT trainingFinished(ok);
 }
 
@@ -138,17 +147,19 @@ void SessionController::runNextComparison() {
   if (m_compareQueue.isEmpty()) {
     m_running = Running::Nothing;
     const int best = bestComparedRun();
-    const QString message = best >= 0 ? QString("Compared %1 plans: %2 is best on validation data.")
-                                            .arg(m_compared.size())
-                                            .arg(planLabel(m_compared[static_cast<std::size_t>(best)].strategy))
-                                      : QString("No plan finished.");
+    const QString message =
+        best >= 0 ? QString("Compared %1 plans: %2 is best on validation data.")
+                        .arg(m_compared.size())
+                        .arg(planLabel(m_compared[static_cast<std::size_t>(best)].strategy))
+                  : QString("No plan finished.");
     say(message);
     Q_EMIT comparisonFinished(message);
     return;
   }
   const QString strategy = m_compareQueue.takeFirst();
   m_comparedStrategy = strategy;
-  const int total = static_cast<int>(m_compared.size()) + static_cast<int>(m_compareQueue.size()) + 1;
+  const int total =
+      static_cast<int>(m_compared.size()) + static_cast<int>(m_compareQueue.size()) + 1;
   say(QString("Comparing: run %1 of %2 …").arg(m_compared.size() + 1).arg(total));
   Q_EMIT comparisonRunStarted(strategy);
   startRun(strategy);
@@ -166,7 +177,9 @@ int SessionController::bestComparedRun() const {
   for (int i = 0; i < static_cast<int>(m_compared.size()); ++i) {
     const auto& run = m_compared[static_cast<std::size_t>(i)];
     if (!run.ok()) continue;
-    if (best < 0 || run.run.result.validationAfter.score() > m_compared[static_cast<std::size_t>(best)].run.result.validationAfter.score()) {
+    if (best < 0 ||
+        run.run.result.validationAfter.score() >
+            m_compared[static_cast<std::size_t>(best)].run.result.validationAfter.score()) {
       best = i;
     }
   }
@@ -174,13 +187,17 @@ int SessionController::bestComparedRun() const {
 }
 
 void SessionController::openComparedRun(int index) {
-  if (index < 0 || index >= static_cast<int>(m_compared.size()) || !m_compared[static_cast<std::size_t>(index)].ok()) return;
+  if (index < 0 || index >= static_cast<int>(m_compared.size()) ||
+      !m_compared[static_cast<std::size_t>(index)].ok())
+    return;
   setCurrentRun(m_compared[static_cast<std::size_t>(index)].run);
-  say("Opened " + planLabel(m_compared[static_cast<std::size_t>(index)].strategy) + ": File ▸ Export Tuned Model… saves it");
+  say("Opened " + planLabel(m_compared[static_cast<std::size_t>(index)].strategy) +
+      ": File ▸ Export Tuned Model… saves it");
 }
 
 QString SessionController::exportComparedRun(int index, const QString& path) {
-  if (index < 0 || index >= static_cast<int>(m_compared.size()) || !m_compared[static_cast<std::size_t>(index)].ok()) {
+  if (index < 0 || index >= static_cast<int>(m_compared.size()) ||
+      !m_compared[static_cast<std::size_t>(index)].ok()) {
     const QString error = "Choose a finished run in the Compare tab's table first.";
     fail("Nothing to export", error);
     return error;
@@ -192,12 +209,15 @@ void SessionController::useComparedPlan(int index) {
   if (index < 0 || index >= static_cast<int>(m_compared.size())) return;
   const auto& compared = m_compared[static_cast<std::size_t>(index)];
   const FreezePlan& plan = compared.run.report.plan;
-  m_undo->push(new SetTrainableCommand(m_freeze, m_freeze->unitsOfPlan(plan), true, "Use plan: " + planLabel(compared.strategy), true));
+  m_undo->push(new SetTrainableCommand(m_freeze, m_freeze->unitsOfPlan(plan), true,
+                                       "Use plan: " + planLabel(compared.strategy), true));
   Settings manual = m_settings;
   manual.strategy = "manual";
   setSettings(manual);
-  QString message = "Plan of " + planLabel(compared.strategy) + " marked: Train uses it (strategy manual).";
-  if (!plan.learningRateScale.empty()) message += " Its per-layer learning-rate scales are not kept: manual plans train at one rate.";
+  QString message =
+      "Plan of " + planLabel(compared.strategy) + " marked: Train uses it (strategy manual).";
+  if (!plan.learningRateScale.empty())
+    message += " Its per-layer learning-rate scales are not kept: manual plans train at one rate.";
   say(message);
 }
 
@@ -213,16 +233,19 @@ QString SessionController::exportTunedModel(const QString& path) {
 }
 
 QString SessionController::exportRun(const FineTuneRun& run, const QString& path) {
-  std::string problem = scalpel::exportTunedModel(*run.result.tunedModel, runReportToJson(run.report), path.toStdString());
+  std::string problem = scalpel::exportTunedModel(*run.result.tunedModel,
+                                                  runReportToJson(run.report), path.toStdString());
   const QFileInfo info(path);
   const QString folder = info.dir().filePath(info.completeBaseName() + "-report");
   if (problem.empty()) problem = writeReportFolder(run.report, folder.toStdString());
   if (!problem.empty()) {
-    fail("Cannot export", QString::fromStdString(problem) + "\n\nNothing was overwritten; choose another place.");
+    fail("Cannot export",
+         QString::fromStdString(problem) + "\n\nNothing was overwritten; choose another place.");
     return QString::fromStdString(problem);
   }
   say(QString("Exported %1 and its report in %2").arg(path, folder));
-  m_document->setRunModel(run.report, info.absoluteFilePath().toStdString());  // the session remembers where it went
+  m_document->setRunModel(
+      run.report, info.absoluteFilePath().toStdString());  // the session remembers where it went
   return {};
 }
 
@@ -234,7 +257,8 @@ QString SessionController::exportReport(const QString& folder) {
   }
   const std::string problem = writeReportFolder(m_currentRun->report, folder.toStdString());
   if (!problem.empty()) {
-    fail("Cannot export the report", QString::fromStdString(problem) + "\n\nNothing was overwritten; choose another folder.");
+    fail("Cannot export the report",
+         QString::fromStdString(problem) + "\n\nNothing was overwritten; choose another folder.");
     return QString::fromStdString(problem);
   }
   say("Report written to " + folder);
@@ -250,7 +274,8 @@ QString SessionController::exportJob(const QString& folder, int processes) {
     fail("Cannot export the job", problem);
     return problem;
   }
-  say(QString("Job written to %1: run run-local.sh, run-torchrun.sh or sbatch run-slurm.sbatch there, then Training ▸ Open Job Results…")
+  say(QString("Job written to %1: run run-local.sh, run-torchrun.sh or sbatch run-slurm.sbatch "
+              "there, then Training ▸ Open Job Results…")
           .arg(folder));
   return {};
 }
@@ -264,7 +289,8 @@ QString SessionController::openJobResults(const QString& folder) {
   const FineTuneRun run = JobRunner::runOf(results);
   setCurrentRun(run);
   m_document->addRun(SessionRun{run.report.plan.strategy, results.tunedModelPath, run.report});
-  say("Opened the job's run (" + QString::fromStdString(run.report.outcome) + "): File ▸ Export Tuned Model… saves it");
+  say("Opened the job's run (" + QString::fromStdString(run.report.outcome) +
+      "): File ▸ Export Tuned Model… saves it");
   return {};
 }
 

@@ -24,7 +24,8 @@ SessionDocument::SessionDocument(QObject* parent) : QObject(parent) {
 }
 
 Session SessionDocument::session() const {
-  Session session = m_opened;  // what the window does not edit (the split, the reference's details) stays
+  Session session =
+      m_opened;  // what the window does not edit (the split, the reference's details) stays
   if (m_fill) m_fill(session);
   session.runs = m_runs;
   return session;
@@ -104,7 +105,8 @@ QString SessionDocument::read(const QString& path, Session& session, QStringList
   if (!loaded.ok) return QString::fromStdString(loaded.error);
   for (const auto& line : loaded.missing) problems << QString::fromStdString(line);
   for (const auto& line : loaded.warnings) problems << QString::fromStdString(line);
-  for (const auto& line : problems) logger("ui")->warn("session {}: {}", path.toStdString(), line.toStdString());
+  for (const auto& line : problems)
+    logger("ui")->warn("session {}: {}", path.toStdString(), line.toStdString());
   return {};
 }
 
@@ -114,19 +116,24 @@ QString SessionDocument::checkAutosave() {
   Session session;
   const auto loaded = loadSession(path.toStdString(), session);
   if (loaded.ok) {
-    return QStringLiteral("An autosaved session from %1 can be restored: File ▸ Restore Autosaved Session")
+    return QStringLiteral(
+               "An autosaved session from %1 can be restored: File ▸ Restore Autosaved Session")
         .arg(QFileInfo(path).lastModified().toString("d MMM, hh:mm"));
   }
   // Unreadable (a crash of something else, a hand edit): keep it aside for a look, start clean.
   const QString aside = path + ".unreadable";
   QFile::remove(aside);
   QFile::rename(path, aside);
-  logger("ui")->warn("ignored the autosaved session: {} (kept as {})", loaded.error, aside.toStdString());
-  return QStringLiteral("The autosaved session could not be read and was ignored (%1); it was kept as %2")
+  logger("ui")->warn("ignored the autosaved session: {} (kept as {})", loaded.error,
+                     aside.toStdString());
+  return QStringLiteral(
+             "The autosaved session could not be read and was ignored (%1); it was kept as %2")
       .arg(QString::fromStdString(loaded.error), aside);
 }
 
-QStringList SessionDocument::recentFiles() { return QSettings().value("recentFiles").toStringList(); }
+QStringList SessionDocument::recentFiles() {
+  return QSettings().value("recentFiles").toStringList();
+}
 
 void SessionDocument::addRecentFile(const QString& path) {
   QSettings settings;

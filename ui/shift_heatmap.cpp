@@ -21,7 +21,8 @@ QCPColorGradient shiftGradient() {
   QCPColorGradient gradient;
   gradient.clearColorStops();
   const auto& stops = ShiftScale::stops();
-  for (int i = 0; i < stops.size(); ++i) gradient.setColorStopAt(double(i) / (stops.size() - 1), stops[i]);
+  for (int i = 0; i < stops.size(); ++i)
+    gradient.setColorStopAt(double(i) / (stops.size() - 1), stops[i]);
   gradient.setNanHandling(QCPColorGradient::nhTransparent);
   return gradient;
 }
@@ -69,10 +70,12 @@ ShiftHeatmap::ShiftHeatmap(QWidget* parent) : QWidget(parent) {
   m_metricBox->addItem("Activation shift (± uncertainty)", ActivationShift);
   m_metricBox->addItem("RGN: relative gradient norm", Rgn);
   m_metricBox->addItem("Gradient SNR", Snr);
-  m_metricBox->setToolTip("What the bars show. Shift is measured per tapped layer; RGN and SNR per "
-                          "module with parameters, from a few labelled target batches");
-  connect(m_metricBox, &QComboBox::currentIndexChanged, this,
-          [this](int index) { setMetric(static_cast<Metric>(m_metricBox->itemData(index).toInt())); });
+  m_metricBox->setToolTip(
+      "What the bars show. Shift is measured per tapped layer; RGN and SNR per "
+      "module with parameters, from a few labelled target batches");
+  connect(m_metricBox, &QComboBox::currentIndexChanged, this, [this](int index) {
+    setMetric(static_cast<Metric>(m_metricBox->itemData(index).toInt()));
+  });
   auto* barPane = new QWidget(this);
   auto* barLayout = new QVBoxLayout(barPane);
   barLayout->setContentsMargins(0, 0, 0, 0);
@@ -125,10 +128,12 @@ void ShiftHeatmap::readScores() {
   m_columns.clear();
   if (!m_scores || m_scores->snapshots().empty()) return;
   const auto& snapshots = m_scores->snapshots();
-  for (const auto& layer : snapshots.front().layers) m_layers << QString::fromStdString(layer.layer);
+  for (const auto& layer : snapshots.front().layers)
+    m_layers << QString::fromStdString(layer.layer);
   for (const auto& snapshot : snapshots) {
     QVector<double> column;
-    for (const auto& layer : snapshot.layers) column << ShiftScale::level(layer.kl, layer.noiseFloor);
+    for (const auto& layer : snapshot.layers)
+      column << ShiftScale::level(layer.kl, layer.noiseFloor);
     column.resize(m_layers.size());
     m_columns << column;
   }
@@ -167,7 +172,8 @@ void ShiftHeatmap::setMetric(Metric metric) {
   const int index = m_metricBox->findData(metric);
   if (index != m_metricBox->currentIndex()) m_metricBox->setCurrentIndex(index);
   redrawBars();
-  m_barPlot->replot(QCustomPlot::rpImmediateRefresh);  // a choice shows at once, not at the next frame
+  m_barPlot->replot(
+      QCustomPlot::rpImmediateRefresh);  // a choice shows at once, not at the next frame
 }
 
 void ShiftHeatmap::redrawBars() {
@@ -182,12 +188,14 @@ void ShiftHeatmap::redrawBars() {
       const double level = ShiftScale::level(layer.kl, layer.noiseFloor);
       m_barLabels << QString::fromStdString(layer.layer);
       m_barValues << level;
-      below << level - ShiftScale::level(std::max(0.0, layer.kl - layer.uncertainty), layer.noiseFloor);
+      below << level -
+                   ShiftScale::level(std::max(0.0, layer.kl - layer.uncertainty), layer.noiseFloor);
       above << ShiftScale::level(layer.kl + layer.uncertainty, layer.noiseFloor) - level;
     }
   } else {
     axis = m_metric == Rgn ? "RGN: ‖mean gradient‖ ÷ ‖weights‖" : "gradient SNR (mean² ÷ variance)";
-    for (const auto& module : m_scores ? m_scores->gradients().modules : std::vector<GradientSummary>{}) {
+    for (const auto& module :
+         m_scores ? m_scores->gradients().modules : std::vector<GradientSummary>{}) {
       m_barLabels << QString::fromStdString(module.name);
       m_barValues << (m_metric == Rgn ? module.rgn : module.snr);
       below << 0;
@@ -204,11 +212,13 @@ void ShiftHeatmap::redrawBars() {
   m_barPlot->yAxis->setTicker(ticker);
   m_barPlot->yAxis->setRange(-0.6, std::max<int>(1, m_barLabels.size()) - 0.4);
   double highest = m_metric == ActivationShift ? ShiftScale::kMaxDecades : 0;
-  for (int i = 0; i < m_barValues.size(); ++i) highest = std::max(highest, m_barValues[i] + above.value(i));
+  for (int i = 0; i < m_barValues.size(); ++i)
+    highest = std::max(highest, m_barValues[i] + above.value(i));
   m_barPlot->xAxis->setRange(0, highest > 0 ? highest * 1.05 : 1);
-  m_barPlot->xAxis->setLabel(m_barLabels.isEmpty() && m_metric != ActivationShift
-                                 ? "measured after an analysis (gradients of labelled target batches)"
-                                 : axis);
+  m_barPlot->xAxis->setLabel(
+      m_barLabels.isEmpty() && m_metric != ActivationShift
+          ? "measured after an analysis (gradients of labelled target batches)"
+          : axis);
   m_barPlot->replot(QCustomPlot::rpQueuedReplot);
 }
 

@@ -9,9 +9,10 @@
 namespace scalpel::ui {
 
 ShiftLegend::ShiftLegend(QWidget* parent) : QWidget(parent) {
-  setToolTip("Each block and layer has a stripe on its left in the colour of its shift: how far the "
-             "target data moved its activations, as a multiple of the noise floor (the score "
-             "sampling error alone would give)");
+  setToolTip(
+      "Each block and layer has a stripe on its left in the colour of its shift: how far the "
+      "target data moved its activations, as a multiple of the noise floor (the score "
+      "sampling error alone would give)");
 }
 
 void ShiftLegend::paintEvent(QPaintEvent*) {
@@ -28,7 +29,8 @@ void ShiftLegend::paintEvent(QPaintEvent*) {
   const QRectF bar(titleWidth + 24, 6, 180, 10);
   QLinearGradient gradient(bar.topLeft(), bar.topRight());
   const auto& stops = ShiftScale::stops();
-  for (int i = 0; i < stops.size(); ++i) gradient.setColorAt(double(i) / (stops.size() - 1), stops[i]);
+  for (int i = 0; i < stops.size(); ++i)
+    gradient.setColorAt(double(i) / (stops.size() - 1), stops[i]);
   painter.fillRect(bar, gradient);
   painter.setPen(DiagramStyle::mutedText());
   QFont small = DiagramStyle::bodyFont();
@@ -37,11 +39,12 @@ void ShiftLegend::paintEvent(QPaintEvent*) {
   const char* labels[] = {"1×", "10×", "100×", "1000×"};
   for (int decade = 0; decade <= 3; ++decade) {
     const qreal x = bar.left() + bar.width() * decade / ShiftScale::kMaxDecades;
-    painter.drawText(QRectF(x - 24, bar.bottom(), 48, height() - bar.bottom()), Qt::AlignCenter, labels[decade]);
+    painter.drawText(QRectF(x - 24, bar.bottom(), 48, height() - bar.bottom()), Qt::AlignCenter,
+                     labels[decade]);
   }
   painter.setFont(DiagramStyle::bodyFont());
-  painter.drawText(QRectF(bar.right() + 30, 0, width() - bar.right() - 40, height()), Qt::AlignVCenter,
-                   "no stripe: not measured");
+  painter.drawText(QRectF(bar.right() + 30, 0, width() - bar.right() - 40, height()),
+                   Qt::AlignVCenter, "no stripe: not measured");
 }
 
 }  // namespace scalpel::ui

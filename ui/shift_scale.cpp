@@ -33,7 +33,9 @@ QString ShiftScale::describe(double kl, double noiseFloor) {
   if (noiseFloor <= 0) return QStringLiteral("KL %1 (no noise floor)").arg(kl, 0, 'g', 3);
   const double ratio = kl / noiseFloor;
   if (ratio < 1.5) return QStringLiteral("at the noise floor (KL %1)").arg(kl, 0, 'g', 3);
-  return QStringLiteral("%1× the noise floor (KL %2)").arg(ratio, 0, 'f', ratio < 10 ? 1 : 0).arg(kl, 0, 'g', 3);
+  return QStringLiteral("%1× the noise floor (KL %2)")
+      .arg(ratio, 0, 'f', ratio < 10 ? 1 : 0)
+      .arg(kl, 0, 'g', 3);
 }
 
 }  // namespace scalpel::ui

@@ -9,14 +9,14 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QProgressBar>
-#include <cmath>
-#include <limits>
 #include <QPushButton>
 #include <QSpinBox>
 #include <QVBoxLayout>
+#include <cmath>
+#include <limits>
 
-#include "util/device_info.h"
 #include "score_text.h"
+#include "util/device_info.h"
 
 namespace scalpel::ui {
 
@@ -53,20 +53,27 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   m_batchSize = new QSpinBox(this);
   m_batchSize->setRange(1, 4096);
   m_batchNormEval = new QCheckBox("BatchNorm in eval mode everywhere", this);
-  m_batchNormEval->setToolTip("The paper's protocol. Unchecked: only BatchNorms in frozen layers keep their statistics.");
+  m_batchNormEval->setToolTip(
+      "The paper's protocol. Unchecked: only BatchNorms in frozen layers keep their statistics.");
 
   m_device = new QComboBox(this);
-  m_device->addItem(QString::fromStdString("automatic: " + describeDevice(automaticDevice())), "auto");
+  m_device->addItem(QString::fromStdString("automatic: " + describeDevice(automaticDevice())),
+                    "auto");
   for (const auto& device : availableDevices()) {
-    m_device->addItem(QString::fromStdString(describeDevice(device)), QString::fromStdString(device));
+    m_device->addItem(QString::fromStdString(describeDevice(device)),
+                      QString::fromStdString(device));
   }
-  m_device->setToolTip("Where training and the analysis run; automatic picks the first GPU when there is one");
+  m_device->setToolTip(
+      "Where training and the analysis run; automatic picks the first GPU when there is one");
   m_precision = new QComboBox(this);
   m_precision->addItem("fp32", "fp32");
   m_precision->addItem("bf16 autocast", "bf16");
-  m_precision->setToolTip("bf16: convolutions and matrix products in bfloat16, weights in float32 — about twice as fast on recent GPUs, within a point or two of fp32");
+  m_precision->setToolTip(
+      "bf16: convolutions and matrix products in bfloat16, weights in float32 — about twice as "
+      "fast on recent GPUs, within a point or two of fp32");
   m_channelsLast = new QCheckBox("Channels-last layout", this);
-  m_channelsLast->setToolTip("NHWC tensors for convolutional models: faster with bf16 on GPU tensor cores");
+  m_channelsLast->setToolTip(
+      "NHWC tensors for convolutional models: faster with bf16 on GPU tensor cores");
 
   auto* form = new QFormLayout;
   form->addRow("Plan", m_strategy);
@@ -120,8 +127,10 @@ TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   layout->addLayout(right, 1);
 
   connect(m_strategy, &QComboBox::currentIndexChanged, this, &TrainingPanel::showPlanHint);
-  connect(m_device, &QComboBox::currentIndexChanged, this, [this] { Q_EMIT deviceChanged(device()); });
-  connect(m_train, &QPushButton::clicked, this, [this] { Q_EMIT trainRequested(strategy(), options()); });
+  connect(m_device, &QComboBox::currentIndexChanged, this,
+          [this] { Q_EMIT deviceChanged(device()); });
+  connect(m_train, &QPushButton::clicked, this,
+          [this] { Q_EMIT trainRequested(strategy(), options()); });
   connect(m_pause, &QPushButton::toggled, this, [this](bool paused) {
     m_pause->setText(paused ? "Resume" : "Pause");
     m_status->setText(paused ? "Paused: Resume continues from the next batch." : "Training …");
@@ -151,7 +160,7 @@ void TrainingPanel::setReadiness(bool model, bool target) {
   m_model = model;
   m_target = target;
   if (m_running || !m_result->text().isEmpty()) return;  // the run's own status stands
-  m_status->setText(!model ? "Open a model and target data, then Train."
+  m_status->setText(!model    ? "Open a model and target data, then Train."
                     : !target ? "Open the target data (File ▸ Open Data…), then Train."
                               : "Ready: Train (Ctrl+T) fine-tunes the model on the target data.");
 }
@@ -228,7 +237,8 @@ void TrainingPanel::setBlocks(const QStringList& blocks) {
   while (m_strategy->count() > 6) m_strategy->removeItem(6);
   for (const auto& block : blocks) {
     m_strategy->addItem("only " + block, "block:" + block);
-    m_strategy->setItemData(m_strategy->count() - 1, planDescription("block:" + block), Qt::ToolTipRole);
+    m_strategy->setItemData(m_strategy->count() - 1, planDescription("block:" + block),
+                            Qt::ToolTipRole);
   }
 }
 
@@ -247,10 +257,13 @@ void TrainingPanel::showPlanHint() {
   const QString plan = strategy();
   QString hint = planDescription(plan);
   if (plan == "manual") {
-    hint = QString("Trains the %1 of %2 layers ticked in the diagram and the layer table.").arg(m_ticked).arg(m_layers);
+    hint = QString("Trains the %1 of %2 layers ticked in the diagram and the layer table.")
+               .arg(m_ticked)
+               .arg(m_layers);
   } else if (plan == "auto") {
-    hint = m_suggested.isEmpty() ? "Analyses the target data, then trains what the advisor suggests."
-                                 : "Trains what the advisor suggests: " + m_suggested.join(", ") + ".";
+    hint = m_suggested.isEmpty()
+               ? "Analyses the target data, then trains what the advisor suggests."
+               : "Trains what the advisor suggests: " + m_suggested.join(", ") + ".";
   }
   if (plan != "manual") hint += " The ticks in the diagram count only with the manual plan.";
   m_planHint->setText("Plan " + m_strategy->currentText() + ": " + hint);
@@ -311,15 +324,19 @@ void TrainingPanel::onEvent(const TrainEvent& event) {
   if (event.kind == TrainEvent::Kind::Step) {
     m_curves->graph(0)->addData(static_cast<double>(event.step), event.loss);
     QVector<double> norms;
-    for (double norm : event.blockGradientNorms) norms << (norm > 0 ? std::log10(norm) : std::numeric_limits<double>::quiet_NaN());
+    for (double norm : event.blockGradientNorms)
+      norms << (norm > 0 ? std::log10(norm) : std::numeric_limits<double>::quiet_NaN());
     m_gradientNorms << norms;
     m_gradientAt << static_cast<double>(event.step);
     m_progress->setMaximum(static_cast<int>(event.totalSteps));
     m_progress->setValue(static_cast<int>(event.step));
     m_progress->setFormat(QString("%p% · about %1 left").arg(duration(event.remainingSeconds)));
     m_status->setText(QString("Epoch %1, step %2 of %3 · loss %4 · %5 samples/s")
-                          .arg(event.epoch + 1).arg(event.step).arg(event.totalSteps)
-                          .arg(event.loss, 0, 'f', 3).arg(event.samplesPerSecond, 0, 'f', 0));
+                          .arg(event.epoch + 1)
+                          .arg(event.step)
+                          .arg(event.totalSteps)
+                          .arg(event.loss, 0, 'f', 3)
+                          .arg(event.samplesPerSecond, 0, 'f', 0));
   } else if (event.kind == TrainEvent::Kind::Evaluation) {
     m_curves->graph(1)->addData(static_cast<double>(event.step), event.validation.loss);
     m_curves->graph(2)->addData(static_cast<double>(event.step), 100 * event.validation.score());
@@ -338,11 +355,21 @@ void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError)
   }
   const TrainResult& r = run.result;
   m_progress->setFormat(r.ok ? "done" : "%p%");
-  m_status->setText(QString::fromStdString(r.ok && r.error.empty() ? "Finished " + std::to_string(r.steps) + " steps in " + duration(r.seconds).toStdString() + " on " + r.device : r.error));
-  QString text = QString("Validation %1 %2").arg(r.validationAfter.scoreName(), scoreChange(r.validationBefore, r.validationAfter, true));
-  if (r.testAfter.items) text += QString(" · test %1 %2").arg(r.testAfter.scoreName(), scoreChange(r.testBefore, r.testAfter, true));
-  text += QString(" · trained %1 of %2 parameters").arg(r.trainableParameters).arg(r.trainableParameters + r.frozenParameters);
-  text += QString("<br>%1").arg(QString::fromStdString(run.report.plan.explanation).toHtmlEscaped());
+  m_status->setText(QString::fromStdString(
+      r.ok && r.error.empty() ? "Finished " + std::to_string(r.steps) + " steps in " +
+                                    duration(r.seconds).toStdString() + " on " + r.device
+                              : r.error));
+  QString text = QString("Validation %1 %2")
+                     .arg(r.validationAfter.scoreName(),
+                          scoreChange(r.validationBefore, r.validationAfter, true));
+  if (r.testAfter.items)
+    text += QString(" · test %1 %2")
+                .arg(r.testAfter.scoreName(), scoreChange(r.testBefore, r.testAfter, true));
+  text += QString(" · trained %1 of %2 parameters")
+              .arg(r.trainableParameters)
+              .arg(r.trainableParameters + r.frozenParameters);
+  text +=
+      QString("<br>%1").arg(QString::fromStdString(run.report.plan.explanation).toHtmlEscaped());
   if (r.tunedModel) text += " File ▸ Export Tuned Model… saves it with its report.";
   m_result->setText(text);
 }
@@ -389,7 +416,8 @@ void TrainingPanel::clearGradients() {
 }
 
 double TrainingPanel::gradientNorm(int step, int block) const {
-  if (step < 0 || step >= m_gradientNorms.size() || block < 0 || block >= m_gradientNorms[step].size()) {
+  if (step < 0 || step >= m_gradientNorms.size() || block < 0 ||
+      block >= m_gradientNorms[step].size()) {
     return std::numeric_limits<double>::quiet_NaN();
   }
   return m_gradientNorms[step][block];

@@ -38,7 +38,8 @@ class TrainingPanel : public QWidget {
   double gradientNorm(int step, int block) const;
   void setStrategy(const QString& strategy);
   // What the line above the curves says about the plan: `ticked` of `layers` (modules with
-  // parameters) ticked in the diagram, and the blocks the advisor suggests (none before an analysis).
+  // parameters) ticked in the diagram, and the blocks the advisor suggests (none before an
+  // analysis).
   void setPlanContext(int ticked, int layers, const QStringList& suggested);
   QString planHint() const;  // what Train will train, in words
   void setEpochs(int epochs);
@@ -57,7 +58,8 @@ class TrainingPanel : public QWidget {
   QString resultText() const;
   int trainingPoints() const;    // training-loss points drawn
   int evaluationPoints() const;  // validation points drawn
-  QString scoreAxisLabel() const;  // "validation accuracy (%)", or "validation R² (%)" for regression
+  QString scoreAxisLabel()
+      const;  // "validation accuracy (%)", or "validation R² (%)" for regression
 
  public Q_SLOTS:
   void onStatus(const QString& message);

@@ -25,7 +25,8 @@ std::vector<int> blocksWithParameters(const LayerTree& tree) {
 
 std::string describe(const LayerScore& layer) {
   return layer.layer + " (" + layer.typeName + ", KL " + format("%.3g", layer.kl) + ", " +
-         format("%.0f", layer.noiseFloor > 0 ? layer.kl / layer.noiseFloor : 0) + "× the noise floor)";
+         format("%.0f", layer.noiseFloor > 0 ? layer.kl / layer.noiseFloor : 0) +
+         "× the noise floor)";
 }
 
 void addBlock(const LayerTree& tree, int block, FreezePlan& plan) {
@@ -58,10 +59,14 @@ std::vector<std::vector<std::string>> trainingUnits(const LayerTree& tree,
 
 std::string shiftKindName(ShiftKind kind) {
   switch (kind) {
-    case ShiftKind::None: return "no significant shift";
-    case ShiftKind::InputLevel: return "input-level";
-    case ShiftKind::FeatureLevel: return "feature-level";
-    case ShiftKind::OutputLevel: return "output-level";
+    case ShiftKind::None:
+      return "no significant shift";
+    case ShiftKind::InputLevel:
+      return "input-level";
+    case ShiftKind::FeatureLevel:
+      return "feature-level";
+    case ShiftKind::OutputLevel:
+      return "output-level";
   }
   return "?";
 }
@@ -81,21 +86,35 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
   const auto first = std::find_if(layers.begin(), layers.end(), significant);
   const auto largest = std::max_element(layers.begin(), layers.end(),
                                         [](const auto& a, const auto& b) { return a.kl < b.kl; });
-  const std::string accuracy = output.regression
-      ? "the targets are numbers (regression): the unmodified model's mean squared error on them is " + format("%.4g", output.loss) + "; output-level shift is judged from class predictions, so only the activations speak here"
+  const std::string accuracy =
+      output.regression ? "the targets are numbers (regression): the unmodified model's mean "
+                          "squared error on them is " +
+                              format("%.4g", output.loss) +
+                              "; output-level shift is judged from class predictions, so only the "
+                              "activations speak here"
       : output.measured
-      ? "the unmodified model's accuracy on the target is " + percent(output.accuracy) + " (loss " + format("%.3f", output.loss) + ")"
-      : "the model's outputs do not match the target's classes, so its accuracy there is not measured";
+          ? "the unmodified model's accuracy on the target is " + percent(output.accuracy) +
+                " (loss " + format("%.3f", output.loss) + ")"
+          : "the model's outputs do not match the target's classes, so its accuracy there is not "
+            "measured";
 
   if (output.permutation) {
     diagnosis.kind = ShiftKind::OutputLevel;
-    diagnosis.summary = "The labels changed: the model still recognises the inputs but names them differently.";
-    diagnosis.evidence.push_back("its predictions follow a consistent permutation of the labels: mapped through it, accuracy would be " + percent(output.mappedAccuracy) + " instead of " + percent(output.accuracy));
+    diagnosis.summary =
+        "The labels changed: the model still recognises the inputs but names them differently.";
+    diagnosis.evidence.push_back(
+        "its predictions follow a consistent permutation of the labels: mapped through it, "
+        "accuracy would be " +
+        percent(output.mappedAccuracy) + " instead of " + percent(output.accuracy));
   } else if (first == layers.end()) {
-    diagnosis.kind = output.measured && output.accuracy < thresholds.lowAccuracy ? ShiftKind::OutputLevel : ShiftKind::None;
-    diagnosis.summary = diagnosis.kind == ShiftKind::None
-                            ? "No significant shift: the target looks like the source to every layer."
-                            : "The inputs look like the source to every layer, yet the predictions are wrong: what the outputs mean changed.";
+    diagnosis.kind = output.measured && output.accuracy < thresholds.lowAccuracy
+                         ? ShiftKind::OutputLevel
+                         : ShiftKind::None;
+    diagnosis.summary =
+        diagnosis.kind == ShiftKind::None
+            ? "No significant shift: the target looks like the source to every layer."
+            : "The inputs look like the source to every layer, yet the predictions are wrong: what "
+              "the outputs mean changed.";
   } else {
     diagnosis.firstSignificantLayer = first->layer;
     diagnosis.firstSignificantNode = first->node;
@@ -104,11 +123,16 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
     const bool inFirstBlock = !blocks.empty() && node >= 0 && tree.blockOf(node) <= blocks.front();
     diagnosis.kind = inFirstBlock ? ShiftKind::InputLevel : ShiftKind::FeatureLevel;
     if (inFirstBlock) {
-      diagnosis.summary = "The inputs themselves changed: the first layers already see different data.";
-      diagnosis.evidence.push_back("the first layer analysed, " + describe(layers.front()) + ", already differs from the reference");
+      diagnosis.summary =
+          "The inputs themselves changed: the first layers already see different data.";
+      diagnosis.evidence.push_back("the first layer analysed, " + describe(layers.front()) +
+                                   ", already differs from the reference");
     } else {
-      diagnosis.summary = "The inputs look alike but their features differ: the shift appears part-way through the network.";
-      diagnosis.evidence.push_back("the early layers stay near the noise floor (" + describe(layers.front()) + ")");
+      diagnosis.summary =
+          "The inputs look alike but their features differ: the shift appears part-way through the "
+          "network.";
+      diagnosis.evidence.push_back("the early layers stay near the noise floor (" +
+                                   describe(layers.front()) + ")");
       diagnosis.evidence.push_back("the shift first rises above noise at " + describe(*first));
     }
   }
@@ -116,7 +140,9 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
     diagnosis.evidence.push_back("the largest shift is at " + describe(*largest));
   }
   diagnosis.evidence.push_back(accuracy);
-  diagnosis.evidence.push_back("reference: " + analysis.reference + "; " + std::to_string(analysis.snapshots.back().targetItems) + " target items");
+  diagnosis.evidence.push_back("reference: " + analysis.reference + "; " +
+                               std::to_string(analysis.snapshots.back().targetItems) +
+                               " target items");
   return diagnosis;
 }
 
@@ -131,13 +157,17 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
 
   if (strategy == "all") {
     for (int b : blocks) addBlock(tree, b, plan);
-    plan.explanation = "Train every layer (the usual fine-tuning; with little target data it tends to overfit and forget).";
+    plan.explanation =
+        "Train every layer (the usual fine-tuning; with little target data it tends to overfit and "
+        "forget).";
   } else if (strategy == "last") {
     addBlock(tree, blocks.back(), plan);
-    plan.explanation = "Train only the last block, " + blockName(blocks.back()) + " (a linear probe when it is the head).";
+    plan.explanation = "Train only the last block, " + blockName(blocks.back()) +
+                       " (a linear probe when it is the head).";
   } else if (strategy.rfind("block:", 0) == 0) {
     const std::string name = strategy.substr(6);
-    const auto it = std::find_if(blocks.begin(), blocks.end(), [&](int b) { return blockName(b) == name; });
+    const auto it =
+        std::find_if(blocks.begin(), blocks.end(), [&](int b) { return blockName(b) == name; });
     if (it == blocks.end()) {
       std::string known;
       for (int b : blocks) known += (known.empty() ? "" : ", ") + blockName(b);
@@ -164,11 +194,15 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
       plan.trainable.push_back(name);
       plan.learningRateScale[name] = rgn[name] / largest;
     }
-    plan.explanation = "Train every layer, each at a learning rate scaled by its relative gradient norm on the target (Auto-RGN, Lee et al. 2023); BatchNorm weights are left out, as in the paper's code.";
+    plan.explanation =
+        "Train every layer, each at a learning rate scaled by its relative gradient norm on the "
+        "target (Auto-RGN, Lee et al. 2023); BatchNorm weights are left out, as in the paper's "
+        "code.";
   } else if (strategy == "auto") {
     switch (diagnosis.kind) {
       case ShiftKind::InputLevel: {
-        // The first unit: the first blocks from the input, enough to hold a real share of the model.
+        // The first unit: the first blocks from the input, enough to hold a real share of the
+        // model.
         const auto first = trainingUnits(tree, thresholds).front();
         std::int64_t total = 0, taken = 0;
         std::string names;
@@ -180,16 +214,23 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
           names += (names.empty() ? "" : " + ") + block.name;
           taken += block.totalParameters;
         }
-        plan.explanation = "Input-level shift: train the first " + std::string(first.size() == 1 ? "block, " : "blocks, ") + names +
-                           " (" + percent(static_cast<double>(taken) / static_cast<double>(total)) + " of the parameters), so they learn to read the new inputs; the rest keeps what it knows.";
+        plan.explanation = "Input-level shift: train the first " +
+                           std::string(first.size() == 1 ? "block, " : "blocks, ") + names + " (" +
+                           percent(static_cast<double>(taken) / static_cast<double>(total)) +
+                           " of the parameters), so they learn to read the new inputs; the rest "
+                           "keeps what it knows.";
         if (first.size() > 1) {
-          plan.explanation += " " + first.front() + " alone holds under " + percent(thresholds.minimumInputShare) + " of them, too few to relearn the inputs.";
+          plan.explanation += " " + first.front() + " alone holds under " +
+                              percent(thresholds.minimumInputShare) +
+                              " of them, too few to relearn the inputs.";
         }
         break;
       }
       case ShiftKind::OutputLevel:
         addBlock(tree, blocks.back(), plan);
-        plan.explanation = "Output-level shift: the features still work, so train only the last block, " + blockName(blocks.back()) + ", to map them to the new labels.";
+        plan.explanation =
+            "Output-level shift: the features still work, so train only the last block, " +
+            blockName(blocks.back()) + ", to map them to the new labels.";
         break;
       case ShiftKind::FeatureLevel: {
         const int node = diagnosis.firstSignificantNode;
@@ -198,11 +239,14 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
         const auto it = std::lower_bound(blocks.begin(), blocks.end(), block);
         block = it == blocks.end() ? blocks.back() : *it;
         addBlock(tree, block, plan);
-        plan.explanation = "Feature-level shift: train block " + blockName(block) + ", where the shift first rises above noise.";
+        plan.explanation = "Feature-level shift: train block " + blockName(block) +
+                           ", where the shift first rises above noise.";
         break;
       }
       case ShiftKind::None:
-        plan.explanation = "No significant shift: tuning is unlikely to help. If accuracy is still too low, try the last block (strategy last).";
+        plan.explanation =
+            "No significant shift: tuning is unlikely to help. If accuracy is still too low, try "
+            "the last block (strategy last).";
         break;
     }
   } else {

@@ -26,15 +26,16 @@ struct Diagnosis {
 
 struct FreezePlan {
   std::string strategy;
-  std::vector<std::string> trainable;  // modules to train; everything else is frozen
+  std::vector<std::string> trainable;               // modules to train; everything else is frozen
   std::map<std::string, double> learningRateScale;  // per trainable module; 1 when absent
   std::string explanation;
 };
 
 struct AdvisorThresholds {
-  double noiseMultiple = 20;   // a layer's shift is significant above this multiple of its noise floor
-  double minimumKl = 0.02;     // ... and above this KL
-  double lowAccuracy = 0.5;    // below this, unchanged activations point at the outputs
+  double noiseMultiple =
+      20;                   // a layer's shift is significant above this multiple of its noise floor
+  double minimumKl = 0.02;  // ... and above this KL
+  double lowAccuracy = 0.5;  // below this, unchanged activations point at the outputs
   // Input-level shift trains the first blocks until they hold this share of the parameters: a
   // lone stem convolution (0.2% of the demo model) is too small to relearn the inputs. In the
   // fmnist-paper sweep it trailed stem+layer1 by 3 (noise) and 29 (contrast) points.

@@ -10,7 +10,8 @@ void ChannelMoments::merge(const ChannelMoments& other) {
     *this = other;
     return;
   }
-  if (other.channels() != channels()) throw std::invalid_argument("merging moments of different channel counts");
+  if (other.channels() != channels())
+    throw std::invalid_argument("merging moments of different channel counts");
   const double total = count + other.count;
   for (std::size_t c = 0; c < channels(); ++c) {
     const double delta = other.mean[c] - mean[c];

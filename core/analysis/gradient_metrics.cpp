@@ -6,9 +6,9 @@
 #include <numeric>
 #include <set>
 
+#include "analysis/task_loss.h"
 #include "data/splits.h"
 #include "model/script_model.h"
-#include "analysis/task_loss.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
 
@@ -42,7 +42,8 @@ std::vector<ParameterGradient> parameterGradients(torch::jit::Module& model,
     taskLoss("cross-entropy", logits, batch.targets).backward();
     for (std::size_t i = 0; i < parameters.size(); ++i) {
       const auto& grad = parameters[i].grad();
-      const auto g = grad.defined() ? grad.detach().to(torch::kFloat64) : torch::zeros_like(parameters[i], torch::kFloat64);
+      const auto g = grad.defined() ? grad.detach().to(torch::kFloat64)
+                                    : torch::zeros_like(parameters[i], torch::kFloat64);
       sum[i] = sum[i].defined() ? sum[i] + g : g;
       squares[i] = squares[i].defined() ? squares[i] + g * g : g * g;
     }
@@ -52,7 +53,8 @@ std::vector<ParameterGradient> parameterGradients(torch::jit::Module& model,
   // Which modules are BatchNorms: those holding running statistics.
   std::set<std::string> batchNorms;
   for (const auto& item : model.named_modules()) {
-    if (item.value.hasattr("running_mean") && item.value.attr("running_mean").isTensor()) batchNorms.insert(item.name);
+    if (item.value.hasattr("running_mean") && item.value.attr("running_mean").isTensor())
+      batchNorms.insert(item.name);
   }
   const double n = static_cast<double>(batches.size());
   std::vector<ParameterGradient> result;
@@ -75,7 +77,8 @@ std::vector<ParameterGradient> parameterGradients(torch::jit::Module& model,
   return result;
 }
 
-GradientSummary rollUp(const std::string& name, const std::vector<const ParameterGradient*>& parts) {
+GradientSummary rollUp(const std::string& name,
+                       const std::vector<const ParameterGradient*>& parts) {
   GradientSummary summary;
   summary.name = name;
   double grad = 0, param = 0, snr = 0;
@@ -106,7 +109,8 @@ GradientProfile gradientProfile(const LoadedModel& loaded, const Dataset& target
       return profile;
     }
     ScriptModel& model = *copy.model;
-    auto streamOptions = BatchStream::forModel(model.metadata().mean, model.metadata().std, model.device());
+    auto streamOptions =
+        BatchStream::forModel(model.metadata().mean, model.metadata().std, model.device());
     streamOptions.batchSize = options.batchSize;
     streamOptions.seed = options.seed;
     std::vector<std::size_t> indices(target.size());
@@ -123,10 +127,13 @@ GradientProfile gradientProfile(const LoadedModel& loaded, const Dataset& target
     }
     profile.parameters = parameterGradients(model.module(), batches);
 
-    const auto included = [&](const ParameterGradient& p) { return options.includeBatchNormAffine || !p.batchNormAffine; };
+    const auto included = [&](const ParameterGradient& p) {
+      return options.includeBatchNormAffine || !p.batchNormAffine;
+    };
     const LayerTree& tree = model.tree();
     const auto within = [](const std::string& parameterModule, const std::string& module) {
-      return module.empty() || parameterModule == module || parameterModule.rfind(module + ".", 0) == 0;
+      return module.empty() || parameterModule == module ||
+             parameterModule.rfind(module + ".", 0) == 0;
     };
     for (int index : tree.preorder()) {
       const auto& node = tree.node(index);

@@ -19,8 +19,8 @@ struct ParameterGradient {
   double rgn = 0;  // ||mean_b g_b|| / ||θ||, g_b = gradient of the mean loss on batch b;
                    // 0 for an all-zero tensor (a fresh bias), where the ratio means nothing
   double snr = 0;  // mean over elements of mean_b(g)² / (var_b(g) + 1e-12), var over batches
-  double meanGradNorm = 0;  // ||mean_b g_b||, for roll-ups
-  double paramNorm = 0;     // ||θ||
+  double meanGradNorm = 0;       // ||mean_b g_b||, for roll-ups
+  double paramNorm = 0;          // ||θ||
   bool batchNormAffine = false;  // a BatchNorm's weight or bias (left out of roll-ups by default)
 };
 
@@ -37,7 +37,7 @@ struct GradientOptions {
   std::size_t batches = 5;
   std::size_t batchSize = 64;
   bool includeBatchNormAffine = false;  // like the paper's code: their small norms inflate RGN
-  std::string device = "auto";  // CUDA when available, else CPU
+  std::string device = "auto";          // CUDA when available, else CPU
   std::uint64_t seed = 0;
 };
 

@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "files/atomic_file.h"
-#include "model/script_model.h"
 #include "model/model_metadata.h"
+#include "model/script_model.h"
 #include "util/torch_errors.h"
 
 namespace scalpel {
@@ -20,7 +20,8 @@ std::string referenceProfileToJson(const ReferenceProfile& profile) {
   auto& layers = json["layers"] = nlohmann::json::array();
   for (std::size_t i = 0; i < profile.layers.size(); ++i) {
     const auto& m = profile.moments[i];
-    layers.push_back({{"layer", profile.layers[i]}, {"count", m.count}, {"mean", m.mean}, {"m2", m.m2}});
+    layers.push_back(
+        {{"layer", profile.layers[i]}, {"count", m.count}, {"mean", m.mean}, {"m2", m.m2}});
   }
   return json.dump();
 }
@@ -53,7 +54,8 @@ std::string saveModelWithReference(const LoadedModel& model, const ReferenceProf
   try {
     const ScriptModel& loaded = model.script();
     torch::jit::ExtraFilesMap extra;
-    if (loaded.metadata().present) extra[kModelMetadataFile] = modelMetadataToJson(loaded.metadata());
+    if (loaded.metadata().present)
+      extra[kModelMetadataFile] = modelMetadataToJson(loaded.metadata());
     extra[kReferenceProfileFile] = referenceProfileToJson(profile);
     std::ostringstream bytes;
     loaded.module().save(bytes, extra);

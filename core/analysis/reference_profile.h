@@ -16,8 +16,8 @@ namespace scalpel {
 struct ReferenceProfile {
   std::string description;  // which data, e.g. "source data (5000 items of fashion-mnist/train)"
   double items = 0;         // source items the moments came from (for the noise floor)
-  std::vector<std::string> layers;       // layer labels, as in ShiftSnapshot
-  std::vector<ChannelMoments> moments;   // one per layer
+  std::vector<std::string> layers;      // layer labels, as in ShiftSnapshot
+  std::vector<ChannelMoments> moments;  // one per layer
   bool empty() const { return layers.empty(); }
 };
 

@@ -2,8 +2,8 @@
 
 #include <torch/script.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -13,11 +13,11 @@
 #include "analysis/activation_moments.h"
 #include "analysis/channel_moments.h"
 #include "analysis/shift_metrics.h"
+#include "analysis/task_loss.h"
 #include "data/batch_stream.h"
 #include "data/splits.h"
 #include "model/activation_taps.h"
 #include "model/script_model.h"
-#include "analysis/task_loss.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
 
@@ -98,10 +98,13 @@ std::vector<Layer> layersOf(const std::vector<ModuleCall>& calls, const LayerTre
 
 // The reference from source data processed as the target is: its per-layer moments, also kept as
 // the profile that can be saved with the model.
-void referenceFromSource(const ActivationTaps& taps, const Dataset& source, const AnalysisOptions& options,
-                         const BatchStream::Options& streamOptions, const std::function<bool()>& cancelled,
-                         References& references, ShiftAnalysis& analysis) {
-  BatchStream stream(BatchStream::borrow(source), sampleIndices(source.size(), options.sourceItems, options.seed + 1), streamOptions);
+void referenceFromSource(const ActivationTaps& taps, const Dataset& source,
+                         const AnalysisOptions& options, const BatchStream::Options& streamOptions,
+                         const std::function<bool()>& cancelled, References& references,
+                         ShiftAnalysis& analysis) {
+  BatchStream stream(BatchStream::borrow(source),
+                     sampleIndices(source.size(), options.sourceItems, options.seed + 1),
+                     streamOptions);
   stream.startEpoch(0);
   auto& layers = references.layers;
   while (auto batch = stream.next()) {
@@ -110,7 +113,8 @@ void referenceFromSource(const ActivationTaps& taps, const Dataset& source, cons
     for (std::size_t i = 0; i < layers.size(); ++i) layers[i].reference.merge(moments[i]);
   }
   for (auto& layer : layers) layer.referenceItems = static_cast<double>(stream.items());
-  analysis.reference = "source data (" + std::to_string(stream.items()) + " items of " + source.name + ")";
+  analysis.reference =
+      "source data (" + std::to_string(stream.items()) + " items of " + source.name + ")";
   analysis.profile.description = analysis.reference;
   analysis.profile.items = static_cast<double>(stream.items());
   for (const auto& layer : layers) {
@@ -121,8 +125,8 @@ void referenceFromSource(const ActivationTaps& taps, const Dataset& source, cons
 
 // The reference saved with the model; layers it does not know (a different model?) are left out.
 // Returns "" or what is wrong.
-std::string referenceFromStored(const ReferenceProfile& stored, const std::string& modelPath, References& references,
-                                ShiftAnalysis& analysis) {
+std::string referenceFromStored(const ReferenceProfile& stored, const std::string& modelPath,
+                                References& references, ShiftAnalysis& analysis) {
   std::vector<Layer> known;
   std::vector<std::size_t> knownTaps;
   for (std::size_t i = 0; i < references.layers.size(); ++i) {
@@ -134,7 +138,9 @@ std::string referenceFromStored(const ReferenceProfile& stored, const std::strin
     known.push_back(layer);
     knownTaps.push_back(i);
   }
-  if (known.empty()) return modelPath + ": its stored reference names none of its layers — analyse it with source data again";
+  if (known.empty())
+    return modelPath +
+           ": its stored reference names none of its layers — analyse it with source data again";
   references.layers = std::move(known);
   references.tapIndex = std::move(knownTaps);
   analysis.reference = "the reference stored with the model: " + stored.description;
@@ -149,8 +155,10 @@ void referenceFromBatchNorms(const torch::jit::Module& module, const std::vector
     std::stringstream path(calls[i].module);
     std::string part;
     while (std::getline(path, part, '.')) bn = bn.attr(part).toModule();
-    const auto mean = bn.attr("running_mean").toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
-    const auto var = bn.attr("running_var").toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    const auto mean =
+        bn.attr("running_mean").toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    const auto var =
+        bn.attr("running_var").toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
     // count 2 and m2 = var make variance() return the running variance exactly.
     auto& reference = references.layers[i].reference;
     reference.count = 2;
@@ -166,7 +174,9 @@ void addOutputEvidence(const torch::jit::IValue& outputs, const Batch& batch, co
   const auto items = static_cast<double>(batch.targets.size(0));
   if (target.isRegression()) {
     if (outputs.isTensor() && outputs.toTensor().numel() == batch.targets.numel()) {
-      lossSum += taskLoss("mse", outputs.toTensor().to(torch::kFloat32), batch.targets).item<double>() * items;
+      lossSum +=
+          taskLoss("mse", outputs.toTensor().to(torch::kFloat32), batch.targets).item<double>() *
+          items;
     }
     return;
   }
@@ -178,20 +188,23 @@ void addOutputEvidence(const torch::jit::IValue& outputs, const Batch& batch, co
   const auto predicted = logits.argmax(1).cpu();
   const auto labels = batch.targets.cpu();
   for (std::int64_t k = 0; k < labels.size(0); ++k) {
-    ++evidence.confusion[static_cast<std::size_t>(labels[k].item<std::int64_t>())][static_cast<std::size_t>(predicted[k].item<std::int64_t>())];
+    ++evidence.confusion[static_cast<std::size_t>(labels[k].item<std::int64_t>())]
+                        [static_cast<std::size_t>(predicted[k].item<std::int64_t>())];
   }
 }
 
 // Streams the target batch by batch: after each, every layer's cumulative score and the outputs'
 // evidence so far, as a snapshot.
-void analyseTarget(const ActivationTaps& taps, const Dataset& target, const AnalysisOptions& options,
-                   const BatchStream::Options& streamOptions, const std::function<bool()>& cancelled,
-                   References& references, ShiftAnalysis& analysis,
+void analyseTarget(const ActivationTaps& taps, const Dataset& target,
+                   const AnalysisOptions& options, const BatchStream::Options& streamOptions,
+                   const std::function<bool()>& cancelled, References& references,
+                   ShiftAnalysis& analysis,
                    const std::function<void(const ShiftSnapshot&)>& onSnapshot) {
   const std::size_t classes = target.classNames.size();
   analysis.output.confusion.assign(classes, std::vector<std::int64_t>(classes, 0));
   analysis.output.regression = target.isRegression();
-  auto indices = sampleIndices(target.size(), options.maxBatches * options.batchSize, options.seed + 2);
+  auto indices =
+      sampleIndices(target.size(), options.maxBatches * options.batchSize, options.seed + 2);
   BatchStream stream(BatchStream::borrow(target), indices, streamOptions);
   stream.startEpoch(0);
   double lossSum = 0;
@@ -210,12 +223,15 @@ void analyseTarget(const ActivationTaps& taps, const Dataset& target, const Anal
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const auto& moments = batchMoments[references.tapIndex[i]];
       auto& layer = layers[i];
-      layer.spread.add(compareMoments(layer.reference, layer.referenceItems, moments, batchItems).kl);
+      layer.spread.add(
+          compareMoments(layer.reference, layer.referenceItems, moments, batchItems).kl);
       layer.target.merge(moments);
-      const auto shift = compareMoments(layer.reference, layer.referenceItems, layer.target, static_cast<double>(items));
+      const auto shift = compareMoments(layer.reference, layer.referenceItems, layer.target,
+                                        static_cast<double>(items));
       snapshot.layers.push_back(LayerScore{layer.label, layer.node, layer.call, layer.typeName,
-                                           static_cast<std::int64_t>(moments.channels()), shift.kl, shift.smd,
-                                           shift.noiseFloor, layer.spread.standardError()});
+                                           static_cast<std::int64_t>(moments.channels()), shift.kl,
+                                           shift.smd, shift.noiseFloor,
+                                           layer.spread.standardError()});
     }
     addOutputEvidence(result.output, *batch, target, analysis.output, lossSum);
     evaluateOutputs(analysis.output, items);
@@ -269,20 +285,24 @@ ShiftAnalysis analyzeShift(const LoadedModel& loaded, const Dataset& target, con
     }
     const bool useStored = !source && !stored.empty();
     if (!source && !useStored && batchNorms.empty()) {
-      analysis.error = model->path().filename().string() + " has no BatchNorm layers, so its source statistics are unknown — give source data (the data it was trained on) as the reference";
+      analysis.error = model->path().filename().string() +
+                       " has no BatchNorm layers, so its source statistics are unknown — give "
+                       "source data (the data it was trained on) as the reference";
       return analysis;
     }
     References references;
     references.tapOutputs = source || useStored;
     // Reduced inside the forward: per-channel sums leave it, never whole activations.
-    const ActivationTaps taps(module, {}, references.tapOutputs ? std::vector<std::string>{} : batchNorms,
+    const ActivationTaps taps(module, {},
+                              references.tapOutputs ? std::vector<std::string>{} : batchNorms,
                               ActivationTaps::Output::ChannelSums);
     const auto& calls = references.tapOutputs ? taps.tappedCalls() : taps.inputCalls();
     references.layers = layersOf(calls, tree);
     references.tapIndex.resize(calls.size());
     std::iota(references.tapIndex.begin(), references.tapIndex.end(), 0);
 
-    auto streamOptions = BatchStream::forModel(model->metadata().mean, model->metadata().std, model->device());
+    auto streamOptions =
+        BatchStream::forModel(model->metadata().mean, model->metadata().std, model->device());
     streamOptions.batchSize = options.batchSize;
     streamOptions.shuffle = false;  // the order is fixed by sampleIndices
     const std::function<bool()> cancelled = [&] {
@@ -296,14 +316,16 @@ ShiftAnalysis analyzeShift(const LoadedModel& loaded, const Dataset& target, con
       referenceFromSource(taps, *source, options, streamOptions, cancelled, references, analysis);
       if (analysis.cancelled) return analysis;
     } else if (useStored) {
-      if (auto problem = referenceFromStored(stored, modelPath, references, analysis); !problem.empty()) {
+      if (auto problem = referenceFromStored(stored, modelPath, references, analysis);
+          !problem.empty()) {
         analysis.error = problem;
         return analysis;
       }
     } else {
       referenceFromBatchNorms(module, calls, references, analysis);
     }
-    analyseTarget(taps, target, options, streamOptions, cancelled, references, analysis, onSnapshot);
+    analyseTarget(taps, target, options, streamOptions, cancelled, references, analysis,
+                  onSnapshot);
     if (analysis.cancelled) return analysis;
     analysis.ok = !analysis.snapshots.empty();
     if (!analysis.ok) analysis.error = target.name + ": no items to analyse";

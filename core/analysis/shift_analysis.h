@@ -19,8 +19,8 @@ struct AnalysisOptions {
   std::size_t batchSize = 100;
   std::size_t maxBatches = 0;      // target batches to analyse; 0: all
   std::size_t sourceItems = 5000;  // source items for the reference (when source data is given)
-  std::string device = "auto";  // CUDA when available, else CPU (see ScriptModel::load); the
-                                // analysis runs on a copy of the model when it is elsewhere
+  std::string device = "auto";     // CUDA when available, else CPU (see ScriptModel::load); the
+                                   // analysis runs on a copy of the model when it is elsewhere
   std::uint64_t seed = 0;          // which items, in which order
 };
 
@@ -50,7 +50,7 @@ struct OutputEvidence {
   // The target has numeric targets: the loss is their mean squared error (when the outputs fit
   // them) and the class-based evidence (accuracy, confusion, permutation) does not apply.
   bool regression = false;
-  double loss = 0;      // mean cross-entropy (regression: mean squared error)
+  double loss = 0;  // mean cross-entropy (regression: mean squared error)
   double accuracy = 0;
   std::vector<std::vector<std::int64_t>> confusion;  // [true label][predicted class]
   // The predicted class each label maps to most often; a consistent permutation when these are
@@ -66,7 +66,7 @@ struct ShiftAnalysis {
   std::string error;
   std::string reference;  // "source data (5000 items …)", "the reference stored with the model"
                           // or "BatchNorm running statistics"
-  ReferenceProfile profile;  // the source-data reference, to save with the model
+  ReferenceProfile profile;              // the source-data reference, to save with the model
   std::vector<ShiftSnapshot> snapshots;  // one per batch; the last is the result
   OutputEvidence output;
 };
@@ -77,8 +77,8 @@ struct ShiftAnalysis {
 // statistics against that BatchNorm's input. Inputs are
 // normalised with the model's stored mean/std. Never throws; `onSnapshot` is called after every
 // batch, `cancel` is checked between batches.
-ShiftAnalysis analyzeShift(const LoadedModel& model, const Dataset& target,
-                           const Dataset* source, const AnalysisOptions& options,
+ShiftAnalysis analyzeShift(const LoadedModel& model, const Dataset& target, const Dataset* source,
+                           const AnalysisOptions& options,
                            const std::function<void(const ShiftSnapshot&)>& onSnapshot = {},
                            const std::atomic<bool>* cancel = nullptr);
 

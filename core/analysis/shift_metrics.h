@@ -6,9 +6,9 @@ namespace scalpel {
 
 // How far a layer's target activations moved from the reference (METHOD.md).
 struct LayerShift {
-  double kl = 0;           // symmetric Gaussian KL per channel, averaged over channels
-  double smd = 0;          // |μt − μs| / pooled σ per channel, averaged over channels
-  double noiseFloor = 0;   // the KL expected from sampling error alone at these sample sizes
+  double kl = 0;          // symmetric Gaussian KL per channel, averaged over channels
+  double smd = 0;         // |μt − μs| / pooled σ per channel, averaged over channels
+  double noiseFloor = 0;  // the KL expected from sampling error alone at these sample sizes
 };
 
 // The variance floor added to every variance: keeps dead channels (σ = 0) from dividing by zero.

@@ -12,9 +12,12 @@ namespace scalpel {
 // with one output per item may give [B]). Class labels: `kind` "cross-entropy", or "mse" against
 // their one-hot vectors. Shared by training, evaluation and the gradient metrics, so all three
 // measure the same thing.
-inline torch::Tensor taskLoss(const std::string& kind, const torch::Tensor& outputs, const torch::Tensor& targets) {
-  if (targets.is_floating_point()) return at::mse_loss(outputs.reshape(targets.sizes()), targets.to(outputs.dtype()));
-  if (kind == "mse") return at::mse_loss(outputs, at::one_hot(targets, outputs.size(1)).to(outputs.dtype()));
+inline torch::Tensor taskLoss(const std::string& kind, const torch::Tensor& outputs,
+                              const torch::Tensor& targets) {
+  if (targets.is_floating_point())
+    return at::mse_loss(outputs.reshape(targets.sizes()), targets.to(outputs.dtype()));
+  if (kind == "mse")
+    return at::mse_loss(outputs, at::one_hot(targets, outputs.size(1)).to(outputs.dtype()));
   return at::cross_entropy_loss(outputs, targets);
 }
 

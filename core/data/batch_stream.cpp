@@ -14,8 +14,8 @@ struct BatchStream::Queue {
   std::mutex mutex;
   std::condition_variable changed;
   std::deque<Batch> ready;
-  bool finished = false;  // the producer has pushed its last batch
-  bool stopped = false;   // the consumer gave up on this epoch
+  bool finished = false;     // the producer has pushed its last batch
+  bool stopped = false;      // the consumer gave up on this epoch
   std::exception_ptr error;  // what stopped the producer, rethrown to the caller by next()
   std::thread producer;
 
@@ -52,7 +52,8 @@ std::size_t BatchStream::batchesPerEpoch() const {
 }
 
 bool BatchStream::residentOnDevice() const {
-  return m_options.background && (m_options.device.is_cuda() || m_options.residentOnCpu) && m_indices.size() * m_data->itemSize() * sizeof(float) <= m_options.residentBytes;
+  return m_options.background && (m_options.device.is_cuda() || m_options.residentOnCpu) &&
+         m_indices.size() * m_data->itemSize() * sizeof(float) <= m_options.residentBytes;
 }
 
 void BatchStream::uploadResident() {
@@ -82,7 +83,8 @@ void BatchStream::startEpoch(int epoch) {
     // Positions shuffled exactly as the items are in the streamed case (same permutation).
     std::vector<std::size_t> positions(m_indices.size());
     for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = i;
-    if (m_options.shuffle) seededShuffle(positions, m_options.seed + static_cast<std::uint64_t>(epoch));
+    if (m_options.shuffle)
+      seededShuffle(positions, m_options.seed + static_cast<std::uint64_t>(epoch));
     positions = shareOf(positions, m_options.share, m_options.shares, m_options.padShares);
     std::vector<std::int64_t> order(positions.begin(), positions.end());
     m_epochOrder = torch::tensor(order, torch::kInt64).to(m_options.device);
@@ -98,9 +100,8 @@ void BatchStream::startEpoch(int epoch) {
     return;
   }
   m_queue = std::make_unique<Queue>();
-  m_queue->producer = std::thread([this, order = std::move(order), queue = m_queue.get()] {
-    produce(order, *queue);
-  });
+  m_queue->producer = std::thread(
+      [this, order = std::move(order), queue = m_queue.get()] { produce(order, *queue); });
 }
 
 void BatchStream::produce(const std::vector<std::size_t>& order, Queue& queue) const {
@@ -114,7 +115,8 @@ void BatchStream::produce(const std::vector<std::size_t>& order, Queue& queue) c
   }
 }
 
-Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t start, std::size_t count, bool pin) const {
+Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t start,
+                          std::size_t count, bool pin) const {
   const Dataset& data = *m_data;
   const std::size_t itemSize = data.itemSize();
   std::vector<std::int64_t> shape{static_cast<std::int64_t>(count)};
@@ -123,11 +125,15 @@ Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t sta
   const std::size_t plane = data.isImage() ? itemSize / channels : itemSize;
   const bool normalise = !m_options.mean.empty() && m_options.mean.size() == m_options.std.size();
 
-  auto inputs = torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin));
+  auto inputs =
+      torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin));
   const auto width = static_cast<std::int64_t>(data.targetNames.size());
-  auto targets = data.isRegression()
-      ? torch::empty({static_cast<std::int64_t>(count), width}, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin))
-      : torch::empty({static_cast<std::int64_t>(count)}, torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin));
+  auto targets =
+      data.isRegression()
+          ? torch::empty({static_cast<std::int64_t>(count), width},
+                         torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin))
+          : torch::empty({static_cast<std::int64_t>(count)},
+                         torch::TensorOptions().dtype(torch::kInt64).pinned_memory(pin));
   float* in = inputs.data_ptr<float>();
   for (std::size_t b = 0; b < count; ++b) {
     const std::size_t index = order[start + b];
@@ -135,17 +141,20 @@ Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t sta
     float* target = in + b * itemSize;
     if (normalise) {
       for (std::size_t c = 0; c < channels; ++c) {
-        const std::size_t k = m_options.mean.size() == 1 ? 0 : std::min(c, m_options.mean.size() - 1);
+        const std::size_t k =
+            m_options.mean.size() == 1 ? 0 : std::min(c, m_options.mean.size() - 1);
         const auto mean = static_cast<float>(m_options.mean[k]);
         const auto scale = static_cast<float>(1.0 / m_options.std[k]);
-        for (std::size_t p = 0; p < plane; ++p) target[c * plane + p] = (item[c * plane + p] - mean) * scale;
+        for (std::size_t p = 0; p < plane; ++p)
+          target[c * plane + p] = (item[c * plane + p] - mean) * scale;
       }
     } else {
       std::copy(item, item + itemSize, target);
     }
     if (data.isRegression()) {
       const float* from = data.targets.data() + index * static_cast<std::size_t>(width);
-      std::copy(from, from + width, targets.data_ptr<float>() + b * static_cast<std::size_t>(width));
+      std::copy(from, from + width,
+                targets.data_ptr<float>() + b * static_cast<std::size_t>(width));
     } else {
       targets.data_ptr<std::int64_t>()[b] = data.labels[index];
     }
@@ -160,7 +169,8 @@ void BatchStream::fill(const std::vector<std::size_t>& order, Queue& queue) cons
     if (count < m_options.batchSize && m_options.dropLast) break;
     Batch batch = gather(order, start, count, pin);
     std::unique_lock lock(queue.mutex);
-    queue.changed.wait(lock, [&] { return queue.stopped || queue.ready.size() < m_options.prefetch; });
+    queue.changed.wait(lock,
+                       [&] { return queue.stopped || queue.ready.size() < m_options.prefetch; });
     if (queue.stopped) return;
     queue.ready.push_back(std::move(batch));
     queue.changed.notify_all();
@@ -175,12 +185,15 @@ std::optional<Batch> BatchStream::next() {
     const auto total = static_cast<std::size_t>(m_epochOrder.size(0));
     const std::size_t count = std::min(m_options.batchSize, total - std::min(total, m_cursor));
     if (count == 0 || (count < m_options.batchSize && m_options.dropLast)) return std::nullopt;
-    const auto positions = m_epochOrder.narrow(0, static_cast<std::int64_t>(m_cursor), static_cast<std::int64_t>(count));
+    const auto positions = m_epochOrder.narrow(0, static_cast<std::int64_t>(m_cursor),
+                                               static_cast<std::int64_t>(count));
     m_cursor += count;
-    return Batch{m_residentInputs.index_select(0, positions), m_residentTargets.index_select(0, positions)};
+    return Batch{m_residentInputs.index_select(0, positions),
+                 m_residentTargets.index_select(0, positions)};
   }
   if (!m_options.background) {
-    const std::size_t count = std::min(m_options.batchSize, m_callerOrder.size() - std::min(m_callerOrder.size(), m_cursor));
+    const std::size_t count = std::min(
+        m_options.batchSize, m_callerOrder.size() - std::min(m_callerOrder.size(), m_cursor));
     if (count == 0 || (count < m_options.batchSize && m_options.dropLast)) return std::nullopt;
     Batch batch = gather(m_callerOrder, m_cursor, count, /*pin=*/false);
     m_cursor += count;

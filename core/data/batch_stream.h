@@ -84,7 +84,8 @@ class BatchStream {
   void produce(const std::vector<std::size_t>& order, Queue& queue) const;
   void fill(const std::vector<std::size_t>& order, Queue& queue) const;
   // Items order[start, start + count) normalised into one host batch (pinned when `pin`).
-  Batch gather(const std::vector<std::size_t>& order, std::size_t start, std::size_t count, bool pin) const;
+  Batch gather(const std::vector<std::size_t>& order, std::size_t start, std::size_t count,
+               bool pin) const;
 
   std::shared_ptr<const Dataset> m_data;
   std::vector<std::size_t> m_indices;

@@ -61,7 +61,8 @@ bool isInteger(const std::string& text) {
 
 }  // namespace
 
-DataLoadResult parseCsv(const std::string& text, const std::string& name, const CsvOptions& options) {
+DataLoadResult parseCsv(const std::string& text, const std::string& name,
+                        const CsvOptions& options) {
   std::vector<std::pair<int, std::vector<std::string>>> rows;  // (line number, fields)
   {
     std::istringstream in(text);
@@ -76,14 +77,20 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
   if (rows.empty()) return DataLoadResult::failure(name + ": no rows — the file is empty");
   const std::size_t columns = rows.front().second.size();
   if (columns < 2) {
-    return DataLoadResult::failure(name + ":" + std::to_string(rows.front().first) + ": one column only — a CSV needs feature columns and a label column (is the delimiter '" + std::string(1, options.delimiter) + "'?)");
+    return DataLoadResult::failure(
+        name + ":" + std::to_string(rows.front().first) +
+        ": one column only — a CSV needs feature columns and a label column (is the delimiter '" +
+        std::string(1, options.delimiter) + "'?)");
   }
 
   // Which columns are predicted (the label, or the regression targets), and is the first row a
   // header?
   const bool regression = !options.targetColumns.empty();
   if (regression && !options.labelColumn.empty()) {
-    return DataLoadResult::failure(name + ": both a label column and regression targets are named — a CSV is read for classification (a label column) or for regression (target columns), not both");
+    return DataLoadResult::failure(
+        name +
+        ": both a label column and regression targets are named — a CSV is read for classification "
+        "(a label column) or for regression (target columns), not both");
   }
   std::vector<std::size_t> predicted{columns - 1};
   bool header = false;
@@ -94,19 +101,26 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
     return it != first.end();
   };
   const auto noSuchColumn = [&](const std::string& wanted) {
-    return DataLoadResult::failure(name + ":" + std::to_string(rows.front().first) + ": no column named '" + wanted + "' in the header — name one of its columns" + (regression ? "" : ", or leave it out to use the last"));
+    return DataLoadResult::failure(name + ":" + std::to_string(rows.front().first) +
+                                   ": no column named '" + wanted +
+                                   "' in the header — name one of its columns" +
+                                   (regression ? "" : ", or leave it out to use the last"));
   };
   if (regression) {
     predicted.clear();
     for (const auto& wanted : options.targetColumns) {
       std::size_t index = 0;
       if (!columnNamed(wanted, index)) return noSuchColumn(wanted);
-      if (std::find(predicted.begin(), predicted.end(), index) == predicted.end()) predicted.push_back(index);
+      if (std::find(predicted.begin(), predicted.end(), index) == predicted.end())
+        predicted.push_back(index);
     }
-    if (predicted.size() == columns) return DataLoadResult::failure(name + ": every column is a target — leave at least one feature column");
+    if (predicted.size() == columns)
+      return DataLoadResult::failure(
+          name + ": every column is a target — leave at least one feature column");
     header = true;
   } else if (!options.labelColumn.empty()) {
-    if (!columnNamed(options.labelColumn, predicted.front())) return noSuchColumn(options.labelColumn);
+    if (!columnNamed(options.labelColumn, predicted.front()))
+      return noSuchColumn(options.labelColumn);
     header = true;
   } else {
     double value = 0;
@@ -121,7 +135,8 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
     columnNames = first;
     rows.erase(rows.begin());
   } else {
-    for (std::size_t c = 0; c < columns; ++c) columnNames.push_back("column " + std::to_string(c + 1));
+    for (std::size_t c = 0; c < columns; ++c)
+      columnNames.push_back("column " + std::to_string(c + 1));
   }
   if (rows.empty()) return DataLoadResult::failure(name + ": a header but no data rows");
 
@@ -140,18 +155,21 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
   for (const auto& [line, fields] : rows) {
     std::string problem;
     if (fields.size() != columns) {
-      problem = "line " + std::to_string(line) + ": " + std::to_string(fields.size()) + " fields, expected " + std::to_string(columns);
+      problem = "line " + std::to_string(line) + ": " + std::to_string(fields.size()) +
+                " fields, expected " + std::to_string(columns);
     } else {
       for (std::size_t c = 0; c < columns && problem.empty(); ++c) {
         if (isPredicted[c] && !regression) continue;  // the class label: any text
         double value = 0;
         if (!parseNumber(fields[c], value)) {
-          problem = "line " + std::to_string(line) + ": " + columnNames[c] + " is '" + fields[c] + "', not a number";
+          problem = "line " + std::to_string(line) + ": " + columnNames[c] + " is '" + fields[c] +
+                    "', not a number";
         } else if (!isPredicted[c]) {
           dataset.values.push_back(static_cast<float>(value));
         }
       }
-      if (problem.empty() && !regression && fields[predicted.front()].empty()) problem = "line " + std::to_string(line) + ": the label is empty";
+      if (problem.empty() && !regression && fields[predicted.front()].empty())
+        problem = "line " + std::to_string(line) + ": the label is empty";
     }
     if (!problem.empty()) {
       ++badRows;
@@ -159,13 +177,15 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
       continue;
     }
     if (regression) {
-      for (auto c : predicted) dataset.targets.push_back(static_cast<float>(std::strtod(fields[c].c_str(), nullptr)));
+      for (auto c : predicted)
+        dataset.targets.push_back(static_cast<float>(std::strtod(fields[c].c_str(), nullptr)));
     } else {
       labelTexts.push_back(fields[predicted.front()]);
     }
   }
   if (badRows) {
-    std::string message = name + ": " + std::to_string(badRows) + " bad row" + (badRows > 1 ? "s" : "") + " — ";
+    std::string message =
+        name + ": " + std::to_string(badRows) + " bad row" + (badRows > 1 ? "s" : "") + " — ";
     for (std::size_t i = 0; i < problems.size(); ++i) message += (i ? "; " : "") + problems[i];
     if (badRows > problems.size()) message += "; …";
     return DataLoadResult::failure(message + ". Fix or remove them and open the file again");
@@ -174,8 +194,10 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
   DataLoadResult result;
   if (regression) {
     std::string targets;
-    for (const auto& target : dataset.targetNames) targets += (targets.empty() ? "'" : ", '") + target + "'";
-    result.notes.push_back(name + ": " + std::to_string(dataset.size()) + " rows, " + std::to_string(features) + " features, regression targets " + targets);
+    for (const auto& target : dataset.targetNames)
+      targets += (targets.empty() ? "'" : ", '") + target + "'";
+    result.notes.push_back(name + ": " + std::to_string(dataset.size()) + " rows, " +
+                           std::to_string(features) + " features, regression targets " + targets);
     result.dataset = std::move(dataset);
     return result;
   }
@@ -194,14 +216,18 @@ DataLoadResult parseCsv(const std::string& text, const std::string& name, const 
     for (const auto& n : dataset.classNames) index.emplace(n, static_cast<int>(index.size()));
     for (const auto& text : labelTexts) dataset.labels.push_back(index.at(text));
   }
-  result.notes.push_back(name + ": " + std::to_string(dataset.size()) + " rows, " + std::to_string(features) + " features, label column '" + columnNames[predicted.front()] + "', " + std::to_string(dataset.classNames.size()) + " classes" + (header ? "" : " (no header)"));
+  result.notes.push_back(
+      name + ": " + std::to_string(dataset.size()) + " rows, " + std::to_string(features) +
+      " features, label column '" + columnNames[predicted.front()] + "', " +
+      std::to_string(dataset.classNames.size()) + " classes" + (header ? "" : " (no header)"));
   result.dataset = std::move(dataset);
   return result;
 }
 
 DataLoadResult readCsv(const std::filesystem::path& path, const CsvOptions& options) {
   std::string text;
-  if (auto error = readMaybeGzipped(path, text); !error.empty()) return DataLoadResult::failure(error);
+  if (auto error = readMaybeGzipped(path, text); !error.empty())
+    return DataLoadResult::failure(error);
   return parseCsv(text, path.string(), options);
 }
 

@@ -7,7 +7,8 @@ namespace scalpel {
 
 std::string DataRequest::describe() const {
   std::string text = source == "fashion-mnist" ? "fashion-mnist/" + split : source;
-  for (std::size_t i = 0; i < regressionTargets.size(); ++i) text += (i ? ", " : " → ") + regressionTargets[i];
+  for (std::size_t i = 0; i < regressionTargets.size(); ++i)
+    text += (i ? ", " : " → ") + regressionTargets[i];
   if (shift.empty()) return text;
   const ShiftInfo* info = findShift(shift);
   text += " + " + shift;
@@ -26,7 +27,9 @@ void loadRequestedData(const DataRequest& request, Dataset& data, DataSummary& s
   summary = DataSummary();
   summary.description = request.describe();
   try {
-    auto loaded = openDataSource(request.source, request.split, ImageFolderOptions{request.itemShape, request.classNames}, request.regressionTargets);
+    auto loaded = openDataSource(request.source, request.split,
+                                 ImageFolderOptions{request.itemShape, request.classNames},
+                                 request.regressionTargets);
     if (!loaded) {
       summary.error = loaded.error;
       return;

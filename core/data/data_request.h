@@ -40,7 +40,7 @@ struct DataSummary {
   std::vector<std::string> targetNames;  // regression: the targets (then classNames is empty)
   std::vector<std::string> warnings;
   std::vector<std::string> notes;  // e.g. the folder → output mapping, a label permutation
-  RgbImage preview;  // images: clean over shifted samples (or one row when unshifted)
+  RgbImage preview;                // images: clean over shifted samples (or one row when unshifted)
 
   // What the items are labelled with: "10 classes", or "regression on price, volume".
   std::string labelling() const;

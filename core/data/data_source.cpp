@@ -13,7 +13,9 @@ DataLoadResult openDataSource(const std::string& spec, const std::string& split,
   namespace fs = std::filesystem;
   const bool csv = fs::path(spec).extension() == ".csv";
   if (!regressionTargets.empty() && !csv) {
-    return DataLoadResult::failure(spec + ": regression targets are columns of a .csv file — give a CSV, or leave the targets out to classify");
+    return DataLoadResult::failure(spec +
+                                   ": regression targets are columns of a .csv file — give a CSV, "
+                                   "or leave the targets out to classify");
   }
   if (spec == "fashion-mnist") return readFashionMnist(split);
   std::error_code error;
@@ -24,19 +26,27 @@ DataLoadResult openDataSource(const std::string& spec, const std::string& split,
     return readCsv(spec, options);
   }
   if (!fs::exists(spec, error)) {
-    return DataLoadResult::failure(spec + ": no such file or folder — give fashion-mnist, an image folder, a .csv file or an IDX images file");
+    return DataLoadResult::failure(spec +
+                                   ": no such file or folder — give fashion-mnist, an image "
+                                   "folder, a .csv file or an IDX images file");
   }
   // MNIST-style IDX: the images file names its labels file ("…-images-idx3-ubyte[.gz]" beside
   // "…-labels-idx1-ubyte[.gz]").
   const std::string file = fs::path(spec).filename().string();
   if (const auto at = file.find("images-idx3"); at != std::string::npos) {
-    const fs::path labels = fs::path(spec).parent_path() / (file.substr(0, at) + "labels-idx1" + file.substr(at + 11));
+    const fs::path labels =
+        fs::path(spec).parent_path() / (file.substr(0, at) + "labels-idx1" + file.substr(at + 11));
     if (!fs::exists(labels, error)) {
-      return DataLoadResult::failure(spec + ": its labels file " + labels.string() + " is missing — IDX data is a pair of files, keep them side by side");
+      return DataLoadResult::failure(
+          spec + ": its labels file " + labels.string() +
+          " is missing — IDX data is a pair of files, keep them side by side");
     }
     return readIdx(spec, labels);
   }
-  return DataLoadResult::failure(spec + ": not a data source Scalpel reads — give fashion-mnist, an image folder (one subfolder per class), a .csv file or an IDX images file (…-images-idx3-ubyte)");
+  return DataLoadResult::failure(
+      spec +
+      ": not a data source Scalpel reads — give fashion-mnist, an image folder (one subfolder per "
+      "class), a .csv file or an IDX images file (…-images-idx3-ubyte)");
 }
 
 }  // namespace scalpel

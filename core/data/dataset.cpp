@@ -16,7 +16,8 @@ std::size_t Dataset::itemSize() const {
 std::vector<std::size_t> Dataset::classCounts() const {
   std::vector<std::size_t> counts(classNames.size(), 0);
   for (int label : labels) {
-    if (label >= 0 && static_cast<std::size_t>(label) < counts.size()) ++counts[static_cast<std::size_t>(label)];
+    if (label >= 0 && static_cast<std::size_t>(label) < counts.size())
+      ++counts[static_cast<std::size_t>(label)];
   }
   return counts;
 }
@@ -38,7 +39,8 @@ Dataset Dataset::subset(const std::vector<std::size_t>& indices) const {
   for (auto i : indices) {
     out.values.insert(out.values.end(), item(i), item(i) + itemSize());
     if (isRegression()) {
-      out.targets.insert(out.targets.end(), targets.begin() + static_cast<std::ptrdiff_t>(i * width),
+      out.targets.insert(out.targets.end(),
+                         targets.begin() + static_cast<std::ptrdiff_t>(i * width),
                          targets.begin() + static_cast<std::ptrdiff_t>((i + 1) * width));
     } else {
       out.labels.push_back(labels[i]);

@@ -15,16 +15,18 @@ namespace scalpel {
 // A set is either for classification (a class label per item) or for regression (numeric
 // targets per item, named by targetNames): exactly one of labels and targets is filled.
 struct Dataset {
-  std::string name;                      // where it came from, for messages and reports
-  std::vector<std::int64_t> itemShape;   // {C, H, W} for images, {F} for feature rows
-  std::vector<float> values;             // size() × itemSize(), item after item
-  std::vector<int> labels;               // classification: class index of each item
-  std::vector<std::string> classNames;   // classification: index → name
-  std::vector<float> targets;            // regression: size() × targetNames.size(), item after item
+  std::string name;                     // where it came from, for messages and reports
+  std::vector<std::int64_t> itemShape;  // {C, H, W} for images, {F} for feature rows
+  std::vector<float> values;            // size() × itemSize(), item after item
+  std::vector<int> labels;              // classification: class index of each item
+  std::vector<std::string> classNames;  // classification: index → name
+  std::vector<float> targets;           // regression: size() × targetNames.size(), item after item
   std::vector<std::string> targetNames;  // regression: what each target is (a CSV column)
 
   bool isRegression() const { return !targetNames.empty(); }
-  std::size_t size() const { return isRegression() ? targets.size() / targetNames.size() : labels.size(); }
+  std::size_t size() const {
+    return isRegression() ? targets.size() / targetNames.size() : labels.size();
+  }
   std::size_t itemSize() const;
   const float* item(std::size_t index) const { return values.data() + index * itemSize(); }
   bool isImage() const { return itemShape.size() == 3; }

@@ -38,8 +38,8 @@ std::string gunzip(const std::string& compressed, const std::string& name, std::
     // it only up to deflate's best ratio (about 1032:1).
     const auto* tail =
         reinterpret_cast<const unsigned char*>(compressed.data() + compressed.size() - 4);
-    const std::size_t claimed = tail[0] | (tail[1] << 8) | (tail[2] << 16) |
-                                (static_cast<std::size_t>(tail[3]) << 24);
+    const std::size_t claimed =
+        tail[0] | (tail[1] << 8) | (tail[2] << 16) | (static_cast<std::size_t>(tail[3]) << 24);
     out.reserve(std::min(claimed, compressed.size() * 1032));
   }
   char buffer[1 << 16];
@@ -136,27 +136,40 @@ DataLoadResult readIdx(const fs::path& imagesPath, const fs::path& labelsPath,
   std::string bytes;
   IdxArray images;
   IdxArray labels;
-  if (auto error = readMaybeGzipped(imagesPath, bytes); !error.empty()) return DataLoadResult::failure(error);
-  if (auto error = parseIdx(bytes, imagesPath.string(), images); !error.empty()) return DataLoadResult::failure(error);
-  if (auto error = readMaybeGzipped(labelsPath, bytes); !error.empty()) return DataLoadResult::failure(error);
-  if (auto error = parseIdx(bytes, labelsPath.string(), labels); !error.empty()) return DataLoadResult::failure(error);
+  if (auto error = readMaybeGzipped(imagesPath, bytes); !error.empty())
+    return DataLoadResult::failure(error);
+  if (auto error = parseIdx(bytes, imagesPath.string(), images); !error.empty())
+    return DataLoadResult::failure(error);
+  if (auto error = readMaybeGzipped(labelsPath, bytes); !error.empty())
+    return DataLoadResult::failure(error);
+  if (auto error = parseIdx(bytes, labelsPath.string(), labels); !error.empty())
+    return DataLoadResult::failure(error);
 
   if (images.dims.size() != 3 && images.dims.size() != 4) {
-    return DataLoadResult::failure(imagesPath.string() + ": images must be N×H×W or N×C×H×W, this file holds " + std::to_string(images.dims.size()) + " dimensions");
+    return DataLoadResult::failure(imagesPath.string() +
+                                   ": images must be N×H×W or N×C×H×W, this file holds " +
+                                   std::to_string(images.dims.size()) + " dimensions");
   }
   if (labels.dims.size() != 1) {
-    return DataLoadResult::failure(labelsPath.string() + ": labels must be one dimension, this file holds " + std::to_string(labels.dims.size()));
+    return DataLoadResult::failure(labelsPath.string() +
+                                   ": labels must be one dimension, this file holds " +
+                                   std::to_string(labels.dims.size()));
   }
   if (images.dims[0] != labels.dims[0]) {
-    return DataLoadResult::failure(imagesPath.filename().string() + " holds " + std::to_string(images.dims[0]) + " images but " + labelsPath.filename().string() + " holds " + std::to_string(labels.dims[0]) + " labels — they must come in matching pairs");
+    return DataLoadResult::failure(
+        imagesPath.filename().string() + " holds " + std::to_string(images.dims[0]) +
+        " images but " + labelsPath.filename().string() + " holds " +
+        std::to_string(labels.dims[0]) + " labels — they must come in matching pairs");
   }
   Dataset dataset;
   dataset.name = imagesPath.string();
-  dataset.itemShape = images.dims.size() == 3
-                          ? std::vector<std::int64_t>{1, images.dims[1], images.dims[2]}
-                          : std::vector<std::int64_t>{images.dims[1], images.dims[2], images.dims[3]};
+  dataset.itemShape =
+      images.dims.size() == 3
+          ? std::vector<std::int64_t>{1, images.dims[1], images.dims[2]}
+          : std::vector<std::int64_t>{images.dims[1], images.dims[2], images.dims[3]};
   dataset.values.resize(images.data.size());
-  for (std::size_t i = 0; i < images.data.size(); ++i) dataset.values[i] = images.data[i] * (1.0f / 255.0f);
+  for (std::size_t i = 0; i < images.data.size(); ++i)
+    dataset.values[i] = images.data[i] * (1.0f / 255.0f);
   int maxLabel = -1;
   dataset.labels.reserve(labels.data.size());
   for (auto label : labels.data) {
@@ -166,7 +179,9 @@ DataLoadResult readIdx(const fs::path& imagesPath, const fs::path& labelsPath,
   if (classNames.empty()) {
     for (int c = 0; c <= maxLabel; ++c) classNames.push_back(std::to_string(c));
   } else if (maxLabel >= static_cast<int>(classNames.size())) {
-    return DataLoadResult::failure(labelsPath.string() + ": label " + std::to_string(maxLabel) + " but only " + std::to_string(classNames.size()) + " class names");
+    return DataLoadResult::failure(labelsPath.string() + ": label " + std::to_string(maxLabel) +
+                                   " but only " + std::to_string(classNames.size()) +
+                                   " class names");
   }
   dataset.classNames = std::move(classNames);
   DataLoadResult result;
@@ -180,22 +195,26 @@ fs::path fashionMnistDir() {
 }
 
 const std::vector<std::string>& fashionMnistClassNames() {
-  static const std::vector<std::string> names{"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                              "Coat",        "Sandal",  "Shirt",    "Sneaker",
+  static const std::vector<std::string> names{"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                              "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                               "Bag",         "Ankle boot"};
   return names;
 }
 
 DataLoadResult readFashionMnist(const std::string& split, const fs::path& folder) {
   if (split != "train" && split != "test") {
-    return DataLoadResult::failure("unknown Fashion-MNIST split '" + split + "' — use train or test");
+    return DataLoadResult::failure("unknown Fashion-MNIST split '" + split +
+                                   "' — use train or test");
   }
   const std::string prefix = split == "train" ? "train" : "t10k";
   const auto images = folder / (prefix + "-images-idx3-ubyte.gz");
   if (!fs::exists(images)) {
-    return DataLoadResult::failure(images.string() + ": not found — install Fashion-MNIST with apt-get install dataset-fashion-mnist (or set SCALPEL_FASHION_MNIST_DIR)");
+    return DataLoadResult::failure(images.string() +
+                                   ": not found — install Fashion-MNIST with apt-get install "
+                                   "dataset-fashion-mnist (or set SCALPEL_FASHION_MNIST_DIR)");
   }
-  auto result = readIdx(images, folder / (prefix + "-labels-idx1-ubyte.gz"), fashionMnistClassNames());
+  auto result =
+      readIdx(images, folder / (prefix + "-labels-idx1-ubyte.gz"), fashionMnistClassNames());
   if (result) result.dataset->name = "fashion-mnist/" + split;
   return result;
 }

@@ -14,11 +14,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string encodePng(const std::vector<unsigned char>& interleaved, int width, int height, int channels) {
+std::string encodePng(const std::vector<unsigned char>& interleaved, int width, int height,
+                      int channels) {
   std::string bytes;
-  stbi_write_png_to_func([](void* context, void* data, int size) {
-        static_cast<std::string*>(context)->append(static_cast<char*>(data), static_cast<std::size_t>(size));
-      }, &bytes, width, height, channels, interleaved.data(), width * channels);
+  stbi_write_png_to_func(
+      [](void* context, void* data, int size) {
+        static_cast<std::string*>(context)->append(static_cast<char*>(data),
+                                                   static_cast<std::size_t>(size));
+      },
+      &bytes, width, height, channels, interleaved.data(), width * channels);
   return bytes;
 }
 
@@ -40,10 +44,12 @@ std::string writeImageFolder(const Dataset& data, const fs::path& folder, std::s
     std::replace(safe.begin(), safe.end(), '/', '_');
     classFolders.push_back(folder / safe);
     fs::create_directories(classFolders.back(), error);
-    if (error) return "cannot create " + classFolders.back().string() + " (" + error.message() + ")";
+    if (error)
+      return "cannot create " + classFolders.back().string() + " (" + error.message() + ")";
     classList += name + "\n";
   }
-  if (auto problem = writeFileAtomically(folder / "classes.txt", classList); !problem.empty()) return problem;
+  if (auto problem = writeFileAtomically(folder / "classes.txt", classList); !problem.empty())
+    return problem;
   const auto channels = static_cast<int>(data.itemShape[0]);
   const auto height = static_cast<int>(data.itemShape[1]);
   const auto width = static_cast<int>(data.itemShape[2]);
@@ -53,12 +59,16 @@ std::string writeImageFolder(const Dataset& data, const fs::path& folder, std::s
   for (std::size_t i = 0; i < count; ++i) {
     const float* item = data.item(i);
     for (std::size_t p = 0; p < plane; ++p) {
-      for (int c = 0; c < channels; ++c) interleaved[p * static_cast<std::size_t>(channels) + static_cast<std::size_t>(c)] = toByte(item[static_cast<std::size_t>(c) * plane + p]);
+      for (int c = 0; c < channels; ++c)
+        interleaved[p * static_cast<std::size_t>(channels) + static_cast<std::size_t>(c)] =
+            toByte(item[static_cast<std::size_t>(c) * plane + p]);
     }
     char name[32];
     std::snprintf(name, sizeof name, "%06zu.png", i);
     const auto path = classFolders[static_cast<std::size_t>(data.labels[i])] / name;
-    if (auto problem = writeFileAtomically(path, encodePng(interleaved, width, height, channels)); !problem.empty()) return problem;
+    if (auto problem = writeFileAtomically(path, encodePng(interleaved, width, height, channels));
+        !problem.empty())
+      return problem;
   }
   return {};
 }
@@ -112,7 +122,8 @@ RgbImage renderPreviewGrid(const std::vector<const Dataset*>& rows,
 }
 
 std::string writePreviewGrid(const std::vector<const Dataset*>& rows,
-                             const std::vector<std::size_t>& items, int scale, const fs::path& file) {
+                             const std::vector<std::size_t>& items, int scale,
+                             const fs::path& file) {
   std::string error;
   const RgbImage image = renderPreviewGrid(rows, items, scale, error);
   if (!error.empty()) return error;

@@ -44,7 +44,8 @@ struct Image {
 };
 
 void clip(Image image) {
-  for (std::size_t i = 0; i < image.size(); ++i) image.pixels[i] = std::clamp(image.pixels[i], 0.0f, 1.0f);
+  for (std::size_t i = 0; i < image.size(); ++i)
+    image.pixels[i] = std::clamp(image.pixels[i], 0.0f, 1.0f);
 }
 
 void gaussianNoise(Image image, double sigma, Generator& generator) {
@@ -63,8 +64,10 @@ void impulseNoise(Image image, double amount, Generator& generator) {
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   for (std::size_t i = 0; i < image.size(); ++i) {
     const double u = uniform(generator);
-    if (u < amount / 2) image.pixels[i] = 0.0f;
-    else if (u < amount) image.pixels[i] = 1.0f;
+    if (u < amount / 2)
+      image.pixels[i] = 0.0f;
+    else if (u < amount)
+      image.pixels[i] = 1.0f;
   }
 }
 
@@ -112,13 +115,15 @@ void motionBlur(Image image, int length, Generator& generator) {
   for (int i = 0; i < length; ++i) {
     const double t = i - (length - 1) / 2.0;
     kernel.push_back({static_cast<int>(std::lround(t * std::sin(angle))),
-                      static_cast<int>(std::lround(t * std::cos(angle))), 1.0f / static_cast<float>(length)});
+                      static_cast<int>(std::lround(t * std::cos(angle))),
+                      1.0f / static_cast<float>(length)});
   }
   convolve(image, kernel);
 }
 
 void contrast(Image image, double factor) {
-  const double mean = std::accumulate(image.pixels, image.pixels + image.size(), 0.0) / static_cast<double>(image.size());
+  const double mean = std::accumulate(image.pixels, image.pixels + image.size(), 0.0) /
+                      static_cast<double>(image.size());
   for (std::size_t i = 0; i < image.size(); ++i) {
     image.pixels[i] = static_cast<float>((image.pixels[i] - mean) * factor + mean);
   }
@@ -129,7 +134,9 @@ void brightness(Image image, double delta) {
 }
 
 void pixelate(Image image, double factor) {
-  const auto small = [&](std::int64_t n) { return std::max<std::int64_t>(1, std::llround(n * factor)); };
+  const auto small = [&](std::int64_t n) {
+    return std::max<std::int64_t>(1, std::llround(n * factor));
+  };
   const auto sh = small(image.height);
   const auto sw = small(image.width);
   std::vector<float> blocks(static_cast<std::size_t>(image.channels * sh * sw), 0.0f);
@@ -137,7 +144,8 @@ void pixelate(Image image, double factor) {
   for (std::int64_t c = 0; c < image.channels; ++c) {
     for (std::int64_t y = 0; y < image.height; ++y) {
       for (std::int64_t x = 0; x < image.width; ++x) {
-        const auto b = static_cast<std::size_t>((c * sh + y * sh / image.height) * sw + x * sw / image.width);
+        const auto b =
+            static_cast<std::size_t>((c * sh + y * sh / image.height) * sw + x * sw / image.width);
         blocks[b] += image.at(c, y, x);
         ++counts[b];
       }
@@ -146,7 +154,8 @@ void pixelate(Image image, double factor) {
   for (std::int64_t c = 0; c < image.channels; ++c) {
     for (std::int64_t y = 0; y < image.height; ++y) {
       for (std::int64_t x = 0; x < image.width; ++x) {
-        const auto b = static_cast<std::size_t>((c * sh + y * sh / image.height) * sw + x * sw / image.width);
+        const auto b =
+            static_cast<std::size_t>((c * sh + y * sh / image.height) * sw + x * sw / image.width);
         image.at(c, y, x) = blocks[b] / static_cast<float>(counts[b]);
       }
     }
@@ -159,19 +168,28 @@ void jpeg(Image image, int quality) {
   for (std::size_t p = 0; p < plane; ++p) {
     for (std::int64_t c = 0; c < image.channels; ++c) {
       interleaved[p * static_cast<std::size_t>(image.channels) + static_cast<std::size_t>(c)] =
-          static_cast<unsigned char>(std::lround(std::clamp(image.pixels[static_cast<std::size_t>(c) * plane + p], 0.0f, 1.0f) * 255));
+          static_cast<unsigned char>(std::lround(
+              std::clamp(image.pixels[static_cast<std::size_t>(c) * plane + p], 0.0f, 1.0f) * 255));
     }
   }
   std::string encoded;
-  stbi_write_jpg_to_func([](void* context, void* data, int size) {
-        static_cast<std::string*>(context)->append(static_cast<char*>(data), static_cast<std::size_t>(size));
-      }, &encoded, static_cast<int>(image.width), static_cast<int>(image.height), static_cast<int>(image.channels), interleaved.data(), quality);
+  stbi_write_jpg_to_func(
+      [](void* context, void* data, int size) {
+        static_cast<std::string*>(context)->append(static_cast<char*>(data),
+                                                   static_cast<std::size_t>(size));
+      },
+      &encoded, static_cast<int>(image.width), static_cast<int>(image.height),
+      static_cast<int>(image.channels), interleaved.data(), quality);
   int w = 0, h = 0, n = 0;
-  stbi_uc* decoded = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(encoded.data()), static_cast<int>(encoded.size()), &w, &h, &n, static_cast<int>(image.channels));
+  stbi_uc* decoded = stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(encoded.data()),
+                                           static_cast<int>(encoded.size()), &w, &h, &n,
+                                           static_cast<int>(image.channels));
   if (!decoded) return;  // cannot happen for an image stb just encoded; keep the pixels as they are
   for (std::size_t p = 0; p < plane; ++p) {
     for (std::int64_t c = 0; c < image.channels; ++c) {
-      image.pixels[static_cast<std::size_t>(c) * plane + p] = decoded[p * static_cast<std::size_t>(image.channels) + static_cast<std::size_t>(c)] / 255.0f;
+      image.pixels[static_cast<std::size_t>(c) * plane + p] =
+          decoded[p * static_cast<std::size_t>(image.channels) + static_cast<std::size_t>(c)] /
+          255.0f;
     }
   }
   stbi_image_free(decoded);
@@ -210,9 +228,12 @@ const ShiftInfo* findShift(const std::string& name) {
 
 std::string shiftLevelName(ShiftLevel level) {
   switch (level) {
-    case ShiftLevel::Input: return "input-level";
-    case ShiftLevel::Feature: return "feature-level";
-    case ShiftLevel::Output: return "output-level";
+    case ShiftLevel::Input:
+      return "input-level";
+    case ShiftLevel::Feature:
+      return "feature-level";
+    case ShiftLevel::Output:
+      return "output-level";
   }
   return "?";
 }
@@ -238,16 +259,20 @@ DataLoadResult applyShift(const Dataset& data, const std::string& name, int seve
     return DataLoadResult::failure("unknown shift '" + name + "' — choose one of: " + known);
   }
   if (info->level == ShiftLevel::Feature) {
-    return DataLoadResult::failure("'" + name + "' needs super-classes: it splits the data into a source and a target set");
+    return DataLoadResult::failure(
+        "'" + name + "' needs super-classes: it splits the data into a source and a target set");
   }
   if (info->usesSeverity && (severity < 1 || severity > 5)) {
-    return DataLoadResult::failure("severity " + std::to_string(severity) + " — choose 1 (mild) to 5 (strong)");
+    return DataLoadResult::failure("severity " + std::to_string(severity) +
+                                   " — choose 1 (mild) to 5 (strong)");
   }
   if (info->level == ShiftLevel::Output && data.isRegression()) {
-    return DataLoadResult::failure("'" + name + "' changes class labels, but " + data.name + " has numeric targets (regression) — choose no shift");
+    return DataLoadResult::failure("'" + name + "' changes class labels, but " + data.name +
+                                   " has numeric targets (regression) — choose no shift");
   }
   if (info->level == ShiftLevel::Input && !data.isImage()) {
-    return DataLoadResult::failure("'" + name + "' corrupts images, but " + data.name + " holds feature rows");
+    return DataLoadResult::failure("'" + name + "' corrupts images, but " + data.name +
+                                   " holds feature rows");
   }
   const auto s = static_cast<std::size_t>(severity - 1);
   DataLoadResult result;
@@ -257,7 +282,8 @@ DataLoadResult applyShift(const Dataset& data, const std::string& name, int seve
     const auto target = labelDerangement(static_cast<int>(data.classNames.size()), seed);
     for (auto& label : out.labels) label = target[static_cast<std::size_t>(label)];
     std::string mapping = "labels moved:";
-    for (std::size_t c = 0; c < target.size(); ++c) mapping += " " + std::to_string(c) + "→" + std::to_string(target[c]);
+    for (std::size_t c = 0; c < target.size(); ++c)
+      mapping += " " + std::to_string(c) + "→" + std::to_string(target[c]);
     result.notes.push_back(mapping);
   } else if (name == "class-prior") {
     // Classes ranked by a seeded shuffle keep ratio^(rank / (C − 1)) of their items.
@@ -265,38 +291,55 @@ DataLoadResult applyShift(const Dataset& data, const std::string& name, int seve
     std::iota(order.begin(), order.end(), 0);
     seededShuffle(order, seed);
     std::vector<std::vector<std::size_t>> byClass(data.classNames.size());
-    for (std::size_t i = 0; i < data.size(); ++i) byClass[static_cast<std::size_t>(data.labels[i])].push_back(i);
+    for (std::size_t i = 0; i < data.size(); ++i)
+      byClass[static_cast<std::size_t>(data.labels[i])].push_back(i);
     std::vector<std::size_t> keep;
     const double classes = std::max<double>(1.0, static_cast<double>(order.size()) - 1);
     for (std::size_t rank = 0; rank < order.size(); ++rank) {
       auto& items = byClass[order[rank]];
       seededShuffle(items, seed + 17 + order[rank]);
       const double fraction = std::pow(kPriorRatio[s], static_cast<double>(rank) / classes);
-      const auto count = std::max<std::size_t>(items.empty() ? 0 : 1, static_cast<std::size_t>(std::llround(fraction * static_cast<double>(items.size()))));
-      keep.insert(keep.end(), items.begin(), items.begin() + static_cast<std::ptrdiff_t>(std::min(count, items.size())));
+      const auto count = std::max<std::size_t>(
+          items.empty() ? 0 : 1,
+          static_cast<std::size_t>(std::llround(fraction * static_cast<double>(items.size()))));
+      keep.insert(keep.end(), items.begin(),
+                  items.begin() + static_cast<std::ptrdiff_t>(std::min(count, items.size())));
     }
     std::sort(keep.begin(), keep.end());
     out = data.subset(keep);
-    result.notes.push_back("kept " + std::to_string(keep.size()) + " of " + std::to_string(data.size()) + " items; the rarest class keeps " + std::to_string(kPriorRatio[s] * 100) + "% of its items");
+    result.notes.push_back("kept " + std::to_string(keep.size()) + " of " +
+                           std::to_string(data.size()) + " items; the rarest class keeps " +
+                           std::to_string(kPriorRatio[s] * 100) + "% of its items");
   } else {
     out = data;
     const std::size_t itemSize = data.itemSize();
     for (std::size_t i = 0; i < out.size(); ++i) {
-      Image image{out.values.data() + i * itemSize, data.itemShape[0], data.itemShape[1], data.itemShape[2]};
+      Image image{out.values.data() + i * itemSize, data.itemShape[0], data.itemShape[1],
+                  data.itemShape[2]};
       auto generator = itemGenerator(seed, i);
-      if (name == "gaussian-noise") gaussianNoise(image, kGaussianSigma[s], generator);
-      else if (name == "shot-noise") shotNoise(image, kShotPhotons[s], generator);
-      else if (name == "impulse-noise") impulseNoise(image, kImpulseAmount[s], generator);
-      else if (name == "gaussian-blur") gaussianBlur(image, kBlurSigma[s]);
-      else if (name == "motion-blur") motionBlur(image, kMotionLength[s], generator);
-      else if (name == "contrast") contrast(image, kContrast[s]);
-      else if (name == "brightness") brightness(image, kBrightness[s]);
-      else if (name == "pixelate") pixelate(image, kPixelate[s]);
-      else if (name == "jpeg") jpeg(image, kJpegQuality[s]);
+      if (name == "gaussian-noise")
+        gaussianNoise(image, kGaussianSigma[s], generator);
+      else if (name == "shot-noise")
+        shotNoise(image, kShotPhotons[s], generator);
+      else if (name == "impulse-noise")
+        impulseNoise(image, kImpulseAmount[s], generator);
+      else if (name == "gaussian-blur")
+        gaussianBlur(image, kBlurSigma[s]);
+      else if (name == "motion-blur")
+        motionBlur(image, kMotionLength[s], generator);
+      else if (name == "contrast")
+        contrast(image, kContrast[s]);
+      else if (name == "brightness")
+        brightness(image, kBrightness[s]);
+      else if (name == "pixelate")
+        pixelate(image, kPixelate[s]);
+      else if (name == "jpeg")
+        jpeg(image, kJpegQuality[s]);
       clip(image);
     }
   }
-  out.name = data.name + " + " + name + (info->usesSeverity ? " (severity " + std::to_string(severity) + ")" : "");
+  out.name = data.name + " + " + name +
+             (info->usesSeverity ? " (severity " + std::to_string(severity) + ")" : "");
   result.dataset = std::move(out);
   return result;
 }
@@ -309,9 +352,11 @@ std::string readSuperClasses(const std::filesystem::path& file, SuperClasses& ou
     SuperClasses parsed;
     parsed.names = json.at("names").get<std::vector<std::string>>();
     parsed.groups = json.at("groups").get<std::vector<std::vector<int>>>();
-    if (parsed.names.size() != parsed.groups.size()) return file.string() + ": 'names' and 'groups' differ in length";
+    if (parsed.names.size() != parsed.groups.size())
+      return file.string() + ": 'names' and 'groups' differ in length";
     for (const auto& group : parsed.groups) {
-      if (group.size() < 2) return file.string() + ": every group needs a source and at least one target sub-class";
+      if (group.size() < 2)
+        return file.string() + ": every group needs a source and at least one target sub-class";
     }
     out = std::move(parsed);
     return {};
@@ -320,7 +365,8 @@ std::string readSuperClasses(const std::filesystem::path& file, SuperClasses& ou
   }
 }
 
-std::string subpopulationShift(const Dataset& data, const SuperClasses& classes, SubpopulationData& out) {
+std::string subpopulationShift(const Dataset& data, const SuperClasses& classes,
+                               SubpopulationData& out) {
   std::vector<int> groupOf(data.classNames.size(), -1);
   std::vector<bool> isSource(data.classNames.size(), false);
   for (std::size_t g = 0; g < classes.groups.size(); ++g) {
@@ -329,7 +375,8 @@ std::string subpopulationShift(const Dataset& data, const SuperClasses& classes,
       if (c < 0 || static_cast<std::size_t>(c) >= data.classNames.size()) {
         return "sub-class " + std::to_string(c) + " is not a class of " + data.name;
       }
-      if (groupOf[static_cast<std::size_t>(c)] != -1) return "sub-class " + std::to_string(c) + " is in two groups";
+      if (groupOf[static_cast<std::size_t>(c)] != -1)
+        return "sub-class " + std::to_string(c) + " is in two groups";
       groupOf[static_cast<std::size_t>(c)] = static_cast<int>(g);
       isSource[static_cast<std::size_t>(c)] = m == 0;
     }

@@ -28,9 +28,13 @@ Split splitWith(const std::vector<int>& labels, std::uint64_t seed, Counts count
     const auto [train, validation] = counts(indices.size());
     const auto t = std::min(train, indices.size());
     const auto v = std::min(validation, indices.size() - t);
-    split.train.insert(split.train.end(), indices.begin(), indices.begin() + static_cast<std::ptrdiff_t>(t));
-    split.validation.insert(split.validation.end(), indices.begin() + static_cast<std::ptrdiff_t>(t), indices.begin() + static_cast<std::ptrdiff_t>(t + v));
-    split.test.insert(split.test.end(), indices.begin() + static_cast<std::ptrdiff_t>(t + v), indices.end());
+    split.train.insert(split.train.end(), indices.begin(),
+                       indices.begin() + static_cast<std::ptrdiff_t>(t));
+    split.validation.insert(split.validation.end(),
+                            indices.begin() + static_cast<std::ptrdiff_t>(t),
+                            indices.begin() + static_cast<std::ptrdiff_t>(t + v));
+    split.test.insert(split.test.end(), indices.begin() + static_cast<std::ptrdiff_t>(t + v),
+                      indices.end());
   }
   // Interleave classes within each part, deterministically.
   seededShuffle(split.train, seed + 1);
@@ -52,23 +56,29 @@ void seededShuffle(std::vector<std::size_t>& items, std::uint64_t seed) {
 Split stratifiedSplit(const std::vector<int>& labels, double trainFraction,
                       double validationFraction, std::uint64_t seed) {
   return splitWith(labels, seed, [&](std::size_t n) {
-    const auto train = static_cast<std::size_t>(std::llround(trainFraction * static_cast<double>(n)));
-    const auto validation = static_cast<std::size_t>(std::llround(validationFraction * static_cast<double>(n)));
+    const auto train =
+        static_cast<std::size_t>(std::llround(trainFraction * static_cast<double>(n)));
+    const auto validation =
+        static_cast<std::size_t>(std::llround(validationFraction * static_cast<double>(n)));
     return std::pair{train, validation};
   });
 }
 
 Split stratifiedSplitPerClass(const std::vector<int>& labels, std::size_t trainPerClass,
                               std::size_t validationPerClass, std::uint64_t seed) {
-  return splitWith(labels, seed, [&](std::size_t) { return std::pair{trainPerClass, validationPerClass}; });
+  return splitWith(labels, seed, [&](std::size_t) {
+    return std::pair{trainPerClass, validationPerClass};
+  });
 }
 
-std::vector<std::size_t> shareOf(const std::vector<std::size_t>& order, std::size_t index, std::size_t count, bool pad) {
+std::vector<std::size_t> shareOf(const std::vector<std::size_t>& order, std::size_t index,
+                                 std::size_t count, bool pad) {
   if (count <= 1) return order;
   const std::size_t length = pad ? (order.size() + count - 1) / count * count : order.size();
   std::vector<std::size_t> share;
   share.reserve(length / count + 1);
-  for (std::size_t position = index; position < length && !order.empty(); position += count) share.push_back(order[position % order.size()]);
+  for (std::size_t position = index; position < length && !order.empty(); position += count)
+    share.push_back(order[position % order.size()]);
   return share;
 }
 

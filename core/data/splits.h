@@ -34,6 +34,7 @@ void seededShuffle(std::vector<std::size_t>& items, std::uint64_t seed);
 // and cover the order exactly once (evaluation: sums over the shares are sums over all).
 // Consecutive batches of b items from each share together hold the original order's
 // consecutive batches of count·b items.
-std::vector<std::size_t> shareOf(const std::vector<std::size_t>& order, std::size_t index, std::size_t count, bool pad);
+std::vector<std::size_t> shareOf(const std::vector<std::size_t>& order, std::size_t index,
+                                 std::size_t count, bool pad);
 
 }  // namespace scalpel

@@ -1,8 +1,8 @@
 #include "distributed/collective.h"
 
+#include <torch/script.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/script.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -34,9 +34,11 @@ std::shared_ptr<::gloo::transport::Device> glooDevice(const LaunchEnvironment& e
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
-[[noreturn]] void brokeOff(const LaunchEnvironment& environment, const char* what, const std::exception& error) {
-  throw std::runtime_error("the distributed run broke off while " + std::string(what) + " (" + environment.describe() + "): " +
-                           summariseTorchError(error.what()) + " — another process failed or was stopped; its own message says why");
+[[noreturn]] void brokeOff(const LaunchEnvironment& environment, const char* what,
+                           const std::exception& error) {
+  throw std::runtime_error("the distributed run broke off while " + std::string(what) + " (" +
+                           environment.describe() + "): " + summariseTorchError(error.what()) +
+                           " — another process failed or was stopped; its own message says why");
 }
 
 template <typename Call>
@@ -55,8 +57,10 @@ Collective::Collective(LaunchEnvironment environment, std::unique_ptr<Impl> impl
 
 Collective::~Collective() = default;
 
-std::shared_ptr<Collective> Collective::connect(const LaunchEnvironment& environment, std::string& error) {
-  const std::string where = environment.masterAddress + ":" + std::to_string(environment.masterPort);
+std::shared_ptr<Collective> Collective::connect(const LaunchEnvironment& environment,
+                                                std::string& error) {
+  const std::string where =
+      environment.masterAddress + ":" + std::to_string(environment.masterPort);
   try {
     auto impl = std::make_unique<Impl>();
     c10d::TCPStoreOptions storeOptions;
@@ -69,13 +73,16 @@ std::shared_ptr<Collective> Collective::connect(const LaunchEnvironment& environ
     auto options = c10d::ProcessGroupGloo::Options::create(environment.timeout);
     options->devices.push_back(glooDevice(environment));
     options->threads = 2;
-    impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, environment.rank, environment.worldSize, options);
+    impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, environment.rank,
+                                                              environment.worldSize, options);
     logger("distributed")->info("joined as {} through {} (Gloo)", environment.describe(), where);
     return std::shared_ptr<Collective>(new Collective(environment, std::move(impl)));
   } catch (const std::exception& failure) {
-    error = "could not join the distributed run as " + environment.describe() + " at " + where + " within " +
-            std::to_string(environment.timeout.count()) + " s: " + summariseTorchError(failure.what()) +
-            " — check that every rank was started and that MASTER_ADDR:MASTER_PORT is rank 0's reachable address and a free port";
+    error = "could not join the distributed run as " + environment.describe() + " at " + where +
+            " within " + std::to_string(environment.timeout.count()) +
+            " s: " + summariseTorchError(failure.what()) +
+            " — check that every rank was started and that MASTER_ADDR:MASTER_PORT is rank 0's "
+            "reachable address and a free port";
     return nullptr;
   }
 }
@@ -89,7 +96,8 @@ void Collective::allReduceSum(std::vector<torch::Tensor>& tensors) {
   });
 }
 
-std::string Collective::shareFromRankZero(const std::string& key, const std::string& text, std::chrono::seconds timeout) {
+std::string Collective::shareFromRankZero(const std::string& key, const std::string& text,
+                                          std::chrono::seconds timeout) {
   std::string shared = text;
   collectively(m_environment, ("sharing " + key).c_str(), [&] {
     if (rank() == 0) {
@@ -104,7 +112,8 @@ std::string Collective::shareFromRankZero(const std::string& key, const std::str
 }
 
 void Collective::barrier() {
-  collectively(m_environment, "waiting for every process", [&] { m_impl->group->barrier()->wait(); });
+  collectively(m_environment, "waiting for every process",
+               [&] { m_impl->group->barrier()->wait(); });
 }
 
 // --- gradient averaging -------------------------------------------------------------------------
@@ -133,10 +142,12 @@ struct GradientAverager::Impl {
   std::mutex mutex;  // CUDA's autograd threads may run hooks
 
   void launchReady(bool all) {
-    while (launched < buckets.size() && (all || buckets[launched].filled == buckets[launched].members)) {
+    while (launched < buckets.size() &&
+           (all || buckets[launched].filled == buckets[launched].members)) {
       auto& bucket = buckets[launched];
       std::vector<torch::Tensor> tensors{bucket.flat};
-      collectively(collective->environment(), "averaging gradients", [&] { bucket.work = collective->impl().group->allreduce(tensors); });
+      collectively(collective->environment(), "averaging gradients",
+                   [&] { bucket.work = collective->impl().group->allreduce(tensors); });
       bytes += static_cast<std::uint64_t>(bucket.flat.numel()) * bucket.flat.element_size();
       ++launched;
     }
@@ -157,8 +168,8 @@ struct GradientAverager::Impl {
   }
 };
 
-GradientAverager::GradientAverager(std::shared_ptr<Collective> collective, std::vector<torch::Tensor> parameters,
-                                   std::size_t bucketBytes)
+GradientAverager::GradientAverager(std::shared_ptr<Collective> collective,
+                                   std::vector<torch::Tensor> parameters, std::size_t bucketBytes)
     : m_impl(std::make_unique<Impl>()) {
   auto& impl = *m_impl;
   impl.collective = std::move(collective);
@@ -169,9 +180,11 @@ GradientAverager::GradientAverager(std::shared_ptr<Collective> collective, std::
   for (std::size_t k = impl.parameters.size(); k-- > 0;) {
     const auto& parameter = impl.parameters[k];
     const auto bytes = static_cast<std::size_t>(parameter.numel()) * parameter.element_size();
-    const bool fits = !impl.buckets.empty() && impl.buckets.back().flat.scalar_type() == parameter.scalar_type() &&
-                      impl.buckets.back().flat.device() == parameter.device() &&
-                      static_cast<std::size_t>(used) * parameter.element_size() + bytes <= bucketBytes;
+    const bool fits =
+        !impl.buckets.empty() &&
+        impl.buckets.back().flat.scalar_type() == parameter.scalar_type() &&
+        impl.buckets.back().flat.device() == parameter.device() &&
+        static_cast<std::size_t>(used) * parameter.element_size() + bytes <= bucketBytes;
     if (!fits) {
       impl.buckets.push_back({});
       impl.buckets.back().flat = torch::empty({0}, parameter.options());
@@ -186,7 +199,8 @@ GradientAverager::GradientAverager(std::shared_ptr<Collective> collective, std::
   }
   for (std::size_t k = 0; k < impl.parameters.size(); ++k) {
     auto* raw = m_impl.get();
-    const auto handle = impl.parameters[k].register_hook([raw, k](const torch::Tensor& gradient) { raw->onGradient(k, gradient); });
+    const auto handle = impl.parameters[k].register_hook(
+        [raw, k](const torch::Tensor& gradient) { raw->onGradient(k, gradient); });
     impl.hooks.emplace_back(impl.parameters[k], handle);
   }
 }
@@ -215,18 +229,22 @@ void GradientAverager::finish() {
   // A parameter this rank's batch did not reach contributes zeros (another rank's may have).
   for (std::size_t k = 0; k < impl.parameters.size(); ++k) {
     const auto& slot = impl.slots[k];
-    if (!slot.filled) impl.buckets[slot.bucket].flat.narrow(0, slot.offset, impl.parameters[k].numel()).zero_();
+    if (!slot.filled)
+      impl.buckets[slot.bucket].flat.narrow(0, slot.offset, impl.parameters[k].numel()).zero_();
   }
   impl.launchReady(true);
   const double ranks = impl.collective->size();
   for (auto& bucket : impl.buckets) {
-    collectively(impl.collective->environment(), "averaging gradients", [&] { bucket.work->wait(); });
+    collectively(impl.collective->environment(), "averaging gradients",
+                 [&] { bucket.work->wait(); });
     bucket.flat.div_(ranks);
   }
   for (std::size_t k = 0; k < impl.parameters.size(); ++k) {
     auto& parameter = impl.parameters[k];
     const auto& slot = impl.slots[k];
-    const auto average = impl.buckets[slot.bucket].flat.narrow(0, slot.offset, parameter.numel()).view(parameter.sizes());
+    const auto average = impl.buckets[slot.bucket]
+                             .flat.narrow(0, slot.offset, parameter.numel())
+                             .view(parameter.sizes());
     if (parameter.grad().defined()) {
       parameter.mutable_grad().copy_(average);
     } else {

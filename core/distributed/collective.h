@@ -24,7 +24,8 @@ namespace scalpel {
 class Collective {
  public:
   // Joins the group; nullptr with `error` set when that fails within the timeout.
-  static std::shared_ptr<Collective> connect(const LaunchEnvironment& environment, std::string& error);
+  static std::shared_ptr<Collective> connect(const LaunchEnvironment& environment,
+                                             std::string& error);
   ~Collective();
   Collective(const Collective&) = delete;
   Collective& operator=(const Collective&) = delete;
@@ -36,7 +37,8 @@ class Collective {
   // Sums the tensors over all ranks, in place.
   void allReduceSum(std::vector<at::Tensor>& tensors);
   // Rank 0's `text` on every rank (through the store: for plans and settings, not tensors).
-  std::string shareFromRankZero(const std::string& key, const std::string& text, std::chrono::seconds timeout);
+  std::string shareFromRankZero(const std::string& key, const std::string& text,
+                                std::chrono::seconds timeout);
   void barrier();
 
   struct Impl;  // c10d's objects

@@ -15,18 +15,26 @@ Collective::Collective(LaunchEnvironment environment, std::unique_ptr<Impl> impl
     : m_environment(std::move(environment)), m_impl(std::move(impl)) {}
 Collective::~Collective() = default;
 
-std::shared_ptr<Collective> Collective::connect(const LaunchEnvironment& environment, std::string& error) {
-  error = "this scalpel-cli was built without distributed training (SCALPEL_DISTRIBUTED=OFF), so it cannot join " +
-          environment.describe() + " — rebuild with gloo's headers installed (apt-get install libgloo-dev)";
+std::shared_ptr<Collective> Collective::connect(const LaunchEnvironment& environment,
+                                                std::string& error) {
+  error =
+      "this scalpel-cli was built without distributed training (SCALPEL_DISTRIBUTED=OFF), so it "
+      "cannot join " +
+      environment.describe() +
+      " — rebuild with gloo's headers installed (apt-get install libgloo-dev)";
   return nullptr;
 }
 
 // Unreachable: no Collective can be made in this build.
 void Collective::allReduceSum(std::vector<torch::Tensor>&) {}
-std::string Collective::shareFromRankZero(const std::string&, const std::string& text, std::chrono::seconds) { return text; }
+std::string Collective::shareFromRankZero(const std::string&, const std::string& text,
+                                          std::chrono::seconds) {
+  return text;
+}
 void Collective::barrier() {}
 
-GradientAverager::GradientAverager(std::shared_ptr<Collective>, std::vector<torch::Tensor>, std::size_t) {}
+GradientAverager::GradientAverager(std::shared_ptr<Collective>, std::vector<torch::Tensor>,
+                                   std::size_t) {}
 GradientAverager::~GradientAverager() = default;
 void GradientAverager::arm() {}
 void GradientAverager::finish() {}

@@ -25,7 +25,8 @@ void rememberSignal(int signal) { g_forwardSignal = signal; }
 std::string describeStatus(int status) {
   if (WIFSIGNALED(status)) {
     const int signal = WTERMSIG(status);
-    return std::string("was killed by signal ") + std::to_string(signal) + " (" + strsignal(signal) + ")";
+    return std::string("was killed by signal ") + std::to_string(signal) + " (" +
+           strsignal(signal) + ")";
   }
   return "exited with status " + std::to_string(WEXITSTATUS(status));
 }
@@ -67,16 +68,20 @@ int freeLocalPort() {
   return port;
 }
 
-LaunchOutcome launchLocalProcesses(const LocalLaunch& launch, const std::function<void(int, int)>& started) {
+LaunchOutcome launchLocalProcesses(const LocalLaunch& launch,
+                                   const std::function<void(int, int)>& started) {
   LaunchOutcome outcome;
   const int port = freeLocalPort();
   if (port == 0) {
     outcome.exitCode = 1;
-    outcome.message = "no free TCP port on 127.0.0.1 for the processes to meet at — set MASTER_PORT and launch with torchrun instead";
+    outcome.message =
+        "no free TCP port on 127.0.0.1 for the processes to meet at — set MASTER_PORT and launch "
+        "with torchrun instead";
     return outcome;
   }
   // Forward Ctrl-C and kill to the workers instead of dying and leaving them behind.
-  struct sigaction forward {}, oldInterrupt {}, oldTerminate {};
+  struct sigaction forward {
+  }, oldInterrupt{}, oldTerminate{};
   forward.sa_handler = rememberSignal;
   sigemptyset(&forward.sa_mask);
   sigaction(SIGINT, &forward, &oldInterrupt);
@@ -96,10 +101,12 @@ LaunchOutcome launchLocalProcesses(const LocalLaunch& launch, const std::functio
     auto argvPointers = pointers(argv);
     auto environmentPointers = pointers(environment);
     pid_t pid = 0;
-    const int error = posix_spawn(&pid, launch.program.c_str(), nullptr, nullptr, argvPointers.data(), environmentPointers.data());
+    const int error = posix_spawn(&pid, launch.program.c_str(), nullptr, nullptr,
+                                  argvPointers.data(), environmentPointers.data());
     if (error != 0) {
       outcome.exitCode = 1;
-      outcome.message = "could not start " + launch.program + " as rank " + std::to_string(rank) + ": " + std::strerror(error);
+      outcome.message = "could not start " + launch.program + " as rank " + std::to_string(rank) +
+                        ": " + std::strerror(error);
       break;
     }
     running[pid] = rank;
@@ -119,7 +126,8 @@ LaunchOutcome launchLocalProcesses(const LocalLaunch& launch, const std::functio
       const bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
       if (failed && outcome.exitCode == 0) {
         outcome.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        outcome.message = "rank " + std::to_string(rank) + " (process " + std::to_string(pid) + ") " + describeStatus(status);
+        outcome.message = "rank " + std::to_string(rank) + " (process " + std::to_string(pid) +
+                          ") " + describeStatus(status);
         if (!stopping) deadline = Clock::now() + launch.grace;
         stopping = true;
       }
@@ -131,7 +139,9 @@ LaunchOutcome launchLocalProcesses(const LocalLaunch& launch, const std::functio
       if (!stopping) {
         outcome.exitCode = 128 + g_forwardSignal;
         outcome.stopSignal = g_forwardSignal;
-        outcome.message = std::string("stopped by signal ") + std::to_string(g_forwardSignal.load()) + " (" + strsignal(g_forwardSignal) + ")";
+        outcome.message = std::string("stopped by signal ") +
+                          std::to_string(g_forwardSignal.load()) + " (" +
+                          strsignal(g_forwardSignal) + ")";
         deadline = Clock::now() + launch.grace;
       }
       stopping = true;
@@ -147,7 +157,8 @@ LaunchOutcome launchLocalProcesses(const LocalLaunch& launch, const std::functio
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (terminated) outcome.message += "; the other processes did not stop by themselves and were stopped";
+  if (terminated)
+    outcome.message += "; the other processes did not stop by themselves and were stopped";
   sigaction(SIGINT, &oldInterrupt, nullptr);
   sigaction(SIGTERM, &oldTerminate, nullptr);
   return outcome;

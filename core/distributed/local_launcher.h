@@ -11,8 +11,8 @@
 namespace scalpel {
 
 struct LocalLaunch {
-  std::string program;                  // an executable path
-  std::vector<std::string> arguments;   // without the program name
+  std::string program;                 // an executable path
+  std::vector<std::string> arguments;  // without the program name
   int processes = 2;
   // After one process fails, how long the others get to notice and stop by themselves before
   // they are stopped (SIGTERM, then SIGKILL 5 s later).

@@ -17,7 +17,8 @@ void removeStaleTemporaries(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
   const std::string prefix = path.filename().string() + ".tmp";
   std::error_code error;
-  for (const auto& entry : fs::directory_iterator(path.parent_path().empty() ? "." : path.parent_path(), error)) {
+  for (const auto& entry :
+       fs::directory_iterator(path.parent_path().empty() ? "." : path.parent_path(), error)) {
     const std::string name = entry.path().filename().string();
     if (name.rfind(prefix, 0) != 0) continue;
     const std::string digits = name.substr(prefix.size());
@@ -33,7 +34,8 @@ std::string writeFileAtomically(const std::filesystem::path& path, const std::st
   namespace fs = std::filesystem;
   const fs::path temporary = path.string() + ".tmp" + std::to_string(::getpid());
   const auto fail = [&](const std::string& what) {
-    const std::string message = "cannot write " + path.string() + ": " + what + " (" + std::strerror(errno) + ")" +
+    const std::string message = "cannot write " + path.string() + ": " + what + " (" +
+                                std::strerror(errno) + ")" +
                                 (fs::exists(path) ? " — the previous file is unchanged" : "");
     ::unlink(temporary.c_str());
     return message;

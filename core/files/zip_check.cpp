@@ -30,7 +30,8 @@ bool storedCrc(std::ifstream& in, std::uint64_t size, std::uint32_t& crc) {
 }
 
 // CRC-32 and length of what `size` deflated bytes at the stream's position inflate to.
-bool deflatedCrc(std::ifstream& in, std::uint64_t size, std::uint32_t& crc, std::uint64_t& inflated) {
+bool deflatedCrc(std::ifstream& in, std::uint64_t size, std::uint32_t& crc,
+                 std::uint64_t& inflated) {
   z_stream stream{};
   if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) return false;
   std::vector<unsigned char> input(1 << 16), output(1 << 16);
@@ -69,21 +70,27 @@ std::string verifyZipChecksums(const std::filesystem::path& path) {
   if (!in.read(reinterpret_cast<char*>(end.data()), static_cast<std::streamsize>(tail))) return {};
   std::size_t at = std::string::npos;
   for (std::size_t i = tail >= 22 ? tail - 22 : 0; i + 22 <= tail; --i) {
-    if (read32(&end[i]) == 0x06054b50) { at = i; break; }
+    if (read32(&end[i]) == 0x06054b50) {
+      at = i;
+      break;
+    }
     if (i == 0) break;
   }
   if (at == std::string::npos) return {};  // truncated: the loader says so in its own words
   const std::uint32_t entries = read16(&end[at + 10]);
   const std::uint32_t directorySize = read32(&end[at + 12]);
   const std::uint32_t directoryOffset = read32(&end[at + 16]);
-  if (entries == 0xFFFF || directoryOffset == 0xFFFFFFFF || std::uint64_t(directoryOffset) + directorySize > fileSize) return {};
+  if (entries == 0xFFFF || directoryOffset == 0xFFFFFFFF ||
+      std::uint64_t(directoryOffset) + directorySize > fileSize)
+    return {};
 
   std::vector<unsigned char> directory(directorySize);
   in.seekg(directoryOffset);
   if (!in.read(reinterpret_cast<char*>(directory.data()), directorySize)) return {};
   std::size_t p = 0;
   for (std::uint32_t e = 0; e < entries; ++e) {
-    if (p + 46 > directory.size() || read32(&directory[p]) != 0x02014b50) return "its zip directory is damaged";
+    if (p + 46 > directory.size() || read32(&directory[p]) != 0x02014b50)
+      return "its zip directory is damaged";
     const std::uint32_t method = read16(&directory[p + 10]);
     const std::uint32_t crc = read32(&directory[p + 16]);
     const std::uint32_t packed = read32(&directory[p + 20]);
@@ -101,8 +108,10 @@ std::string verifyZipChecksums(const std::filesystem::path& path) {
       // ZIP64: the real sizes are in the entry's ZIP64 field, and the loader reads them there.
       // Without that field, the loader would take 4 GiB for the size and try to allocate it.
       bool zip64 = false;
-      for (std::uint32_t q = 0; q + 4 <= extraLength; q += 4 + read16(&extra[q + 2])) zip64 |= read16(&extra[q]) == 0x0001;
-      if (!zip64) return "the entry '" + name + "' of its zip archive is damaged (it gives no size)";
+      for (std::uint32_t q = 0; q + 4 <= extraLength; q += 4 + read16(&extra[q + 2]))
+        zip64 |= read16(&extra[q]) == 0x0001;
+      if (!zip64)
+        return "the entry '" + name + "' of its zip archive is damaged (it gives no size)";
       continue;
     }
     unsigned char header[30];
@@ -123,7 +132,8 @@ std::string verifyZipChecksums(const std::filesystem::path& path) {
       continue;  // another compression: left to the loader
     }
     // The length matters as much as the checksum: the loader allocates what the directory says.
-    if (!readable || actual != crc || length != unpacked) return "the entry '" + name + "' of its zip archive fails its checksum";
+    if (!readable || actual != crc || length != unpacked)
+      return "the entry '" + name + "' of its zip archive fails its checksum";
   }
   return {};
 }

@@ -15,8 +15,12 @@ std::string snapshotToJson(const ShiftSnapshot& snapshot) {
   json["accuracy"] = snapshot.accuracy;
   auto& layers = json["layers"] = nlohmann::json::array();
   for (const auto& layer : snapshot.layers) {
-    layers.push_back({{"layer", layer.layer}, {"type", layer.typeName}, {"channels", layer.channels},
-                      {"kl", layer.kl}, {"smd", layer.smd}, {"noise_floor", layer.noiseFloor},
+    layers.push_back({{"layer", layer.layer},
+                      {"type", layer.typeName},
+                      {"channels", layer.channels},
+                      {"kl", layer.kl},
+                      {"smd", layer.smd},
+                      {"noise_floor", layer.noiseFloor},
                       {"uncertainty", layer.uncertainty}});
   }
   return json.dump();
@@ -29,25 +33,33 @@ std::string analysisToText(const ShiftAnalysis& analysis, const std::string& tar
   out << "reference: " << analysis.reference << "\n\n";
   out << std::left << std::setw(36) << "layer" << std::setw(22) << "type" << std::right
       << std::setw(10) << "KL" << std::setw(10) << "± SE" << std::setw(12) << "× floor"
-      << std::setw(8) << "SMD" << "\n";
+      << std::setw(8) << "SMD"
+      << "\n";
   for (const auto& layer : last.layers) {
     char row[160];
     std::snprintf(row, sizeof row, "%10.4f%10.4f%12.1f%8.3f", layer.kl, layer.uncertainty,
                   layer.noiseFloor > 0 ? layer.kl / layer.noiseFloor : 0.0, layer.smd);
-    out << std::left << std::setw(36) << layer.layer << std::setw(22) << layer.typeName << row << "\n";
+    out << std::left << std::setw(36) << layer.layer << std::setw(22) << layer.typeName << row
+        << "\n";
   }
   const auto& output = analysis.output;
   char summary[200];
-  std::snprintf(summary, sizeof summary, "\naccuracy of the unmodified model on the target: %.1f%% (loss %.3f)\n",
+  std::snprintf(summary, sizeof summary,
+                "\naccuracy of the unmodified model on the target: %.1f%% (loss %.3f)\n",
                 100 * output.accuracy, output.loss);
   if (output.regression) {
-    std::snprintf(summary, sizeof summary, "\nmean squared error of the unmodified model on the target's numbers: %.4g\n", output.loss);
+    std::snprintf(summary, sizeof summary,
+                  "\nmean squared error of the unmodified model on the target's numbers: %.4g\n",
+                  output.loss);
   }
-  out << (output.measured || output.regression ? summary : "\nthe model's outputs do not match the target's classes: accuracy not measured\n");
+  out << (output.measured || output.regression
+              ? summary
+              : "\nthe model's outputs do not match the target's classes: accuracy not measured\n");
   if (output.permutation) {
     out << "its predictions follow a consistent permutation of the labels (" << std::fixed
         << std::setprecision(1) << 100 * output.mappedAccuracy << "% if mapped):";
-    for (std::size_t t = 0; t < output.mapping.size(); ++t) out << " " << t << "→" << output.mapping[t];
+    for (std::size_t t = 0; t < output.mapping.size(); ++t)
+      out << " " << t << "→" << output.mapping[t];
     out << "\n";
   }
   return out.str();

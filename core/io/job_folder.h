@@ -32,12 +32,13 @@ struct JobSettings {
 
 // Writes the job for `session` (its model, target and source data, strategy, plan and options)
 // into `folder`, which must be new or empty. Returns "" or what went wrong and what to do.
-std::string writeJobFolder(const Session& session, const std::filesystem::path& folder, const JobSettings& settings);
+std::string writeJobFolder(const Session& session, const std::filesystem::path& folder,
+                           const JobSettings& settings);
 
 struct JobResults {
-  bool ok = false;     // the run finished and its tuned model is there
-  std::string error;   // why not, for the user
-  RunReport report;    // the tuned model's embedded report
+  bool ok = false;    // the run finished and its tuned model is there
+  std::string error;  // why not, for the user
+  RunReport report;   // the tuned model's embedded report
   std::string tunedModelPath;
   std::string tunedModelBytes;
   std::vector<EvaluationPoint> metrics;  // results/metrics.jsonl, so far
@@ -48,7 +49,8 @@ JobResults readJobResults(const std::filesystem::path& folder);
 
 // Only the job's metrics log so far (results/metrics.jsonl; none yet is no error): what a window
 // following a running job polls, without reading the tuned model. "" or the problem.
-std::string readJobMetrics(const std::filesystem::path& folder, std::vector<EvaluationPoint>& points);
+std::string readJobMetrics(const std::filesystem::path& folder,
+                           std::vector<EvaluationPoint>& points);
 
 // The lines of a metrics log (results/metrics.jsonl) as evaluation points; "" or the problem.
 std::string parseMetricsLog(const std::string& text, std::vector<EvaluationPoint>& points);

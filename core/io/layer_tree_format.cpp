@@ -61,9 +61,8 @@ std::string inspectionToJson(const ModelInspection& inspection) {
   for (const auto& block : tree.blocks()) {
     std::vector<std::string> members;
     for (int member : block.members) members.push_back(tree.node(member).name);
-    blocks.push_back({{"name", block.name},
-                      {"members", members},
-                      {"total_parameters", block.totalParameters}});
+    blocks.push_back(
+        {{"name", block.name}, {"members", members}, {"total_parameters", block.totalParameters}});
   }
   return json.dump(2);
 }

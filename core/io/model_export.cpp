@@ -20,7 +20,8 @@ torch::jit::ExtraFilesMap scalpelExtraFiles() {
 }
 
 void dropEmpty(torch::jit::ExtraFilesMap& files) {
-  for (auto it = files.begin(); it != files.end();) it = it->second.empty() ? files.erase(it) : std::next(it);
+  for (auto it = files.begin(); it != files.end();)
+    it = it->second.empty() ? files.erase(it) : std::next(it);
 }
 
 }  // namespace
@@ -49,7 +50,8 @@ std::string readEmbeddedReport(const std::filesystem::path& path, std::string& r
     reportJson = extra[kRunReportFile];
     return "";
   } catch (const std::exception& error) {
-    return path.string() + " is not a TorchScript model Scalpel can read: " + summariseTorchError(error.what());
+    return path.string() +
+           " is not a TorchScript model Scalpel can read: " + summariseTorchError(error.what());
   }
 }
 

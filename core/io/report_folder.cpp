@@ -140,8 +140,8 @@ std::string markdown(const RunReport& r, bool curves) {
   }
   if (evaluated(r.testAfter)) {
     md += "- **Test " + score + ":** " + percent(r.testBefore.score()) + " → " +
-          percent(r.testAfter.score()) + " (" +
-          points(r.testBefore.score(), r.testAfter.score()) + ")\n";
+          percent(r.testAfter.score()) + " (" + points(r.testBefore.score(), r.testAfter.score()) +
+          ")\n";
   }
 
   md += "\n## Diagnosis\n\n";
@@ -210,8 +210,9 @@ std::string markdown(const RunReport& r, bool curves) {
     md += std::string("| ") + split + " " + score + " | " + percent(before.score()) + " | " +
           percent(after.score()) + " | " + points(before.score(), after.score()) + " |\n";
     if (before.regression || after.regression) {
-      md += std::string("| ") + split + " mean absolute error | " + number(before.meanAbsoluteError) + " | " +
-            number(after.meanAbsoluteError) + " | " + format("%+.4f", after.meanAbsoluteError - before.meanAbsoluteError) + " |\n";
+      md += std::string("| ") + split + " mean absolute error | " +
+            number(before.meanAbsoluteError) + " | " + number(after.meanAbsoluteError) + " | " +
+            format("%+.4f", after.meanAbsoluteError - before.meanAbsoluteError) + " |\n";
     }
   };
   metrics("validation", r.validationBefore, r.validationAfter);
@@ -219,8 +220,8 @@ std::string markdown(const RunReport& r, bool curves) {
   if (r.bestEvaluation >= 0 && r.bestEvaluation < static_cast<int>(r.history.size())) {
     const auto& b = r.history[static_cast<std::size_t>(r.bestEvaluation)];
     md += format("\nBest evaluation: #%d (epoch %d, step %zu), validation %s %s, loss %s.\n",
-                 r.bestEvaluation + 1, b.epoch + 1, b.step, score.c_str(), percent(b.validation.score()).c_str(),
-                 number(b.validation.loss).c_str());
+                 r.bestEvaluation + 1, b.epoch + 1, b.step, score.c_str(),
+                 percent(b.validation.score()).c_str(), number(b.validation.loss).c_str());
   } else {
     md += "\nBest evaluation: none — the unmodified model stayed best.\n";
   }
@@ -240,13 +241,12 @@ std::string markdown(const RunReport& r, bool curves) {
   }
 
   md += "\n## Training curves\n\n";
-  md += curves
-            ? "![Loss and validation " + score + " per evaluation](" + kCurvesFile + ")\n"
-            : "No evaluations were recorded.\n";
+  md += curves ? "![Loss and validation " + score + " per evaluation](" + kCurvesFile + ")\n"
+               : "No evaluations were recorded.\n";
   if (!r.history.empty()) {
-    md +=
-        "\n| # | Epoch | Step | Training loss | Validation loss | Validation " + score + " | |\n"
-        "|---:|---:|---:|---:|---:|---:|---|\n";
+    md += "\n| # | Epoch | Step | Training loss | Validation loss | Validation " + score +
+          " | |\n"
+          "|---:|---:|---:|---:|---:|---:|---|\n";
     for (std::size_t i = 0; i < r.history.size(); ++i) {
       const auto& p = r.history[i];
       md += format("| %zu | %d | %zu | %s | %s | %s | %s |\n", i + 1, p.epoch + 1, p.step,

@@ -16,7 +16,9 @@ void fillRunReport(const TrainResult& result, RunReport& report) {
   } else {
     report.outcome = "failed";
   }
-  report.message = result.note.empty() ? result.error : result.error.empty() ? result.note : result.error + "; " + result.note;
+  report.message = result.note.empty()    ? result.error
+                   : result.error.empty() ? result.note
+                                          : result.error + "; " + result.note;
   report.device = result.device;
   report.trainableParameters = result.trainableParameters;
   report.frozenParameters = result.frozenParameters;

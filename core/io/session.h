@@ -34,7 +34,7 @@ struct SessionRun {
 struct Session {
   int format = kSessionFormat;
   std::string scalpelVersion;
-  std::string modelPath;         // absolute in memory; relative to the session file on disk
+  std::string modelPath;  // absolute in memory; relative to the session file on disk
   // fileFingerprint() of the model; saveSession() computes it when empty. Set it when the model
   // is opened, so autosaves do not hash the model again.
   std::string modelFingerprint;

@@ -147,7 +147,8 @@ ordered_json toJson(const Evaluation& evaluation) {
   out["loss"] = evaluation.loss;
   out["accuracy"] = evaluation.accuracy;
   out["per_class_accuracy"] = evaluation.perClassAccuracy;
-  if (evaluation.regression) {  // written only for regression: classification files stay as they were
+  if (evaluation
+          .regression) {  // written only for regression: classification files stay as they were
     out["regression"] = true;
     out["r2"] = evaluation.r2;
     out["mean_absolute_error"] = evaluation.meanAbsoluteError;
@@ -383,7 +384,8 @@ bool operator==(const FreezePlan& a, const FreezePlan& b) {
 bool operator==(const Evaluation& a, const Evaluation& b) {
   return sameNumber(a.loss, b.loss) && sameNumber(a.accuracy, b.accuracy) &&
          sameNumbers(a.perClassAccuracy, b.perClassAccuracy) && a.regression == b.regression &&
-         sameNumber(a.r2, b.r2) && sameNumber(a.meanAbsoluteError, b.meanAbsoluteError) && a.items == b.items;
+         sameNumber(a.r2, b.r2) && sameNumber(a.meanAbsoluteError, b.meanAbsoluteError) &&
+         a.items == b.items;
 }
 
 bool operator==(const EvaluationPoint& a, const EvaluationPoint& b) {

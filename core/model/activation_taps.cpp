@@ -51,7 +51,8 @@ class GraphRewriter {
   // Numbers the calls that survived folding, keeps the clones of the selected tappable ones, and
   // makes the graph return (original output, those clones...).
   void finish(const std::set<std::string>& only, std::vector<ModuleCall>& calls,
-              std::vector<ModuleCall>& tapped, std::vector<ModuleCall>& inputTapped, bool channelSums) {
+              std::vector<ModuleCall>& tapped, std::vector<ModuleCall>& inputTapped,
+              bool channelSums) {
     std::map<std::string, int> seen;
     std::vector<jit::Value*> outputs{m_graph->outputs().at(0)};
     std::vector<jit::Value*> inputs;
@@ -105,7 +106,9 @@ class GraphRewriter {
       // it, each with a tap of its own) share one reduction.
       if (it == reductionOf.end() || !onlyTapsBetween(it->second, marker)) {
         jit::WithInsertPoint guard(marker);
-        it = reductionOf.insert_or_assign(source, m_graph->insert(channelSumsOperator(), {source})->node()).first;
+        it = reductionOf
+                 .insert_or_assign(source, m_graph->insert(channelSumsOperator(), {source})->node())
+                 .first;
       }
       outputs[i] = it->second->output();
     }
@@ -124,12 +127,15 @@ class GraphRewriter {
   void deriveBatchNormOutputs(std::vector<jit::Value*>& outputs,
                               const std::unordered_map<jit::Value*, jit::Node*>& reductionOf) {
     const jit::AliasDb aliases(m_graph, /*isFrozen=*/false, /*descendFunctionCalls=*/true);
-    std::vector<std::pair<jit::Node*, std::vector<jit::Value*>>> derivable;  // reduction, its arguments
+    std::vector<std::pair<jit::Node*, std::vector<jit::Value*>>>
+        derivable;  // reduction, its arguments
     for (const auto& [value, reduction] : reductionOf) {
       auto arguments = batchNormArguments(value);
       if (arguments.empty()) continue;
       const auto input = reductionOf.find(arguments[0]);
-      if (input == reductionOf.end() || !input->second->isBefore(reduction) || aliases.hasWriters(arguments[0])) continue;
+      if (input == reductionOf.end() || !input->second->isBefore(reduction) ||
+          aliases.hasWriters(arguments[0]))
+        continue;
       arguments[0] = input->second->output();
       derivable.emplace_back(reduction, std::move(arguments));
     }
@@ -156,7 +162,8 @@ class GraphRewriter {
     }
     if (node->kind() != c10::prim::CallFunction || in.size() != 9) return {};
     const auto function = in[0]->type()->cast<c10::FunctionType>();
-    if (!function || function->function()->qualname().qualifiedName() != "__torch__.torch.nn.functional.batch_norm") {
+    if (!function || function->function()->qualname().qualifiedName() !=
+                         "__torch__.torch.nn.functional.batch_norm") {
       return {};
     }
     return {in.begin() + 1, in.end()};
@@ -169,8 +176,11 @@ class GraphRewriter {
     if (b->isBefore(a)) std::swap(a, b);
     for (jit::Node* node = a->next(); node != b; node = node->next()) {
       const auto kind = node->kind();
-      const bool names = kind == c10::prim::Constant || kind == c10::prim::GetAttr || kind == c10::prim::ListConstruct;
-      if (!names && kind != channelSumsOperator() && !m_markers.count(node) && !m_clones.count(node)) return false;
+      const bool names = kind == c10::prim::Constant || kind == c10::prim::GetAttr ||
+                         kind == c10::prim::ListConstruct;
+      if (!names && kind != channelSumsOperator() && !m_markers.count(node) &&
+          !m_clones.count(node))
+        return false;
     }
     return true;
   }
@@ -184,7 +194,9 @@ class GraphRewriter {
     const jit::AliasDb aliases(m_graph, /*isFrozen=*/false, /*descendFunctionCalls=*/true);
     std::vector<jit::Node*> needless;
     for (jit::Node* node : m_graph->block()->nodes()) {
-      if (node->kind() == c10::aten::clone && m_clones.count(node) && !aliases.hasWriters(node->inputs()[0])) needless.push_back(node);
+      if (node->kind() == c10::aten::clone && m_clones.count(node) &&
+          !aliases.hasWriters(node->inputs()[0]))
+        needless.push_back(node);
     }
     for (jit::Node* clone : needless) {
       clone->output()->replaceAllUsesWith(clone->inputs()[0]);
@@ -199,9 +211,9 @@ class GraphRewriter {
   };
   struct Pending {
     ModuleCall call;
-    jit::Node* marker = nullptr;  // the clone of the tapped value, or a constant placeholder
+    jit::Node* marker = nullptr;       // the clone of the tapped value, or a constant placeholder
     jit::Node* inputMarker = nullptr;  // the clone of the call's first input, when asked for
-    bool dead = false;            // sat in a branch that is never taken
+    bool dead = false;                 // sat in a branch that is never taken
   };
 
   // Module-typed values are the model (graph input 0) or GetAttr chains from it.
@@ -292,7 +304,8 @@ class GraphRewriter {
     jit::Node* marker = nullptr;
     if (!value) {
       marker = m_graph->insertConstant(0)->node();  // keeps the call's place in the graph
-    } else if (const auto it = m_cloneOf.find(value); it != m_cloneOf.end() && onlyMarkersUntil(it->second, after)) {
+    } else if (const auto it = m_cloneOf.find(value);
+               it != m_cloneOf.end() && onlyMarkersUntil(it->second, after)) {
       // A container returning its last child's output, with nothing run in between: the child's
       // clone holds the same values, so the two calls share it.
       return it->second;
@@ -399,7 +412,8 @@ class GraphRewriter {
     jit::Block* taken = ifNode->blocks().at(condition ? 0 : 1);
     jit::Block* dropped = ifNode->blocks().at(condition ? 1 : 0);
     markDead(dropped);
-    while (taken->nodes().begin() != taken->nodes().end()) taken->nodes().front()->moveBefore(ifNode);
+    while (taken->nodes().begin() != taken->nodes().end())
+      taken->nodes().front()->moveBefore(ifNode);
     for (size_t i = 0; i < ifNode->outputs().size(); ++i) {
       ifNode->output(i)->replaceAllUsesWith(taken->outputs()[i]);
     }
@@ -453,7 +467,8 @@ ActivationTaps::ActivationTaps(const jit::Module& model, const std::vector<std::
   if (m_impl->graph->outputs().size() != 1) {
     throw std::runtime_error("forward must return one value");
   }
-  GraphRewriter rewriter(model, m_impl->graph, std::set<std::string>(inputsOf.begin(), inputsOf.end()));
+  GraphRewriter rewriter(model, m_impl->graph,
+                         std::set<std::string>(inputsOf.begin(), inputsOf.end()));
   rewriter.inlineAll();
   rewriter.foldAll();
   rewriter.finish(std::set<std::string>(only.begin(), only.end()), m_calls, m_tapped, m_inputTapped,

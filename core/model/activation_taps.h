@@ -11,11 +11,11 @@ namespace scalpel {
 
 // One forward call of a named module, in the order the model executes them.
 struct ModuleCall {
-  std::string module;    // dotted path as in named_modules()
-  int call = 0;          // 0 for the first call of this module in one forward pass, 1 for the next
-  std::string typeName;  // e.g. "Conv2d"
-  bool tappable = false; // its output (or the first tensor of a tuple output) can be tapped
-  std::string whyNot;    // when not tappable, why (e.g. "called inside a loop")
+  std::string module;     // dotted path as in named_modules()
+  int call = 0;           // 0 for the first call of this module in one forward pass, 1 for the next
+  std::string typeName;   // e.g. "Conv2d"
+  bool tappable = false;  // its output (or the first tensor of a tuple output) can be tapped
+  std::string whyNot;     // when not tappable, why (e.g. "called inside a loop")
 
   // "layer1.0.relu" for the first call, "layer1.0.relu#1" for the second.
   std::string label() const;
@@ -39,9 +39,9 @@ class ActivationTaps {
   enum class Output { Activations, ChannelSums };
 
   struct Result {
-    torch::jit::IValue output;         // what forward returns
-    std::vector<torch::Tensor> taps;   // one per tapped call, in the order of tappedCalls()
-    std::vector<torch::Tensor> inputs; // one per input-tapped call, in the order of inputCalls()
+    torch::jit::IValue output;          // what forward returns
+    std::vector<torch::Tensor> taps;    // one per tapped call, in the order of tappedCalls()
+    std::vector<torch::Tensor> inputs;  // one per input-tapped call, in the order of inputCalls()
   };
 
   // Taps every tappable module call, or only the calls of the named modules when `only` is

@@ -61,14 +61,16 @@ struct Lanes {
 // instead was 2-3× slower on short runs: every run then pays for its own float64 sums.) Always
 // inlined, so that it is compiled for the instruction set of the function that calls it.
 template <typename T, int Bytes>
-inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs& r, std::int64_t first,
-                                                          std::int64_t last, double* sums, double* squares) {
+inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs& r,
+                                                          std::int64_t first, std::int64_t last,
+                                                          double* sums, double* squares) {
   using L = Lanes<T, Bytes>;
   using Vector = typename L::Vector;
   constexpr std::int64_t kFlushEvery = 1024 * L::kStep;
   for (std::int64_t c = first; c < last; ++c) {
     Vector s0{}, s1{}, s2{}, s3{}, q0{}, q1{}, q2{}, q3{};
-    double tailSum = 0, tailSquare = 0;  // the values after a run's last whole vector: scalar anyway
+    double tailSum = 0,
+           tailSquare = 0;  // the values after a run's last whole vector: scalar anyway
     double total = 0, totalSquare = 0;
     std::int64_t pending = 0;
     const auto flush = [&]() __attribute__((always_inline)) {
@@ -85,7 +87,8 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
       pending = 0;
     };
     // Four independent accumulator pairs, so consecutive additions do not wait on one another.
-    const auto addFour = [&](Vector v0, Vector v1, Vector v2, Vector v3) __attribute__((always_inline)) {
+    const auto addFour = [&](Vector v0, Vector v1, Vector v2, Vector v3)
+        __attribute__((always_inline)) {
       s0 += v0;
       s1 += v1;
       s2 += v2;
@@ -111,7 +114,8 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
         const T* p = x + (n * r.channels + c) * r.length;
         std::int64_t i = 0;
         for (; i + L::kWidth <= r.length; i += L::kWidth) {
-          addFour(L::load(p + i), L::load(p + stride + i), L::load(p + 2 * stride + i), L::load(p + 3 * stride + i));
+          addFour(L::load(p + i), L::load(p + stride + i), L::load(p + 2 * stride + i),
+                  L::load(p + 3 * stride + i));
         }
         for (; i < r.length; ++i) {
           for (std::int64_t j = 0; j < 4; ++j) addTail(p[j * stride + i]);
@@ -152,8 +156,9 @@ inline __attribute__((always_inline)) void addChannelRuns(const T* x, const Runs
 // The same with 32-byte AVX vectors, for the CPUs that have them (nearly all x86-64 since 2013;
 // Debian builds for the 2003 baseline, SSE2).
 template <typename T>
-__attribute__((target("avx2"))) void addChannelRunsAvx(const T* x, const Runs& r, std::int64_t first,
-                                                     std::int64_t last, double* sums, double* squares) {
+__attribute__((target("avx2"))) void addChannelRunsAvx(const T* x, const Runs& r,
+                                                       std::int64_t first, std::int64_t last,
+                                                       double* sums, double* squares) {
   addChannelRuns<T, 32>(x, r, first, last, sums, squares);
 }
 
@@ -255,14 +260,17 @@ torch::Tensor channelSums(const torch::Tensor& activation) {
 namespace {
 
 // The values of a small per-channel tensor as float64; `fallback` where it is absent.
-std::vector<double> perChannel(const c10::optional<torch::Tensor>& values, std::int64_t channels, double fallback) {
-  if (!values || !values->defined()) return std::vector<double>(static_cast<std::size_t>(channels), fallback);
+std::vector<double> perChannel(const c10::optional<torch::Tensor>& values, std::int64_t channels,
+                               double fallback) {
+  if (!values || !values->defined())
+    return std::vector<double>(static_cast<std::size_t>(channels), fallback);
   if (values->is_cpu() && values->is_contiguous() && values->scalar_type() == torch::kFloat32) {
     const float* p = values->data_ptr<float>();  // BatchNorm's usual type: no conversion op
     return std::vector<double>(p, p + values->numel());
   }
   const auto doubles = values->to(torch::kCPU, torch::kFloat64).contiguous();
-  return std::vector<double>(doubles.data_ptr<double>(), doubles.data_ptr<double>() + doubles.numel());
+  return std::vector<double>(doubles.data_ptr<double>(),
+                             doubles.data_ptr<double>() + doubles.numel());
 }
 
 bool hasChannels(const c10::optional<torch::Tensor>& values, std::int64_t channels) {
@@ -275,14 +283,16 @@ torch::Tensor batchNormOutputSums(const torch::Tensor& output, const torch::Tens
                                   const c10::optional<torch::Tensor>& runningMean,
                                   const c10::optional<torch::Tensor>& runningVar,
                                   const c10::optional<torch::Tensor>& weight,
-                                  const c10::optional<torch::Tensor>& bias, bool training, double eps) {
+                                  const c10::optional<torch::Tensor>& bias, bool training,
+                                  double eps) {
   const std::int64_t c = output.dim() >= 2 ? output.size(1) : 0;
-  const bool hasRunningStats = runningMean && runningMean->defined() && runningVar && runningVar->defined();
+  const bool hasRunningStats =
+      runningMean && runningMean->defined() && runningVar && runningVar->defined();
   const bool derivable = output.device().is_cpu() && (output.dim() == 2 || output.dim() >= 4) &&
                          (training || hasRunningStats) && inputSums.device().is_cpu() &&
                          inputSums.scalar_type() == torch::kFloat64 && inputSums.dim() == 1 &&
-                         inputSums.numel() == 2 * c + 1 &&
-                         hasChannels(runningMean, c) && hasChannels(runningVar, c) && hasChannels(weight, c) &&
+                         inputSums.numel() == 2 * c + 1 && hasChannels(runningMean, c) &&
+                         hasChannels(runningVar, c) && hasChannels(weight, c) &&
                          hasChannels(bias, c);
   if (!derivable) return channelSums(output);
   const auto in = inputSums.contiguous();
@@ -325,7 +335,9 @@ c10::Symbol batchNormOutputSumsOperator() {
 
 TORCH_LIBRARY(scalpel, m) {
   m.def("channel_sums(Tensor x) -> Tensor", &scalpel::channelSums);
-  m.def("batch_norm_output_sums(Tensor output, Tensor input_sums, Tensor? running_mean, Tensor? running_var, "
-        "Tensor? weight, Tensor? bias, bool training, float eps) -> Tensor",
-        &scalpel::batchNormOutputSums);
+  m.def(
+      "batch_norm_output_sums(Tensor output, Tensor input_sums, Tensor? running_mean, Tensor? "
+      "running_var, "
+      "Tensor? weight, Tensor? bias, bool training, float eps) -> Tensor",
+      &scalpel::batchNormOutputSums);
 }

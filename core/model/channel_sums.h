@@ -33,7 +33,8 @@ torch::Tensor batchNormOutputSums(const torch::Tensor& output, const torch::Tens
                                   const c10::optional<torch::Tensor>& runningMean,
                                   const c10::optional<torch::Tensor>& runningVar,
                                   const c10::optional<torch::Tensor>& weight,
-                                  const c10::optional<torch::Tensor>& bias, bool training, double eps);
+                                  const c10::optional<torch::Tensor>& bias, bool training,
+                                  double eps);
 
 // The operators' symbols for graph rewriting; calling one also links in their registration.
 c10::Symbol channelSumsOperator();

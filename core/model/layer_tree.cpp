@@ -112,7 +112,8 @@ std::optional<std::vector<std::int64_t>> parseShape(const std::string& text) {
       normalised += text[i];
     }
   }
-  if (normalised.empty() || normalised.front() == ',' || normalised.back() == ',') return std::nullopt;
+  if (normalised.empty() || normalised.front() == ',' || normalised.back() == ',')
+    return std::nullopt;
   std::vector<std::int64_t> shape;
   std::stringstream stream(normalised);
   std::string part;

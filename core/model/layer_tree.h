@@ -9,11 +9,11 @@ namespace scalpel {
 
 // One named module of a model. Plain data so the UI can hold it without torch.
 struct LayerNode {
-  std::string name;      // dotted path as in named_modules(); "" for the model itself
-  std::string typeName;  // class name without its module path, e.g. "Conv2d"
-  int depth = 0;         // 0 for the model, 1 for its children, ...
-  int parent = -1;       // index into LayerTree::nodes(), -1 for the model
-  std::vector<int> children;  // indices, in execution order
+  std::string name;                  // dotted path as in named_modules(); "" for the model itself
+  std::string typeName;              // class name without its module path, e.g. "Conv2d"
+  int depth = 0;                     // 0 for the model, 1 for its children, ...
+  int parent = -1;                   // index into LayerTree::nodes(), -1 for the model
+  std::vector<int> children;         // indices, in execution order
   std::int64_t ownParameters = 0;    // parameters held by this module itself
   std::int64_t totalParameters = 0;  // including all descendants
   bool hasBatchNormStats = false;    // holds running_mean / running_var buffers

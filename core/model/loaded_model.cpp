@@ -13,17 +13,21 @@ namespace {
 // Probes the output shapes (the stored input shape, else one guessed from the first layer).
 // Returns "" or the error that stops the open: a shape the user or the model named that does not
 // fit; a guessed one that does not fit is only a warning.
-std::string probeShapes(ScriptModel& model, const InspectOptions& options, ModelInspection& inspection) {
+std::string probeShapes(ScriptModel& model, const InspectOptions& options,
+                        ModelInspection& inspection) {
   const auto shape = options.inputShape.empty() ? model.defaultInputShape() : options.inputShape;
   if (shape.empty()) {
     inspection.warnings.push_back(
-        "no input shape is stored with the model and none could be guessed — give one (e.g. 1,3,224,224) to see output shapes");
+        "no input shape is stored with the model and none could be guessed — give one (e.g. "
+        "1,3,224,224) to see output shapes");
     return {};
   }
   if (auto problem = model.probe(shape); !problem.empty()) {
     const bool guessed = options.inputShape.empty() && model.metadata().inputShape.empty();
     if (!guessed) return problem;
-    inspection.warnings.push_back(problem + " — the shape was guessed from the first layer; give the real one to see output shapes");
+    inspection.warnings.push_back(
+        problem +
+        " — the shape was guessed from the first layer; give the real one to see output shapes");
     return {};
   }
   inspection.inputShape = shape;
@@ -48,7 +52,8 @@ LoadedModel LoadedModel::open(const std::string& path, const InspectOptions& opt
     ScriptModel& model = *loaded.model;
     inspection.warnings = model.warnings();
     inspection.metadata = model.metadata();
-    inspection.tappableCalls = model.taps() ? static_cast<int>(model.taps()->tappedCalls().size()) : 0;
+    inspection.tappableCalls =
+        model.taps() ? static_cast<int>(model.taps()->tappedCalls().size()) : 0;
     if (auto problem = probeShapes(model, options, inspection); !problem.empty()) {
       inspection.error = problem;
       return opened;

@@ -31,10 +31,13 @@ std::string checkFile(const fs::path& path) {
   std::error_code error;
   const auto status = fs::status(path, error);
   if (!fs::exists(status)) {
-    return path.string() + ": no such file — check the path or choose the model with File ▸ Open Model…";
+    return path.string() +
+           ": no such file — check the path or choose the model with File ▸ Open Model…";
   }
   if (fs::is_directory(status)) {
-    return path.string() + " is a folder, not a model file — choose the .pt file inside it that was saved with torch.jit.script(model).save(...)";
+    return path.string() +
+           " is a folder, not a model file — choose the .pt file inside it that was saved with "
+           "torch.jit.script(model).save(...)";
   }
   const auto size = fs::file_size(path, error);
   if (error) return path.string() + ": cannot read the file (" + error.message() + ")";
@@ -72,7 +75,10 @@ bool hasZipEndRecord(const fs::path& path) {
 // torch::jit::load failed on a zip archive: look inside to say why.
 std::string explainLoadFailure(const fs::path& path, const std::string& torchMessage) {
   if (!hasZipEndRecord(path)) {
-    return quoted(path) + " looks truncated or damaged (the end of its zip archive is missing) — copy it again or " + kSaveHint;
+    return quoted(path) +
+           " looks truncated or damaged (the end of its zip archive is missing) — copy it again "
+           "or " +
+           kSaveHint;
   }
   std::vector<std::string> records;
   try {
@@ -86,13 +92,15 @@ std::string explainLoadFailure(const fs::path& path, const std::string& torchMes
                        [&](const std::string& r) { return r.find(part) != std::string::npos; });
   };
   if (has("data.pkl") && !has("code/")) {
-    return quoted(path) + " was saved with torch.save(), which stores Python objects, not TorchScript — " + kSaveHint;
+    return quoted(path) +
+           " was saved with torch.save(), which stores Python objects, not TorchScript — " +
+           kSaveHint;
   }
   if (!has("data.pkl")) {
     return quoted(path) + " is a zip archive but not a TorchScript model — " + kSaveHint;
   }
-  return quoted(path) + " could not be loaded as TorchScript (" + summariseTorchError(torchMessage) +
-         ") — it may come from a newer PyTorch; " + kSaveHint;
+  return quoted(path) + " could not be loaded as TorchScript (" +
+         summariseTorchError(torchMessage) + ") — it may come from a newer PyTorch; " + kSaveHint;
 }
 
 std::string checkForward(const torch::jit::Module& module, const fs::path& path) {
@@ -111,7 +119,8 @@ std::string checkForward(const torch::jit::Module& module, const fs::path& path)
     list += (i > 1 ? ", " : "") + arguments[i].name() + ": " + arguments[i].type()->repr_str();
   }
   return quoted(path) + "'s forward takes (" + list +
-         "), but Scalpel needs forward(x: Tensor) with one input tensor — wrap the model in a module whose forward takes one tensor, then script and save that";
+         "), but Scalpel needs forward(x: Tensor) with one input tensor — wrap the model in a "
+         "module whose forward takes one tensor, then script and save that";
 }
 
 bool readsTraining(const torch::jit::Block* block) {
@@ -206,7 +215,8 @@ ModelLoadResult ScriptModel::copy(const std::string& deviceName) const {
   }
   copied->m_module = torch::jit::load(bytes, copied->m_device);
   std::vector<bool> requiresGrad;  // parameters train as they did in the original
-  for (const auto& parameter : m_module.parameters()) requiresGrad.push_back(parameter.requires_grad());
+  for (const auto& parameter : m_module.parameters())
+    requiresGrad.push_back(parameter.requires_grad());
   std::size_t index = 0;
   for (auto parameter : copied->m_module.parameters()) {
     if (index < requiresGrad.size()) parameter.set_requires_grad(requiresGrad[index++]);
@@ -243,7 +253,8 @@ ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& devic
 
   if (countParameters(model->m_module, true) == 0) {
     result.error = quoted(path) +
-                   " has no trainable parameters — was it saved with torch.jit.freeze? Save the model before freezing: torch.jit.script(model).save(\"model.pt\")";
+                   " has no trainable parameters — was it saved with torch.jit.freeze? Save the "
+                   "model before freezing: torch.jit.script(model).save(\"model.pt\")";
     return result;
   }
   if (auto problem = checkForward(model->m_module, path); !problem.empty()) {
@@ -251,9 +262,10 @@ ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& devic
     return result;
   }
   if (looksTraced(model->m_module)) {
-    model->m_warnings.push_back(
-        quoted(path) +
-        " looks traced (torch.jit.trace): BatchNorm and Dropout behave as they did when it was traced and will not switch between training and evaluation — prefer torch.jit.script(model)");
+    model->m_warnings.push_back(quoted(path) +
+                                " looks traced (torch.jit.trace): BatchNorm and Dropout behave as "
+                                "they did when it was traced and will not switch between training "
+                                "and evaluation — prefer torch.jit.script(model)");
   }
   model->m_referenceJson = extra[kReferenceProfileFile];
   if (const auto& json = extra[kModelMetadataFile]; !json.empty()) {

@@ -6,7 +6,8 @@ namespace scalpel {
 
 namespace {
 
-std::vector<torch::Tensor> pick(const std::vector<torch::Tensor>& all, const std::vector<std::size_t>& active) {
+std::vector<torch::Tensor> pick(const std::vector<torch::Tensor>& all,
+                                const std::vector<std::size_t>& active) {
   std::vector<torch::Tensor> chosen;
   chosen.reserve(active.size());
   for (auto i : active) chosen.push_back(all[i]);
@@ -22,7 +23,8 @@ void ForeachOptimizer::addGroup(std::vector<torch::Tensor> parameters, double le
   torch::NoGradGuard noGrad;
   for (const auto& p : group.parameters) {
     group.first.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-    if (m_settings.kind != "sgd") group.second.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    if (m_settings.kind != "sgd")
+      group.second.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
   }
   m_groups.push_back(std::move(group));
 }
@@ -84,7 +86,8 @@ void ForeachOptimizer::stepSgd(Group& group, const std::vector<std::size_t>& act
                                const std::vector<torch::Tensor>& gradients) {
   const auto params = pick(group.parameters, active);
   std::vector<torch::Tensor> updates = gradients;
-  if (m_settings.weightDecay != 0) updates = at::_foreach_add(updates, params, m_settings.weightDecay);
+  if (m_settings.weightDecay != 0)
+    updates = at::_foreach_add(updates, params, m_settings.weightDecay);
   if (m_settings.momentum != 0) {
     const auto buffers = pick(group.first, active);
     // torch::optim's first step copies the gradient into the buffer: momentum × 0 + gradient.

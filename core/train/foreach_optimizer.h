@@ -38,8 +38,10 @@ class ForeachOptimizer {
     double learningRate = 0;
     std::int64_t steps = 0;
   };
-  void stepAdam(Group& group, const std::vector<std::size_t>& active, const std::vector<torch::Tensor>& grads);
-  void stepSgd(Group& group, const std::vector<std::size_t>& active, const std::vector<torch::Tensor>& grads);
+  void stepAdam(Group& group, const std::vector<std::size_t>& active,
+                const std::vector<torch::Tensor>& grads);
+  void stepSgd(Group& group, const std::vector<std::size_t>& active,
+               const std::vector<torch::Tensor>& grads);
 
   Settings m_settings;
   std::vector<Group> m_groups;

@@ -89,7 +89,8 @@ PretrainResult pretrainOn(const std::string& modelPath, const std::string& outPa
 
     ModelMetadata metadata;
     metadata.inputShape = {1};
-    metadata.inputShape.insert(metadata.inputShape.end(), train.itemShape.begin(), train.itemShape.end());
+    metadata.inputShape.insert(metadata.inputShape.end(), train.itemShape.begin(),
+                               train.itemShape.end());
     channelStatistics(train, metadata.mean, metadata.std);
     metadata.classNames = train.classNames;
 
@@ -113,15 +114,20 @@ PretrainResult pretrainOn(const std::string& modelPath, const std::string& outPa
       testBatches.startEpoch(0);
       const auto first = testBatches.next();
       const auto logits = model.forward({first->inputs.narrow(0, 0, 1)}).toTensor();
-      if (logits.dim() != 2 || logits.size(1) != static_cast<std::int64_t>(metadata.classNames.size())) {
-        result.error = modelPath + " gives outputs of shape " + formatShape(logits.sizes().vec()) + " but the data has " + std::to_string(metadata.classNames.size()) + " classes — the last layer needs one output per class";
+      if (logits.dim() != 2 ||
+          logits.size(1) != static_cast<std::int64_t>(metadata.classNames.size())) {
+        result.error = modelPath + " gives outputs of shape " + formatShape(logits.sizes().vec()) +
+                       " but the data has " + std::to_string(metadata.classNames.size()) +
+                       " classes — the last layer needs one output per class";
         return result;
       }
     }
 
     std::vector<torch::Tensor> parameters;
     for (const auto& parameter : model.parameters()) parameters.push_back(parameter);
-    torch::optim::AdamW optimizer(parameters, torch::optim::AdamWOptions(options.learningRate).weight_decay(options.weightDecay));
+    torch::optim::AdamW optimizer(
+        parameters,
+        torch::optim::AdamWOptions(options.learningRate).weight_decay(options.weightDecay));
     const std::size_t stepsPerEpoch = trainBatches.batchesPerEpoch();
     const std::size_t totalSteps = stepsPerEpoch * static_cast<std::size_t>(options.epochs);
     const std::size_t warmup = std::max<std::size_t>(1, totalSteps / 20);
@@ -141,10 +147,15 @@ PretrainResult pretrainOn(const std::string& modelPath, const std::string& outPa
           result.error = "training was cancelled; nothing was saved";
           return result;
         }
-        const double fraction = globalStep < warmup ? static_cast<double>(globalStep + 1) / static_cast<double>(warmup)
-                                : 0.5 * (1 + std::cos(M_PI * static_cast<double>(globalStep - warmup) / static_cast<double>(std::max<std::size_t>(1, totalSteps - warmup))));
+        const double fraction =
+            globalStep < warmup
+                ? static_cast<double>(globalStep + 1) / static_cast<double>(warmup)
+                : 0.5 * (1 + std::cos(M_PI * static_cast<double>(globalStep - warmup) /
+                                      static_cast<double>(
+                                          std::max<std::size_t>(1, totalSteps - warmup))));
         for (auto& group : optimizer.param_groups()) {
-          static_cast<torch::optim::AdamWOptions&>(group.options()).lr(options.learningRate * fraction);
+          static_cast<torch::optim::AdamWOptions&>(group.options())
+              .lr(options.learningRate * fraction);
         }
         optimizer.zero_grad();
         const auto logits = model.forward({batch->inputs}).toTensor();
@@ -153,7 +164,8 @@ PretrainResult pretrainOn(const std::string& modelPath, const std::string& outPa
         optimizer.step();
         const double value = loss.item<double>();
         if (!std::isfinite(value)) {
-          result.error = "the training loss became " + std::to_string(value) + " — try a smaller learning rate";
+          result.error = "the training loss became " + std::to_string(value) +
+                         " — try a smaller learning rate";
           return result;
         }
         lossSum += value;
@@ -164,21 +176,24 @@ PretrainResult pretrainOn(const std::string& modelPath, const std::string& outPa
           report.step = step;
           report.loss = value;
           report.elapsedSeconds = std::chrono::duration<double>(Clock::now() - start).count();
-          report.remainingSeconds = report.elapsedSeconds / static_cast<double>(globalStep) * static_cast<double>(totalSteps - globalStep);
+          report.remainingSeconds = report.elapsedSeconds / static_cast<double>(globalStep) *
+                                    static_cast<double>(totalSteps - globalStep);
           report.testAccuracy = -1;
           progress(report);
         }
       }
       result.epochLosses.push_back(lossSum / static_cast<double>(std::max<std::size_t>(1, step)));
       result.epochAccuracies.push_back(accuracy(model, testBatches));
-      log->info("epoch {}/{}: loss {:.4f}, test accuracy {:.2f}%", epoch + 1, options.epochs, result.epochLosses.back(), 100 * result.epochAccuracies.back());
+      log->info("epoch {}/{}: loss {:.4f}, test accuracy {:.2f}%", epoch + 1, options.epochs,
+                result.epochLosses.back(), 100 * result.epochAccuracies.back());
       if (progress) {
         report.testAccuracy = result.epochAccuracies.back();
         progress(report);
       }
     }
     result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    result.testAccuracy = result.epochAccuracies.empty() ? accuracy(model, testBatches) : result.epochAccuracies.back();
+    result.testAccuracy = result.epochAccuracies.empty() ? accuracy(model, testBatches)
+                                                         : result.epochAccuracies.back();
 
     model.eval();
     std::ostringstream bytes;
@@ -224,7 +239,11 @@ PretrainResult pretrainModel(const std::string& modelPath, const std::string& ou
       train = train.subset(split.train);
     }
     const auto limit = [&](Dataset& data, std::size_t count, std::uint64_t seed) {
-      if (count && count < data.size()) data = data.subset(stratifiedSplit(data.labels, static_cast<double>(count) / static_cast<double>(data.size()), 0, seed).train);
+      if (count && count < data.size())
+        data = data.subset(
+            stratifiedSplit(data.labels,
+                            static_cast<double>(count) / static_cast<double>(data.size()), 0, seed)
+                .train);
     };
     limit(train, options.trainLimit, options.seed + 11);
     limit(test, options.testLimit, options.seed + 12);

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "analysis/gradient_metrics.h"
+#include "analysis/task_loss.h"
 #include "data/batch_stream.h"
 #include "distributed/collective.h"
 #include "distributed/gradient_averager.h"
@@ -20,7 +21,6 @@
 #include "model/model_metadata.h"
 #include "model/script_model.h"
 #include "train/foreach_optimizer.h"
-#include "analysis/task_loss.h"
 #include "util/device_info.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
@@ -59,19 +59,28 @@ bool TrainControl::waitWhilePaused() {
 
 std::string validateTrainOptions(const TrainOptions& options) {
   static const std::set<std::string> optimizers{"adam", "adamw", "sgd"};
-  if (!optimizers.count(options.optimizer)) return "unknown optimiser '" + options.optimizer + "' — use adam, adamw or sgd";
-  if (options.schedule != "constant" && options.schedule != "cosine") return "unknown schedule '" + options.schedule + "' — use constant or cosine";
-  if (options.loss != "cross-entropy" && options.loss != "mse") return "unknown loss '" + options.loss + "' — use cross-entropy or mse";
-  if (options.selectBy != "accuracy" && options.selectBy != "loss") return "unknown selection metric '" + options.selectBy + "' — use accuracy or loss";
-  if (!(options.learningRate > 0) || !std::isfinite(options.learningRate)) return "the learning rate must be a positive number";
+  if (!optimizers.count(options.optimizer))
+    return "unknown optimiser '" + options.optimizer + "' — use adam, adamw or sgd";
+  if (options.schedule != "constant" && options.schedule != "cosine")
+    return "unknown schedule '" + options.schedule + "' — use constant or cosine";
+  if (options.loss != "cross-entropy" && options.loss != "mse")
+    return "unknown loss '" + options.loss + "' — use cross-entropy or mse";
+  if (options.selectBy != "accuracy" && options.selectBy != "loss")
+    return "unknown selection metric '" + options.selectBy + "' — use accuracy or loss";
+  if (!(options.learningRate > 0) || !std::isfinite(options.learningRate))
+    return "the learning rate must be a positive number";
   if (options.weightDecay < 0) return "the weight decay must not be negative";
   if (options.momentum < 0 || options.momentum >= 1) return "the momentum must be in [0, 1)";
-  if (options.warmupFraction < 0 || options.warmupFraction >= 1) return "the warm-up fraction must be in [0, 1)";
+  if (options.warmupFraction < 0 || options.warmupFraction >= 1)
+    return "the warm-up fraction must be in [0, 1)";
   if (options.batchSize == 0) return "the batch size must be at least 1";
-  if (options.epochs < 1 && options.maxSteps == 0) return "give at least one epoch or a step budget";
+  if (options.epochs < 1 && options.maxSteps == 0)
+    return "give at least one epoch or a step budget";
   if (options.patience < 0) return "the patience must not be negative";
-  if (options.precision != "fp32" && options.precision != "bf16") return "unknown precision '" + options.precision + "' — use fp32 or bf16";
-  if (options.dataPath != "auto" && options.dataPath != "streamed" && options.dataPath != "synchronous")
+  if (options.precision != "fp32" && options.precision != "bf16")
+    return "unknown precision '" + options.precision + "' — use fp32 or bf16";
+  if (options.dataPath != "auto" && options.dataPath != "streamed" &&
+      options.dataPath != "synchronous")
     return "unknown data path '" + options.dataPath + "' — use auto, streamed or synchronous";
   return "";
 }
@@ -107,21 +116,25 @@ struct Group {
   double scale = 1;
 };
 
-std::unique_ptr<ForeachOptimizer> makeOptimizer(const TrainOptions& options, const std::vector<Group>& groups) {
+std::unique_ptr<ForeachOptimizer> makeOptimizer(const TrainOptions& options,
+                                                const std::vector<Group>& groups) {
   ForeachOptimizer::Settings settings;
   settings.kind = options.optimizer;
   settings.weightDecay = options.weightDecay;
   settings.momentum = options.momentum;
   auto optimizer = std::make_unique<ForeachOptimizer>(settings);
-  for (const auto& group : groups) optimizer->addGroup(group.parameters, options.learningRate * group.scale);
+  for (const auto& group : groups)
+    optimizer->addGroup(group.parameters, options.learningRate * group.scale);
   return optimizer;
 }
 
 double scheduleFactor(const TrainOptions& options, std::size_t step, std::size_t totalSteps) {
-  const auto warmup = static_cast<std::size_t>(std::llround(options.warmupFraction * static_cast<double>(totalSteps)));
+  const auto warmup = static_cast<std::size_t>(
+      std::llround(options.warmupFraction * static_cast<double>(totalSteps)));
   if (step < warmup) return static_cast<double>(step + 1) / static_cast<double>(warmup);
   if (options.schedule == "constant") return 1;
-  const double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<std::size_t>(1, totalSteps - warmup));
+  const double progress = static_cast<double>(step - warmup) /
+                          static_cast<double>(std::max<std::size_t>(1, totalSteps - warmup));
   return 0.5 * (1 + std::cos(M_PI * progress));
 }
 
@@ -140,7 +153,8 @@ class AutocastScope {
 #else
     m_cuda = device.is_cuda();
     m_was = m_cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
-    m_dtype = m_cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+    m_dtype =
+        m_cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
     if (m_cuda) {
       at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
       at::autocast::set_enabled(true);
@@ -183,7 +197,8 @@ class AutocastScope {
 
 // The layout a run feeds its model: NHWC for 4-D image batches when asked.
 torch::Tensor laidOut(const torch::Tensor& inputs, bool channelsLast) {
-  return channelsLast && inputs.dim() == 4 ? inputs.contiguous(at::MemoryFormat::ChannelsLast) : inputs;
+  return channelsLast && inputs.dim() == 4 ? inputs.contiguous(at::MemoryFormat::ChannelsLast)
+                                           : inputs;
 }
 
 // Moves the model's 4-D weights (and buffers) to NHWC, or back to the default layout.
@@ -205,7 +220,8 @@ struct Compute {
   bool channelsLast = false;
 };
 
-torch::Tensor forwardOf(torch::jit::Module& model, const torch::Tensor& inputs, const Compute& compute) {
+torch::Tensor forwardOf(torch::jit::Module& model, const torch::Tensor& inputs,
+                        const Compute& compute) {
   AutocastScope autocast(compute.bf16, compute.device);
   return model.forward({laidOut(inputs, compute.channelsLast)}).toTensor();
 }
@@ -235,8 +251,9 @@ void regressionMetrics(Evaluation& result, const torch::Tensor& sums, double ite
 // Validation or test metrics over the stream's items; with `collective`, over every process's
 // share (the sums are added up across processes, so every process gets the same evaluation).
 // `targets`: regression targets per item, 0 for class labels.
-Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::string& loss, std::size_t classes,
-                    std::size_t targets, const Compute& compute, Collective* collective) {
+Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::string& loss,
+                    std::size_t classes, std::size_t targets, const Compute& compute,
+                    Collective* collective) {
   torch::NoGradGuard noGrad;
   const bool wasTraining = model.is_training();
   model.eval();
@@ -245,7 +262,8 @@ Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::
   const bool regression = targets > 0;
   const auto width = static_cast<std::int64_t>(regression ? targets : classes);
   auto lossSum = torch::zeros({1}, sumOptions), items = torch::zeros({1}, sumOptions);
-  auto perClassCorrect = torch::zeros({width}, sumOptions), perClassTotal = torch::zeros({width}, sumOptions);
+  auto perClassCorrect = torch::zeros({width}, sumOptions),
+       perClassTotal = torch::zeros({width}, sumOptions);
   auto regressionSums = torch::zeros({4, width}, sumOptions);
   batches.startEpoch(0);
   while (auto batch = batches.next()) {
@@ -254,18 +272,21 @@ Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::
     if (regression) {  // the loss comes from these sums too
       const auto y = batch->targets.to(torch::kFloat64);
       const auto error = outputs.reshape(batch->targets.sizes()).to(torch::kFloat64) - y;
-      regressionSums += torch::stack({y.sum(0), (y * y).sum(0), (error * error).sum(0), error.abs().sum(0)});
+      regressionSums +=
+          torch::stack({y.sum(0), (y * y).sum(0), (error * error).sum(0), error.abs().sum(0)});
       continue;
     }
-    lossSum += (taskLoss(loss, outputs, batch->targets) * batch->targets.size(0)).to(torch::kFloat64);
+    lossSum +=
+        (taskLoss(loss, outputs, batch->targets) * batch->targets.size(0)).to(torch::kFloat64);
     const auto hits = outputs.argmax(1).eq(batch->targets).to(torch::kFloat64);
     const auto onehot = at::one_hot(batch->targets, width).to(torch::kFloat64);
     perClassCorrect += (onehot * hits.unsqueeze(1)).sum(0);
     perClassTotal += onehot.sum(0);
   }
   if (wasTraining) model.train();
-  std::vector<torch::Tensor> sums = regression ? std::vector<torch::Tensor>{items, regressionSums}
-                                               : std::vector<torch::Tensor>{items, lossSum, perClassCorrect, perClassTotal};
+  std::vector<torch::Tensor> sums =
+      regression ? std::vector<torch::Tensor>{items, regressionSums}
+                 : std::vector<torch::Tensor>{items, lossSum, perClassCorrect, perClassTotal};
   if (collective) collective->allReduceSum(sums);
   Evaluation result;
   const double count = items.item<double>();
@@ -281,7 +302,8 @@ Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::
   result.accuracy = hitsCpu.sum().item<double>() / count;
   for (std::size_t c = 0; c < classes; ++c) {
     const double total = totalCpu[static_cast<std::int64_t>(c)].item<double>();
-    result.perClassAccuracy.push_back(total > 0 ? hitsCpu[static_cast<std::int64_t>(c)].item<double>() / total : 0);
+    result.perClassAccuracy.push_back(
+        total > 0 ? hitsCpu[static_cast<std::int64_t>(c)].item<double>() / total : 0);
   }
   return result;
 }
@@ -308,7 +330,8 @@ Snapshot takeSnapshot(torch::jit::Module& model) {
 void restoreSnapshot(torch::jit::Module& model, const Snapshot& snapshot) {
   torch::NoGradGuard noGrad;
   auto tensors = stateTensors(model);
-  for (std::size_t i = 0; i < tensors.size() && i < snapshot.values.size(); ++i) tensors[i].copy_(snapshot.values[i]);
+  for (std::size_t i = 0; i < tensors.size() && i < snapshot.values.size(); ++i)
+    tensors[i].copy_(snapshot.values[i]);
 }
 
 bool better(const TrainOptions& options, const Evaluation& candidate, const Evaluation& best) {
@@ -330,9 +353,15 @@ std::shared_ptr<const std::string> serialise(ScriptModel& loaded) {
 // One run at the options' batch size, step by step; trainModel retries it with smaller batches.
 class Attempt {
  public:
-  Attempt(const LoadedModel& model, const FreezePlan& plan, const TrainData& data, const TrainOptions& options,
-          const std::function<void(const TrainEvent&)>& events, TrainControl* control)
-      : m_source(model), m_plan(plan), m_data(data), m_options(options), m_events(events), m_control(control),
+  Attempt(const LoadedModel& model, const FreezePlan& plan, const TrainData& data,
+          const TrainOptions& options, const std::function<void(const TrainEvent&)>& events,
+          TrainControl* control)
+      : m_source(model),
+        m_plan(plan),
+        m_data(data),
+        m_options(options),
+        m_events(events),
+        m_control(control),
         m_collective(options.collective.get()),
         m_processes(m_collective ? static_cast<std::size_t>(m_collective->size()) : 1),
         m_rankZero(!m_collective || m_collective->rank() == 0) {
@@ -352,10 +381,12 @@ class Attempt {
       // The TorchScript interpreter rethrows c10::OutOfMemoryError as a plain c10::Error with the
       // script's traceback (seen on an H200), so the message is what tells.
       const std::string what = error.what();
-      if (dynamic_cast<const c10::OutOfMemoryError*>(&error) || what.find("out of memory") != std::string::npos) {
+      if (dynamic_cast<const c10::OutOfMemoryError*>(&error) ||
+          what.find("out of memory") != std::string::npos) {
         m_log->warn("out of memory on {} with batch {}", m_result.device, m_options.batchSize);
         m_result.outOfMemory = true;  // no Failed event: trainModel retries with a smaller batch
-        m_result.error = m_result.device + " ran out of memory with batch " + std::to_string(m_options.batchSize) + " — choose a smaller batch size";
+        m_result.error = m_result.device + " ran out of memory with batch " +
+                         std::to_string(m_options.batchSize) + " — choose a smaller batch size";
         return m_result;
       }
       m_log->error("training {} failed: {}", m_source.path(), error.what());
@@ -380,12 +411,16 @@ class Attempt {
 
   std::string checkRequest() const {
     if (auto problem = validateTrainOptions(m_options); !problem.empty()) return problem;
-    if (!m_data.train || m_data.train->size() == 0) return "there is no labelled target data to train on";
-    if (!m_data.validation || m_data.validation->size() == 0) return "there is no validation data to choose the best state with";
-    if (m_plan.trainable.empty()) return "the freeze plan leaves nothing to train — unfreeze at least one layer";
+    if (!m_data.train || m_data.train->size() == 0)
+      return "there is no labelled target data to train on";
+    if (!m_data.validation || m_data.validation->size() == 0)
+      return "there is no validation data to choose the best state with";
+    if (m_plan.trainable.empty())
+      return "the freeze plan leaves nothing to train — unfreeze at least one layer";
     if (m_options.batchSize % m_processes != 0) {
-      return "a batch of " + std::to_string(m_options.batchSize) + " does not split evenly over " + std::to_string(m_processes) +
-             " processes — choose a multiple of " + std::to_string(m_processes) + " (each process takes batch ÷ processes)";
+      return "a batch of " + std::to_string(m_options.batchSize) + " does not split evenly over " +
+             std::to_string(m_processes) + " processes — choose a multiple of " +
+             std::to_string(m_processes) + " (each process takes batch ÷ processes)";
     }
     if (!m_source.ok()) return m_source.error();
     return {};
@@ -399,16 +434,19 @@ class Attempt {
     m_loaded = std::move(load.model);
     torch::jit::Module& model = m_loaded->module();
     const torch::Device device = m_loaded->device();
-    m_result.device = describeDevice(device.is_cuda() ? "cuda:" + std::to_string(std::max<int>(0, device.index())) : "cpu");
-    if (m_collective) m_result.device = std::to_string(m_processes) + " processes, each on " + m_result.device;
+    m_result.device = describeDevice(
+        device.is_cuda() ? "cuda:" + std::to_string(std::max<int>(0, device.index())) : "cpu");
+    if (m_collective)
+      m_result.device = std::to_string(m_processes) + " processes, each on " + m_result.device;
     torch::manual_seed(m_options.seed);
     m_compute = Compute{device, m_options.precision == "bf16", m_options.channelsLast};
     if (m_compute.channelsLast) setChannelsLast(model, true);
     std::set<std::string> trainableModules;
     groupParameters(trainableModules);
     if (m_groups.empty()) {
-      return "none of the plan's layers (" + m_plan.trainable.front() + (m_plan.trainable.size() > 1 ? ", …" : "") + ") has parameters in " +
-             m_source.path() + " — is the plan for another model?";
+      return "none of the plan's layers (" + m_plan.trainable.front() +
+             (m_plan.trainable.size() > 1 ? ", …" : "") + ") has parameters in " + m_source.path() +
+             " — is the plan for another model?";
     }
     if (auto problem = chooseFrozenNorms(trainableModules); !problem.empty()) return problem;
     // Blocks, for the per-block gradient norms of each step.
@@ -418,7 +456,8 @@ class Attempt {
       for (std::size_t i = 0; i < group.names.size(); ++i) {
         for (std::size_t b = 0; b < tree.blocks().size(); ++b) {
           bool inside = false;
-          for (int member : tree.blocks()[b].members) inside |= within(group.names[i], tree.node(member).name);
+          for (int member : tree.blocks()[b].members)
+            inside |= within(group.names[i], tree.node(member).name);
           if (inside) m_blockParameters[b].push_back(group.parameters[i]);
         }
       }
@@ -459,7 +498,8 @@ class Attempt {
   std::string chooseFrozenNorms(const std::set<std::string>& trainableModules) {
     std::string normInTrainMode;
     for (const auto& item : m_loaded->module().named_modules()) {
-      if (!(item.value.hasattr("running_mean") && item.value.attr("running_mean").isTensor())) continue;
+      if (!(item.value.hasattr("running_mean") && item.value.attr("running_mean").isTensor()))
+        continue;
       if (m_options.batchNormEval || !trainableModules.count(item.name)) {
         m_frozenNorms.push_back(item.value);
       } else if (normInTrainMode.empty()) {
@@ -470,9 +510,11 @@ class Attempt {
     // its share of the batch: N processes would train another model than one does. (PyTorch's
     // SyncBatchNorm exchanges the statistics; a TorchScript model cannot be rewritten to do so.)
     if (m_collective && !normInTrainMode.empty()) {
-      return "BatchNorm in train mode (" + normInTrainMode + " trains) normalises each process's share of a batch by its own statistics, so " +
+      return "BatchNorm in train mode (" + normInTrainMode +
+             " trains) normalises each process's share of a batch by its own statistics, so " +
              std::to_string(m_processes) +
-             " processes would not train the model one process does — keep BatchNorm in eval mode (--bn-eval, the default) with several processes, or train in one";
+             " processes would not train the model one process does — keep BatchNorm in eval mode "
+             "(--bn-eval, the default) with several processes, or train in one";
     }
     return {};
   }
@@ -500,14 +542,17 @@ class Attempt {
       std::iota(indices.begin(), indices.end(), 0);
       return indices;
     };
-    m_trainBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.train), everything(*m_data.train), streamOptions);
+    m_trainBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.train),
+                                                   everything(*m_data.train), streamOptions);
     auto evalOptions = streamOptions;
     evalOptions.shuffle = false;
     evalOptions.padShares = false;  // each item counted once
     evalOptions.batchSize = std::max<std::size_t>(m_options.batchSize, 256);
-    m_validationBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.validation), everything(*m_data.validation), evalOptions);
+    m_validationBatches = std::make_unique<BatchStream>(
+        BatchStream::borrow(*m_data.validation), everything(*m_data.validation), evalOptions);
     if (m_data.test && m_data.test->size()) {
-      m_testBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.test), everything(*m_data.test), evalOptions);
+      m_testBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.test),
+                                                    everything(*m_data.test), evalOptions);
     }
     const bool regression = m_data.train->isRegression();
     m_classes = m_data.train->classNames.size();
@@ -524,14 +569,17 @@ class Attempt {
     m_trainBatches->startEpoch(0);  // never empty: every process's training share is padded
     const auto first = m_trainBatches->next();
     std::vector<std::int64_t> itemShape{1};
-    itemShape.insert(itemShape.end(), m_data.train->itemShape.begin(), m_data.train->itemShape.end());
+    itemShape.insert(itemShape.end(), m_data.train->itemShape.begin(),
+                     m_data.train->itemShape.end());
     // Checked against the shape stored with the model (a guess proves nothing); for images only
     // the channels, since convolutional models take any size.
     const auto& expected = metadata.inputShape;
     const bool images = expected.size() == 4 && itemShape.size() == 4;
-    const bool fits = !metadata.present || expected.empty() || (images ? expected[1] == itemShape[1] : expected == itemShape);
+    const bool fits = !metadata.present || expected.empty() ||
+                      (images ? expected[1] == itemShape[1] : expected == itemShape);
     if (!fits) {
-      return m_source.path() + " takes inputs of shape " + formatShape(expected) + " but the data's items are " + formatShape(itemShape) +
+      return m_source.path() + " takes inputs of shape " + formatShape(expected) +
+             " but the data's items are " + formatShape(itemShape) +
              " — choose data made for this model";
     }
     const auto outputs = forwardOf(model, first->inputs.narrow(0, 0, 1), m_compute);
@@ -544,18 +592,22 @@ class Attempt {
     m_result.precision = m_compute.bf16 ? "bf16" : "fp32";
     const bool regression = m_targets > 0;
     const std::size_t outputsNeeded = regression ? m_targets : m_classes;
-    const bool fitsOutputs = outputs.dim() == 2 ? outputs.size(1) == static_cast<std::int64_t>(outputsNeeded)
-                                                : regression && outputs.dim() == 1 && outputsNeeded == 1;
+    const bool fitsOutputs = outputs.dim() == 2
+                                 ? outputs.size(1) == static_cast<std::int64_t>(outputsNeeded)
+                                 : regression && outputs.dim() == 1 && outputsNeeded == 1;
     if (!fitsOutputs) {
-      return m_source.path() + " gives outputs of shape " + formatShape(outputs.sizes().vec()) + " but the data has " + std::to_string(outputsNeeded) +
-             (regression ? " regression targets — the model's last layer needs one output per target"
-                         : " classes — the model's last layer needs one output per class");
+      return m_source.path() + " gives outputs of shape " + formatShape(outputs.sizes().vec()) +
+             " but the data has " + std::to_string(outputsNeeded) +
+             (regression
+                  ? " regression targets — the model's last layer needs one output per target"
+                  : " classes — the model's last layer needs one output per class");
     }
     return {};
   }
 
   Evaluation evaluateOn(BatchStream& batches) {
-    return evaluate(m_loaded->module(), batches, m_options.loss, m_classes, m_targets, m_compute, m_collective);
+    return evaluate(m_loaded->module(), batches, m_options.loss, m_classes, m_targets, m_compute,
+                    m_collective);
   }
 
   // The unmodified model's metrics, then epoch after epoch until the steps are done or a stop.
@@ -568,13 +620,18 @@ class Attempt {
     m_optimizer = makeOptimizer(m_options, m_groups);
     if (m_collective) {
       std::vector<torch::Tensor> trainable;
-      for (const auto& group : m_groups) trainable.insert(trainable.end(), group.parameters.begin(), group.parameters.end());
-      m_averager = std::make_unique<GradientAverager>(m_options.collective, trainable, m_options.gradientBucketBytes);
+      for (const auto& group : m_groups)
+        trainable.insert(trainable.end(), group.parameters.begin(), group.parameters.end());
+      m_averager = std::make_unique<GradientAverager>(m_options.collective, trainable,
+                                                      m_options.gradientBucketBytes);
     }
     const std::size_t stepsPerEpoch = m_trainBatches->batchesPerEpoch();
-    m_totalSteps = m_options.maxSteps ? m_options.maxSteps : stepsPerEpoch * static_cast<std::size_t>(m_options.epochs);
-    m_log->info("training {} of {} parameters ({} groups) on {} for {} steps", m_result.trainableParameters,
-                m_result.trainableParameters + m_result.frozenParameters, m_groups.size(), m_result.device, m_totalSteps);
+    m_totalSteps = m_options.maxSteps ? m_options.maxSteps
+                                      : stepsPerEpoch * static_cast<std::size_t>(m_options.epochs);
+    m_log->info("training {} of {} parameters ({} groups) on {} for {} steps",
+                m_result.trainableParameters,
+                m_result.trainableParameters + m_result.frozenParameters, m_groups.size(),
+                m_result.device, m_totalSteps);
     m_start = Clock::now();
     for (int epoch = 0; m_step < m_totalSteps && !m_stop; ++epoch) {
       if (m_plan.strategy == "auto-rgn") rescaleByRgn(epoch);
@@ -583,25 +640,29 @@ class Attempt {
       while (m_step < m_totalSteps && !m_stop) {
         // With several processes, a stop is voted on with the step's loss: one process leaving
         // alone would leave the others waiting in their next all-reduce.
-        if (!m_collective && m_control && (m_control->cancelled() || m_control->paused()) && !m_control->waitWhilePaused()) {
+        if (!m_collective && m_control && (m_control->cancelled() || m_control->paused()) &&
+            !m_control->waitWhilePaused()) {
           cancelled();
           break;
         }
         auto batch = m_trainBatches->next();
         if (!batch || !step(*batch, epoch)) break;
-        if (m_options.evaluateEverySteps && m_step % m_options.evaluateEverySteps == 0) evaluateNow(epoch);
+        if (m_options.evaluateEverySteps && m_step % m_options.evaluateEverySteps == 0)
+          evaluateNow(epoch);
       }
       if (m_result.cancelled || m_result.diverged) break;
       // Every epoch, or every N steps (and once more at the end for the steps after the last).
-      if (m_stepsSinceEvaluation > 0 && (!m_options.evaluateEverySteps || m_step >= m_totalSteps)) evaluateNow(epoch);
+      if (m_stepsSinceEvaluation > 0 && (!m_options.evaluateEverySteps || m_step >= m_totalSteps))
+        evaluateNow(epoch);
     }
     m_result.steps = m_step;
     m_result.seconds = std::chrono::duration<double>(Clock::now() - m_start).count();
     if (m_averager) {
       m_result.gradientBytesReduced = m_averager->bytesReduced();
       m_result.gradientBuckets = m_averager->buckets();
-      m_log->info("all-reduced {} gradient bytes in {} steps ({} buckets; {} trainable parameters)", m_result.gradientBytesReduced, m_step,
-                  m_result.gradientBuckets, m_result.trainableParameters);
+      m_log->info("all-reduced {} gradient bytes in {} steps ({} buckets; {} trainable parameters)",
+                  m_result.gradientBytesReduced, m_step, m_result.gradientBuckets,
+                  m_result.trainableParameters);
     }
   }
 
@@ -618,21 +679,25 @@ class Attempt {
     const auto gradients = parameterGradients(m_loaded->module(), probe);
     std::map<std::string, std::vector<const ParameterGradient*>> byGroup;
     for (const auto& g : gradients) {
-      if (const std::string* entry = owner(m_plan, g.name); entry && !g.batchNormAffine) byGroup[*entry].push_back(&g);
+      if (const std::string* entry = owner(m_plan, g.name); entry && !g.batchNormAffine)
+        byGroup[*entry].push_back(&g);
     }
     double largest = 0;
     for (auto& group : m_groups) {
-      group.scale = byGroup.count(group.module) ? rollUp(group.module, byGroup[group.module]).rgn : 0;
+      group.scale =
+          byGroup.count(group.module) ? rollUp(group.module, byGroup[group.module]).rgn : 0;
       largest = std::max(largest, group.scale);
     }
     if (m_collective) {  // every process measured its own batches: all use the mean
       auto scales = torch::empty({static_cast<std::int64_t>(m_groups.size())}, torch::kFloat64);
-      for (std::size_t g = 0; g < m_groups.size(); ++g) scales[static_cast<std::int64_t>(g)] = m_groups[g].scale;
+      for (std::size_t g = 0; g < m_groups.size(); ++g)
+        scales[static_cast<std::int64_t>(g)] = m_groups[g].scale;
       std::vector<torch::Tensor> shared{scales};
       m_collective->allReduceSum(shared);
       largest = 0;
       for (std::size_t g = 0; g < m_groups.size(); ++g) {
-        m_groups[g].scale = scales[static_cast<std::int64_t>(g)].item<double>() / static_cast<double>(m_processes);
+        m_groups[g].scale =
+            scales[static_cast<std::int64_t>(g)].item<double>() / static_cast<double>(m_processes);
         largest = std::max(largest, m_groups[g].scale);
       }
     }
@@ -642,7 +707,8 @@ class Attempt {
   // One optimiser step. False when the run stops here (cancelled by any process, or diverged).
   bool step(const Batch& batch, int epoch) {
     const double factor = scheduleFactor(m_options, m_step, m_totalSteps);
-    for (std::size_t g = 0; g < m_groups.size(); ++g) m_optimizer->setLearningRate(g, m_options.learningRate * m_groups[g].scale * factor);
+    for (std::size_t g = 0; g < m_groups.size(); ++g)
+      m_optimizer->setLearningRate(g, m_options.learningRate * m_groups[g].scale * factor);
     m_optimizer->zeroGrad();
     const auto outputs = forwardOf(m_loaded->module(), batch.inputs, m_compute).to(torch::kFloat32);
     const auto batchLoss = taskLoss(m_options.loss, outputs, batch.targets);
@@ -671,13 +737,17 @@ class Attempt {
     event.step = m_step;
     event.totalSteps = m_totalSteps;
     event.loss = value;
-    for (std::size_t g = 0; g < m_groups.size(); ++g) event.learningRates.push_back(m_optimizer->learningRate(g));
+    for (std::size_t g = 0; g < m_groups.size(); ++g)
+      event.learningRates.push_back(m_optimizer->learningRate(g));
     for (std::size_t b = 0; b < m_blockParameters.size(); ++b) {
-      event.blockGradientNorms.push_back(std::sqrt(fetched[static_cast<std::int64_t>(b) + firstNorm].item<double>()));
+      event.blockGradientNorms.push_back(
+          std::sqrt(fetched[static_cast<std::int64_t>(b) + firstNorm].item<double>()));
     }
     event.elapsedSeconds = std::chrono::duration<double>(Clock::now() - m_start).count();
-    event.samplesPerSecond = event.elapsedSeconds > 0 ? static_cast<double>(m_samples) / event.elapsedSeconds : 0;
-    event.remainingSeconds = event.elapsedSeconds / static_cast<double>(m_step) * static_cast<double>(m_totalSteps - m_step);
+    event.samplesPerSecond =
+        event.elapsedSeconds > 0 ? static_cast<double>(m_samples) / event.elapsedSeconds : 0;
+    event.remainingSeconds = event.elapsedSeconds / static_cast<double>(m_step) *
+                             static_cast<double>(m_totalSteps - m_step);
     emit(event);
     return true;
   }
@@ -699,10 +769,12 @@ class Attempt {
         if (p.grad().defined()) grads.push_back(p.grad().detach());
       }
       if (grads.empty()) {
-        reduced.push_back(torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat64).device(m_loaded->device())));
+        reduced.push_back(torch::zeros(
+            {1}, torch::TensorOptions().dtype(torch::kFloat64).device(m_loaded->device())));
         continue;
       }
-      reduced.push_back(torch::stack(at::_foreach_norm(grads)).to(torch::kFloat64).pow(2).sum().reshape({1}));
+      reduced.push_back(
+          torch::stack(at::_foreach_norm(grads)).to(torch::kFloat64).pow(2).sum().reshape({1}));
     }
     return torch::cat(reduced).cpu();
   }
@@ -712,15 +784,17 @@ class Attempt {
   void cancelled() {
     keepBest();
     m_result.cancelled = true;
-    m_result.error = "training was cancelled after " + std::to_string(m_step) + " steps; the best state so far is kept";
+    m_result.error = "training was cancelled after " + std::to_string(m_step) +
+                     " steps; the best state so far is kept";
   }
 
   void diverged(double value, int epoch) {
     keepBest();
     m_result.diverged = true;
     std::ostringstream message;
-    message << "the training loss became " << value << " at step " << m_step + 1 << " (epoch " << epoch + 1 << ") — the learning rate "
-            << m_options.learningRate << " is probably too high: try one ten times smaller. The best state so far is kept.";
+    message << "the training loss became " << value << " at step " << m_step + 1 << " (epoch "
+            << epoch + 1 << ") — the learning rate " << m_options.learningRate
+            << " is probably too high: try one ten times smaller. The best state so far is kept.";
     m_result.error = message.str();
   }
 
@@ -735,7 +809,8 @@ class Attempt {
     std::size_t k = 0;
     for (auto p : model.parameters()) p.set_requires_grad(requiresGrad[k++]);
     trainMode();
-    if (auto problem = writeFileAtomically(m_options.checkpointPath, *bytes); !problem.empty()) m_log->warn("checkpoint not written: {}", problem);
+    if (auto problem = writeFileAtomically(m_options.checkpointPath, *bytes); !problem.empty())
+      m_log->warn("checkpoint not written: {}", problem);
   }
 
   // Validation now: the best state is kept when it improves, the run stops early without.
@@ -743,7 +818,8 @@ class Attempt {
     EvaluationPoint point;
     point.epoch = epoch;
     point.step = m_step;
-    point.trainLoss = m_lossSinceEvaluation / static_cast<double>(std::max<std::size_t>(1, m_stepsSinceEvaluation));
+    point.trainLoss = m_lossSinceEvaluation /
+                      static_cast<double>(std::max<std::size_t>(1, m_stepsSinceEvaluation));
     point.validation = evaluateOn(*m_validationBatches);
     m_lossSinceEvaluation = 0;
     m_stepsSinceEvaluation = 0;
@@ -765,11 +841,14 @@ class Attempt {
     } else if (m_options.patience > 0 && ++m_sinceImprovement >= m_options.patience) {
       m_stop = true;
       m_result.stoppedEarly = true;
-      m_stopReason = "stopped early: validation " + (m_options.selectBy == "loss" ? "loss" : std::string(m_best.scoreName())) +
+      m_stopReason = "stopped early: validation " +
+                     (m_options.selectBy == "loss" ? "loss" : std::string(m_best.scoreName())) +
                      " did not improve for " + std::to_string(m_options.patience) + " evaluations";
     }
-    m_log->info("epoch {} step {}: train loss {:.4f}, validation loss {:.4f}, {} {:.2f}%{}", epoch + 1, m_step, point.trainLoss,
-                point.validation.loss, point.validation.scoreName(), 100 * point.validation.score(), event.best ? " (best)" : "");
+    m_log->info("epoch {} step {}: train loss {:.4f}, validation loss {:.4f}, {} {:.2f}%{}",
+                epoch + 1, m_step, point.trainLoss, point.validation.loss,
+                point.validation.scoreName(), 100 * point.validation.score(),
+                event.best ? " (best)" : "");
     emit(event);
     trainMode();  // evaluate() put every module back in training, frozen BatchNorms too
   }
@@ -779,7 +858,8 @@ class Attempt {
     keepBest();
     m_result.validationAfter = m_best;
     if (m_testBatches) m_result.testAfter = evaluateOn(*m_testBatches);
-    if (m_compute.channelsLast) setChannelsLast(m_loaded->module(), false);  // saved in the layout it came in
+    if (m_compute.channelsLast)
+      setChannelsLast(m_loaded->module(), false);  // saved in the layout it came in
     m_result.tunedModel = serialise(*m_loaded);
     TrainEvent last;
     last.step = m_step;
@@ -794,11 +874,13 @@ class Attempt {
     } else {
       m_result.ok = true;
       last.kind = TrainEvent::Kind::Finished;
-      last.message = m_result.stoppedEarly ? m_stopReason : "finished " + std::to_string(m_step) + " steps";
+      last.message =
+          m_result.stoppedEarly ? m_stopReason : "finished " + std::to_string(m_step) + " steps";
       if (m_result.stoppedEarly) m_result.error = m_stopReason;
     }
-    m_log->info("{} in {:.1f} s: validation {} {:.2f}% → {:.2f}%", last.message, m_result.seconds, m_best.scoreName(),
-                100 * m_result.validationBefore.score(), 100 * m_result.validationAfter.score());
+    m_log->info("{} in {:.1f} s: validation {} {:.2f}% → {:.2f}%", last.message, m_result.seconds,
+                m_best.scoreName(), 100 * m_result.validationBefore.score(),
+                100 * m_result.validationAfter.score());
     emit(last);
   }
 
@@ -832,8 +914,10 @@ class Attempt {
   Clock::time_point m_start;
 };
 
-TrainResult trainAttempt(const LoadedModel& model, const FreezePlan& plan, const TrainData& data, const TrainOptions& options,
-                         const std::function<void(const TrainEvent&)>& events, TrainControl* control) {
+TrainResult trainAttempt(const LoadedModel& model, const FreezePlan& plan, const TrainData& data,
+                         const TrainOptions& options,
+                         const std::function<void(const TrainEvent&)>& events,
+                         TrainControl* control) {
   return Attempt(model, plan, data, options, events, control).run();
 }
 
@@ -846,13 +930,15 @@ TrainResult retryWithSmallerBatches(TrainOptions options,
   TrainResult result = attempt(options);
   while (result.outOfMemory && options.batchSize > 1) {
     const std::string reason = "out of memory with batch " + std::to_string(options.batchSize) +
-                               ": starting again with batch " + std::to_string(options.batchSize / 2);
+                               ": starting again with batch " +
+                               std::to_string(options.batchSize / 2);
     if (retrying) retrying(reason);
     options.batchSize /= 2;
     result = attempt(options);
   }
   if (result.batchSize != asked && !result.outOfMemory) {
-    const std::string halved = "out of memory with batch " + std::to_string(asked) + ": trained with batch " + std::to_string(result.batchSize);
+    const std::string halved = "out of memory with batch " + std::to_string(asked) +
+                               ": trained with batch " + std::to_string(result.batchSize);
     result.note = result.note.empty() ? halved : halved + "; " + result.note;
   }
   return result;
@@ -863,10 +949,14 @@ TrainResult trainModel(const LoadedModel& model, const FreezePlan& plan, const T
                        const std::function<void(const TrainEvent&)>& events,
                        TrainControl* control) {
   // Processes training together cannot retry alone: an out-of-memory error ends the run.
-  auto result = options.collective ? trainAttempt(model, plan, data, options, events, control) : retryWithSmallerBatches(
-      options,
-      [&](const TrainOptions& attempt) { return trainAttempt(model, plan, data, attempt, events, control); },
-      [](const std::string& reason) { logger("train")->warn("{}", reason); });
+  auto result = options.collective
+                    ? trainAttempt(model, plan, data, options, events, control)
+                    : retryWithSmallerBatches(
+                          options,
+                          [&](const TrainOptions& attempt) {
+                            return trainAttempt(model, plan, data, attempt, events, control);
+                          },
+                          [](const std::string& reason) { logger("train")->warn("{}", reason); });
   if (result.outOfMemory && events) {  // even one item at a time did not fit
     TrainEvent event;
     event.kind = TrainEvent::Kind::Failed;

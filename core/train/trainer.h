@@ -25,9 +25,9 @@ struct TrainOptions {
   std::string optimizer = "adam";  // "adam", "adamw" or "sgd" (with momentum)
   double learningRate = 1e-3;
   double weightDecay = 1e-4;
-  double momentum = 0.9;            // sgd only
+  double momentum = 0.9;              // sgd only
   std::string schedule = "constant";  // "constant" or "cosine" (to zero at the end)
-  double warmupFraction = 0;        // of all steps, linear from ~0 to the learning rate
+  double warmupFraction = 0;          // of all steps, linear from ~0 to the learning rate
   std::size_t batchSize = 64;
   int epochs = 10;
   std::size_t maxSteps = 0;  // a step budget; 0: the epochs decide
@@ -92,12 +92,12 @@ struct Evaluation {
 struct TrainEvent {
   enum class Kind { Step, Evaluation, Finished, Cancelled, Failed };
   Kind kind = Kind::Step;
-  int epoch = 0;  // 0-based
+  int epoch = 0;         // 0-based
   std::size_t step = 0;  // steps done so far (1-based after the first)
   std::size_t totalSteps = 0;
   // Step: the batch's loss. Evaluation: the mean training loss since the previous evaluation.
   double loss = 0;
-  std::vector<double> learningRates;  // of the optimiser's parameter groups
+  std::vector<double> learningRates;       // of the optimiser's parameter groups
   std::vector<double> blockGradientNorms;  // per block of the model's tree (0 where frozen)
   double samplesPerSecond = 0;
   double elapsedSeconds = 0;
@@ -137,16 +137,18 @@ struct EvaluationPoint {
 };
 
 struct TrainResult {
-  bool ok = false;        // finished (possibly early); the tuned model is the best state
+  bool ok = false;  // finished (possibly early); the tuned model is the best state
   bool cancelled = false;
   bool diverged = false;  // stopped by a NaN or infinite loss (the best state so far is kept)
   bool stoppedEarly = false;
-  bool outOfMemory = false;  // the device ran out of memory (trainModel retries with a smaller batch)
+  bool outOfMemory =
+      false;  // the device ran out of memory (trainModel retries with a smaller batch)
   std::size_t batchSize = 0;  // the batch size the run trained with
   std::string precision;      // "fp32" or "bf16", as it ran (bf16 only where autocast took effect)
-  std::string note;           // what changed from the request (a halved batch, fp32 instead of bf16)
-  std::string error;      // why it failed or stopped
-  std::string device;     // "cpu (2 threads)", "cuda:0 (NVIDIA H100 80GB HBM3)", "2 processes, each on cpu (1 threads)"
+  std::string note;    // what changed from the request (a halved batch, fp32 instead of bf16)
+  std::string error;   // why it failed or stopped
+  std::string device;  // "cpu (2 threads)", "cuda:0 (NVIDIA H100 80GB HBM3)", "2 processes, each on
+                       // cpu (1 threads)"
   std::int64_t trainableParameters = 0;
   std::int64_t frozenParameters = 0;
   Evaluation validationBefore, testBefore;  // the unmodified model

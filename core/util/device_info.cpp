@@ -24,7 +24,8 @@ std::string gpuName(int index) {
   std::string name;
   void* device = nullptr;
   char buffer[96] = {};
-  if (init && handleOf && nameOf && init() == 0 && handleOf(static_cast<unsigned>(index), &device) == 0 &&
+  if (init && handleOf && nameOf && init() == 0 &&
+      handleOf(static_cast<unsigned>(index), &device) == 0 &&
       nameOf(device, buffer, sizeof buffer) == 0) {
     name = buffer;
   }

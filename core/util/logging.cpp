@@ -18,7 +18,8 @@ std::mutex& registryMutex() {
 }
 
 std::vector<spdlog::sink_ptr>& sharedSinks() {
-  static std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
+  static std::vector<spdlog::sink_ptr> sinks{
+      std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
   return sinks;
 }
 
@@ -41,16 +42,14 @@ std::shared_ptr<spdlog::logger> logger(const std::string& name) {
 void addLogSink(std::shared_ptr<spdlog::sinks::sink> sink) {
   std::lock_guard lock(registryMutex());
   sharedSinks().push_back(sink);
-  spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& each) {
-    each->sinks().push_back(sink);
-  });
+  spdlog::apply_all(
+      [&](const std::shared_ptr<spdlog::logger>& each) { each->sinks().push_back(sink); });
 }
 
 void initLogging(const std::string& level, const std::string& logFolder) {
   sharedLevel() = spdlog::level::from_str(level);
-  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& each) {
-    each->set_level(sharedLevel());
-  });
+  spdlog::apply_all(
+      [](const std::shared_ptr<spdlog::logger>& each) { each->set_level(sharedLevel()); });
   if (logFolder.empty()) return;
   std::error_code error;
   std::filesystem::create_directories(logFolder, error);

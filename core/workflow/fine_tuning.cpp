@@ -49,12 +49,16 @@ TargetData prepareTarget(const DataRequest& request, const TargetSplit& split) {
   return data;
 }
 
-TargetData splitTarget(const Dataset& all, const TargetSplit& split, const std::string& description) {
+TargetData splitTarget(const Dataset& all, const TargetSplit& split,
+                       const std::string& description) {
   TargetData data;
   data.summary.description = description;
-  const auto parts = stratifiedSplitPerClass(all.strata(), split.trainPerClass, split.validationPerClass, split.seed);
+  const auto parts = stratifiedSplitPerClass(all.strata(), split.trainPerClass,
+                                             split.validationPerClass, split.seed);
   if (parts.train.empty() || parts.validation.empty()) {
-    data.error = description + " has too few items to split into training and validation data — use more data or fewer items per class";
+    data.error = description +
+                 " has too few items to split into training and validation data — use more data or "
+                 "fewer items per class";
     return data;
   }
   data.train = all.subset(parts.train);
@@ -72,13 +76,14 @@ std::string learningRateText(double rate) {
 }
 
 const std::vector<std::string>& strategyNames() {
-  static const std::vector<std::string> names{"auto", "auto-rgn", "probe", "all", "last", "block:NAME"};
+  static const std::vector<std::string> names{"auto", "auto-rgn", "probe",
+                                              "all",  "last",     "block:NAME"};
   return names;
 }
 
-PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy,
-                      const TargetData& data, const Dataset* source, const TrainOptions& options,
-                      int probeEpochs, const std::function<void(const std::string&)>& status,
+PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy, const TargetData& data,
+                      const Dataset* source, const TrainOptions& options, int probeEpochs,
+                      const std::function<void(const std::string&)>& status,
                       TrainControl* control) {
   PlanChoice choice;
   const auto say = [&](const std::string& text) {
@@ -112,7 +117,8 @@ PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy,
       for (const auto& block : unit) {
         FreezePlan part;
         if (!planFreeze("block:" + block, tree, choice.diagnosis, nullptr, part).empty()) continue;
-        candidate.plan.trainable.insert(candidate.plan.trainable.end(), part.trainable.begin(), part.trainable.end());
+        candidate.plan.trainable.insert(candidate.plan.trainable.end(), part.trainable.begin(),
+                                        part.trainable.end());
         candidate.name += (candidate.name.empty() ? "" : "+") + block;
       }
       if (!candidate.plan.trainable.empty()) candidates.push_back(std::move(candidate));
@@ -131,14 +137,19 @@ PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy,
       probeOptions.patience = 0;
       std::string scores;
       for (auto& candidate : candidates) {
-        const std::vector<double> rates = epochs == firstEpochs ? std::vector<double>{options.learningRate, options.learningRate / 10}
-                                                                : std::vector<double>{candidate.learningRate};
+        const std::vector<double> rates =
+            epochs == firstEpochs
+                ? std::vector<double>{options.learningRate, options.learningRate / 10}
+                : std::vector<double>{candidate.learningRate};
         candidate.score = -std::numeric_limits<double>::infinity();  // R² has no floor
         for (const double rate : rates) {
           probeOptions.learningRate = rate;
-          say("probing " + candidate.name + " for " + std::to_string(epochs) + (epochs == 1 ? " epoch" : " epochs") + " at lr " + learningRateText(rate) + " …");
+          say("probing " + candidate.name + " for " + std::to_string(epochs) +
+              (epochs == 1 ? " epoch" : " epochs") + " at lr " + learningRateText(rate) + " …");
           // No test split here: the probe chooses on validation data alone.
-          const auto run = trainModel(model, candidate.plan, {&data.train, &data.validation, nullptr}, probeOptions, {}, control);
+          const auto run =
+              trainModel(model, candidate.plan, {&data.train, &data.validation, nullptr},
+                         probeOptions, {}, control);
           if (run.cancelled) {
             choice.error = "the probe was cancelled";
             return choice;
@@ -154,20 +165,29 @@ PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy,
           scoreName = run.validationAfter.scoreName();
         }
         // Later rounds say their epochs: "layer2 (4 epochs)".
-        choice.probeScores.emplace_back(epochs == firstEpochs ? candidate.name : candidate.name + " (" + std::to_string(epochs) + " epochs)",
-                                        candidate.score);
-        scores += (scores.empty() ? "" : ", ") + candidate.name + " " + percent(candidate.score) + (epochs == firstEpochs ? " at lr " + learningRateText(candidate.learningRate) : "");
+        choice.probeScores.emplace_back(
+            epochs == firstEpochs ? candidate.name
+                                  : candidate.name + " (" + std::to_string(epochs) + " epochs)",
+            candidate.score);
+        scores +=
+            (scores.empty() ? "" : ", ") + candidate.name + " " + percent(candidate.score) +
+            (epochs == firstEpochs ? " at lr " + learningRateText(candidate.learningRate) : "");
       }
-      rounds += (rounds.empty() ? "" : "; ") + std::to_string(epochs) + (epochs == 1 ? " epoch: " : " epochs: ") + scores;
-      std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+      rounds += (rounds.empty() ? "" : "; ") + std::to_string(epochs) +
+                (epochs == 1 ? " epoch: " : " epochs: ") + scores;
+      std::stable_sort(candidates.begin(), candidates.end(),
+                       [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
       if (epochs * 2 > options.epochs) break;
       candidates.resize((candidates.size() + 1) / 2);
       if (candidates.size() == 1) break;  // the winner of a round of two
     }
     choice.plan = candidates.front().plan;
     choice.plan.strategy = "probe";
-    choice.plan.explanation = "A probe trained each block alone (a tiny first block with the next), keeping the better half for twice the epochs each round (validation " + scoreName + " after " +
-                              rounds + "); " + candidates.front().name + " did best, so train it.";
+    choice.plan.explanation =
+        "A probe trained each block alone (a tiny first block with the next), keeping the better "
+        "half for twice the epochs each round (validation " +
+        scoreName + " after " + rounds + "); " + candidates.front().name +
+        " did best, so train it.";
     choice.ok = true;
     return choice;
   }
@@ -198,9 +218,11 @@ PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy,
     }
     choice.diagnosis = diagnose(analysis, tree);
     choice.diagnosed = true;
-    for (const auto& layer : analysis.snapshots.back().layers) choice.layerShifts.push_back({layer.layer, layer.kl, layer.noiseFloor});
+    for (const auto& layer : analysis.snapshots.back().layers)
+      choice.layerShifts.push_back({layer.layer, layer.kl, layer.noiseFloor});
   }
-  if (auto problem = planFreeze(strategy, tree, choice.diagnosis, &gradients, choice.plan); !problem.empty()) {
+  if (auto problem = planFreeze(strategy, tree, choice.diagnosis, &gradients, choice.plan);
+      !problem.empty()) {
     choice.error = problem;
     return choice;
   }
@@ -208,8 +230,8 @@ PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy,
   return choice;
 }
 
-FineTuneRun fineTune(const LoadedModel& model, const PlanChoice& choice,
-                     const TargetData& data, const TrainOptions& options,
+FineTuneRun fineTune(const LoadedModel& model, const PlanChoice& choice, const TargetData& data,
+                     const TrainOptions& options,
                      const std::function<void(const TrainEvent&)>& events, TrainControl* control) {
   FineTuneRun run;
   RunReport& report = run.report;
@@ -226,8 +248,11 @@ FineTuneRun fineTune(const LoadedModel& model, const PlanChoice& choice,
   report.options = options;
   if (data.train.isRegression()) report.options.loss = "mse";  // what the trainer uses for targets
   report.layerShifts = choice.layerShifts;
-  for (const auto& [role, part] : {std::pair{"train", &data.train}, std::pair{"validation", &data.validation}, std::pair{"test", &data.test}}) {
-    report.data.push_back({role, data.summary.description, part->size(), datasetFingerprint(*part)});
+  for (const auto& [role, part] :
+       {std::pair{"train", &data.train}, std::pair{"validation", &data.validation},
+        std::pair{"test", &data.test}}) {
+    report.data.push_back(
+        {role, data.summary.description, part->size(), datasetFingerprint(*part)});
   }
   run.result = trainModel(model, choice.plan, data.view(), options, events, control);
   fillRunReport(run.result, report);

@@ -28,7 +28,8 @@ struct TargetData {
 };
 TargetData prepareTarget(const DataRequest& request, const TargetSplit& split);
 // The same for data already loaded (and shifted); `description` names it in reports.
-TargetData splitTarget(const Dataset& all, const TargetSplit& split, const std::string& description);
+TargetData splitTarget(const Dataset& all, const TargetSplit& split,
+                       const std::string& description);
 
 // A learning rate as plans, probes and the sweep's tables write it ("0.001"; "-" for none).
 std::string learningRateText(double rate);
@@ -56,9 +57,8 @@ struct PlanChoice {
 // as many at its better rate, and so on (successive halving), and keeps the last one standing
 // on validation accuracy (the paper's cross-validation, on a budget);
 // "block:NAME", "all" and "last" need only the layer tree. `status` hears what is happening.
-PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy,
-                      const TargetData& data, const Dataset* source, const TrainOptions& options,
-                      int probeEpochs = 2,
+PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy, const TargetData& data,
+                      const Dataset* source, const TrainOptions& options, int probeEpochs = 2,
                       const std::function<void(const std::string&)>& status = {},
                       TrainControl* control = nullptr);
 
@@ -69,8 +69,8 @@ struct FineTuneRun {
 
 // Trains under the chosen plan and fills the run's report (versions, fingerprints, plan,
 // options, metrics).
-FineTuneRun fineTune(const LoadedModel& model, const PlanChoice& choice,
-                     const TargetData& data, const TrainOptions& options,
+FineTuneRun fineTune(const LoadedModel& model, const PlanChoice& choice, const TargetData& data,
+                     const TrainOptions& options,
                      const std::function<void(const TrainEvent&)>& events = {},
                      TrainControl* control = nullptr);
 

@@ -19,12 +19,12 @@
 #include "io/png_plot.h"
 #include "model/loaded_model.h"
 #include "scalpel/version.h"
-#include "workflow/fine_tuning.h"
 #include "train/pretrain.h"
 #include "util/device_info.h"
 #include "util/fingerprint.h"
 #include "util/logging.h"
 #include "util/threads.h"
+#include "workflow/fine_tuning.h"
 
 namespace fs = std::filesystem;
 
@@ -345,11 +345,14 @@ class SweepRunner {
   // Checks the options, picks the device and how many runs go at a time, opens the model.
   bool setUp() {
     const auto& o = m_options;
-    if (std::find(sweepScenarios().begin(), sweepScenarios().end(), o.scenario) == sweepScenarios().end()) {
-      return failWith("unknown scenario '" + o.scenario + "' — choose one of: " + join(sweepScenarios(), ", "));
+    if (std::find(sweepScenarios().begin(), sweepScenarios().end(), o.scenario) ==
+        sweepScenarios().end()) {
+      return failWith("unknown scenario '" + o.scenario +
+                      "' — choose one of: " + join(sweepScenarios(), ", "));
     }
     if (o.seeds < 1 || o.learningRates.empty() || o.epochs < 1 || o.parallel < 0) {
-      return failWith("the sweep needs at least one seed, one learning rate, one epoch and one run at a time");
+      return failWith(
+          "the sweep needs at least one seed, one learning rate, one epoch and one run at a time");
     }
     m_device = o.device == "auto" ? automaticDevice() : o.device;
     m_result.options.device = m_device;
@@ -373,8 +376,8 @@ class SweepRunner {
     return clean.ok && clean.output.measured ? clean.output.accuracy : kNaN;
   }
 
-  TaskSetup task(const std::string& name, const std::string& level, const std::string& description, Dataset data,
-                 const LoadedModel& model) const {
+  TaskSetup task(const std::string& name, const std::string& level, const std::string& description,
+                 Dataset data, const LoadedModel& model) const {
     TaskSetup setup;
     setup.info.name = name;
     setup.info.level = level;
@@ -391,31 +394,44 @@ class SweepRunner {
     auto testLoad = openDataSource("fashion-mnist", "test");
     if (!testLoad) return failWith(testLoad.error);
     const Dataset test = std::move(*testLoad.dataset);
-    m_result.modelCleanAccuracy = cleanAccuracy(m_model, test);  // to compare with the reference's model
-    say(o.modelPath + ": " + fixed(100 * m_result.modelCleanAccuracy, 1) + "% on the clean Fashion-MNIST test split");
+    m_result.modelCleanAccuracy =
+        cleanAccuracy(m_model, test);  // to compare with the reference's model
+    say(o.modelPath + ": " + fixed(100 * m_result.modelCleanAccuracy, 1) +
+        "% on the clean Fashion-MNIST test split");
     const std::vector<std::string> names =
-        o.tasks.empty() ? std::vector<std::string>{"gaussian-noise", "contrast", "subpopulation", "label-permutation"} : o.tasks;
+        o.tasks.empty() ? std::vector<std::string>{"gaussian-noise", "contrast", "subpopulation",
+                                                   "label-permutation"}
+                        : o.tasks;
     for (const auto& name : names) {
       const ShiftInfo* info = findShift(name);
-      if (name != "subpopulation" && name != "label-permutation" && !(info && info->level == ShiftLevel::Input)) {
+      if (name != "subpopulation" && name != "label-permutation" &&
+          !(info && info->level == ShiftLevel::Input)) {
         return failWith("unknown task '" + name +
-                        "' — choose gaussian-noise, contrast, subpopulation, label-permutation or another input-level shift (scalpel-cli shifts)");
+                        "' — choose gaussian-noise, contrast, subpopulation, label-permutation or "
+                        "another input-level shift (scalpel-cli shifts)");
       }
     }
     for (const auto& name : names) {
       if (name == "subpopulation" || name == "label-permutation") continue;
       auto shifted = applyShift(test, name, o.severity, o.dataSeed);
       if (!shifted) return failWith(shifted.error);
-      m_tasks.push_back(task(name, "input-level", "Fashion-MNIST test split, " + name + " at severity " + std::to_string(o.severity),
-                             std::move(*shifted.dataset), m_model));
+      m_tasks.push_back(
+          task(name, "input-level",
+               "Fashion-MNIST test split, " + name + " at severity " + std::to_string(o.severity),
+               std::move(*shifted.dataset), m_model));
     }
-    const auto wanted = [&](const std::string& name) { return std::find(names.begin(), names.end(), name) != names.end(); };
+    const auto wanted = [&](const std::string& name) {
+      return std::find(names.begin(), names.end(), name) != names.end();
+    };
     if (wanted("subpopulation") && !addSubpopulationTask(test)) return false;
     if (wanted("label-permutation")) {
       auto shifted = applyShift(test, "label-permutation", 5, o.dataSeed);
       if (!shifted) return failWith(shifted.error);
-      const std::string how = shifted.notes.empty() ? std::string("labels permuted") : shifted.notes.front();
-      m_tasks.push_back(task("label-permutation", "output-level", "Fashion-MNIST test split, " + how, std::move(*shifted.dataset), m_model));
+      const std::string how =
+          shifted.notes.empty() ? std::string("labels permuted") : shifted.notes.front();
+      m_tasks.push_back(task("label-permutation", "output-level",
+                             "Fashion-MNIST test split, " + how, std::move(*shifted.dataset),
+                             m_model));
     }
     return true;
   }
@@ -426,21 +442,29 @@ class SweepRunner {
   bool addSubpopulationTask(const Dataset& test) {
     const auto& o = m_options;
     SuperClasses classes;
-    if (auto problem = readSuperClasses(o.groupsFile, classes); !problem.empty()) return failWith(problem);
+    if (auto problem = readSuperClasses(o.groupsFile, classes); !problem.empty())
+      return failWith(problem);
     SubpopulationData testParts;
-    if (auto problem = subpopulationShift(test, classes, testParts); !problem.empty()) return failWith(problem);
+    if (auto problem = subpopulationShift(test, classes, testParts); !problem.empty())
+      return failWith(problem);
     if (!fs::exists(o.sourceArchitecture)) {
-      return failWith(o.sourceArchitecture + " is missing — build it with `ninja demo_architecture_5` (tests/fixtures/make_models.py --demo --demo-classes 5)");
+      return failWith(o.sourceArchitecture +
+                      " is missing — build it with `ninja demo_architecture_5` "
+                      "(tests/fixtures/make_models.py --demo --demo-classes 5)");
     }
     const auto hexOf = [](const std::string& fingerprint) {
       const auto a = fingerprint.find(':'), b = fingerprint.rfind(':');
-      return a == std::string::npos || b <= a ? std::string("0") : fingerprint.substr(a + 1, std::min<std::size_t>(8, b - a - 1));
+      return a == std::string::npos || b <= a
+                 ? std::string("0")
+                 : fingerprint.substr(a + 1, std::min<std::size_t>(8, b - a - 1));
     };
-    const fs::path cacheDir = o.cacheDir.empty() ? fs::absolute(o.sourceArchitecture).parent_path() : fs::path(o.cacheDir);
+    const fs::path cacheDir = o.cacheDir.empty() ? fs::absolute(o.sourceArchitecture).parent_path()
+                                                 : fs::path(o.cacheDir);
     std::error_code ignored;
     fs::create_directories(cacheDir, ignored);
-    const fs::path cached = cacheDir / ("superclass-source-" + std::to_string(o.sourceEpochs) + "ep-" + hexOf(fileFingerprint(o.sourceArchitecture)) +
-                                        "-" + hexOf(fileFingerprint(o.groupsFile)) + ".pt");
+    const fs::path cached = cacheDir / ("superclass-source-" + std::to_string(o.sourceEpochs) +
+                                        "ep-" + hexOf(fileFingerprint(o.sourceArchitecture)) + "-" +
+                                        hexOf(fileFingerprint(o.groupsFile)) + ".pt");
     m_result.sourceModel = cached.string();
     const auto sourceStart = Clock::now();
     m_result.sourceCached = fs::exists(cached);
@@ -453,26 +477,33 @@ class SweepRunner {
     if (!source.ok()) return failWith(source.error());
     if (m_result.sourceCached) m_result.sourceAccuracy = cleanAccuracy(source, testParts.source);
     m_result.sourceSeconds = secondsSince(sourceStart);
-    say("super-class source model: " + fixed(100 * m_result.sourceAccuracy, 1) + "% on the source sub-classes of the test split");
+    say("super-class source model: " + fixed(100 * m_result.sourceAccuracy, 1) +
+        "% on the source sub-classes of the test split");
     m_tasks.push_back(task("subpopulation", "feature-level",
-                           "Fashion-MNIST test split, the second member of each super-class (" + std::to_string(classes.groups.size()) +
+                           "Fashion-MNIST test split, the second member of each super-class (" +
+                               std::to_string(classes.groups.size()) +
                                " groups), labelled by group",
                            std::move(testParts.target), source));
     return true;
   }
 
-  bool pretrainSourceModel(const SuperClasses& classes, const SubpopulationData& testParts, const fs::path& cached) {
+  bool pretrainSourceModel(const SuperClasses& classes, const SubpopulationData& testParts,
+                           const fs::path& cached) {
     auto trainLoad = openDataSource("fashion-mnist", "train");
     if (!trainLoad) return failWith(trainLoad.error);
     SubpopulationData trainParts;
-    if (auto problem = subpopulationShift(*trainLoad.dataset, classes, trainParts); !problem.empty()) return failWith(problem);
-    say("pretraining the super-class source model on " + std::to_string(trainParts.source.size()) + " source images for " +
-        std::to_string(m_options.sourceEpochs) + " epochs …");
+    if (auto problem = subpopulationShift(*trainLoad.dataset, classes, trainParts);
+        !problem.empty())
+      return failWith(problem);
+    say("pretraining the super-class source model on " + std::to_string(trainParts.source.size()) +
+        " source images for " + std::to_string(m_options.sourceEpochs) + " epochs …");
     PretrainOptions pretrain;
     pretrain.epochs = m_options.sourceEpochs;
     pretrain.device = m_device;
-    const auto trained = pretrainModel(m_options.sourceArchitecture, cached.string(), trainParts.source, testParts.source, pretrain);
-    if (!trained.ok) return failWith("pretraining the super-class source model failed: " + trained.error);
+    const auto trained = pretrainModel(m_options.sourceArchitecture, cached.string(),
+                                       trainParts.source, testParts.source, pretrain);
+    if (!trained.ok)
+      return failWith("pretraining the super-class source model failed: " + trained.error);
     m_result.sourceAccuracy = trained.testAccuracy;
     return true;
   }
@@ -486,7 +517,8 @@ class SweepRunner {
     auto& strategies = m_result.strategies;
     strategies.emplace_back("none");
     for (const auto& block : m_blocks) strategies.push_back("block:" + block);
-    if (!m_options.skipMergedFirstBlock && m_blocks.size() >= 3) m_mergedName = m_blocks[0] + "+" + m_blocks[1];
+    if (!m_options.skipMergedFirstBlock && m_blocks.size() >= 3)
+      m_mergedName = m_blocks[0] + "+" + m_blocks[1];
     if (!m_mergedName.empty()) strategies.push_back(m_mergedName);
     for (const char* s : {"all", "last", "auto-rgn", "auto", "probe"}) strategies.emplace_back(s);
 
@@ -498,7 +530,9 @@ class SweepRunner {
     m_train.selectBy = "accuracy";
     m_train.device = m_device;
     const auto& rates = m_options.learningRates;
-    m_train.learningRate = m_options.probeLearningRate > 0 ? m_options.probeLearningRate : *std::max_element(rates.begin(), rates.end());
+    m_train.learningRate = m_options.probeLearningRate > 0
+                               ? m_options.probeLearningRate
+                               : *std::max_element(rates.begin(), rates.end());
     m_result.options.probeLearningRate = m_train.learningRate;
   }
 
@@ -507,7 +541,8 @@ class SweepRunner {
     m_splits.resize(m_tasks.size());
     for (std::size_t t = 0; t < m_tasks.size(); ++t) {
       for (int s = 0; s < m_options.seeds; ++s) {
-        const TargetSplit split{m_options.trainPerClass, m_options.validationPerClass, static_cast<std::uint64_t>(s)};
+        const TargetSplit split{m_options.trainPerClass, m_options.validationPerClass,
+                                static_cast<std::uint64_t>(s)};
         m_splits[t].push_back(splitTarget(m_tasks[t].all, split, m_tasks[t].info.description));
         if (!m_splits[t].back().ok) return failWith(m_splits[t].back().error);
       }
@@ -534,9 +569,13 @@ class SweepRunner {
     for (const auto& s : m_result.strategies) {
       if (s != "none" && s != m_mergedName) planned.push_back(s);
     }
-    const auto cost = [](const std::string& s) { return s == "probe" ? 0 : s == "auto" || s == "auto-rgn" ? 1 : 2; };
-    std::stable_sort(planned.begin(), planned.end(), [&](const std::string& a, const std::string& b) { return cost(a) < cost(b); });
-    m_plans.assign(m_tasks.size(), std::vector<std::map<std::string, PlanSlot>>(static_cast<std::size_t>(m_options.seeds)));
+    const auto cost = [](const std::string& s) {
+      return s == "probe" ? 0 : s == "auto" || s == "auto-rgn" ? 1 : 2;
+    };
+    std::stable_sort(planned.begin(), planned.end(),
+                     [&](const std::string& a, const std::string& b) { return cost(a) < cost(b); });
+    m_plans.assign(m_tasks.size(), std::vector<std::map<std::string, PlanSlot>>(
+                                       static_cast<std::size_t>(m_options.seeds)));
     for (auto& perSeed : m_plans) {
       for (auto& slots : perSeed) {
         for (const auto& s : planned) slots[s];  // created here, filled by the jobs
@@ -545,7 +584,8 @@ class SweepRunner {
     std::vector<std::function<void()>> jobs;
     for (const auto& strategy : planned) {
       for (std::size_t t = 0; t < m_tasks.size(); ++t) {
-        for (int s = 0; s < m_options.seeds; ++s) jobs.emplace_back([this, strategy, t, s] { choosePlan(strategy, t, s); });
+        for (int s = 0; s < m_options.seeds; ++s)
+          jobs.emplace_back([this, strategy, t, s] { choosePlan(strategy, t, s); });
       }
     }
     runJobs(jobs, m_parallel, m_result.threadsPerRun);
@@ -554,11 +594,13 @@ class SweepRunner {
   }
 
   void choosePlan(const std::string& strategy, std::size_t t, int s) {
-    PlanSlot& slot = m_plans[t][static_cast<std::size_t>(s)].at(strategy);  // at(): no insertion, safe across threads
+    PlanSlot& slot = m_plans[t][static_cast<std::size_t>(s)].at(
+        strategy);  // at(): no insertion, safe across threads
     const auto began = Clock::now();
     try {
-      slot.choice = scalpel::choosePlan(m_tasks[t].model, strategy, m_splits[t][static_cast<std::size_t>(s)], nullptr, seeded(s),
-                                        m_options.probeEpochs);
+      slot.choice =
+          scalpel::choosePlan(m_tasks[t].model, strategy, m_splits[t][static_cast<std::size_t>(s)],
+                              nullptr, seeded(s), m_options.probeEpochs);
     } catch (const std::exception& error) {
       slot.choice.ok = false;
       slot.choice.error = error.what();
@@ -566,8 +608,9 @@ class SweepRunner {
     slot.seconds = secondsSince(began);
     if (strategy == "probe" || strategy == "auto" || strategy == "auto-rgn") {
       say(m_tasks[t].info.name + " seed " + std::to_string(s) + ": " + strategy + " → " +
-          (slot.choice.ok ? describePlan(slot.choice.plan, m_model.tree()) : "failed: " + slot.choice.error) + " (" +
-          fixed(slot.seconds, 1) + " s)");
+          (slot.choice.ok ? describePlan(slot.choice.plan, m_model.tree())
+                          : "failed: " + slot.choice.error) +
+          " (" + fixed(slot.seconds, 1) + " s)");
     }
   }
 
@@ -582,8 +625,11 @@ class SweepRunner {
         slot.choice.error = first.ok ? second.error : first.error;
         slot.choice.plan.strategy = m_mergedName;
         slot.choice.plan.trainable = first.plan.trainable;
-        slot.choice.plan.trainable.insert(slot.choice.plan.trainable.end(), second.plan.trainable.begin(), second.plan.trainable.end());
-        slot.choice.plan.explanation = "Train the first two blocks together (the reference run's first block).";
+        slot.choice.plan.trainable.insert(slot.choice.plan.trainable.end(),
+                                          second.plan.trainable.begin(),
+                                          second.plan.trainable.end());
+        slot.choice.plan.explanation =
+            "Train the first two blocks together (the reference run's first block).";
       }
     }
   }
@@ -591,7 +637,8 @@ class SweepRunner {
   // Several strategies can share a plan (auto = block:stem ...): each unique one trains once per
   // learning rate. Also keeps the advisor's diagnosis and the probe's scores per seed.
   void collectUniquePlans() {
-    m_unique.assign(m_tasks.size(), std::vector<std::vector<UniquePlan>>(static_cast<std::size_t>(m_options.seeds)));
+    m_unique.assign(m_tasks.size(), std::vector<std::vector<UniquePlan>>(
+                                        static_cast<std::size_t>(m_options.seeds)));
     for (std::size_t t = 0; t < m_tasks.size(); ++t) {
       SweepTask& info = m_tasks[t].info;
       for (int s = 0; s < m_options.seeds; ++s) {
@@ -601,12 +648,14 @@ class SweepRunner {
           if (strategy == "none") continue;
           const PlanChoice& choice = slots[strategy].choice;
           if (!choice.ok) {
-            m_result.failures.push_back(info.name + " seed " + std::to_string(s) + " " + strategy + ": " + choice.error);
+            m_result.failures.push_back(info.name + " seed " + std::to_string(s) + " " + strategy +
+                                        ": " + choice.error);
             continue;
           }
           if (choice.plan.trainable.empty()) continue;  // nothing to train: the unmodified model
           const std::string key = planKey(choice.plan);
-          auto it = std::find_if(list.begin(), list.end(), [&](const UniquePlan& u) { return u.key == key; });
+          auto it = std::find_if(list.begin(), list.end(),
+                                 [&](const UniquePlan& u) { return u.key == key; });
           if (it == list.end()) {
             list.push_back({key, choice.plan, {}, {}});
             it = std::prev(list.end());
@@ -615,7 +664,8 @@ class SweepRunner {
         }
         if (slots.count("auto")) {
           const PlanChoice& choice = slots["auto"].choice;
-          info.diagnosis.push_back(choice.ok ? choice.diagnosis.summary : "failed: " + choice.error);
+          info.diagnosis.push_back(choice.ok ? choice.diagnosis.summary
+                                             : "failed: " + choice.error);
           info.evidence.push_back(choice.diagnosis.evidence);
           info.firstShiftedLayer.push_back(choice.diagnosis.firstSignificantLayer);
         }
@@ -661,7 +711,8 @@ class SweepRunner {
     const auto began = Clock::now();
     TrainResult trained;
     try {
-      trained = trainModel(m_tasks[job.task].model, plan.plan, m_splits[job.task][static_cast<std::size_t>(job.seed)].view(), options);
+      trained = trainModel(m_tasks[job.task].model, plan.plan,
+                           m_splits[job.task][static_cast<std::size_t>(job.seed)].view(), options);
     } catch (const std::exception& error) {
       trained.error = error.what();
     }
@@ -672,11 +723,16 @@ class SweepRunner {
     run.validationAccuracy = run.ok ? trained.validationAfter.accuracy : kNaN;
     run.testAccuracy = run.ok ? trained.testAfter.accuracy : kNaN;
     run.testBefore = trained.testBefore.items > 0 ? trained.testBefore.accuracy : kNaN;
-    run.bestEpoch = trained.bestEvaluation >= 0 ? trained.history[static_cast<std::size_t>(trained.bestEvaluation)].epoch + 1 : 0;
+    run.bestEpoch =
+        trained.bestEvaluation >= 0
+            ? trained.history[static_cast<std::size_t>(trained.bestEvaluation)].epoch + 1
+            : 0;
     const std::size_t count = ++m_done;
-    say("[" + std::to_string(count) + "/" + std::to_string(m_jobs.size()) + "] " + run.task + " seed " + std::to_string(run.seed) + " " +
-        run.plan + " lr " + learningRateText(run.learningRate) + ": " +
-        (run.ok ? "validation " + fixed(100 * run.validationAccuracy, 1) + "%, test " + fixed(100 * run.testAccuracy, 1) + "% (epoch " +
+    say("[" + std::to_string(count) + "/" + std::to_string(m_jobs.size()) + "] " + run.task +
+        " seed " + std::to_string(run.seed) + " " + run.plan + " lr " +
+        learningRateText(run.learningRate) + ": " +
+        (run.ok ? "validation " + fixed(100 * run.validationAccuracy, 1) + "%, test " +
+                      fixed(100 * run.testAccuracy, 1) + "% (epoch " +
                       std::to_string(run.bestEpoch) + ")"
                 : "failed: " + run.error) +
         " in " + fixed(run.seconds, 1) + " s");
@@ -709,8 +765,9 @@ class SweepRunner {
         SweepRun& run = m_result.runs[index];
         if (std::isfinite(run.testBefore) && !std::isfinite(none)) none = run.testBefore;
         if (!run.ok) {
-          m_result.failures.push_back(run.task + " seed " + std::to_string(run.seed) + " " + run.plan + " lr " +
-                                      learningRateText(run.learningRate) + ": " + run.error);
+          m_result.failures.push_back(run.task + " seed " + std::to_string(run.seed) + " " +
+                                      run.plan + " lr " + learningRateText(run.learningRate) +
+                                      ": " + run.error);
           continue;
         }
         if (!best || run.validationAccuracy > best->validationAccuracy) best = &run;
@@ -726,8 +783,10 @@ class SweepRunner {
       const auto found = chosen.find(cell.strategy);
       const auto slot = slots.find(cell.strategy);
       // "none", or a plan with nothing to train (auto saw no significant shift).
-      const bool unmodified = cell.strategy == "none" || (found == chosen.end() && slot != slots.end() && slot->second.choice.ok &&
-                                                          slot->second.choice.plan.trainable.empty());
+      const bool unmodified =
+          cell.strategy == "none" ||
+          (found == chosen.end() && slot != slots.end() && slot->second.choice.ok &&
+           slot->second.choice.plan.trainable.empty());
       if (unmodified) {
         value = none;
         planText = "none";
@@ -755,16 +814,17 @@ class SweepRunner {
   std::vector<std::string> m_blocks;  // with parameters
   std::string m_mergedName;           // "stem+layer1", or "" without the merged first block
   TrainOptions m_train;               // what every run shares (the probe's learning rate)
-  std::vector<std::vector<TargetData>> m_splits;                        // [task][seed]
-  std::vector<std::vector<std::map<std::string, PlanSlot>>> m_plans;    // [task][seed][strategy]
-  std::vector<std::vector<std::vector<UniquePlan>>> m_unique;           // [task][seed]
-  std::vector<Job> m_jobs;  // one per run of result.runs
+  std::vector<std::vector<TargetData>> m_splits;                      // [task][seed]
+  std::vector<std::vector<std::map<std::string, PlanSlot>>> m_plans;  // [task][seed][strategy]
+  std::vector<std::vector<std::vector<UniquePlan>>> m_unique;         // [task][seed]
+  std::vector<Job> m_jobs;                                            // one per run of result.runs
   std::atomic<std::size_t> m_done{0};
 };
 
 }  // namespace
 
-SweepResult runSweep(const SweepOptions& options, const std::function<void(const std::string&)>& status) {
+SweepResult runSweep(const SweepOptions& options,
+                     const std::function<void(const std::string&)>& status) {
   return SweepRunner(options, status).run();
 }
 
@@ -871,10 +931,12 @@ void markdownProtocol(std::ostringstream& md, const SweepResult& result) {
      << "`auto-rgn` the paper's Auto-RGN (learning rates scaled per layer by relative gradient "
         "norm, recomputed every epoch), "
      << "`probe` trains every block alone (a first block under 0.5% of the parameters together "
-        "with the next, as `auto` does) for " << o.probeEpochs
-     << (o.probeEpochs == 1 ? " epoch" : " epochs") << " at lr " << learningRateText(o.probeLearningRate)
-     << " and at lr " << learningRateText(o.probeLearningRate / 10) << " (keeping each block's better one)"
-     << ", the better half again at its rate for twice as many epochs, and so on up to the run's epochs "
+        "with the next, as `auto` does) for "
+     << o.probeEpochs << (o.probeEpochs == 1 ? " epoch" : " epochs") << " at lr "
+     << learningRateText(o.probeLearningRate) << " and at lr "
+     << learningRateText(o.probeLearningRate / 10) << " (keeping each block's better one)"
+     << ", the better half again at its rate for twice as many epochs, and so on up to the run's "
+        "epochs "
         "(successive halving), keeps the best on validation, then gets the same learning-rate "
         "choice; `last` is the "
         "last block with parameters.";
@@ -883,7 +945,6 @@ void markdownProtocol(std::ostringstream& md, const SweepResult& result) {
     md << " `stem+layer1` trains the first two blocks together: the reference run's first block.";
   }
   md << "\n\n";
-
 }
 
 void markdownAccuracyTable(std::ostringstream& md, const SweepResult& result) {
@@ -908,7 +969,6 @@ void markdownAccuracyTable(std::ostringstream& md, const SweepResult& result) {
   }
   md << "\nBold: the best single block. Per-seed values, plans and chosen learning rates: "
         "`sweep.csv`; every run: `sweep-runs.csv`.\n\n";
-
 }
 
 void markdownWinners(std::ostringstream& md, const SweepResult& result) {
@@ -938,7 +998,6 @@ void markdownWinners(std::ostringstream& md, const SweepResult& result) {
        << (probe ? cellText(*probe, true) : "n/a") << " |\n";
   }
   md << "\n";
-
 }
 
 void markdownTasks(std::ostringstream& md, const SweepResult& result) {
@@ -973,7 +1032,9 @@ void markdownTasks(std::ostringstream& md, const SweepResult& result) {
     }
     if (!task.probeScores.empty()) {
       md << "- Probe validation accuracy (" << o.probeEpochs
-         << (o.probeEpochs == 1 ? " epoch" : " epochs") << " per block at the better of two learning rates, a tiny first block with the next; then the better half for twice as long):";
+         << (o.probeEpochs == 1 ? " epoch" : " epochs")
+         << " per block at the better of two learning rates, a tiny first block with the next; "
+            "then the better half for twice as long):";
       for (std::size_t s = 0; s < task.probeScores.size(); ++s) {
         md << (s ? ";" : "") << " seed " << s << ":";
         for (const auto& [block, accuracy] : task.probeScores[s]) {
@@ -984,7 +1045,6 @@ void markdownTasks(std::ostringstream& md, const SweepResult& result) {
     }
     md << "\n";
   }
-
 }
 
 void markdownReference(std::ostringstream& md, const SweepResult& result) {

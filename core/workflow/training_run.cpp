@@ -75,12 +75,15 @@ class TrainingRun {
     if (!m_request.model || !m_request.model->ok()) {
       return fail(m_request.model ? m_request.model->error() : "no model: open one first");
     }
-    if (auto problem = validateTrainOptions(session.options); !problem.empty()) return fail(problem);
+    if (auto problem = validateTrainOptions(session.options); !problem.empty())
+      return fail(problem);
     say("target: " + session.target.describe());
-    m_data = m_request.target ? splitTarget(*m_request.target, session.split, session.target.describe())
-                              : prepareTarget(session.target, session.split);
+    m_data = m_request.target
+                 ? splitTarget(*m_request.target, session.split, session.target.describe())
+                 : prepareTarget(session.target, session.split);
     if (!m_data.ok) return fail(m_data.error);
-    say("  " + std::to_string(m_data.train.size()) + " to train, " + std::to_string(m_data.validation.size()) + " to validate, " +
+    say("  " + std::to_string(m_data.train.size()) + " to train, " +
+        std::to_string(m_data.validation.size()) + " to validate, " +
         std::to_string(m_data.test.size()) + " to test");
     m_source = m_request.source;
     if (!m_source && session.reference == "data" && !session.source.source.empty()) {
@@ -101,10 +104,14 @@ class TrainingRun {
       choice.ok = !session.plan.trainable.empty();
       choice.plan = session.plan;
       choice.plan.strategy = "manual";
-      if (!choice.ok) choice.error = "strategy manual trains the session's plan, but it marks no layer trainable — mark layers in the app, or choose another strategy";
+      if (!choice.ok)
+        choice.error =
+            "strategy manual trains the session's plan, but it marks no layer trainable — mark "
+            "layers in the app, or choose another strategy";
       return true;  // shared first, so every rank stops with the same message
     }
-    choice = choosePlan(*m_request.model, session.strategy, m_data, m_source, session.options, m_request.probeEpochs, m_hooks.status, m_control);
+    choice = choosePlan(*m_request.model, session.strategy, m_data, m_source, session.options,
+                        m_request.probeEpochs, m_hooks.status, m_control);
     return true;
   }
 
@@ -115,18 +122,22 @@ class TrainingRun {
       const std::string data = datasetFingerprint(m_data.train);
       // The wait covers rank 0's analysis or probe runs (a rank 0 that dies closes the store's
       // socket, which ends the wait at once).
-      const auto shared = fromText(collective->shareFromRankZero("plan", toText({m_outcome.choice, data}), std::chrono::hours(2)));
+      const auto shared = fromText(collective->shareFromRankZero(
+          "plan", toText({m_outcome.choice, data}), std::chrono::hours(2)));
       if (!m_outcome.rankZero) m_outcome.choice = shared.choice;
       if (shared.dataFingerprint != data) {
         return fail(collective->environment().describe() +
-                    " prepared different training data from rank 0 — every process needs the same data files and split settings");
+                    " prepared different training data from rank 0 — every process needs the same "
+                    "data files and split settings");
       }
       // One GPU per process on this machine; Gloo carries CUDA tensors through the host.
       auto& device = m_request.session.options.device;
       const auto gpus = static_cast<int>(availableDevices().size()) - 1;  // after "cpu"
-      if ((device == "auto" || device == "cuda") && gpus > 0) device = "cuda:" + std::to_string(collective->environment().localRank % gpus);
+      if ((device == "auto" || device == "cuda") && gpus > 0)
+        device = "cuda:" + std::to_string(collective->environment().localRank % gpus);
       m_request.session.options.collective = collective;
-      m_request.session.options.gradientBucketBytes = static_cast<std::size_t>(m_request.bucketMegabytes * (1 << 20));
+      m_request.session.options.gradientBucketBytes =
+          static_cast<std::size_t>(m_request.bucketMegabytes * (1 << 20));
     }
     if (!m_outcome.choice.ok) return fail(m_outcome.choice.error);
     if (m_hooks.planned) m_hooks.planned(m_outcome.choice);
@@ -147,23 +158,29 @@ class TrainingRun {
     if (!m_request.metricsPath.empty() && m_outcome.rankZero) {
       metrics.open(m_request.metricsPath, std::ios::trunc);
       if (!metrics) {
-        fail("cannot write the metrics log " + m_request.metricsPath + " — choose a writable place");
+        fail("cannot write the metrics log " + m_request.metricsPath +
+             " — choose a writable place");
         return;
       }
     }
     FineTuneRun& run = m_outcome.run;
-    run = fineTune(*m_request.model, m_outcome.choice, m_data, session.options, [&](const TrainEvent& event) {
-      if (m_hooks.event) m_hooks.event(event);
-      if (event.kind != TrainEvent::Kind::Evaluation) return;
-      EvaluationPoint point;
-      point.epoch = event.epoch;
-      point.step = event.step;
-      point.validation = event.validation;
-      point.trainLoss = event.loss;
-      session.runs.back().report.history.push_back(point);
-      sessionChanged();
-      if (metrics.is_open()) metrics << metricsLogLine(point, event.totalSteps) << std::endl;  // flushed: others follow it
-    }, m_control);
+    run = fineTune(
+        *m_request.model, m_outcome.choice, m_data, session.options,
+        [&](const TrainEvent& event) {
+          if (m_hooks.event) m_hooks.event(event);
+          if (event.kind != TrainEvent::Kind::Evaluation) return;
+          EvaluationPoint point;
+          point.epoch = event.epoch;
+          point.step = event.step;
+          point.validation = event.validation;
+          point.trainLoss = event.loss;
+          session.runs.back().report.history.push_back(point);
+          sessionChanged();
+          if (metrics.is_open())
+            metrics << metricsLogLine(point, event.totalSteps)
+                    << std::endl;  // flushed: others follow it
+        },
+        m_control);
     session.options.collective.reset();  // not part of what a session keeps
     session.runs.back().report = run.report;
     sessionChanged();
@@ -182,7 +199,8 @@ class TrainingRun {
 
 }  // namespace
 
-TrainingOutcome runTraining(TrainingRequest request, const TrainingHooks& hooks, TrainControl* control) {
+TrainingOutcome runTraining(TrainingRequest request, const TrainingHooks& hooks,
+                            TrainControl* control) {
   return TrainingRun(std::move(request), hooks, control).run();
 }
 

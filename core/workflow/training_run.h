@@ -18,7 +18,7 @@ namespace scalpel {
 class Collective;
 
 struct TrainingRequest {
-  Session session;  // its runs get this one, "running" until it ends
+  Session session;                     // its runs get this one, "running" until it ends
   const LoadedModel* model = nullptr;  // session.modelPath, opened once by the caller
   // Data already loaded (the window holds it): else session.target, and session.source when the
   // reference is "data", are loaded here.
@@ -27,25 +27,27 @@ struct TrainingRequest {
   int probeEpochs = 2;  // strategy "probe"
   // Several processes training together (distributed/collective.h), or null for one.
   std::shared_ptr<Collective> collective;
-  std::string checkpointPath;  // rank 0 writes the best state here at each improvement ("": nowhere)
-  std::string metricsPath;     // rank 0 appends a JSON line per evaluation ("": none)
+  std::string
+      checkpointPath;       // rank 0 writes the best state here at each improvement ("": nowhere)
+  std::string metricsPath;  // rank 0 appends a JSON line per evaluation ("": none)
   double bucketMegabytes = 4;  // several processes: the size of a gradient bucket
 };
 
 struct TrainingHooks {
-  std::function<void(const std::string&)> status;      // what is happening ("target: …", "probing …")
-  std::function<void(const PlanChoice&)> planned;      // the plan, before the first step
-  std::function<void(const TrainEvent&)> event;        // the trainer's steps and evaluations
-  std::function<void(const Session&)> sessionChanged;  // the run recorded: at its start, each evaluation, its end
+  std::function<void(const std::string&)> status;  // what is happening ("target: …", "probing …")
+  std::function<void(const PlanChoice&)> planned;  // the plan, before the first step
+  std::function<void(const TrainEvent&)> event;    // the trainer's steps and evaluations
+  std::function<void(const Session&)>
+      sessionChanged;  // the run recorded: at its start, each evaluation, its end
 };
 
 struct TrainingOutcome {
-  bool ok = false;      // trained (possibly stopped early); the run holds the tuned model
-  std::string error;    // why it did not start, or why it stopped
-  bool rankZero = true; // this process speaks for the run (the only one without a collective)
+  bool ok = false;       // trained (possibly stopped early); the run holds the tuned model
+  std::string error;     // why it did not start, or why it stopped
+  bool rankZero = true;  // this process speaks for the run (the only one without a collective)
   PlanChoice choice;
   FineTuneRun run;
-  Session session;      // the request's, with the run's final report as its last run
+  Session session;  // the request's, with the run's final report as its last run
 };
 
 // Runs the request. Never throws.

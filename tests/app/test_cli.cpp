@@ -71,7 +71,8 @@ void TestCli::inspectJsonMatchesPython() {
 }
 
 void TestCli::inspectTextShowsTheTree() {
-  const auto run = cli({"inspect", scalpel::test::fixture("resnet18.pt"), "--input-shape", "1,3,64,64"});
+  const auto run =
+      cli({"inspect", scalpel::test::fixture("resnet18.pt"), "--input-shape", "1,3,64,64"});
   QCOMPARE(run.exitCode, 0);
   QVERIFY2(run.out.contains("layer4  [block 8]"), qPrintable(run.out));
   QVERIFY(run.out.contains("1×512×2×2"));
@@ -83,10 +84,16 @@ void TestCli::inspectRejectsBadInput_data() {
   QTest::addColumn<QStringList>("arguments");
   QTest::addColumn<int>("exitCode");
   QTest::addColumn<QString>("message");
-  QTest::newRow("missing file") << QStringList{"inspect", "/nonexistent/model.pt"} << 1 << "no such file";
-  QTest::newRow("not a model") << QStringList{"inspect", scalpel::test::fixture("not_a_model.zip")} << 1 << "not a TorchScript model";
-  QTest::newRow("bad shape") << QStringList{"inspect", scalpel::test::fixture("mlp.pt"), "--input-shape", "1,x"} << 2 << "is not a shape";
-  QTest::newRow("wrong shape") << QStringList{"inspect", scalpel::test::fixture("mlp.pt"), "--input-shape", "1,5"} << 1 << "does not accept an input of shape 1×5";
+  QTest::newRow("missing file") << QStringList{"inspect", "/nonexistent/model.pt"} << 1
+                                << "no such file";
+  QTest::newRow("not a model") << QStringList{"inspect", scalpel::test::fixture("not_a_model.zip")}
+                               << 1 << "not a TorchScript model";
+  QTest::newRow("bad shape") << QStringList{"inspect", scalpel::test::fixture("mlp.pt"),
+                                            "--input-shape", "1,x"}
+                             << 2 << "is not a shape";
+  QTest::newRow("wrong shape") << QStringList{"inspect", scalpel::test::fixture("mlp.pt"),
+                                              "--input-shape", "1,5"}
+                               << 1 << "does not accept an input of shape 1×5";
   QTest::newRow("no subcommand") << QStringList{} << 106 << "subcommand";
 }
 
@@ -118,7 +125,8 @@ void TestCli::pretrainOnASmallSubset() {
   const auto inspect = cli({"inspect", out});
   QCOMPARE(inspect.exitCode, 0);
   QVERIFY(inspect.out.contains("input 1×1×28×28"));
-  const auto bad = cli({"pretrain", scalpel::test::fixture("not_a_model.zip"), "--out", dir.filePath("x.pt")});
+  const auto bad =
+      cli({"pretrain", scalpel::test::fixture("not_a_model.zip"), "--out", dir.filePath("x.pt")});
   QCOMPARE(bad.exitCode, 1);
   QVERIFY(bad.err.contains("not a TorchScript model"));
 }
@@ -138,14 +146,16 @@ void TestCli::analyzeAndSuggest() {
   QCOMPARE(snapshots.size(), 3);  // one JSON line per batch
   QCOMPARE(QJsonDocument::fromJson(snapshots.last()).object()["batch"].toInt(), 3);
 
-  const auto advice = cli({"suggest", "--model", demo, "--shift", "label-permutation", "--batches", "5"});
+  const auto advice =
+      cli({"suggest", "--model", demo, "--shift", "label-permutation", "--batches", "5"});
   QCOMPARE(advice.exitCode, 0);
   QVERIFY2(advice.out.contains("diagnosis: output-level"), qPrintable(advice.out));
   QVERIFY(advice.out.contains("train fc"));
   const auto bad = cli({"suggest", "--model", demo, "--strategy", "block:nope", "--batches", "2"});
   QCOMPARE(bad.exitCode, 1);
   QVERIFY(bad.err.contains("no block 'nope'"));
-  const auto noSource = cli({"analyze", "--model", demo, "--batches", "1", "--save-reference", dir.filePath("x.pt")});
+  const auto noSource =
+      cli({"analyze", "--model", demo, "--batches", "1", "--save-reference", dir.filePath("x.pt")});
   QCOMPARE(noSource.exitCode, 1);
   QVERIFY(noSource.err.contains("--save-reference needs --source"));
 }
@@ -155,12 +165,34 @@ void TestCli::trainExportAndSession() {
   const QString demo = scalpel::test::demoModel();
   const QString session = dir.filePath("session.json");
   const QString tuned = dir.filePath("tuned.pt");
-  const auto run = cli({"train", "--model", demo, "--shift", "label-permutation", "--strategy", "last",
-                        "--train-per-class", "50", "--validation-per-class", "20", "--epochs", "6", "--lr", "0.02",
-                        "--bn-eval", "--device", "cpu", "--out", tuned, "--session", session, "--report", dir.filePath("report")});
+  const auto run = cli({"train",
+                        "--model",
+                        demo,
+                        "--shift",
+                        "label-permutation",
+                        "--strategy",
+                        "last",
+                        "--train-per-class",
+                        "50",
+                        "--validation-per-class",
+                        "20",
+                        "--epochs",
+                        "6",
+                        "--lr",
+                        "0.02",
+                        "--bn-eval",
+                        "--device",
+                        "cpu",
+                        "--out",
+                        tuned,
+                        "--session",
+                        session,
+                        "--report",
+                        dir.filePath("report")});
   QVERIFY2(run.exitCode == 0, qPrintable(run.err + run.out));
   QVERIFY2(run.out.contains("plan (last): Train only the last block, fc"), qPrintable(run.out));
-  QCOMPARE(run.out.count(QRegularExpression("^epoch \\d step", QRegularExpression::MultilineOption)), 6);
+  QCOMPARE(
+      run.out.count(QRegularExpression("^epoch \\d step", QRegularExpression::MultilineOption)), 6);
   QVERIFY(run.out.contains("test accuracy"));
   QVERIFY(QFile::exists(tuned));
   QVERIFY(QFile::exists(dir.filePath("report/report.md")));
@@ -178,11 +210,13 @@ void TestCli::trainExportAndSession() {
   const auto report = runs[0].toObject()["report"].toObject();
   QCOMPARE(report["outcome"].toString(), QString("finished"));
   QCOMPARE(report["history"].toArray().size(), 6);
-  scalpel::test::figure("cli.permutation.last_test_after", report["test_after"].toObject()["accuracy"].toDouble());
+  scalpel::test::figure("cli.permutation.last_test_after",
+                        report["test_after"].toObject()["accuracy"].toDouble());
   QVERIFY(report["test_after"].toObject()["accuracy"].toDouble() > 0.8);
 
   // Again from the session, one flag changed: a second run is added.
-  const auto again = cli({"train", "--session", session, "--epochs", "1", "--out", dir.filePath("tuned2.pt")});
+  const auto again =
+      cli({"train", "--session", session, "--epochs", "1", "--out", dir.filePath("tuned2.pt")});
   QVERIFY2(again.exitCode == 0, qPrintable(again.err + again.out));
   QVERIFY(again.out.contains("label-permutation"));
   file.close();  // the session was replaced (renamed into place): read the new file
@@ -190,7 +224,8 @@ void TestCli::trainExportAndSession() {
   QCOMPARE(QJsonDocument::fromJson(file.readAll()).object()["runs"].toArray().size(), 2);
 
   // Export: the session's last run, and a model file directly.
-  const auto exported = cli({"export", "--session", session, "--out", dir.filePath("final.pt"), "--report", dir.filePath("final")});
+  const auto exported = cli({"export", "--session", session, "--out", dir.filePath("final.pt"),
+                             "--report", dir.filePath("final")});
   QVERIFY2(exported.exitCode == 0, qPrintable(exported.err));
   QVERIFY(QFile::exists(dir.filePath("final.pt")));
   QVERIFY(QFile::exists(dir.filePath("final/report.md")));
@@ -204,45 +239,85 @@ void TestCli::trainExportAndSession() {
 void TestCli::trainRegression() {
   QTemporaryDir dir;
   const QString session = dir.filePath("session.json");
-  const auto run = cli({"train", "--model", scalpel::test::fixture("regressor.pt"), "--target", scalpel::test::fixture("regression_target.csv"),
-                        "--regress", "ink,balance", "--strategy", "auto-rgn", "--train-per-class", "300", "--validation-per-class", "100",
-                        "--epochs", "8", "--lr", "0.01", "--batch-size", "32", "--device", "cpu", "--out", dir.filePath("tuned.pt"),
-                        "--session", session, "--report", dir.filePath("report")});
+  const auto run = cli({"train",
+                        "--model",
+                        scalpel::test::fixture("regressor.pt"),
+                        "--target",
+                        scalpel::test::fixture("regression_target.csv"),
+                        "--regress",
+                        "ink,balance",
+                        "--strategy",
+                        "auto-rgn",
+                        "--train-per-class",
+                        "300",
+                        "--validation-per-class",
+                        "100",
+                        "--epochs",
+                        "8",
+                        "--lr",
+                        "0.01",
+                        "--batch-size",
+                        "32",
+                        "--device",
+                        "cpu",
+                        "--out",
+                        dir.filePath("tuned.pt"),
+                        "--session",
+                        session,
+                        "--report",
+                        dir.filePath("report")});
   QVERIFY2(run.exitCode == 0, qPrintable(run.err + run.out));
   QVERIFY2(run.out.contains("regression_target.csv → ink, balance"), qPrintable(run.out));
   QVERIFY2(run.out.contains("300 to train, 100 to validate, 600 to test"), qPrintable(run.out));
   QVERIFY2(run.out.contains("plan (auto-rgn)"), qPrintable(run.out));
-  const QRegularExpression change("test R² (-?[\\d.]+)% -> (-?[\\d.]+)% \\(mean absolute error ([\\d.]+) -> ([\\d.]+)\\)");
+  const QRegularExpression change(
+      "test R² (-?[\\d.]+)% -> (-?[\\d.]+)% \\(mean absolute error ([\\d.]+) -> ([\\d.]+)\\)");
   const auto match = change.match(run.out);
   QVERIFY2(match.hasMatch(), qPrintable(run.out));
-  QVERIFY2(match.captured(2).toDouble() > match.captured(1).toDouble() + 20, qPrintable(match.captured(0)));
+  QVERIFY2(match.captured(2).toDouble() > match.captured(1).toDouble() + 20,
+           qPrintable(match.captured(0)));
   QVERIFY(match.captured(4).toDouble() < match.captured(3).toDouble());
   QFile report(dir.filePath("report/report.md"));
   QVERIFY(report.open(QIODevice::ReadOnly));
   const QString markdown = QString::fromUtf8(report.readAll());
-  QVERIFY2(markdown.contains("| test R² |") && markdown.contains("| test mean absolute error |") && markdown.contains("| loss | mse |"), qPrintable(markdown));
+  QVERIFY2(markdown.contains("| test R² |") && markdown.contains("| test mean absolute error |") &&
+               markdown.contains("| loss | mse |"),
+           qPrintable(markdown));
   QFile file(session);
   QVERIFY(file.open(QIODevice::ReadOnly));
   const auto json = QJsonDocument::fromJson(file.readAll()).object();
-  QCOMPARE(json["target"].toObject()["regression_targets"].toArray(), QJsonArray({"ink", "balance"}));
-  const auto testAfter = json["runs"].toArray()[0].toObject()["report"].toObject()["test_after"].toObject();
+  QCOMPARE(json["target"].toObject()["regression_targets"].toArray(),
+           QJsonArray({"ink", "balance"}));
+  const auto testAfter =
+      json["runs"].toArray()[0].toObject()["report"].toObject()["test_after"].toObject();
   QVERIFY(testAfter["regression"].toBool());
   QVERIFY(testAfter["r2"].toDouble() > 0.5);
   // The shift analysis and the advisor on the same numbers, against the rows it was trained on.
-  const auto advice = cli({"suggest", "--model", scalpel::test::fixture("regressor.pt"), "--target", scalpel::test::fixture("regression_target.csv"),
-                           "--regress", "ink,balance", "--source", scalpel::test::fixture("regression_source.csv"), "--device", "cpu"});
+  const auto advice =
+      cli({"suggest", "--model", scalpel::test::fixture("regressor.pt"), "--target",
+           scalpel::test::fixture("regression_target.csv"), "--regress", "ink,balance", "--source",
+           scalpel::test::fixture("regression_source.csv"), "--device", "cpu"});
   QVERIFY2(advice.exitCode == 0, qPrintable(advice.err + advice.out));
   QVERIFY2(advice.out.contains("diagnosis: input-level"), qPrintable(advice.out));
-  QVERIFY2(advice.out.contains("the targets are numbers (regression): the unmodified model's mean squared error on them is"), qPrintable(advice.out));
-  const auto analysis = cli({"analyze", "--model", scalpel::test::fixture("regressor.pt"), "--target", scalpel::test::fixture("regression_target.csv"),
-                             "--regress", "ink,balance", "--source", scalpel::test::fixture("regression_source.csv"), "--device", "cpu"});
+  QVERIFY2(advice.out.contains("the targets are numbers (regression): the unmodified model's mean "
+                               "squared error on them is"),
+           qPrintable(advice.out));
+  const auto analysis =
+      cli({"analyze", "--model", scalpel::test::fixture("regressor.pt"), "--target",
+           scalpel::test::fixture("regression_target.csv"), "--regress", "ink,balance", "--source",
+           scalpel::test::fixture("regression_source.csv"), "--device", "cpu"});
   QVERIFY2(analysis.exitCode == 0, qPrintable(analysis.err + analysis.out));
-  QVERIFY2(analysis.out.contains("mean squared error of the unmodified model on the target's numbers:"), qPrintable(analysis.out));
+  QVERIFY2(
+      analysis.out.contains("mean squared error of the unmodified model on the target's numbers:"),
+      qPrintable(analysis.out));
   // Label shifts have no meaning for numeric targets: refused, saying why.
-  const auto shifted = cli({"train", "--model", scalpel::test::fixture("regressor.pt"), "--target", scalpel::test::fixture("regression_target.csv"),
-                            "--regress", "ink,balance", "--shift", "label-permutation"});
+  const auto shifted = cli({"train", "--model", scalpel::test::fixture("regressor.pt"), "--target",
+                            scalpel::test::fixture("regression_target.csv"), "--regress",
+                            "ink,balance", "--shift", "label-permutation"});
   QCOMPARE(shifted.exitCode, 1);
-  QVERIFY2(shifted.err.contains("changes class labels, but") && shifted.err.contains("numeric targets (regression)"), qPrintable(shifted.err));
+  QVERIFY2(shifted.err.contains("changes class labels, but") &&
+               shifted.err.contains("numeric targets (regression)"),
+           qPrintable(shifted.err));
 }
 
 void TestCli::trainRejectsBadInput_data() {
@@ -250,9 +325,13 @@ void TestCli::trainRejectsBadInput_data() {
   QTest::addColumn<QString>("expected");
   const QString demo = scalpel::test::demoModel();
   QTest::newRow("no model") << QStringList{"train"} << "no model";
-  QTest::newRow("bad optimiser") << QStringList{"train", "--model", demo, "--optimizer", "rmsprop"} << "unknown optimiser";
-  QTest::newRow("unknown block") << QStringList{"train", "--model", demo, "--strategy", "block:nope"} << "no block 'nope'";
-  QTest::newRow("unknown shift") << QStringList{"train", "--model", demo, "--shift", "sunburn"} << "sunburn";
+  QTest::newRow("bad optimiser") << QStringList{"train", "--model", demo, "--optimizer", "rmsprop"}
+                                 << "unknown optimiser";
+  QTest::newRow("unknown block") << QStringList{"train", "--model", demo, "--strategy",
+                                                "block:nope"}
+                                 << "no block 'nope'";
+  QTest::newRow("unknown shift") << QStringList{"train", "--model", demo, "--shift", "sunburn"}
+                                 << "sunburn";
   QTest::newRow("newer session") << QStringList{"train", "--session", "NEWER"} << "newer";
 }
 

@@ -32,7 +32,8 @@ namespace {
 int failures = 0;
 
 void check(bool ok, const std::string& what, const std::string& detail = {}) {
-  std::printf("%s  %s%s%s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.empty() ? "" : ": ", detail.c_str());
+  std::printf("%s  %s%s%s\n", ok ? "PASS" : "FAIL", what.c_str(), detail.empty() ? "" : ": ",
+              detail.c_str());
   std::fflush(stdout);
   failures += ok ? 0 : 1;
 }
@@ -65,15 +66,18 @@ int main() {
   check(cuda, "CUDA is available", describeDevice("cuda:0"));
   if (!cuda) return 1;
   check(automaticDevice() == "cuda:0", "device 'auto' picks CUDA");
-  check(describeDevice("cuda:0").find('(') != std::string::npos, "the GPU's name is known", describeDevice("cuda:0"));
+  check(describeDevice("cuda:0").find('(') != std::string::npos, "the GPU's name is known",
+        describeDevice("cuda:0"));
 
   const std::string model = demoModel();
   const LoadedModel demo = LoadedModel::open(model);  // once: every stage below works on it
   {
     auto loaded = ScriptModel::load(model, "auto");
-    check(loaded && loaded.model->device().is_cuda(), "the demo model loads on CUDA with device auto", loaded ? "" : loaded.error);
+    check(loaded && loaded.model->device().is_cuda(),
+          "the demo model loads on CUDA with device auto", loaded ? "" : loaded.error);
     auto bad = ScriptModel::load(model, "cuda:7");
-    check(!bad && bad.error.find("there is no GPU cuda:7") != std::string::npos, "a GPU index that does not exist is refused with a message", bad ? "loaded" : bad.error);
+    check(!bad && bad.error.find("there is no GPU cuda:7") != std::string::npos,
+          "a GPU index that does not exist is refused with a message", bad ? "loaded" : bad.error);
   }
 
   const auto loaded = readFashionMnist("test");
@@ -98,11 +102,17 @@ int main() {
       const auto& a = onCpu.snapshots.back().layers;
       const auto& b = onCuda.snapshots.back().layers;
       double worst = 0;
-      for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) worst = std::max(worst, std::abs(a[i].kl - b[i].kl) / (std::abs(a[i].kl) + 1e-3));
-      check(a.size() == b.size() && worst < 0.02, "CPU and CUDA layer KL agree", format("largest relative difference %.2g over %.0f layers", worst, static_cast<double>(a.size())));
-      check(std::abs(onCpu.output.accuracy - onCuda.output.accuracy) < 0.005, "CPU and CUDA accuracy agree",
+      for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
+        worst = std::max(worst, std::abs(a[i].kl - b[i].kl) / (std::abs(a[i].kl) + 1e-3));
+      check(a.size() == b.size() && worst < 0.02, "CPU and CUDA layer KL agree",
+            format("largest relative difference %.2g over %.0f layers", worst,
+                   static_cast<double>(a.size())));
+      check(std::abs(onCpu.output.accuracy - onCuda.output.accuracy) < 0.005,
+            "CPU and CUDA accuracy agree",
             format("%.4f vs %.4f", onCpu.output.accuracy, onCuda.output.accuracy));
-      std::printf("      analysis of 10 batches of 100: cpu %.2f s, cuda %.2f s (model load included)\n", cpuSeconds, cudaSeconds);
+      std::printf(
+          "      analysis of 10 batches of 100: cpu %.2f s, cuda %.2f s (model load included)\n",
+          cpuSeconds, cudaSeconds);
     }
   }
 
@@ -120,13 +130,15 @@ int main() {
         const double x = onCpu.parameters[i].rgn, y = onCuda.parameters[i].rgn;
         if (x > 0) worst = std::max(worst, std::abs(x - y) / x);
       }
-      check(worst < 0.02, "CPU and CUDA RGN agree", format("largest relative difference %.2g", worst));
+      check(worst < 0.02, "CPU and CUDA RGN agree",
+            format("largest relative difference %.2g", worst));
     }
   }
 
   // The trainer on CUDA: the first block on the noisy target, the paper's protocol.
   const auto split = stratifiedSplitPerClass(noisy.labels, 100, 50, 1);
-  const Dataset train = noisy.subset(split.train), validation = noisy.subset(split.validation), test = noisy.subset(split.test);
+  const Dataset train = noisy.subset(split.train), validation = noisy.subset(split.validation),
+                test = noisy.subset(split.test);
   FreezePlan plan;
   plan.strategy = "block:stem";
   plan.trainable = {"stem"};
@@ -141,8 +153,10 @@ int main() {
     check(result.ok, "training on CUDA", result.ok ? result.device : result.error);
     if (result.ok) {
       cudaAccuracy = result.testAfter.accuracy;
-      check(result.testAfter.accuracy > result.testBefore.accuracy + 0.15, "tuning the first block on CUDA helps",
-            format("test accuracy %.1f%% -> %.1f%% in %.1f s", 100 * result.testBefore.accuracy, 100 * result.testAfter.accuracy, seconds(start)));
+      check(result.testAfter.accuracy > result.testBefore.accuracy + 0.15,
+            "tuning the first block on CUDA helps",
+            format("test accuracy %.1f%% -> %.1f%% in %.1f s", 100 * result.testBefore.accuracy,
+                   100 * result.testAfter.accuracy, seconds(start)));
       // Frozen tensors are bit-identical, on the GPU too.
       auto before = torch::jit::load(model, torch::kCPU);
       auto after = fromBytes(*result.tunedModel);
@@ -152,35 +166,44 @@ int main() {
       int changedFrozen = 0, changedTrainable = 0;
       const auto compare = [&](const std::string& name, const torch::Tensor& value) {
         const bool same = torch::equal(value, tuned.at(name));
-        if (name.rfind("stem.", 0) == 0) changedTrainable += same ? 0 : 1;
-        else changedFrozen += same ? 0 : 1;
+        if (name.rfind("stem.", 0) == 0)
+          changedTrainable += same ? 0 : 1;
+        else
+          changedFrozen += same ? 0 : 1;
       };
       for (const auto& p : before.named_parameters()) compare(p.name, p.value);
       for (const auto& b : before.named_buffers()) compare(b.name, b.value);
-      check(changedFrozen == 0 && changedTrainable > 0, "frozen tensors are bit-identical after CUDA training",
+      check(changedFrozen == 0 && changedTrainable > 0,
+            "frozen tensors are bit-identical after CUDA training",
             format("%.0f frozen changed, %.0f trainable changed", changedFrozen, changedTrainable));
     }
   }
   {
     options.device = "cpu";
     const auto result = trainModel(demo, plan, {&train, &validation, &test}, options);
-    check(result.ok && std::abs(result.testAfter.accuracy - cudaAccuracy) < 0.03, "CPU and CUDA training land within 3 points",
+    check(result.ok && std::abs(result.testAfter.accuracy - cudaAccuracy) < 0.03,
+          "CPU and CUDA training land within 3 points",
           format("cpu %.1f%%, cuda %.1f%%", 100 * result.testAfter.accuracy, 100 * cudaAccuracy));
     options.device = "cuda";
   }
   {
     TrainControl control;
-    const auto result = trainModel(demo, plan, {&train, &validation, &test}, options, [&](const TrainEvent& e) {
-      if (e.kind == TrainEvent::Kind::Step && e.step == 5) control.cancel();
-    }, &control);
+    const auto result = trainModel(
+        demo, plan, {&train, &validation, &test}, options,
+        [&](const TrainEvent& e) {
+          if (e.kind == TrainEvent::Kind::Step && e.step == 5) control.cancel();
+        },
+        &control);
     bool finite = false;
     if (result.tunedModel) {
       auto tuned = fromBytes(*result.tunedModel);
       tuned.eval();
       torch::NoGradGuard noGrad;
-      finite = tuned.forward({torch::rand({2, 1, 28, 28})}).toTensor().isfinite().all().item<bool>();
+      finite =
+          tuned.forward({torch::rand({2, 1, 28, 28})}).toTensor().isfinite().all().item<bool>();
     }
-    check(result.cancelled && finite, "cancel on CUDA keeps a consistent model that loads on the CPU");
+    check(result.cancelled && finite,
+          "cancel on CUDA keeps a consistent model that loads on the CPU");
   }
   // bf16 autocast and channels-last on CUDA: the same run within the trainer's stated tolerance.
   for (const bool channelsLast : {false, true}) {
@@ -189,10 +212,14 @@ int main() {
     fast.channelsLast = channelsLast;
     const auto start = std::chrono::steady_clock::now();
     const auto result = trainModel(demo, plan, {&train, &validation, &test}, fast);
-    const std::string name = std::string("bf16 autocast") + (channelsLast ? " + channels-last" : "") + " on CUDA";
-    check(result.ok && result.precision == "bf16" && std::abs(result.testAfter.accuracy - cudaAccuracy) < 0.03,
+    const std::string name =
+        std::string("bf16 autocast") + (channelsLast ? " + channels-last" : "") + " on CUDA";
+    check(result.ok && result.precision == "bf16" &&
+              std::abs(result.testAfter.accuracy - cudaAccuracy) < 0.03,
           name + " lands within 3 points of fp32",
-          result.ok ? format("fp32 %.1f%%, this %.1f%% in %.1f s", 100 * cudaAccuracy, 100 * result.testAfter.accuracy, seconds(start)) + " (" + result.precision + ")"
+          result.ok ? format("fp32 %.1f%%, this %.1f%% in %.1f s", 100 * cudaAccuracy,
+                             100 * result.testAfter.accuracy, seconds(start)) +
+                          " (" + result.precision + ")"
                     : result.error);
   }
   // Out of GPU memory: with every layer training, 768x768 inputs make the demo keep ~0.13 GB of
@@ -206,7 +233,8 @@ int main() {
     big.classNames = train.classNames;
     const std::size_t items = 2048;
     big.values.resize(items * 768 * 768);
-    for (std::size_t i = 0; i < big.values.size(); ++i) big.values[i] = static_cast<float>((i * 2654435761u) % 255) / 255.f;
+    for (std::size_t i = 0; i < big.values.size(); ++i)
+      big.values[i] = static_cast<float>((i * 2654435761u) % 255) / 255.f;
     for (std::size_t i = 0; i < items; ++i) big.labels.push_back(static_cast<int>(i % 10));
     std::vector<std::size_t> few(32);
     for (std::size_t i = 0; i < few.size(); ++i) few[i] = i;
@@ -219,9 +247,12 @@ int main() {
     everything.strategy = "all";
     everything.trainable = {""};  // the root: every parameter
     const auto result = trainModel(demo, everything, {&big, &small, nullptr}, huge);
-    check(result.ok && result.batchSize < items && result.note.find("out of memory with batch 2048") != std::string::npos,
+    check(result.ok && result.batchSize < items &&
+              result.note.find("out of memory with batch 2048") != std::string::npos,
           "out of GPU memory: the run retries with a smaller batch",
-          (result.ok ? "trained with batch " + std::to_string(result.batchSize) + " (" + result.note + ")" : result.error) +
+          (result.ok
+               ? "trained with batch " + std::to_string(result.batchSize) + " (" + result.note + ")"
+               : result.error) +
               format(" in %.1f s", seconds(start)));
   }
   // Regression targets on CUDA: tuning the regressor's input layer lifts R² as on the CPU, and
@@ -234,7 +265,8 @@ int main() {
     if (table) {
       const Dataset& all = *table.dataset;
       const auto split = stratifiedSplitPerClass(all.strata(), 300, 100, 1);
-      const Dataset train = all.subset(split.train), validation = all.subset(split.validation), test = all.subset(split.test);
+      const Dataset train = all.subset(split.train), validation = all.subset(split.validation),
+                    test = all.subset(split.test);
       FreezePlan input;
       input.strategy = "block:input";
       input.trainable = {"input"};
@@ -247,12 +279,17 @@ int main() {
       const auto onCuda = trainModel(regressor, input, {&train, &validation, &test}, regression);
       regression.device = "cpu";
       const auto onCpu = trainModel(regressor, input, {&train, &validation, &test}, regression);
-      check(onCuda.ok && onCuda.testAfter.regression && onCuda.testAfter.r2 > 0.9 && onCuda.testBefore.r2 < 0.5,
+      check(onCuda.ok && onCuda.testAfter.regression && onCuda.testAfter.r2 > 0.9 &&
+                onCuda.testBefore.r2 < 0.5,
             "regression on CUDA: tuning the input layer lifts R²",
-            onCuda.ok ? format("test R² %.1f%% -> %.1f%%", 100 * onCuda.testBefore.r2, 100 * onCuda.testAfter.r2) : onCuda.error);
-      check(onCpu.ok && std::abs(onCpu.testAfter.r2 - onCuda.testAfter.r2) < 0.02 && std::abs(onCpu.testBefore.r2 - onCuda.testBefore.r2) < 1e-4,
-            "regression: CPU and CUDA agree", format("R² before %.5f / %.5f, after %.4f / %.4f", onCpu.testBefore.r2, onCuda.testBefore.r2,
-                                                      onCpu.testAfter.r2, onCuda.testAfter.r2));
+            onCuda.ok ? format("test R² %.1f%% -> %.1f%%", 100 * onCuda.testBefore.r2,
+                               100 * onCuda.testAfter.r2)
+                      : onCuda.error);
+      check(onCpu.ok && std::abs(onCpu.testAfter.r2 - onCuda.testAfter.r2) < 0.02 &&
+                std::abs(onCpu.testBefore.r2 - onCuda.testBefore.r2) < 1e-4,
+            "regression: CPU and CUDA agree",
+            format("R² before %.5f / %.5f, after %.4f / %.4f", onCpu.testBefore.r2,
+                   onCuda.testBefore.r2, onCpu.testAfter.r2, onCuda.testAfter.r2));
     }
   }
   std::printf("%d check(s) failed\n", failures);

@@ -17,7 +17,9 @@ void check(const scalpel::DataLoadResult& result) {
     for (int label : set.labels) {
       if (label < 0 || static_cast<std::size_t>(label) >= set.classNames.size()) __builtin_trap();
     }
-    if (set.isRegression() && (!set.labels.empty() || set.targets.size() != set.size() * set.targetNames.size())) __builtin_trap();
+    if (set.isRegression() &&
+        (!set.labels.empty() || set.targets.size() != set.size() * set.targetNames.size()))
+      __builtin_trap();
   } else if (result.error.empty()) {
     __builtin_trap();  // a refusal always says why
   }
@@ -30,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(scalpel::parseCsv(text, "fuzz"));
   const std::string header = text.substr(0, text.find('\n'));
   scalpel::CsvOptions regression;
-  regression.targetColumns = {header.substr(0, header.find(',')), header.substr(header.rfind(',') + 1)};
+  regression.targetColumns = {header.substr(0, header.find(',')),
+                              header.substr(header.rfind(',') + 1)};
   check(scalpel::parseCsv(text, "fuzz", regression));
   return 0;
 }

@@ -15,8 +15,10 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   namespace fs = std::filesystem;
-  static const fs::path file = fs::temp_directory_path() / ("scalpel-fuzz-model-" + std::to_string(::getpid()) + ".pt");
-  std::ofstream(file, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  static const fs::path file =
+      fs::temp_directory_path() / ("scalpel-fuzz-model-" + std::to_string(::getpid()) + ".pt");
+  std::ofstream(file, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   const auto loaded = scalpel::ScriptModel::load(file);
   if (!loaded.model && loaded.error.empty()) __builtin_trap();  // a refusal always says why
   return 0;

@@ -12,10 +12,12 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   namespace fs = std::filesystem;
-  static const fs::path folder = fs::temp_directory_path() / ("scalpel-fuzz-session-" + std::to_string(::getpid()));
+  static const fs::path folder =
+      fs::temp_directory_path() / ("scalpel-fuzz-session-" + std::to_string(::getpid()));
   fs::create_directories(folder);
   const fs::path file = folder / "session.json";
-  std::ofstream(file, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  std::ofstream(file, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   scalpel::Session session;
   const auto loaded = scalpel::loadSession(file, session);
   if (!loaded.ok) {

@@ -30,7 +30,9 @@ inline std::string readBytes(const std::filesystem::path& path) {
   return bytes.str();
 }
 
-inline QString fixture(const QString& file) { return QStringLiteral(SCALPEL_FIXTURE_DIR "/") + file; }
+inline QString fixture(const QString& file) {
+  return QStringLiteral(SCALPEL_FIXTURE_DIR "/") + file;
+}
 
 // Where UI tests save their screenshots (the build folder's screenshots/, created on demand).
 inline QString screenshot(const QString& name) {
@@ -63,8 +65,8 @@ inline const LoadedModel& demo() {
 inline void figure(const char* name, double value) { qInfo("figure %s %.6g", name, value); }
 
 inline const QStringList& fixtureModels() {
-  static const QStringList models{"small_cnn", "sequential_cnn", "resnet18",
-                                  "mobilenet_v2", "vit", "mlp", "demo_net"};
+  static const QStringList models{"small_cnn", "sequential_cnn", "resnet18", "mobilenet_v2", "vit",
+                                  "mlp",       "demo_net"};
   return models;
 }
 

@@ -13,16 +13,16 @@
 #include <QtTest>
 
 #include "compare_panel.h"
-#include "support/reference.h"
 #include "freeze_state.h"
 #include "io/model_export.h"
 #include "main_window.h"
 #include "session_controller.h"
 #include "session_document.h"
+#include "support/reference.h"
 #include "training_panel.h"
 
-using scalpel::ui::ComparePanel;
 using scalpel::test::screenshot;
+using scalpel::ui::ComparePanel;
 using scalpel::ui::MainWindow;
 using scalpel::ui::SessionController;
 
@@ -98,19 +98,24 @@ void TestCompare::comparesPlansSideBySide() {
   const int best = panel->bestRow();
   QVERIFY(best >= 0);
   for (int row = 0; row < 4; ++row) {
-    QVERIFY(panel->run(row).result.validationAfter.accuracy <= panel->run(best).result.validationAfter.accuracy);
+    QVERIFY(panel->run(row).result.validationAfter.accuracy <=
+            panel->run(best).result.validationAfter.accuracy);
     QCOMPARE(panel->table()->item(row, 0)->font().bold(), row == best);
   }
   QCOMPARE(panel->selectedRow(), best);
-  QVERIFY2(panel->statusText().contains(panel->labelOf(best) + " is best on validation data"), qPrintable(panel->statusText()));
+  QVERIFY2(panel->statusText().contains(panel->labelOf(best) + " is best on validation data"),
+           qPrintable(panel->statusText()));
   // Every plan tuned the noisy target well above the unmodified model's 26%.
   const auto& r = panel->run(best).result;
-  scalpel::test::figure("compare.best_gain", r.validationAfter.accuracy - r.validationBefore.accuracy);
+  scalpel::test::figure("compare.best_gain",
+                        r.validationAfter.accuracy - r.validationBefore.accuracy);
   QVERIFY(r.validationAfter.accuracy > r.validationBefore.accuracy + 0.2);
   QVERIFY(panel->table()->item(best, 3)->text().contains("→"));  // test accuracy before → after
   // Each run trained its own plan: stem alone is a sliver of the model, all is all of it.
-  const int stem = rowOf(*panel, "only stem"), all = rowOf(*panel, "all"), fc = rowOf(*panel, "only fc");
-  QVERIFY(panel->run(stem).result.trainableParameters < panel->run(all).result.trainableParameters / 100);
+  const int stem = rowOf(*panel, "only stem"), all = rowOf(*panel, "all"),
+            fc = rowOf(*panel, "only fc");
+  QVERIFY(panel->run(stem).result.trainableParameters <
+          panel->run(all).result.trainableParameters / 100);
   QCOMPARE(panel->run(all).result.frozenParameters, 0);
   m_window.findChild<QDockWidget*>("compareDock")->raise();
   QVERIFY(m_window.grab().save(screenshot("compare.png")));
@@ -118,7 +123,8 @@ void TestCompare::comparesPlansSideBySide() {
   // Open: the run becomes the current one, its curves in the Training tab.
   m_window.session()->openComparedRun(fc);
   QVERIFY(m_window.session()->currentRun().has_value());
-  QCOMPARE(m_window.session()->currentRun()->report.plan.trainable, panel->run(fc).report.plan.trainable);
+  QCOMPARE(m_window.session()->currentRun()->report.plan.trainable,
+           panel->run(fc).report.plan.trainable);
   QCOMPARE(m_window.trainingPanel()->evaluationPoints(), 2);
   QVERIFY(m_window.trainingPanel()->resultText().contains("test accuracy"));
 
@@ -127,7 +133,8 @@ void TestCompare::comparesPlansSideBySide() {
   const QString path = dir.filePath("stem.pt");
   QCOMPARE(m_window.session()->exportComparedRun(stem, path), QString());
   std::string report;
-  QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)), QString());
+  QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)),
+           QString());
   QVERIFY(report.find("\"stem\"") != std::string::npos);
   QVERIFY(report.find("\"fc\"") == std::string::npos);
   QVERIFY(QFile::exists(dir.filePath("stem-report/report.md")));
@@ -163,7 +170,8 @@ void TestCompare::nothingTickedSaysSo() {
   panel->setCheckedStrategies({});
   QTest::mouseClick(button(panel, "Compare"), Qt::LeftButton);
   QTRY_VERIFY_WITH_TIMEOUT(m_window.errorDialog() != nullptr, 5000);
-  QVERIFY2(m_window.errorDialog()->text().contains("Tick at least one plan"), qPrintable(m_window.errorDialog()->text()));
+  QVERIFY2(m_window.errorDialog()->text().contains("Tick at least one plan"),
+           qPrintable(m_window.errorDialog()->text()));
   m_window.errorDialog()->close();
 }
 

@@ -5,52 +5,52 @@
 #include <cmath>
 #include <limits>
 
+#include <QAbstractItemModelTester>
 #include <QDir>
+#include <QDockWidget>
 #include <QElapsedTimer>
 #include <QLabel>
 #include <QLineEdit>
-#include <QPlainTextEdit>
-#include <QDockWidget>
 #include <QMessageBox>
+#include <QMimeData>
+#include <QPlainTextEdit>
 #include <QProgressDialog>
 #include <QPushButton>
+#include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTextBrowser>
-#include <QMimeData>
-#include <QSignalSpy>
 #include <QtTest>
-#include <QAbstractItemModelTester>
 
+#include <QUndoStack>
 #include "block_item.h"
-#include "support/reference.h"
 #include "data_dialog.h"
+#include "diagram_style.h"
 #include "diagram_view.h"
+#include "freeze_state.h"
+#include "io/model_export.h"
 #include "layer_diagram_scene.h"
 #include "layer_row_item.h"
-#include "diagram_style.h"
+#include "layer_table_model.h"
 #include "main_window.h"
 #include "session_controller.h"
 #include "session_document.h"
 #include "shift_heatmap.h"
+#include "support/reference.h"
 #include "training_panel.h"
-#include "freeze_state.h"
-#include "layer_table_model.h"
-#include <QUndoStack>
-#include "io/model_export.h"
 
-#include <QStatusBar>
-#include <QStandardPaths>
 #include <QSettings>
+#include <QStandardPaths>
+#include <QStatusBar>
 #include <QTimer>
 
-#include "io/session.h"
 #include <QProcess>
 #include <QRadioButton>
 #include <QSpinBox>
+#include "io/session.h"
 #include "run_on_dialog.h"
 
-using scalpel::ui::BlockItem;
 using scalpel::test::screenshot;
+using scalpel::ui::BlockItem;
 using scalpel::ui::MainWindow;
 using scalpel::ui::SessionController;
 using scalpel::ui::SessionDocument;
@@ -64,9 +64,8 @@ class StallMeter : public QObject {
  public:
   StallMeter() {
     m_timer.setInterval(5);
-    QObject::connect(&m_timer, &QTimer::timeout, this, [this] {
-      m_longest = std::max(m_longest, m_clock.restart());
-    });
+    QObject::connect(&m_timer, &QTimer::timeout, this,
+                     [this] { m_longest = std::max(m_longest, m_clock.restart()); });
   }
   void start() {
     m_longest = 0;
@@ -132,7 +131,8 @@ void TestMainWindow::diagramHasOneItemPerBlock() {
   QCOMPARE(blocks.size(), size_t(10));
   QCOMPARE(window.diagram()->blockItems().size(), 10);
   int blockItemsInScene = 0;
-  for (auto* item : window.diagram()->items()) blockItemsInScene += dynamic_cast<BlockItem*>(item) != nullptr;
+  for (auto* item : window.diagram()->items())
+    blockItemsInScene += dynamic_cast<BlockItem*>(item) != nullptr;
   QCOMPARE(blockItemsInScene, 10);
   // Blocks are stacked in execution order.
   const auto items = window.diagram()->blockItems();
@@ -255,17 +255,21 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   QCOMPARE(window.session()->inspection().metadata.classNames.size(), size_t(10));
 
   // The demo's data follows: noisy test images as the target, clean training images as source.
-  QTRY_VERIFY_WITH_TIMEOUT(window.session()->targetData().ok && window.session()->sourceData().ok, 60000);
+  QTRY_VERIFY_WITH_TIMEOUT(window.session()->targetData().ok && window.session()->sourceData().ok,
+                           60000);
   QCOMPARE(window.session()->targetData().items, size_t(10000));
-  QCOMPARE(window.session()->targetData().description, std::string("fashion-mnist/test + gaussian-noise (severity 5)"));
+  QCOMPARE(window.session()->targetData().description,
+           std::string("fashion-mnist/test + gaussian-noise (severity 5)"));
   QCOMPARE(window.session()->sourceData().items, size_t(60000));
-  QCOMPARE(window.session()->targetData().preview.height, 2 * (56 + 2) + 2);  // clean over noisy, 2× scale
+  QCOMPARE(window.session()->targetData().preview.height,
+           2 * (56 + 2) + 2);  // clean over noisy, 2× scale
 
   // Then the demo analyses its target: the heatmap fills in, the diagnosis and plan appear.
   QVERIFY(analysed.count() > 0 || analysed.wait(120000));
-  QCOMPARE(window.heatmap()->layerCount(), 9);    // the inputs of the demo's nine BatchNorms
-  QCOMPARE(window.heatmap()->batchCount(), 20);   // 20 batches of 100 noisy test images
-  scalpel::test::figure("window.first_batchnorm_log10_floor_multiple", window.heatmap()->cell(19, 0));
+  QCOMPARE(window.heatmap()->layerCount(), 9);   // the inputs of the demo's nine BatchNorms
+  QCOMPARE(window.heatmap()->batchCount(), 20);  // 20 batches of 100 noisy test images
+  scalpel::test::figure("window.first_batchnorm_log10_floor_multiple",
+                        window.heatmap()->cell(19, 0));
   QVERIFY(window.heatmap()->cell(19, 0) >= 1.5);  // first BatchNorm: ≥ 30× the noise floor
   QVERIFY(window.session()->diagnosis().has_value());
   QCOMPARE(window.session()->diagnosis()->kind, scalpel::ShiftKind::InputLevel);
@@ -290,7 +294,8 @@ void TestMainWindow::demoTrainingCanBeCancelled() {
   const QString trained = dir.filePath("demo_model.pt");
   MainWindow window;
   window.show();
-  window.session()->openDemo(scalpel::test::fixture("demo_net.pt"), trained, {});  // the full budget
+  window.session()->openDemo(scalpel::test::fixture("demo_net.pt"), trained,
+                             {});  // the full budget
   QVERIFY(window.trainingDialog());
   QTest::qWait(300);
   auto* cancel = window.trainingDialog()->findChild<QPushButton*>();
@@ -311,9 +316,12 @@ void TestMainWindow::badTargetDataShowsADialog() {
   MainWindow window;
   window.show();
   QSignalSpy failed(window.session(), &SessionController::dataLoaded);
-  window.session()->openData(true, scalpel::DataRequest{dir.filePath("empty_class").toStdString(), "test", {}, 3, 0, {}, {}});
+  window.session()->openData(
+      true,
+      scalpel::DataRequest{dir.filePath("empty_class").toStdString(), "test", {}, 3, 0, {}, {}});
   QTRY_VERIFY_WITH_TIMEOUT(window.errorDialog() != nullptr, 30000);
-  QVERIFY2(window.errorDialog()->text().contains("no readable images"), qPrintable(window.errorDialog()->text()));
+  QVERIFY2(window.errorDialog()->text().contains("no readable images"),
+           qPrintable(window.errorDialog()->text()));
   QCOMPARE(failed.count(), 0);
   QVERIFY(!window.session()->targetData().ok);
 }
@@ -336,8 +344,11 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   auto* table = window.layerTable();
   bool shiftShown = false, rgnShown = false;
   for (int row = 0; row < table->rowCount(); ++row) {
-    shiftShown |= table->data(table->index(row, scalpel::ui::LayerTableModel::Shift), Qt::UserRole).toDouble() > 0;
-    rgnShown |= table->data(table->index(row, scalpel::ui::LayerTableModel::Rgn), Qt::UserRole).toDouble() > 0;
+    shiftShown |= table->data(table->index(row, scalpel::ui::LayerTableModel::Shift), Qt::UserRole)
+                      .toDouble() > 0;
+    rgnShown |=
+        table->data(table->index(row, scalpel::ui::LayerTableModel::Rgn), Qt::UserRole).toDouble() >
+        0;
   }
   QVERIFY(shiftShown);
   QVERIFY(rgnShown);
@@ -352,7 +363,8 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(!window.diagram()->isSuggested(2));
   // ... and named in the Training tab, where plan "auto" will train it.
   QCOMPARE(window.trainingPanel()->strategy(), QString("auto"));
-  QVERIFY2(window.trainingPanel()->planHint().startsWith("Plan auto: Trains what the advisor suggests: stem, layer1."),
+  QVERIFY2(window.trainingPanel()->planHint().startsWith(
+               "Plan auto: Trains what the advisor suggests: stem, layer1."),
            qPrintable(window.trainingPanel()->planHint()));
   const QString stemTip = window.diagram()->blockItems().front()->toolTip();
   QVERIFY2(stemTip.contains("noise floor") && stemTip.contains("RGN"), qPrintable(stemTip));
@@ -381,22 +393,27 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(!train->isEnabled());
   QTRY_VERIFY_WITH_TIMEOUT(panel->trainingPoints() > 3, 120000);  // the curve moves during the run
   QVERIFY(finished.wait(180000));
-  qInfo("longest event-loop stall: %lld ms while opening and analysing the demo, %lld ms while training it (target < 50 ms)",
-        analysisStall, stalls.stopMs());
+  qInfo(
+      "longest event-loop stall: %lld ms while opening and analysing the demo, %lld ms while "
+      "training it (target < 50 ms)",
+      analysisStall, stalls.stopMs());
   QCOMPARE(finished.first().first().toBool(), true);
   QCOMPARE(panel->evaluationPoints(), 3);
   // The gradient-norm map has a column per step: the trained blocks have norms, frozen ones none.
   QVERIFY(panel->gradientSteps() > 3);
   QVERIFY(!std::isnan(panel->gradientNorm(1, 0)));  // stem trains
   QVERIFY(std::isnan(panel->gradientNorm(1, 2)));   // layer2 is frozen
-  QVERIFY2(panel->resultText().contains("Input-level shift: train the first blocks, stem + layer1"), qPrintable(panel->resultText()));
+  QVERIFY2(panel->resultText().contains("Input-level shift: train the first blocks, stem + layer1"),
+           qPrintable(panel->resultText()));
   QVERIFY(panel->resultText().contains("test accuracy"));
   const auto& run = *window.session()->currentRun();
-  scalpel::test::figure("window.auto_gain", run.result.testAfter.accuracy - run.result.testBefore.accuracy);
+  scalpel::test::figure("window.auto_gain",
+                        run.result.testAfter.accuracy - run.result.testBefore.accuracy);
   QVERIFY(run.result.testAfter.accuracy > run.result.testBefore.accuracy + 0.1);
   QVERIFY(window.grab().save(screenshot("demo_trained.png")));
   // The log panel heard the trainer (from the worker thread).
-  QTRY_VERIFY_WITH_TIMEOUT(window.findChild<QPlainTextEdit*>("logPanel")->toPlainText().contains("[train]"), 5000);
+  QTRY_VERIFY_WITH_TIMEOUT(
+      window.findChild<QPlainTextEdit*>("logPanel")->toPlainText().contains("[train]"), 5000);
   QVERIFY(window.statusBar()->findChild<QLabel*>() != nullptr);
 
   QTemporaryDir dir;
@@ -405,7 +422,8 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(QFile::exists(dir.filePath("tuned-report/report.md")));
   QVERIFY(QFile::exists(dir.filePath("tuned-report/curves.png")));
   std::string report;
-  QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)), QString());
+  QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)),
+           QString());
   QVERIFY(report.find("\"stem\"") != std::string::npos);
   // A failed export says so and keeps the previous file.
   QVERIFY(!window.session()->exportTunedModel(path + "/inside.pt").isEmpty());
@@ -441,9 +459,11 @@ void TestMainWindow::demoTrainsStopsAndExports() {
     QCOMPARE(reopened.session()->openSession(sessionFile), QString());
     QVERIFY(restored.wait(120000));
     QCOMPARE(reopened.session()->inspection().path, window.session()->inspection().path);
-    QCOMPARE(reopened.session()->targetData().description, window.session()->targetData().description);
+    QCOMPARE(reopened.session()->targetData().description,
+             window.session()->targetData().description);
     QCOMPARE(reopened.session()->targetData().items, window.session()->targetData().items);
-    QCOMPARE(reopened.session()->freezeState()->plan().trainable, window.session()->freezeState()->plan().trainable);
+    QCOMPARE(reopened.session()->freezeState()->plan().trainable,
+             window.session()->freezeState()->plan().trainable);
     QCOMPARE(reopened.trainingPanel()->strategy(), QString("manual"));
     QCOMPARE(reopened.trainingPanel()->options().epochs, 3);
     const auto runs = reopened.session()->document()->session().runs;
@@ -472,7 +492,8 @@ void TestMainWindow::demoTrainsStopsAndExports() {
   QVERIFY(panel->isRunning());
   auto buttons = panel->findChildren<QPushButton*>();
   QPushButton* stop = nullptr;
-  for (auto* button : buttons) if (button->text() == "Stop") stop = button;
+  for (auto* button : buttons)
+    if (button->text() == "Stop") stop = button;
   QVERIFY(stop && stop->isEnabled());
   QTest::mouseClick(stop, Qt::LeftButton);
   QVERIFY(finished.wait(60000));
@@ -494,10 +515,12 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   const auto& tree = state->tree();
   QCOMPARE(state->stateOf(0), Qt::Checked);  // everything trains until a plan says otherwise
   QCOMPARE(table->rowCount(), tree.size() - 1);
-  // The line above the curves says what Train trains: with "auto" and no analysis yet, not the ticks.
+  // The line above the curves says what Train trains: with "auto" and no analysis yet, not the
+  // ticks.
   auto* training = window.trainingPanel();
   QCOMPARE(training->strategy(), QString("auto"));
-  QVERIFY2(training->planHint().startsWith("Plan auto: Analyses the target data") && training->planHint().contains("only with the manual plan"),
+  QVERIFY2(training->planHint().startsWith("Plan auto: Analyses the target data") &&
+               training->planHint().contains("only with the manual plan"),
            qPrintable(training->planHint()));
   const auto rowOf = [&](const std::string& name) {
     for (int row = 0; row < table->rowCount(); ++row) {
@@ -506,13 +529,17 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
     return -1;
   };
   const auto tick = [&](const std::string& name) {
-    return table->data(table->index(rowOf(name), scalpel::ui::LayerTableModel::Trainable), Qt::CheckStateRole).value<Qt::CheckState>();
+    return table
+        ->data(table->index(rowOf(name), scalpel::ui::LayerTableModel::Trainable),
+               Qt::CheckStateRole)
+        .value<Qt::CheckState>();
   };
 
   // Click the stem block's mark in the diagram.
   auto* view = window.diagramView();
   auto* stem = window.diagram()->blockItems().front();
-  const QRectF mark = scalpel::ui::DiagramStyle::freezeMarkRect(scalpel::ui::DiagramStyle::kBlockWidth, scalpel::ui::DiagramStyle::kHeaderHeight);
+  const QRectF mark = scalpel::ui::DiagramStyle::freezeMarkRect(
+      scalpel::ui::DiagramStyle::kBlockWidth, scalpel::ui::DiagramStyle::kHeaderHeight);
   const QPoint at = view->mapFromScene(stem->mapToScene(mark.center()));
   QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, at);
   QCOMPARE(state->stateOf(*tree.find("stem")), Qt::Unchecked);
@@ -522,15 +549,21 @@ void TestMainWindow::freezeMarksTableAndUndoAgree() {
   QCOMPARE(state->stateOf(0), Qt::PartiallyChecked);
 
   // Untick fc in the table: the diagram's state agrees.
-  QVERIFY(table->setData(table->index(rowOf("fc"), scalpel::ui::LayerTableModel::Trainable), Qt::Unchecked, Qt::CheckStateRole));
+  QVERIFY(table->setData(table->index(rowOf("fc"), scalpel::ui::LayerTableModel::Trainable),
+                         Qt::Unchecked, Qt::CheckStateRole));
   QCOMPARE(state->stateOf(*tree.find("fc")), Qt::Unchecked);
   QCOMPARE(training->strategy(), QString("manual"));
   // Now the ticks are the plan: stem's two layers and fc are not among them (the demo has 19).
   const int layers = static_cast<int>(state->allUnits().size());
   QCOMPARE(layers, 19);
-  QCOMPARE(training->planHint(), QString("Plan manual: Trains the %1 of %2 layers ticked in the diagram and the layer table.").arg(layers - 3).arg(layers));
+  QCOMPARE(
+      training->planHint(),
+      QString("Plan manual: Trains the %1 of %2 layers ticked in the diagram and the layer table.")
+          .arg(layers - 3)
+          .arg(layers));
   training->setStrategy("last");
-  QCOMPARE(training->planHint(), QString("Plan last: Trains only the last block. The ticks in the diagram count only with the manual plan."));
+  QCOMPARE(training->planHint(), QString("Plan last: Trains only the last block. The ticks in the "
+                                         "diagram count only with the manual plan."));
   training->setStrategy("manual");
   window.diagram()->blockItems()[1]->setExpanded(true);
   QVERIFY(window.grab().save(screenshot("freeze_marks.png")));
@@ -568,7 +601,8 @@ void TestMainWindow::deviceSettingIsRememberedAndShown() {
   MainWindow again;
   QCOMPARE(again.trainingPanel()->device(), QString("cpu"));
   bool shown = false;
-  for (auto* l : again.statusBar()->findChildren<QLabel*>()) shown |= l->text().startsWith("device: cpu (");
+  for (auto* l : again.statusBar()->findChildren<QLabel*>())
+    shown |= l->text().startsWith("device: cpu (");
   QVERIFY(shown);
   again.trainingPanel()->setDevice("cuda:7");  // not here: falls back to automatic
   QCOMPARE(again.trainingPanel()->device(), QString("auto"));
@@ -588,7 +622,10 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   scalpel::Session saved;
   QVERIFY(scalpel::loadSession(SessionDocument::autosavePath().toStdString(), saved).ok);
   QCOMPARE(QString::fromStdString(saved.modelPath), scalpel::test::fixture("small_cnn.pt"));
-  QVERIFY(QSettings().value("recentFiles").toStringList().contains(scalpel::test::fixture("small_cnn.pt")));
+  QVERIFY(QSettings()
+              .value("recentFiles")
+              .toStringList()
+              .contains(scalpel::test::fixture("small_cnn.pt")));
 
   // Freeze Block: the block of the layer last clicked, undoable.
   const auto& tree = window.session()->freezeState()->tree();
@@ -597,7 +634,8 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   const auto& members = tree.blocks().at(block).members;
   auto* item = window.diagram()->blockItems().at(block);
   auto* view = window.diagramView();
-  QTest::mouseClick(view->viewport(), Qt::LeftButton, {}, view->mapFromScene(item->mapToScene(QPointF(200, 30))));
+  QTest::mouseClick(view->viewport(), Qt::LeftButton, {},
+                    view->mapFromScene(item->mapToScene(QPointF(200, 30))));
   window.setSelectedBlockTrainable(false);
   QCOMPARE(window.session()->freezeState()->stateOfNodes(members), Qt::Unchecked);
   QCOMPARE(window.session()->freezeState()->stateOf(0), Qt::PartiallyChecked);
@@ -646,7 +684,8 @@ void TestMainWindow::sessionsAutosaveAndCloseAsks() {
   QSignalSpy restored(window.session(), &SessionController::sessionRestored);
   window.openFile(saved1);
   QVERIFY(restored.wait(60000));
-  QCOMPARE(QString::fromStdString(window.session()->inspection().path), scalpel::test::fixture("small_cnn.pt"));
+  QCOMPARE(QString::fromStdString(window.session()->inspection().path),
+           scalpel::test::fixture("small_cnn.pt"));
   window.session()->setTrainable({0}, false, "all layers");  // an edit, so closing asks again
   QVERIFY(window.session()->document()->isDirty());
 
@@ -697,7 +736,8 @@ void TestMainWindow::dataDialogPreviewsAndOpens() {
   QSignalSpy loaded(window.session(), &SessionController::dataLoaded);
   QTest::mouseClick(open, Qt::LeftButton);
   QVERIFY(loaded.wait(60000));
-  QCOMPARE(window.session()->targetData().description, std::string("fashion-mnist/test + contrast (severity 4)"));
+  QCOMPARE(window.session()->targetData().description,
+           std::string("fashion-mnist/test + contrast (severity 4)"));
 }
 
 // A regression CSV opened from the data dialog (its columns to predict named there), one block
@@ -710,7 +750,8 @@ void TestMainWindow::regressionTrainsInTheWindow() {
   window.openDataDialog();
   auto* dialog = window.dataDialog();
   QVERIFY(dialog && dialog->isVisible());
-  dialog->setReader(scalpel::ui::DataDialog::CsvTable, scalpel::test::fixture("regression_target.csv"));
+  dialog->setReader(scalpel::ui::DataDialog::CsvTable,
+                    scalpel::test::fixture("regression_target.csv"));
   auto* columns = dialog->findChild<QLineEdit*>("regressionTargets");
   QVERIFY(columns && columns->isEnabled());
   QTest::keyClicks(columns, "ink, balance");
@@ -735,8 +776,12 @@ void TestMainWindow::regressionTrainsInTheWindow() {
   QCOMPARE(finished.first().first().toBool(), true);
   const auto& run = *window.session()->currentRun();
   QVERIFY(run.result.testAfter.regression);
-  QVERIFY2(run.result.testAfter.r2 > run.result.testBefore.r2 + 0.1, qPrintable(QString("R² %1 → %2").arg(run.result.testBefore.r2).arg(run.result.testAfter.r2)));
-  QVERIFY2(panel->resultText().contains("Validation R²") && panel->resultText().contains("mean absolute error"), qPrintable(panel->resultText()));
+  QVERIFY2(
+      run.result.testAfter.r2 > run.result.testBefore.r2 + 0.1,
+      qPrintable(QString("R² %1 → %2").arg(run.result.testBefore.r2).arg(run.result.testAfter.r2)));
+  QVERIFY2(panel->resultText().contains("Validation R²") &&
+               panel->resultText().contains("mean absolute error"),
+           qPrintable(panel->resultText()));
   QCOMPARE(panel->scoreAxisLabel(), QString("validation R² (%)"));
   QCOMPARE(panel->evaluationPoints(), 10);
   QCOMPARE(panel->trainingPoints(), 20);  // 100 rows in batches of 64, 10 epochs: every step drawn
@@ -780,10 +825,12 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   QVERIFY2(finished.first().first().toBool(), qPrintable(panel->resultText()));
   const auto& run = *window.session()->currentRun();
   QVERIFY(run.result.tunedModel && !run.result.tunedModel->empty());
-  QVERIFY2(run.result.testAfter.r2 > run.result.testBefore.r2 + 0.1, qPrintable(panel->resultText()));
+  QVERIFY2(run.result.testAfter.r2 > run.result.testBefore.r2 + 0.1,
+           qPrintable(panel->resultText()));
   QCOMPARE(panel->evaluationPoints(), 6);  // every evaluation of the log reached the curves
   QCOMPARE(window.session()->document()->session().runs.size(), std::size_t(1));
-  QVERIFY(QFile::exists(QString::fromStdString(window.session()->document()->session().runs.back().tunedModel)));
+  QVERIFY(QFile::exists(
+      QString::fromStdString(window.session()->document()->session().runs.back().tunedModel)));
   QVERIFY(window.grab().save(screenshot("several_processes_trained.png")));
 
   // Stop: both processes stop at the same step, and the best state so far comes back as the run.
@@ -792,7 +839,8 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   QTest::mouseClick(panel->findChild<QPushButton*>(), Qt::LeftButton);
   QTRY_VERIFY_WITH_TIMEOUT(panel->evaluationPoints() >= 2, 120000);
   QPushButton* stop = nullptr;
-  for (auto* button : panel->findChildren<QPushButton*>()) if (button->text() == "Stop") stop = button;
+  for (auto* button : panel->findChildren<QPushButton*>())
+    if (button->text() == "Stop") stop = button;
   QVERIFY(stop && stop->isEnabled());
   QTest::mouseClick(stop, Qt::LeftButton);
   QVERIFY(finished.wait(60000));
@@ -807,11 +855,13 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   QTemporaryDir dir;
   const QString job = dir.filePath("job");
   QCOMPARE(window.session()->exportJob(job, 2), QString());
-  for (const char* file : {"model.pt", "session.json", "data-manifest.json", "data/regression_target.csv", "run-local.sh", "run-torchrun.sh",
-                           "run-slurm.sbatch", "README.md"}) {
+  for (const char* file :
+       {"model.pt", "session.json", "data-manifest.json", "data/regression_target.csv",
+        "run-local.sh", "run-torchrun.sh", "run-slurm.sbatch", "README.md"}) {
     QVERIFY2(QFile::exists(job + "/" + file), file);
   }
-  QVERIFY2(!window.session()->openJobResults(job).isEmpty(), "a job that has not run has no results");
+  QVERIFY2(!window.session()->openJobResults(job).isEmpty(),
+           "a job that has not run has no results");
   if (auto* box = window.errorDialog()) box->close();
   QProcess script;
   script.start("bash", {job + "/run-local.sh"});
@@ -831,8 +881,8 @@ void TestMainWindow::severalProcessesTrainAndJobsComeBack() {
   QVERIFY(window.errorDialog());
 }
 
-// Models with hundreds of modules (a 12-block ViT, MobileNetV2): open, expand every block, fit, zoom.
-// The torch work runs on the worker, so the window's event loop keeps running while a model
+// Models with hundreds of modules (a 12-block ViT, MobileNetV2): open, expand every block, fit,
+// zoom. The torch work runs on the worker, so the window's event loop keeps running while a model
 // opens: the longest stall of three opens of each model stays within a few times the longest
 // stall of an idle event loop over the same time, measured in the same run (the least of three,
 // as a busy host's hiccups come and go).
@@ -863,11 +913,17 @@ void TestMainWindow::largeModelsStayResponsive() {
     const qint64 expandMs = clock.elapsed();
     int rows = 0;
     for (auto* block : window.diagram()->blockItems()) rows += block->rows().size();
-    qInfo("%s: %d modules, %d layer rows; opening (%lld ms): longest stall %lld ms, idle baseline %lld ms; expand all + fit + zoom %lld ms",
-          model, window.session()->freezeState()->tree().size() - 1, rows, openMs, openStall, idleStall, expandMs);
+    qInfo(
+        "%s: %d modules, %d layer rows; opening (%lld ms): longest stall %lld ms, idle baseline "
+        "%lld ms; expand all + fit + zoom %lld ms",
+        model, window.session()->freezeState()->tree().size() - 1, rows, openMs, openStall,
+        idleStall, expandMs);
     QVERIFY(rows > 20);  // every block lists its layers
-    QVERIFY2(openStall <= 4 * idleStall + 40, qPrintable(QString("%1: the window stalled %2 ms while opening it (idle: %3 ms)")
-                                                            .arg(model).arg(openStall).arg(idleStall)));
+    QVERIFY2(openStall <= 4 * idleStall + 40,
+             qPrintable(QString("%1: the window stalled %2 ms while opening it (idle: %3 ms)")
+                            .arg(model)
+                            .arg(openStall)
+                            .arg(idleStall)));
     if (QString(model) == "vit12.pt") QVERIFY(window.grab().save(screenshot("vit_expanded.png")));
   }
 }

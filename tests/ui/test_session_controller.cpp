@@ -9,13 +9,13 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include "support/reference.h"
 #include "freeze_state.h"
 #include "io/model_export.h"
 #include "layer_scores.h"
 #include "layer_table_model.h"
 #include "session_controller.h"
 #include "session_document.h"
+#include "support/reference.h"
 
 using scalpel::ui::SessionController;
 
@@ -41,7 +41,8 @@ void TestSessionController::initTestCase() {
   QVERIFY(m_session.hasModel());
   QCOMPARE(m_session.scores()->tree().size(), m_session.inspection().tree.size());
   QSignalSpy loaded(&m_session, &SessionController::dataLoaded);
-  m_session.openData(true, scalpel::DataRequest{"fashion-mnist", "test", "gaussian-noise", 5, 0, {}, {}, {}});
+  m_session.openData(
+      true, scalpel::DataRequest{"fashion-mnist", "test", "gaussian-noise", 5, 0, {}, {}, {}});
   QVERIFY(loaded.wait(60000));
   QVERIFY(m_session.targetData().ok);
 }
@@ -62,7 +63,8 @@ void TestSessionController::staleAnalysisIsDropped() {
   QCOMPARE(finished.first().first().toBool(), true);
   const auto& snapshots = m_session.scores()->snapshots();
   QCOMPARE(snapshots.size(), std::size_t(20));
-  for (std::size_t i = 0; i < snapshots.size(); ++i) QCOMPARE(snapshots[i].batch, static_cast<int>(i) + 1);
+  for (std::size_t i = 0; i < snapshots.size(); ++i)
+    QCOMPARE(snapshots[i].batch, static_cast<int>(i) + 1);
   QVERIFY(m_session.diagnosis().has_value());
   // Every score names its node: the store finds the first BatchNorm's by index, no label parsed.
   const auto& tree = m_session.inspection().tree;
@@ -72,7 +74,9 @@ void TestSessionController::staleAnalysisIsDropped() {
   // The table shows the same score.
   for (int row = 0; row < table.rowCount(); ++row) {
     if (table.nodeOfRow(row) != *tree.find("stem.1")) continue;
-    QCOMPARE(table.data(table.index(row, scalpel::ui::LayerTableModel::Shift), Qt::UserRole).toDouble(), stem->kl);
+    QCOMPARE(
+        table.data(table.index(row, scalpel::ui::LayerTableModel::Shift), Qt::UserRole).toDouble(),
+        stem->kl);
   }
   QVERIFY(gradients.count() > 0 || gradients.wait(60000));
   QCOMPARE(gradients.count(), 1);  // the stale analysis measured none, or they were dropped
@@ -82,7 +86,8 @@ void TestSessionController::staleAnalysisIsDropped() {
 
 void TestSessionController::trainsAndExports() {
   auto settings = m_session.settings();
-  QCOMPARE(settings.options.batchNormEval, true);  // core's default, the paper's protocol, as on the CLI
+  QCOMPARE(settings.options.batchNormEval,
+           true);  // core's default, the paper's protocol, as on the CLI
   settings.strategy = "last";
   settings.options.epochs = 1;
   m_session.setSettings(settings);
@@ -102,11 +107,13 @@ void TestSessionController::trainsAndExports() {
   const QString path = dir.filePath("tuned.pt");
   QCOMPARE(m_session.exportTunedModel(path), QString());
   std::string report;
-  QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)), QString());
+  QCOMPARE(QString::fromStdString(scalpel::readEmbeddedReport(path.toStdString(), report)),
+           QString());
   QVERIFY(report.find("\"fc\"") != std::string::npos);
   QVERIFY(QFile::exists(dir.filePath("tuned-report/report.md")));
   // The session remembers where the run's model went.
-  QCOMPARE(QString::fromStdString(m_session.document()->runs().back().tunedModel), QFileInfo(path).absoluteFilePath());
+  QCOMPARE(QString::fromStdString(m_session.document()->runs().back().tunedModel),
+           QFileInfo(path).absoluteFilePath());
   QCOMPARE(m_session.exportReport(dir.filePath("report")), QString());
   QVERIFY(QFile::exists(dir.filePath("report/report.md")));
 }
@@ -132,7 +139,8 @@ void TestSessionController::compareQueueRunsEveryPlan() {
   QVERIFY(!m_session.isTraining());
   // A compared run becomes the current one.
   m_session.openComparedRun(best);
-  QCOMPARE(m_session.currentRun()->report.plan.trainable, m_session.comparedRuns()[static_cast<std::size_t>(best)].run.report.plan.trainable);
+  QCOMPARE(m_session.currentRun()->report.plan.trainable,
+           m_session.comparedRuns()[static_cast<std::size_t>(best)].run.report.plan.trainable);
 }
 
 void TestSessionController::refusesWhatItCannotDo() {

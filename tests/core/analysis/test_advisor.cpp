@@ -4,12 +4,12 @@
 #include <QtTest>
 
 #include "analysis/advisor.h"
-#include "support/reference.h"
 #include "analysis/gradient_profile.h"
 #include "analysis/shift_analysis.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
 #include "model/model_inspection.h"
+#include "support/reference.h"
 
 using namespace scalpel;
 
@@ -82,11 +82,16 @@ void TestAdvisor::gaussianNoiseIsInputLevel() {
   const auto& first = layerScore(analysis, "stem.1");
   test::figure("advisor.noise.stem1_floor_multiple", first.kl / first.noiseFloor);
   test::figure("advisor.noise.accuracy", analysis.output.accuracy);
-  const auto quoted = QRegularExpression(R"(stem\.1 \(BatchNorm2d, KL ([0-9.e+-]+), ([0-9]+)× the noise floor\))").match(joined(d));
+  const auto quoted =
+      QRegularExpression(R"(stem\.1 \(BatchNorm2d, KL ([0-9.e+-]+), ([0-9]+)× the noise floor\))")
+          .match(joined(d));
   QVERIFY2(quoted.hasMatch(), qPrintable(joined(d)));
-  QVERIFY2(std::abs(quoted.captured(1).toDouble() / first.kl - 1) < 0.006, qPrintable(quoted.captured(0)));
-  QVERIFY2(std::abs(quoted.captured(2).toDouble() - first.kl / first.noiseFloor) <= 0.5, qPrintable(quoted.captured(0)));
-  const auto accuracy = QRegularExpression(R"(accuracy on the target is ([0-9.]+)%)").match(joined(d));
+  QVERIFY2(std::abs(quoted.captured(1).toDouble() / first.kl - 1) < 0.006,
+           qPrintable(quoted.captured(0)));
+  QVERIFY2(std::abs(quoted.captured(2).toDouble() - first.kl / first.noiseFloor) <= 0.5,
+           qPrintable(quoted.captured(0)));
+  const auto accuracy =
+      QRegularExpression(R"(accuracy on the target is ([0-9.]+)%)").match(joined(d));
   QVERIFY2(accuracy.hasMatch(), qPrintable(joined(d)));
   QVERIFY(std::abs(accuracy.captured(1).toDouble() - 100 * analysis.output.accuracy) <= 0.05);
   // stem holds 0.2% of the parameters, too few alone: the first blocks up to 0.5% train.
@@ -103,7 +108,9 @@ void TestAdvisor::labelPermutationIsOutputLevel() {
 
 void TestAdvisor::subpopulationIsFeatureLevel() {
   SuperClasses classes;
-  QCOMPARE(readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes), std::string());
+  QCOMPARE(
+      readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes),
+      std::string());
   SubpopulationData parts;
   QCOMPARE(subpopulationShift(fashionTest(), classes, parts), std::string());
   const auto d = diagnosed(parts.target, &parts.source);
@@ -128,24 +135,30 @@ void TestAdvisor::strategies() {
   const Diagnosis none;
   FreezePlan plan;
   QCOMPARE(planFreeze("all", demoTree(), none, nullptr, plan), std::string());
-  QCOMPARE(plan.trainable, (std::vector<std::string>{"stem", "layer1", "layer2", "layer3", "fc"}));  // pool has no parameters
+  QCOMPARE(plan.trainable, (std::vector<std::string>{"stem", "layer1", "layer2", "layer3",
+                                                     "fc"}));  // pool has no parameters
   // What a plan trains alone: the blocks with parameters, the tiny stem (0.2%) with layer1.
   using Units = std::vector<std::vector<std::string>>;
   QCOMPARE(trainingUnits(demoTree()), (Units{{"stem", "layer1"}, {"layer2"}, {"layer3"}, {"fc"}}));
   AdvisorThresholds noMinimum;
   noMinimum.minimumInputShare = 0;
-  QCOMPARE(trainingUnits(demoTree(), noMinimum), (Units{{"stem"}, {"layer1"}, {"layer2"}, {"layer3"}, {"fc"}}));
+  QCOMPARE(trainingUnits(demoTree(), noMinimum),
+           (Units{{"stem"}, {"layer1"}, {"layer2"}, {"layer3"}, {"fc"}}));
   QCOMPARE(planFreeze("last", demoTree(), none, nullptr, plan), std::string());
   QCOMPARE(plan.trainable, std::vector<std::string>{"fc"});
   QCOMPARE(planFreeze("block:layer2", demoTree(), none, nullptr, plan), std::string());
   QCOMPARE(plan.trainable, std::vector<std::string>{"layer2"});
-  QVERIFY(planFreeze("block:pool", demoTree(), none, nullptr, plan).find("no block 'pool' with parameters") != std::string::npos);
-  QVERIFY(planFreeze("everything", demoTree(), none, nullptr, plan).find("unknown strategy") != std::string::npos);
-  QVERIFY(planFreeze("auto-rgn", demoTree(), none, nullptr, plan).find("needs the gradients") != std::string::npos);
+  QVERIFY(planFreeze("block:pool", demoTree(), none, nullptr, plan)
+              .find("no block 'pool' with parameters") != std::string::npos);
+  QVERIFY(planFreeze("everything", demoTree(), none, nullptr, plan).find("unknown strategy") !=
+          std::string::npos);
+  QVERIFY(planFreeze("auto-rgn", demoTree(), none, nullptr, plan).find("needs the gradients") !=
+          std::string::npos);
 
   GradientOptions options;
   options.batches = 3;
-  const auto gradients = gradientProfile(test::demo(), *applyShift(fashionTest(), "gaussian-noise", 5, 0).dataset, options);
+  const auto gradients = gradientProfile(
+      test::demo(), *applyShift(fashionTest(), "gaussian-noise", 5, 0).dataset, options);
   QVERIFY2(gradients.ok, gradients.error.c_str());
   QCOMPARE(planFreeze("auto-rgn", demoTree(), none, &gradients, plan), std::string());
   QVERIFY(plan.trainable.size() >= 8);  // every conv and the head; BatchNorms are left out

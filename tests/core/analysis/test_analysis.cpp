@@ -7,15 +7,15 @@
 #include <random>
 
 #include "analysis/channel_moments.h"
-#include "analysis/shift_analysis.h"
 #include "analysis/reference_profile.h"
+#include "analysis/shift_analysis.h"
 #include "analysis/shift_metrics.h"
 #include "model/model_inspection.h"
 
 #include <QTemporaryDir>
-#include "support/reference.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
+#include "support/reference.h"
 
 using namespace scalpel;
 
@@ -29,7 +29,8 @@ const Dataset& fashion(const std::string& split) {
   return split == "test" ? test : train;
 }
 
-ShiftAnalysis analyse(const Dataset& target, const Dataset* source = nullptr, std::size_t batches = 10) {
+ShiftAnalysis analyse(const Dataset& target, const Dataset* source = nullptr,
+                      std::size_t batches = 10) {
   AnalysisOptions options;
   options.batchSize = 100;
   options.maxBatches = batches;
@@ -81,7 +82,8 @@ void TestAnalysis::streamingMomentsEqualOneShot() {
   const std::size_t channels = 4, total = 1000;
   std::vector<std::vector<double>> values(channels);
   for (auto& channel : values) {
-    for (std::size_t i = 0; i < total; ++i) channel.push_back(normal(generator) * (1 + 0.1 * double(i % 7)));
+    for (std::size_t i = 0; i < total; ++i)
+      channel.push_back(normal(generator) * (1 + 0.1 * double(i % 7)));
   }
   const auto momentsOf = [&](std::size_t from, std::size_t to) {
     ChannelMoments m;
@@ -98,7 +100,8 @@ void TestAnalysis::streamingMomentsEqualOneShot() {
     return m;
   };
   ChannelMoments streamed;
-  for (std::size_t from = 0; from < total; from += 37) streamed.merge(momentsOf(from, std::min(total, from + 37)));
+  for (std::size_t from = 0; from < total; from += 37)
+    streamed.merge(momentsOf(from, std::min(total, from + 37)));
   const auto once = momentsOf(0, total);
   QCOMPARE(streamed.count, once.count);
   for (std::size_t c = 0; c < channels; ++c) {
@@ -159,7 +162,8 @@ void TestAnalysis::labelPermutationIsOutputLevel() {
         analysis.output.accuracy, analysis.output.mappedAccuracy);
   test::figure("analysis.permutation.max_kl", maxKl(analysis));
   test::figure("analysis.permutation.accuracy", analysis.output.accuracy);
-  QVERIFY(maxKl(analysis) < 0.05);  // the images are the clean ones (0.0005-0.0018 over demo models)
+  QVERIFY(maxKl(analysis) <
+          0.05);  // the images are the clean ones (0.0005-0.0018 over demo models)
   QVERIFY(analysis.output.accuracy < 0.2);
   QVERIFY(analysis.output.permutation);
   // The detected mapping undoes the derangement: label derangement[c] is predicted as c.
@@ -169,7 +173,9 @@ void TestAnalysis::labelPermutationIsOutputLevel() {
 
 void TestAnalysis::subpopulationShiftGrowsWithDepth() {
   SuperClasses classes;
-  QCOMPARE(readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes), std::string());
+  QCOMPARE(
+      readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes),
+      std::string());
   SubpopulationData parts;
   QCOMPARE(subpopulationShift(fashion("test"), classes, parts), std::string());
   const auto analysis = analyse(parts.target, &parts.source);
@@ -212,8 +218,9 @@ void TestAnalysis::snapshotsSettle() {
   AnalysisOptions options;
   options.batchSize = 50;
   options.maxBatches = 12;
-  const auto analysis = analyzeShift(test::demo(), *noisy.dataset, nullptr, options,
-                                     [&](const ShiftSnapshot& s) { firstLayer.push_back(s.layers.front().kl); });
+  const auto analysis =
+      analyzeShift(test::demo(), *noisy.dataset, nullptr, options,
+                   [&](const ShiftSnapshot& s) { firstLayer.push_back(s.layers.front().kl); });
   QVERIFY2(analysis.ok, analysis.error.c_str());
   QCOMPARE(firstLayer.size(), size_t(12));
   QCOMPARE(analysis.snapshots.size(), size_t(12));
@@ -222,13 +229,15 @@ void TestAnalysis::snapshotsSettle() {
   // about as 1/batches, so about 0.3; one step against one step would be a coin toss of noise.
   const auto largestChange = [&](std::size_t from) {
     double largest = 0;
-    for (std::size_t i = from; i < from + 3; ++i) largest = std::max(largest, std::abs(firstLayer[i + 1] - firstLayer[i]));
+    for (std::size_t i = from; i < from + 3; ++i)
+      largest = std::max(largest, std::abs(firstLayer[i + 1] - firstLayer[i]));
     return largest;
   };
   test::figure("analysis.settle.late_over_early_change", largestChange(8) / largestChange(0));
   QVERIFY(largestChange(8) < largestChange(0));
   QVERIFY(analysis.snapshots.back().layers.front().uncertainty > 0);
-  QVERIFY(analysis.snapshots.back().layers.front().noiseFloor < analysis.snapshots.front().layers.front().noiseFloor);
+  QVERIFY(analysis.snapshots.back().layers.front().noiseFloor <
+          analysis.snapshots.front().layers.front().noiseFloor);
 }
 
 void TestAnalysis::batchNormReferenceEqualsSourceStatistics() {
@@ -238,7 +247,8 @@ void TestAnalysis::batchNormReferenceEqualsSourceStatistics() {
   const Dataset calibration = fashion("train").subset(first);
   AnalysisOptions options;
   options.batchSize = 250;
-  const auto analysis = analyzeShift(test::openedFixture("bn_calibrated.pt"), calibration, nullptr, options);
+  const auto analysis =
+      analyzeShift(test::openedFixture("bn_calibrated.pt"), calibration, nullptr, options);
   QVERIFY2(analysis.ok, analysis.error.c_str());
   QCOMPARE(analysis.snapshots.back().layers.size(), size_t(9));  // every BatchNorm's input
   for (const auto& layer : analysis.snapshots.back().layers) {
@@ -249,16 +259,22 @@ void TestAnalysis::batchNormReferenceEqualsSourceStatistics() {
   // Other images of the same kind sit within sampling error of the same reference.
   std::vector<std::size_t> others(2000);
   std::iota(others.begin(), others.end(), 30000);
-  const auto fresh = analyzeShift(test::openedFixture("bn_calibrated.pt"), fashion("train").subset(others), nullptr, options);
+  const auto fresh = analyzeShift(test::openedFixture("bn_calibrated.pt"),
+                                  fashion("train").subset(others), nullptr, options);
   QVERIFY(fresh.ok);
   for (const auto& layer : fresh.snapshots.back().layers) {
-    QVERIFY2(layer.kl < 5 * layer.noiseFloor, qPrintable(QString("%1: KL %2 floor %3").arg(layer.layer.c_str()).arg(layer.kl).arg(layer.noiseFloor)));
+    QVERIFY2(layer.kl < 5 * layer.noiseFloor, qPrintable(QString("%1: KL %2 floor %3")
+                                                             .arg(layer.layer.c_str())
+                                                             .arg(layer.kl)
+                                                             .arg(layer.noiseFloor)));
   }
 }
 
 void TestAnalysis::referenceTravelsWithTheModel() {
   SuperClasses classes;
-  QCOMPARE(readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes), std::string());
+  QCOMPARE(
+      readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes),
+      std::string());
   SubpopulationData parts;
   QCOMPARE(subpopulationShift(fashion("test"), classes, parts), std::string());
   const auto withSource = analyse(parts.target, &parts.source, 5);
@@ -273,7 +289,8 @@ void TestAnalysis::referenceTravelsWithTheModel() {
   options.maxBatches = 5;
   const auto stored = analyzeShift(LoadedModel::open(saved), parts.target, nullptr, options);
   QVERIFY2(stored.ok, stored.error.c_str());
-  QVERIFY(QString::fromStdString(stored.reference).startsWith("the reference stored with the model"));
+  QVERIFY(
+      QString::fromStdString(stored.reference).startsWith("the reference stored with the model"));
   const auto& a = withSource.snapshots.back().layers;
   const auto& b = stored.snapshots.back().layers;
   QCOMPARE(a.size(), b.size());
@@ -292,16 +309,18 @@ void TestAnalysis::cancelStopsBetweenBatches() {
   int snapshots = 0;
   AnalysisOptions options;
   options.batchSize = 50;
-  const auto analysis = analyzeShift(test::demo(), fashion("test"), nullptr, options,
-                                     [&](const ShiftSnapshot&) {
-                                       if (++snapshots == 2) cancel = true;
-                                     },
-                                     &cancel);
+  const auto analysis = analyzeShift(
+      test::demo(), fashion("test"), nullptr, options,
+      [&](const ShiftSnapshot&) {
+        if (++snapshots == 2) cancel = true;
+      },
+      &cancel);
   QVERIFY(!analysis.ok);
   QVERIFY(analysis.cancelled);
   QCOMPARE(snapshots, 2);
   // A model file that is not one: a message, not a crash.
-  const auto broken = analyzeShift(test::openedFixture("not_a_model.zip"), fashion("test"), nullptr, options);
+  const auto broken =
+      analyzeShift(test::openedFixture("not_a_model.zip"), fashion("test"), nullptr, options);
   QVERIFY(!broken.ok);
   QVERIFY(QString::fromStdString(broken.error).contains("not a TorchScript model"));
 }

@@ -7,8 +7,8 @@
 
 #include "analysis/gradient_metrics.h"
 #include "analysis/gradient_profile.h"
-#include "support/reference.h"
 #include "data/idx_reader.h"
+#include "support/reference.h"
 
 using namespace scalpel;
 
@@ -41,17 +41,26 @@ void TestGradients::matchPython() {
   auto module = torch::jit::load(test::fixture(model + ".pt").toStdString());
   const auto gradients = parameterGradients(module, batches);
   QCOMPARE(int(gradients.size()), reference.size());
-  const auto close = [](double a, double b) { return std::abs(a - b) <= 1e-4 * std::abs(b) + 1e-9; };
+  const auto close = [](double a, double b) {
+    return std::abs(a - b) <= 1e-4 * std::abs(b) + 1e-9;
+  };
   for (const auto& g : gradients) {
     const auto expected = reference[QString::fromStdString(g.name)].toObject();
     QVERIFY2(close(g.rgn, expected["rgn"].toDouble()),
-             qPrintable(QString("%1 RGN %2 vs %3").arg(g.name.c_str()).arg(g.rgn).arg(expected["rgn"].toDouble())));
+             qPrintable(QString("%1 RGN %2 vs %3")
+                            .arg(g.name.c_str())
+                            .arg(g.rgn)
+                            .arg(expected["rgn"].toDouble())));
     QVERIFY2(close(g.snr, expected["snr"].toDouble()),
-             qPrintable(QString("%1 SNR %2 vs %3").arg(g.name.c_str()).arg(g.snr).arg(expected["snr"].toDouble())));
+             qPrintable(QString("%1 SNR %2 vs %3")
+                            .arg(g.name.c_str())
+                            .arg(g.snr)
+                            .arg(expected["snr"].toDouble())));
   }
   // BatchNorm weights and biases are marked as such.
   for (const auto& g : gradients) {
-    QCOMPARE(g.batchNormAffine, model == "small_cnn" && (g.module == "stem.1" || g.module.find("bn") != std::string::npos));
+    QCOMPARE(g.batchNormAffine, model == "small_cnn" && (g.module == "stem.1" ||
+                                                         g.module.find("bn") != std::string::npos));
   }
 }
 
@@ -66,7 +75,7 @@ void TestGradients::rollUpsLeaveOutBatchNormAffine() {
   QCOMPARE(blocks, QStringList({"stem", "layer1", "layer2", "layer3", "pool", "fc"}));
   bool sawBatchNorm = false;
   for (const auto& module : profile.modules) sawBatchNorm |= module.name == "layer1.bn1";
-  QVERIFY(!sawBatchNorm);  // its only parameters are affine
+  QVERIFY(!sawBatchNorm);                                   // its only parameters are affine
   QCOMPARE(profile.blocks[4].parameters, std::int64_t(0));  // pool has none
   QVERIFY(profile.blocks[5].rgn > 0);
 

@@ -52,7 +52,8 @@ QByteArray gzip(const QByteArray& raw) {
 bool writePng(const QString& path, int width, int height, int channels, unsigned char value) {
   std::vector<unsigned char> pixels(size_t(width * height * channels));
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(value + i % 7);
-  return stbi_write_png(path.toUtf8().constData(), width, height, channels, pixels.data(), width * channels) != 0;
+  return stbi_write_png(path.toUtf8().constData(), width, height, channels, pixels.data(),
+                        width * channels) != 0;
 }
 
 }  // namespace
@@ -105,7 +106,8 @@ void TestDataReaders::readsFashionMnist() {
   QCOMPARE(test.dataset->classNames.at(9), std::string("Ankle boot"));
   QCOMPARE(test.dataset->labels.front(), 9);  // the first test image is an ankle boot
   for (auto count : test.dataset->classCounts()) QCOMPARE(count, size_t(1000));
-  const auto [low, high] = std::minmax_element(test.dataset->values.begin(), test.dataset->values.end());
+  const auto [low, high] =
+      std::minmax_element(test.dataset->values.begin(), test.dataset->values.end());
   QCOMPARE(*low, 0.0f);
   QCOMPARE(*high, 1.0f);
   const auto missing = readFashionMnist("test", "/nonexistent");
@@ -114,11 +116,16 @@ void TestDataReaders::readsFashionMnist() {
 
 void TestDataReaders::idxGzippedAndRawAgree() {
   QByteArray images = idxHeader(0x803, {3, 2, 2});
-  images.append(QByteArray::fromHex("00ff8040" "01020304" "fffefdfc"));
+  images.append(
+      QByteArray::fromHex("00ff8040"
+                          "01020304"
+                          "fffefdfc"));
   QByteArray labels = idxHeader(0x801, {3});
   labels.append(QByteArray::fromHex("020001"));
-  const auto raw = readIdx(write("raw/images.idx", images).toStdString(), write("raw/labels.idx", labels).toStdString());
-  const auto packed = readIdx(write("gz/images.gz", gzip(images)).toStdString(), write("gz/labels.gz", gzip(labels)).toStdString());
+  const auto raw = readIdx(write("raw/images.idx", images).toStdString(),
+                           write("raw/labels.idx", labels).toStdString());
+  const auto packed = readIdx(write("gz/images.gz", gzip(images)).toStdString(),
+                              write("gz/labels.gz", gzip(labels)).toStdString());
   QVERIFY2(raw, raw.error.c_str());
   QVERIFY2(packed, packed.error.c_str());
   QCOMPARE(raw.dataset->values, packed.dataset->values);
@@ -136,7 +143,8 @@ void TestDataReaders::idxGzippedAndRawAgree() {
   QCOMPARE(opened.dataset->values, raw.dataset->values);
   const auto alone = openDataSource(write("lonely/t10k-images-idx3-ubyte", images).toStdString());
   QVERIFY(!alone);
-  QVERIFY2(QString::fromStdString(alone.error).contains("t10k-labels-idx1-ubyte is missing"), alone.error.c_str());
+  QVERIFY2(QString::fromStdString(alone.error).contains("t10k-labels-idx1-ubyte is missing"),
+           alone.error.c_str());
 }
 
 void TestDataReaders::idxRefusesMalformed_data() {
@@ -145,25 +153,36 @@ void TestDataReaders::idxRefusesMalformed_data() {
   QTest::addColumn<QString>("expected");
   const QByteArray goodLabels = idxHeader(0x801, {2}) + QByteArray::fromHex("0001");
   const QByteArray pixels(2 * 4, '\x10');
-  QTest::newRow("wrong magic") << idxHeader(0x12345678, {2, 2, 2}) + pixels << goodLabels << "not an IDX file (magic number 0x12345678 at offset 0";
-  QTest::newRow("float type") << idxHeader(0x0d03, {2, 2, 2}) + pixels << goodLabels << "IDX element type 0xd is not supported";
+  QTest::newRow("wrong magic") << idxHeader(0x12345678, {2, 2, 2}) + pixels << goodLabels
+                               << "not an IDX file (magic number 0x12345678 at offset 0";
+  QTest::newRow("float type") << idxHeader(0x0d03, {2, 2, 2}) + pixels << goodLabels
+                              << "IDX element type 0xd is not supported";
   QTest::newRow("truncated header") << idxHeader(0x803, {2}) << goodLabels << "truncated header";
-  QTest::newRow("truncated data") << idxHeader(0x803, {2, 2, 2}) + pixels.left(5) << goodLabels << "truncated — the header promises 8 bytes of data from offset 16, the file has 5";
-  QTest::newRow("extra bytes") << idxHeader(0x803, {2, 2, 2}) + pixels + "xx" << goodLabels << "2 unexpected bytes after the data (offset 24)";
-  QTest::newRow("count mismatch") << idxHeader(0x803, {2, 2, 2}) + pixels << idxHeader(0x801, {3}) + QByteArray(3, '\0') << "holds 2 images but labels.idx holds 3 labels";
-  QTest::newRow("labels not 1-D") << idxHeader(0x803, {2, 2, 2}) + pixels << idxHeader(0x802, {2, 1}) + QByteArray(2, '\0') << "labels must be one dimension";
+  QTest::newRow("truncated data")
+      << idxHeader(0x803, {2, 2, 2}) + pixels.left(5) << goodLabels
+      << "truncated — the header promises 8 bytes of data from offset 16, the file has 5";
+  QTest::newRow("extra bytes") << idxHeader(0x803, {2, 2, 2}) + pixels + "xx" << goodLabels
+                               << "2 unexpected bytes after the data (offset 24)";
+  QTest::newRow("count mismatch") << idxHeader(0x803, {2, 2, 2}) + pixels
+                                  << idxHeader(0x801, {3}) + QByteArray(3, '\0')
+                                  << "holds 2 images but labels.idx holds 3 labels";
+  QTest::newRow("labels not 1-D") << idxHeader(0x803, {2, 2, 2}) + pixels
+                                  << idxHeader(0x802, {2, 1}) + QByteArray(2, '\0')
+                                  << "labels must be one dimension";
   QTest::newRow("empty file") << QByteArray() << goodLabels << "too short for an IDX file (0 bytes";
   QByteArray forged = gzip(idxHeader(0x803, {2, 2, 2}) + pixels);
   forged.replace(forged.size() - 4, 4, QByteArray(4, '\xff'));  // footer claims 4 GiB (fuzz find)
   QTest::newRow("forged gzip size") << forged << goodLabels << "gzip data is damaged or truncated";
-  QTest::newRow("broken gzip") << gzip(idxHeader(0x803, {2, 2, 2}) + pixels).left(20) << goodLabels << "gzip data is damaged or truncated";
+  QTest::newRow("broken gzip") << gzip(idxHeader(0x803, {2, 2, 2}) + pixels).left(20) << goodLabels
+                               << "gzip data is damaged or truncated";
 }
 
 void TestDataReaders::idxRefusesMalformed() {
   QFETCH(QByteArray, images);
   QFETCH(QByteArray, labels);
   QFETCH(QString, expected);
-  const auto result = readIdx(write("bad/images.idx", images).toStdString(), write("bad/labels.idx", labels).toStdString());
+  const auto result = readIdx(write("bad/images.idx", images).toStdString(),
+                              write("bad/labels.idx", labels).toStdString());
   QVERIFY(!result);
   QVERIFY2(QString::fromStdString(result.error).contains(expected), result.error.c_str());
 }
@@ -175,10 +194,15 @@ void TestDataReaders::csvReads_data() {
   QTest::addColumn<int>("features");
   QTest::addColumn<QStringList>("classes");
   QTest::addColumn<int>("firstLabel");
-  QTest::newRow("header, string labels") << QByteArray("a,b,kind\n1,2,dog\n3,4.5,cat\n\n5,6e-1,dog\n") << "" << 3 << 2 << QStringList{"cat", "dog"} << 1;
-  QTest::newRow("no header, integer labels") << QByteArray("0.5,1,2\r\n1.5,2,0\r\n") << "" << 2 << 2 << QStringList{"0", "1", "2"} << 2;
-  QTest::newRow("named label column first") << QByteArray("y,x1,x2\n1,0.1,0.2\n0,0.3,0.4\n") << "y" << 2 << 2 << QStringList{"0", "1"} << 1;
-  QTest::newRow("quoted fields") << QByteArray("\"f,1\",f2,label\n1,2,\"big, red\"\n3,4,small\n") << "" << 2 << 2 << QStringList{"big, red", "small"} << 0;
+  QTest::newRow("header, string labels")
+      << QByteArray("a,b,kind\n1,2,dog\n3,4.5,cat\n\n5,6e-1,dog\n") << "" << 3 << 2
+      << QStringList{"cat", "dog"} << 1;
+  QTest::newRow("no header, integer labels")
+      << QByteArray("0.5,1,2\r\n1.5,2,0\r\n") << "" << 2 << 2 << QStringList{"0", "1", "2"} << 2;
+  QTest::newRow("named label column first") << QByteArray("y,x1,x2\n1,0.1,0.2\n0,0.3,0.4\n") << "y"
+                                            << 2 << 2 << QStringList{"0", "1"} << 1;
+  QTest::newRow("quoted fields") << QByteArray("\"f,1\",f2,label\n1,2,\"big, red\"\n3,4,small\n")
+                                 << "" << 2 << 2 << QStringList{"big, red", "small"} << 0;
 }
 
 void TestDataReaders::csvReads() {
@@ -188,7 +212,8 @@ void TestDataReaders::csvReads() {
   QFETCH(int, features);
   QFETCH(QStringList, classes);
   QFETCH(int, firstLabel);
-  const auto result = readCsv(write("table.csv", text).toStdString(), CsvOptions{labelColumn.toStdString(), ','});
+  const auto result =
+      readCsv(write("table.csv", text).toStdString(), CsvOptions{labelColumn.toStdString(), ','});
   QVERIFY2(result, result.error.c_str());
   QCOMPARE(int(result.dataset->size()), rows);
   QCOMPARE(result.dataset->itemShape, (std::vector<std::int64_t>{features}));
@@ -204,20 +229,29 @@ void TestDataReaders::csvRefusesMalformed_data() {
   QTest::addColumn<QByteArray>("text");
   QTest::addColumn<QString>("labelColumn");
   QTest::addColumn<QString>("expected");
-  QTest::newRow("ragged rows") << QByteArray("a,b,y\n1,2,0\n1,0\n1,2,3,4\n") << "" << "2 bad rows — line 3: 2 fields, expected 3; line 4: 4 fields, expected 3";
-  QTest::newRow("non-numeric feature") << QByteArray("a,b,y\n1,2,0\n1,abc,1\n") << "" << "line 3: b is 'abc', not a number";
-  QTest::newRow("empty label") << QByteArray("1,2,\n") << "" << "line 1: the label is empty";
-  QTest::newRow("empty file") << QByteArray("\n\n") << "" << "no rows — the file is empty";
-  QTest::newRow("header only") << QByteArray("a,b,y\n") << "" << "a header but no data rows";
-  QTest::newRow("one column") << QByteArray("1\n2\n") << "" << "one column only";
-  QTest::newRow("unknown label column") << QByteArray("a,b,y\n1,2,0\n") << "class" << "no column named 'class'";
+  QTest::newRow("ragged rows")
+      << QByteArray("a,b,y\n1,2,0\n1,0\n1,2,3,4\n") << ""
+      << "2 bad rows — line 3: 2 fields, expected 3; line 4: 4 fields, expected 3";
+  QTest::newRow("non-numeric feature") << QByteArray("a,b,y\n1,2,0\n1,abc,1\n") << ""
+                                       << "line 3: b is 'abc', not a number";
+  QTest::newRow("empty label") << QByteArray("1,2,\n") << ""
+                               << "line 1: the label is empty";
+  QTest::newRow("empty file") << QByteArray("\n\n") << ""
+                              << "no rows — the file is empty";
+  QTest::newRow("header only") << QByteArray("a,b,y\n") << ""
+                               << "a header but no data rows";
+  QTest::newRow("one column") << QByteArray("1\n2\n") << ""
+                              << "one column only";
+  QTest::newRow("unknown label column") << QByteArray("a,b,y\n1,2,0\n") << "class"
+                                        << "no column named 'class'";
 }
 
 void TestDataReaders::csvRefusesMalformed() {
   QFETCH(QByteArray, text);
   QFETCH(QString, labelColumn);
   QFETCH(QString, expected);
-  const auto result = readCsv(write("bad.csv", text).toStdString(), CsvOptions{labelColumn.toStdString(), ','});
+  const auto result =
+      readCsv(write("bad.csv", text).toStdString(), CsvOptions{labelColumn.toStdString(), ','});
   QVERIFY(!result);
   QVERIFY2(QString::fromStdString(result.error).contains(expected), result.error.c_str());
   QVERIFY2(QString::fromStdString(result.error).contains("bad.csv"), result.error.c_str());
@@ -225,7 +259,9 @@ void TestDataReaders::csvRefusesMalformed() {
 
 void TestDataReaders::csvReadsRegressionTargets() {
   // Targets anywhere in the row, in the order named; the rest are the features.
-  const auto path = write("houses.csv", "price,rooms,area,age\n250.5,3,80,12\n410,5,140.5,3\n99.9,1,35,40\n").toStdString();
+  const auto path =
+      write("houses.csv", "price,rooms,area,age\n250.5,3,80,12\n410,5,140.5,3\n99.9,1,35,40\n")
+          .toStdString();
   auto result = readCsv(path, CsvOptions{"", ',', {"age", "price"}});
   QVERIFY2(result, result.error.c_str());
   const Dataset& data = *result.dataset;
@@ -266,11 +302,17 @@ void TestDataReaders::csvRefusesBadRegressionTargets_data() {
   QTest::addColumn<QByteArray>("text");
   QTest::addColumn<QStringList>("targets");
   QTest::addColumn<QString>("expected");
-  QTest::newRow("no such column") << QByteArray("a,b,y\n1,2,0.5\n") << QStringList{"price"} << "no column named 'price' in the header — name one of its columns";
-  QTest::newRow("no header") << QByteArray("1,2,0.5\n3,4,1.5\n") << QStringList{"y"} << "no column named 'y'";
-  QTest::newRow("text target") << QByteArray("a,b,y\n1,2,0.5\n3,4,high\n") << QStringList{"y"} << "line 3: y is 'high', not a number";
-  QTest::newRow("empty target") << QByteArray("a,b,y\n1,2,\n") << QStringList{"y"} << "line 2: y is '', not a number";
-  QTest::newRow("only targets") << QByteArray("a,y\n1,2\n") << QStringList{"a", "y"} << "every column is a target";
+  QTest::newRow("no such column")
+      << QByteArray("a,b,y\n1,2,0.5\n") << QStringList{"price"}
+      << "no column named 'price' in the header — name one of its columns";
+  QTest::newRow("no header") << QByteArray("1,2,0.5\n3,4,1.5\n") << QStringList{"y"}
+                             << "no column named 'y'";
+  QTest::newRow("text target") << QByteArray("a,b,y\n1,2,0.5\n3,4,high\n") << QStringList{"y"}
+                               << "line 3: y is 'high', not a number";
+  QTest::newRow("empty target") << QByteArray("a,b,y\n1,2,\n") << QStringList{"y"}
+                                << "line 2: y is '', not a number";
+  QTest::newRow("only targets") << QByteArray("a,y\n1,2\n") << QStringList{"a", "y"}
+                                << "every column is a target";
 }
 
 void TestDataReaders::csvRefusesBadRegressionTargets() {
@@ -284,10 +326,12 @@ void TestDataReaders::csvRefusesBadRegressionTargets() {
   QVERIFY2(QString::fromStdString(result.error).contains(expected), result.error.c_str());
   // Both a label column and targets: one or the other.
   options.labelColumn = "y";
-  QVERIFY(QString::fromStdString(readCsv(write("bad.csv", text).toStdString(), options).error).contains("not both"));
+  QVERIFY(QString::fromStdString(readCsv(write("bad.csv", text).toStdString(), options).error)
+              .contains("not both"));
   // Regression targets are columns of a CSV: other sources say so.
   const auto mnist = openDataSource("fashion-mnist", "test", {}, {"y"});
-  QVERIFY2(mnist.error.find("regression targets are columns of a .csv file") != std::string::npos, mnist.error.c_str());
+  QVERIFY2(mnist.error.find("regression targets are columns of a .csv file") != std::string::npos,
+           mnist.error.c_str());
 }
 
 void TestDataReaders::imageFolderReadsAndReportsMapping() {
@@ -303,21 +347,26 @@ void TestDataReaders::imageFolderReadsAndReportsMapping() {
   QCOMPARE(result.dataset->size(), size_t(3));
   QCOMPARE(result.dataset->itemShape, (std::vector<std::int64_t>{3, 16, 16}));
   QCOMPARE(result.dataset->labels, (std::vector<int>{0, 1, 1}));
-  QVERIFY2(QString::fromStdString(result.notes.front()).contains("(folder names in sorted order): ant→0 zebra→1"), result.notes.front().c_str());
+  QVERIFY2(QString::fromStdString(result.notes.front())
+               .contains("(folder names in sorted order): ant→0 zebra→1"),
+           result.notes.front().c_str());
 
   // The model's class names decide the mapping.
-  result = readImageFolder(root.toStdString(), ImageFolderOptions{{1, 8, 8}, {"zebra", "bird", "ant"}});
+  result =
+      readImageFolder(root.toStdString(), ImageFolderOptions{{1, 8, 8}, {"zebra", "bird", "ant"}});
   QVERIFY2(result, result.error.c_str());
   QCOMPARE(result.dataset->labels, (std::vector<int>{2, 0, 0}));
   QCOMPARE(result.dataset->classNames.size(), size_t(3));
-  QVERIFY(QString::fromStdString(result.notes.front()).contains("(the model's class names): ant→2 zebra→0"));
+  QVERIFY(QString::fromStdString(result.notes.front())
+              .contains("(the model's class names): ant→2 zebra→0"));
 
   // A classes.txt in the folder decides it when the model names none.
   QVERIFY(!write("images/classes.txt", "zebra\nant\n").isEmpty());
   result = readImageFolder(root.toStdString());
   QVERIFY2(result, result.error.c_str());
   QCOMPARE(result.dataset->labels, (std::vector<int>{1, 0, 0}));
-  QCOMPARE(result.dataset->itemShape, (std::vector<std::int64_t>{3, 28, 28}));  // from the first image
+  QCOMPARE(result.dataset->itemShape,
+           (std::vector<std::int64_t>{3, 28, 28}));  // from the first image
   QVERIFY(QString::fromStdString(result.notes.front()).contains("(classes.txt)"));
 }
 
@@ -331,16 +380,21 @@ void TestDataReaders::imageFolderSkipsUnreadableFiles() {
   QVERIFY2(result, result.error.c_str());
   QCOMPARE(result.dataset->size(), size_t(1));
   QCOMPARE(result.warnings.size(), size_t(1));
-  QVERIFY2(QString::fromStdString(result.warnings.front()).contains("skipped 1 unreadable image: broken.png"), result.warnings.front().c_str());
+  QVERIFY2(QString::fromStdString(result.warnings.front())
+               .contains("skipped 1 unreadable image: broken.png"),
+           result.warnings.front().c_str());
 
   // Damaged headers found by fuzzing: a BMP that stb reads as 0 pixels wide (its resize then
   // divided by zero), and one claiming 100000×100000 pixels (stb would try to allocate 10 GB).
   std::vector<float> pixels;
   const QString zeroWide = SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/image/regression_zero_width_bmp";
-  QVERIFY(QString::fromStdString(decodeImage(zeroWide.toStdString(), 3, 28, 28, pixels)).contains("a damaged header: 0×393476 pixels"));
+  QVERIFY(QString::fromStdString(decodeImage(zeroWide.toStdString(), 3, 28, 28, pixels))
+              .contains("a damaged header: 0×393476 pixels"));
   QByteArray huge("BM");
   huge += QByteArray(52, '\0');
-  const auto put32 = [&](int at, quint32 v) { for (int i = 0; i < 4; ++i) huge[at + i] = static_cast<char>((v >> (8 * i)) & 0xff); };
+  const auto put32 = [&](int at, quint32 v) {
+    for (int i = 0; i < 4; ++i) huge[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
   put32(10, 54);      // pixel data offset
   put32(14, 40);      // BITMAPINFOHEADER
   put32(18, 100000);  // width
@@ -348,15 +402,21 @@ void TestDataReaders::imageFolderSkipsUnreadableFiles() {
   huge[26] = 1;       // planes
   huge[28] = 24;      // bits per pixel
   const auto refused = decodeImage(write("huge.bmp", huge).toStdString(), 3, 28, 28, pixels);
-  QVERIFY2(QString::fromStdString(refused).contains("100000×100000 pixels: larger than the 64 megapixels Scalpel reads"), refused.c_str());
+  QVERIFY2(QString::fromStdString(refused).contains(
+               "100000×100000 pixels: larger than the 64 megapixels Scalpel reads"),
+           refused.c_str());
   put32(18, 4);  // a 4×589828 strip: resizing it took a minute
   put32(22, 589828);
   const auto strip = decodeImage(write("strip.bmp", huge).toStdString(), 3, 28, 28, pixels);
-  QVERIFY2(QString::fromStdString(strip).contains("a damaged header: 4×589828 pixels"), strip.c_str());
+  QVERIFY2(QString::fromStdString(strip).contains("a damaged header: 4×589828 pixels"),
+           strip.c_str());
   // A 65-byte PNG whose second image chunk claims 2 GB: stb reserved the 2 GB before reading it.
-  const QString longChunk = SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/image/regression_png_chunk_length";
+  const QString longChunk =
+      SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/image/regression_png_chunk_length";
   const auto chunk = decodeImage(longChunk.toStdString(), 1, 28, 28, pixels);
-  QVERIFY2(QString::fromStdString(chunk).contains("a damaged PNG: its chunk 'IDAT' claims 2147483392 bytes, but only 2 follow"), chunk.c_str());
+  QVERIFY2(QString::fromStdString(chunk).contains(
+               "a damaged PNG: its chunk 'IDAT' claims 2147483392 bytes, but only 2 follow"),
+           chunk.c_str());
 }
 
 void TestDataReaders::imageFolderRefuses_data() {
@@ -369,9 +429,13 @@ void TestDataReaders::imageFolderRefuses_data() {
   QDir().mkpath(m_dir.filePath("unknown_class/unicorn"));
   writePng(m_dir.filePath("unknown_class/unicorn/1.png"), 4, 4, 1, 0);
   QTest::newRow("missing") << m_dir.filePath("nowhere") << QStringList() << "not a folder";
-  QTest::newRow("empty") << m_dir.filePath("empty_folder") << QStringList() << "no class subfolders";
-  QTest::newRow("nothing readable") << m_dir.filePath("no_images") << QStringList() << "no readable images";
-  QTest::newRow("folder not a class") << m_dir.filePath("unknown_class") << QStringList{"cat", "dog"} << "folder 'unicorn' is not one of the 2 classes";
+  QTest::newRow("empty") << m_dir.filePath("empty_folder") << QStringList()
+                         << "no class subfolders";
+  QTest::newRow("nothing readable")
+      << m_dir.filePath("no_images") << QStringList() << "no readable images";
+  QTest::newRow("folder not a class")
+      << m_dir.filePath("unknown_class") << QStringList{"cat", "dog"}
+      << "folder 'unicorn' is not one of the 2 classes";
 }
 
 void TestDataReaders::imageFolderRefuses() {

@@ -38,7 +38,8 @@ const Dataset& sample() {
 
 double meanPsnr(const Dataset& clean, const Dataset& shifted) {
   double total = 0;
-  for (std::size_t i = 0; i < clean.size(); ++i) total += psnr(clean.item(i), shifted.item(i), clean.itemSize());
+  for (std::size_t i = 0; i < clean.size(); ++i)
+    total += psnr(clean.item(i), shifted.item(i), clean.itemSize());
   return total / static_cast<double>(clean.size());
 }
 
@@ -46,7 +47,8 @@ int runCli(const QStringList& arguments, QString* output = nullptr) {
   QProcess process;
   process.start(SCALPEL_CLI, arguments);
   if (!process.waitForFinished(120000)) return -1;
-  if (output) *output = QString::fromUtf8(process.readAllStandardOutput() + process.readAllStandardError());
+  if (output)
+    *output = QString::fromUtf8(process.readAllStandardOutput() + process.readAllStandardError());
   return process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -1;
 }
 
@@ -73,7 +75,8 @@ class TestShifts : public QObject {
 void TestShifts::corruptionsGetStrongerWithSeverity_data() {
   QTest::addColumn<QString>("shift");
   for (const auto& info : shiftCatalogue()) {
-    if (info.level == ShiftLevel::Input) QTest::newRow(info.name.c_str()) << QString::fromStdString(info.name);
+    if (info.level == ShiftLevel::Input)
+      QTest::newRow(info.name.c_str()) << QString::fromStdString(info.name);
   }
 }
 
@@ -94,13 +97,16 @@ void TestShifts::corruptionsGetStrongerWithSeverity() {
 }
 
 void TestShifts::deterministicForASeed() {
-  for (const char* name : {"gaussian-noise", "motion-blur", "impulse-noise", "class-prior", "label-permutation"}) {
+  for (const char* name :
+       {"gaussian-noise", "motion-blur", "impulse-noise", "class-prior", "label-permutation"}) {
     const auto a = applyShift(sample(), name, 3, 5);
     const auto b = applyShift(sample(), name, 3, 5);
     const auto c = applyShift(sample(), name, 3, 6);
     QVERIFY(a && b && c);
-    QVERIFY2(a.dataset->values == b.dataset->values && a.dataset->labels == b.dataset->labels, name);
-    QVERIFY2(a.dataset->values != c.dataset->values || a.dataset->labels != c.dataset->labels, name);
+    QVERIFY2(a.dataset->values == b.dataset->values && a.dataset->labels == b.dataset->labels,
+             name);
+    QVERIFY2(a.dataset->values != c.dataset->values || a.dataset->labels != c.dataset->labels,
+             name);
   }
 }
 
@@ -114,7 +120,8 @@ void TestShifts::labelPermutationHasNoFixedPoint() {
   }
   const auto shifted = applyShift(fashionTest(), "label-permutation", 1, 3);
   QVERIFY(shifted);
-  for (std::size_t i = 0; i < fashionTest().size(); ++i) QVERIFY(shifted.dataset->labels[i] != fashionTest().labels[i]);
+  for (std::size_t i = 0; i < fashionTest().size(); ++i)
+    QVERIFY(shifted.dataset->labels[i] != fashionTest().labels[i]);
   QCOMPARE(shifted.dataset->values, fashionTest().values);
   for (auto count : shifted.dataset->classCounts()) QCOMPARE(count, size_t(1000));
 }
@@ -130,7 +137,9 @@ void TestShifts::classPriorSkewsCounts() {
 
 void TestShifts::subpopulationsAreDisjoint() {
   SuperClasses classes;
-  QCOMPARE(readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes), std::string());
+  QCOMPARE(
+      readSuperClasses(SCALPEL_RESOURCE_DIR "/shifts/fashion-mnist-superclasses.json", classes),
+      std::string());
   SubpopulationData parts;
   QCOMPARE(subpopulationShift(fashionTest(), classes, parts), std::string());
   QCOMPARE(parts.source.size(), size_t(5000));
@@ -139,13 +148,17 @@ void TestShifts::subpopulationsAreDisjoint() {
   QCOMPARE(parts.source.classNames.size(), size_t(5));
   // No image of the source is in the target: their sub-classes are disjoint.
   std::set<std::vector<float>> source;
-  for (std::size_t i = 0; i < parts.source.size(); ++i) source.emplace(parts.source.item(i), parts.source.item(i) + parts.source.itemSize());
-  for (std::size_t i = 0; i < parts.target.size(); ++i) QVERIFY(!source.count(std::vector<float>(parts.target.item(i), parts.target.item(i) + parts.target.itemSize())));
+  for (std::size_t i = 0; i < parts.source.size(); ++i)
+    source.emplace(parts.source.item(i), parts.source.item(i) + parts.source.itemSize());
+  for (std::size_t i = 0; i < parts.target.size(); ++i)
+    QVERIFY(!source.count(
+        std::vector<float>(parts.target.item(i), parts.target.item(i) + parts.target.itemSize())));
 
   SuperClasses bad{{"x"}, {{0, 0}}};
   QVERIFY(subpopulationShift(fashionTest(), bad, parts).find("in two groups") != std::string::npos);
   bad = SuperClasses{{"x"}, {{0, 12}}};
-  QVERIFY(subpopulationShift(fashionTest(), bad, parts).find("12 is not a class") != std::string::npos);
+  QVERIFY(subpopulationShift(fashionTest(), bad, parts).find("12 is not a class") !=
+          std::string::npos);
 }
 
 void TestShifts::refusesWithAMessage_data() {
@@ -153,8 +166,10 @@ void TestShifts::refusesWithAMessage_data() {
   QTest::addColumn<int>("severity");
   QTest::addColumn<bool>("tabular");
   QTest::addColumn<QString>("expected");
-  QTest::newRow("unknown") << "fog" << 3 << false << "unknown shift 'fog' — choose one of: gaussian-noise";
-  QTest::newRow("severity 0") << "contrast" << 0 << false << "severity 0 — choose 1 (mild) to 5 (strong)";
+  QTest::newRow("unknown") << "fog" << 3 << false
+                           << "unknown shift 'fog' — choose one of: gaussian-noise";
+  QTest::newRow("severity 0") << "contrast" << 0 << false
+                              << "severity 0 — choose 1 (mild) to 5 (strong)";
   QTest::newRow("severity 6") << "jpeg" << 6 << false << "severity 6";
   QTest::newRow("needs groups") << "subpopulation" << 1 << false << "needs super-classes";
   QTest::newRow("tabular data") << "gaussian-blur" << 2 << true << "corrupts images, but";
@@ -166,7 +181,8 @@ void TestShifts::refusesWithAMessage() {
   QFETCH(bool, tabular);
   QFETCH(QString, expected);
   const auto table = parseCsv("1,2,0\n3,4,1\n", "table.csv");
-  const auto result = applyShift(tabular ? *table.dataset : sample(), shift.toStdString(), severity, 0);
+  const auto result =
+      applyShift(tabular ? *table.dataset : sample(), shift.toStdString(), severity, 0);
   QVERIFY(!result);
   QVERIFY2(QString::fromStdString(result.error).contains(expected), result.error.c_str());
 }
@@ -174,7 +190,10 @@ void TestShifts::refusesWithAMessage() {
 void TestShifts::makeShiftWritesAnImageFolderThatReadsBack() {
   QTemporaryDir dir;
   QString output;
-  QCOMPARE(runCli({"make-shift", "--shift", "gaussian-noise", "--severity", "5", "--seed", "4", "--limit", "200", "--out", dir.filePath("noisy")}, &output), 0);
+  QCOMPARE(runCli({"make-shift", "--shift", "gaussian-noise", "--severity", "5", "--seed", "4",
+                   "--limit", "200", "--out", dir.filePath("noisy")},
+                  &output),
+           0);
   QVERIFY2(output.contains("200 images"), qPrintable(output));
   const auto back = readImageFolder(dir.filePath("noisy").toStdString());
   QVERIFY2(back, back.error.c_str());
@@ -189,15 +208,19 @@ void TestShifts::makeShiftWritesAnImageFolderThatReadsBack() {
     for (std::size_t i = 0; i < n; ++i) q[i] = int(std::lround(p[i] * 255));
     return q;
   };
-  for (std::size_t i = 0; i < 200; ++i) want.emplace(expected.dataset->labels[i], quantise(expected.dataset->item(i), 784));
-  for (std::size_t i = 0; i < 200; ++i) got.emplace(back.dataset->labels[i], quantise(back.dataset->item(i), 784));
+  for (std::size_t i = 0; i < 200; ++i)
+    want.emplace(expected.dataset->labels[i], quantise(expected.dataset->item(i), 784));
+  for (std::size_t i = 0; i < 200; ++i)
+    got.emplace(back.dataset->labels[i], quantise(back.dataset->item(i), 784));
   QVERIFY(want == got);
 }
 
 void TestShifts::makeShiftSubpopulationWritesSourceAndTarget() {
   QTemporaryDir dir;
   QString output;
-  QCOMPARE(runCli({"make-shift", "--shift", "subpopulation", "--limit", "50", "--out", dir.path()}, &output), 0);
+  QCOMPARE(runCli({"make-shift", "--shift", "subpopulation", "--limit", "50", "--out", dir.path()},
+                  &output),
+           0);
   for (const char* part : {"source", "target"}) {
     const auto back = readImageFolder(dir.filePath(part).toStdString());
     QVERIFY2(back, back.error.c_str());
@@ -211,7 +234,8 @@ void TestShifts::makeShiftSubpopulationWritesSourceAndTarget() {
 void TestShifts::previewWritesAGrid() {
   QTemporaryDir dir;
   const QString file = dir.filePath("grid.png");
-  QCOMPARE(runCli({"preview", "--shift", "contrast", "--count", "6", "--scale", "2", "--out", file}), 0);
+  QCOMPARE(
+      runCli({"preview", "--shift", "contrast", "--count", "6", "--scale", "2", "--out", file}), 0);
   int width = 0, height = 0, channels = 0;
   QVERIFY(stbi_info(file.toUtf8().constData(), &width, &height, &channels));
   QCOMPARE(width, 6 * (56 + 2) + 2);   // six images of 28×2 with 2-pixel gaps

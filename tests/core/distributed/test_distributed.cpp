@@ -18,13 +18,13 @@
 #include <map>
 #include <numeric>
 
-#include "support/reference.h"
 #include "data/batch_stream.h"
 #include "data/csv_reader.h"
 #include "data/splits.h"
-#include "io/job_folder.h"
 #include "distributed/launch_environment.h"
 #include "distributed/local_launcher.h"
+#include "io/job_folder.h"
+#include "support/reference.h"
 
 using namespace scalpel;
 
@@ -50,11 +50,13 @@ class TestDistributed : public QObject {
     QString out;
     QString err;
   };
-  static Run cli(const QStringList& arguments, const QProcessEnvironment& environment = QProcessEnvironment::systemEnvironment());
+  static Run cli(const QStringList& arguments,
+                 const QProcessEnvironment& environment = QProcessEnvironment::systemEnvironment());
   static QStringList regressionRun(const QString& out, int processes);
 };
 
-TestDistributed::Run TestDistributed::cli(const QStringList& arguments, const QProcessEnvironment& environment) {
+TestDistributed::Run TestDistributed::cli(const QStringList& arguments,
+                                          const QProcessEnvironment& environment) {
   QProcess process;
   process.setProcessEnvironment(environment);
   process.start(SCALPEL_CLI, arguments);
@@ -68,9 +70,33 @@ TestDistributed::Run TestDistributed::cli(const QStringList& arguments, const QP
 
 // 300 training rows, a global batch of 60: 5 steps per epoch for 1, 2 or 3 processes.
 QStringList TestDistributed::regressionRun(const QString& out, int processes) {
-  return {"train", "--model", test::fixture("regressor.pt"), "--target", test::fixture("regression_target.csv"), "--regress", "ink,balance",
-          "--strategy", "all", "--train-per-class", "300", "--validation-per-class", "100", "--batch-size", "60", "--epochs", "3",
-          "--lr", "0.003", "--device", "cpu", "--nproc", QString::number(processes), "--out", out, "--session", out + ".session.json"};
+  return {"train",
+          "--model",
+          test::fixture("regressor.pt"),
+          "--target",
+          test::fixture("regression_target.csv"),
+          "--regress",
+          "ink,balance",
+          "--strategy",
+          "all",
+          "--train-per-class",
+          "300",
+          "--validation-per-class",
+          "100",
+          "--batch-size",
+          "60",
+          "--epochs",
+          "3",
+          "--lr",
+          "0.003",
+          "--device",
+          "cpu",
+          "--nproc",
+          QString::number(processes),
+          "--out",
+          out,
+          "--session",
+          out + ".session.json"};
 }
 
 namespace {
@@ -87,7 +113,8 @@ QJsonArray history(const QString& sessionPath) {
   QFile file(sessionPath);
   if (!file.open(QIODevice::ReadOnly)) return {};
   const auto runs = QJsonDocument::fromJson(file.readAll()).object()["runs"].toArray();
-  return runs.isEmpty() ? QJsonArray() : runs.last().toObject()["report"].toObject()["history"].toArray();
+  return runs.isEmpty() ? QJsonArray()
+                        : runs.last().toObject()["report"].toObject()["history"].toArray();
 }
 
 Dataset regressionTarget() {
@@ -161,7 +188,9 @@ void TestDistributed::shardedBatchesTogetherAreTheGlobalBatch() {
 
 void TestDistributed::launchEnvironmentIsChecked() {
   const auto with = [](const std::map<std::string, std::string>& variables) {
-    for (const char* name : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SCALPEL_DIST_TIMEOUT"}) unsetenv(name);
+    for (const char* name :
+         {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SCALPEL_DIST_TIMEOUT"})
+      unsetenv(name);
     for (const auto& [name, value] : variables) setenv(name.c_str(), value.c_str(), 1);
     LaunchEnvironment environment;
     const auto problem = readLaunchEnvironment(environment);
@@ -170,17 +199,26 @@ void TestDistributed::launchEnvironmentIsChecked() {
   auto [none, single] = with({});
   QVERIFY(none.empty());
   QVERIFY(!single.distributed());
-  auto [fine, two] = with({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.5"}, {"MASTER_PORT", "29511"}, {"SCALPEL_DIST_TIMEOUT", "7"}});
+  auto [fine, two] = with({{"WORLD_SIZE", "2"},
+                           {"RANK", "1"},
+                           {"LOCAL_RANK", "1"},
+                           {"MASTER_ADDR", "10.0.0.5"},
+                           {"MASTER_PORT", "29511"},
+                           {"SCALPEL_DIST_TIMEOUT", "7"}});
   QVERIFY2(fine.empty(), fine.c_str());
   QVERIFY(two.distributed());
   QCOMPARE(two.rank, 1);
   QCOMPARE(two.masterAddress, std::string("10.0.0.5"));
   QCOMPARE(two.masterPort, 29511);
   QCOMPARE(two.timeout.count(), 7L);
-  QVERIFY(with({{"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}}).first.find("RANK is not set") != std::string::npos);
-  QVERIFY(with({{"WORLD_SIZE", "2"}, {"RANK", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}}).first.find("not below WORLD_SIZE") != std::string::npos);
-  QVERIFY(with({{"WORLD_SIZE", "2"}, {"RANK", "0"}}).first.find("MASTER_ADDR and MASTER_PORT") != std::string::npos);
-  QVERIFY(with({{"WORLD_SIZE", "two"}}).first.find("WORLD_SIZE=two is not a whole number") != std::string::npos);
+  QVERIFY(with({{"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}})
+              .first.find("RANK is not set") != std::string::npos);
+  QVERIFY(with({{"WORLD_SIZE", "2"}, {"RANK", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}})
+              .first.find("not below WORLD_SIZE") != std::string::npos);
+  QVERIFY(with({{"WORLD_SIZE", "2"}, {"RANK", "0"}}).first.find("MASTER_ADDR and MASTER_PORT") !=
+          std::string::npos);
+  QVERIFY(with({{"WORLD_SIZE", "two"}}).first.find("WORLD_SIZE=two is not a whole number") !=
+          std::string::npos);
   with({});
 }
 
@@ -194,8 +232,10 @@ void TestDistributed::twoAndThreeProcessesTrainLikeOne() {
     const auto run = cli(regressionRun(models[processes], processes));
     QVERIFY2(run.exitCode == 0, qPrintable(run.err + run.out));
     if (processes > 1) {
-      QVERIFY2(run.out.contains(QString("starting %1 processes").arg(processes)), qPrintable(run.out));
-      QVERIFY2(run.out.contains(QString("on %1 processes: each all-reduced").arg(processes)), qPrintable(run.out));
+      QVERIFY2(run.out.contains(QString("starting %1 processes").arg(processes)),
+               qPrintable(run.out));
+      QVERIFY2(run.out.contains(QString("on %1 processes: each all-reduced").arg(processes)),
+               qPrintable(run.out));
       QCOMPARE(run.out.count("finished after 15 steps"), 1);  // rank 0 alone reports
       QVERIFY(QFile::exists(dir.filePath(QString("tuned-%1-checkpoint.pt").arg(processes))));
     }
@@ -204,9 +244,12 @@ void TestDistributed::twoAndThreeProcessesTrainLikeOne() {
   for (int processes : {2, 3}) {
     const auto many = state(models[processes]);
     double largest = 0;
-    for (const auto& [name, value] : one) largest = std::max(largest, (value - many.at(name)).abs().max().item<double>());
-    QVERIFY2(largest < 1e-5, qPrintable(QString("%1 processes: weights differ by %2").arg(processes).arg(largest)));
-    const auto a = history(models[1] + ".session.json"), b = history(models[processes] + ".session.json");
+    for (const auto& [name, value] : one)
+      largest = std::max(largest, (value - many.at(name)).abs().max().item<double>());
+    QVERIFY2(largest < 1e-5,
+             qPrintable(QString("%1 processes: weights differ by %2").arg(processes).arg(largest)));
+    const auto a = history(models[1] + ".session.json"),
+               b = history(models[processes] + ".session.json");
     QCOMPARE(a.size(), 3);
     QCOMPARE(b.size(), a.size());
     for (int i = 0; i < a.size(); ++i) {
@@ -227,9 +270,29 @@ void TestDistributed::twoAndThreeProcessesTrainLikeOne() {
 void TestDistributed::batchNormModesAcrossProcesses() {
   QTemporaryDir dir;
   const auto run = [&](const QString& name, int processes, const QString& mode) {
-    QStringList arguments{"train", "--model", scalpel::test::demoModel(), "--shift", "gaussian-noise", "--strategy", "block:layer1",
-                          "--train-per-class", "20", "--validation-per-class", "10", "--batch-size", "40", "--epochs", "1", "--seed", "3",
-                          "--device", "cpu", "--nproc", QString::number(processes), "--out", dir.filePath(name)};
+    QStringList arguments{"train",
+                          "--model",
+                          scalpel::test::demoModel(),
+                          "--shift",
+                          "gaussian-noise",
+                          "--strategy",
+                          "block:layer1",
+                          "--train-per-class",
+                          "20",
+                          "--validation-per-class",
+                          "10",
+                          "--batch-size",
+                          "40",
+                          "--epochs",
+                          "1",
+                          "--seed",
+                          "3",
+                          "--device",
+                          "cpu",
+                          "--nproc",
+                          QString::number(processes),
+                          "--out",
+                          dir.filePath(name)};
     if (!mode.isEmpty()) arguments << mode;
     return cli(arguments);
   };
@@ -237,13 +300,17 @@ void TestDistributed::batchNormModesAcrossProcesses() {
   QVERIFY2(one.exitCode == 0 && two.exitCode == 0, qPrintable(one.err + two.err));
   const auto a = state(dir.filePath("eval-1.pt")), b = state(dir.filePath("eval-2.pt"));
   double largest = 0;
-  for (const auto& [name, value] : a) largest = std::max(largest, (value - b.at(name)).abs().max().item<double>());
-  QVERIFY2(largest < 1e-5, qPrintable(QString("BatchNorm in eval mode: 1 and 2 processes differ by %1").arg(largest)));
+  for (const auto& [name, value] : a)
+    largest = std::max(largest, (value - b.at(name)).abs().max().item<double>());
+  QVERIFY2(
+      largest < 1e-5,
+      qPrintable(QString("BatchNorm in eval mode: 1 and 2 processes differ by %1").arg(largest)));
   const auto trainMode = run("train-1.pt", 1, "--bn-train");
   QVERIFY2(trainMode.exitCode == 0, qPrintable(trainMode.err));
   const auto refused = run("train-2.pt", 2, "--bn-train");
   QVERIFY(refused.exitCode != 0);
-  QVERIFY2(refused.err.contains("BatchNorm in train mode (layer1.bn1 trains)") && refused.err.contains("keep BatchNorm in eval mode"),
+  QVERIFY2(refused.err.contains("BatchNorm in train mode (layer1.bn1 trains)") &&
+               refused.err.contains("keep BatchNorm in eval mode"),
            qPrintable(refused.err));
   QVERIFY(!QFile::exists(dir.filePath("train-2.pt")));
 }
@@ -255,18 +322,46 @@ void TestDistributed::onlyTrainableGradientsTravel() {
   QTemporaryDir dir;
   const QString demo = scalpel::test::demoModel();
   const QString out = dir.filePath("tuned.pt");
-  const auto run = cli({"train", "--model", demo, "--shift", "gaussian-noise", "--severity", "3", "--strategy", "block:layer3", "--bn-eval",
-                        "--train-per-class", "20", "--validation-per-class", "10", "--batch-size", "40", "--epochs", "2",
-                        "--device", "cpu", "--nproc", "2", "--bucket-mb", "0.02", "--out", out});
+  const auto run = cli({"train",
+                        "--model",
+                        demo,
+                        "--shift",
+                        "gaussian-noise",
+                        "--severity",
+                        "3",
+                        "--strategy",
+                        "block:layer3",
+                        "--bn-eval",
+                        "--train-per-class",
+                        "20",
+                        "--validation-per-class",
+                        "10",
+                        "--batch-size",
+                        "40",
+                        "--epochs",
+                        "2",
+                        "--device",
+                        "cpu",
+                        "--nproc",
+                        "2",
+                        "--bucket-mb",
+                        "0.02",
+                        "--out",
+                        out});
   QVERIFY2(run.exitCode == 0, qPrintable(run.err + run.out));
   const auto trained = QRegularExpression("trained (\\d+) of (\\d+) parameters").match(run.out);
-  const auto sent = QRegularExpression("each all-reduced (\\d+) bytes of gradients in (\\d+) steps \\((\\d+) per step, in (\\d+) buckets").match(run.out);
+  const auto sent = QRegularExpression(
+                        "each all-reduced (\\d+) bytes of gradients in (\\d+) steps \\((\\d+) per "
+                        "step, in (\\d+) buckets")
+                        .match(run.out);
   QVERIFY2(trained.hasMatch() && sent.hasMatch(), qPrintable(run.out));
-  const qint64 trainable = trained.captured(1).toLongLong(), total = trained.captured(2).toLongLong();
+  const qint64 trainable = trained.captured(1).toLongLong(),
+               total = trained.captured(2).toLongLong();
   QVERIFY(trainable > 0 && trainable < total);
   QCOMPARE(sent.captured(3).toLongLong(), 4 * trainable);  // float32: exactly the trainable ones
   QCOMPARE(sent.captured(1).toLongLong(), 4 * trainable * sent.captured(2).toLongLong());
-  QVERIFY2(sent.captured(4).toInt() > 1, qPrintable(run.out));  // buckets, launched as backward fills them
+  QVERIFY2(sent.captured(4).toInt() > 1,
+           qPrintable(run.out));  // buckets, launched as backward fills them
   const auto before = state(demo), after = state(out);
   int changed = 0;
   for (const auto& [name, value] : before) {
@@ -283,9 +378,29 @@ void TestDistributed::killedRankStopsTheOthers() {
   QTemporaryDir dir;
   const QString out = dir.filePath("tuned.pt"), checkpoint = dir.filePath("tuned-checkpoint.pt");
   QProcess process;
-  process.start(SCALPEL_CLI, {"train", "--model", scalpel::test::demoModel(), "--shift", "gaussian-noise", "--strategy", "all",
-                              "--train-per-class", "20", "--validation-per-class", "10", "--batch-size", "40", "--epochs", "100000",
-                              "--evaluate-every", "1", "--device", "cpu", "--nproc", "2", "--out", out});
+  process.start(SCALPEL_CLI, {"train",
+                              "--model",
+                              scalpel::test::demoModel(),
+                              "--shift",
+                              "gaussian-noise",
+                              "--strategy",
+                              "all",
+                              "--train-per-class",
+                              "20",
+                              "--validation-per-class",
+                              "10",
+                              "--batch-size",
+                              "40",
+                              "--epochs",
+                              "100000",
+                              "--evaluate-every",
+                              "1",
+                              "--device",
+                              "cpu",
+                              "--nproc",
+                              "2",
+                              "--out",
+                              out});
   QString output;
   qint64 victim = 0;
   QElapsedTimer waited;
@@ -295,7 +410,8 @@ void TestDistributed::killedRankStopsTheOthers() {
     output += QString::fromUtf8(process.readAllStandardOutput());
     const auto match = QRegularExpression("rank 1: process (\\d+)").match(output);
     if (match.hasMatch()) victim = match.captured(1).toLongLong();
-    QVERIFY2(process.state() == QProcess::Running, qPrintable(output + process.readAllStandardError()));
+    QVERIFY2(process.state() == QProcess::Running,
+             qPrintable(output + process.readAllStandardError()));
   }
   QVERIFY2(victim > 0 && QFile::exists(checkpoint), qPrintable(output));
   QTest::qWait(500);  // mid-epoch, a few steps on
@@ -307,7 +423,8 @@ void TestDistributed::killedRankStopsTheOthers() {
   QVERIFY2(seconds < 30, qPrintable(QString("took %1 s").arg(seconds)));
   const QString errors = QString::fromUtf8(process.readAllStandardError());
   QVERIFY(process.exitCode() != 0);
-  QVERIFY2(errors.contains(QString("rank 1 (process %1) was killed by signal 9").arg(victim)), qPrintable(errors));
+  QVERIFY2(errors.contains(QString("rank 1 (process %1) was killed by signal 9").arg(victim)),
+           qPrintable(errors));
   QVERIFY2(errors.contains("the distributed run broke off"), qPrintable(errors));
   QVERIFY(!QFile::exists(out));
   auto model = torch::jit::load(checkpoint.toStdString());  // intact: written atomically
@@ -324,9 +441,29 @@ void TestDistributed::stalledRankTimesOut() {
   environment.insert("SCALPEL_DIST_TIMEOUT", "4");
   QProcess process;
   process.setProcessEnvironment(environment);
-  process.start(SCALPEL_CLI, {"train", "--model", test::fixture("regressor.pt"), "--target", test::fixture("regression_target.csv"),
-                              "--regress", "ink,balance", "--strategy", "all", "--train-per-class", "300", "--validation-per-class", "100",
-                              "--batch-size", "60", "--epochs", "1000000", "--device", "cpu", "--nproc", "2", "--out", dir.filePath("tuned.pt")});
+  process.start(SCALPEL_CLI, {"train",
+                              "--model",
+                              test::fixture("regressor.pt"),
+                              "--target",
+                              test::fixture("regression_target.csv"),
+                              "--regress",
+                              "ink,balance",
+                              "--strategy",
+                              "all",
+                              "--train-per-class",
+                              "300",
+                              "--validation-per-class",
+                              "100",
+                              "--batch-size",
+                              "60",
+                              "--epochs",
+                              "1000000",
+                              "--device",
+                              "cpu",
+                              "--nproc",
+                              "2",
+                              "--out",
+                              dir.filePath("tuned.pt")});
   QString output;
   qint64 victim = 0;
   QElapsedTimer waited;
@@ -350,7 +487,8 @@ void TestDistributed::stalledRankTimesOut() {
   QVERIFY2(seconds < 30, qPrintable(QString("took %1 s").arg(seconds)));
   const QString errors = QString::fromUtf8(process.readAllStandardError());
   QVERIFY(process.exitCode() != 0);
-  QVERIFY2(errors.contains("rank 0") && errors.contains("the distributed run broke off"), qPrintable(errors));
+  QVERIFY2(errors.contains("rank 0") && errors.contains("the distributed run broke off"),
+           qPrintable(errors));
   QVERIFY2(errors.contains("were stopped"), qPrintable(errors));
 }
 
@@ -360,9 +498,11 @@ void TestDistributed::stalledRankTimesOut() {
 void TestDistributed::stopSignalKeepsTheBestState_data() {
   QTest::addColumn<int>("processes");
   QTest::addColumn<int>("signal");
-  QTest::addColumn<bool>("toTheGroup");  // as a terminal's Ctrl-C: every process gets it, and again from the launcher
+  QTest::addColumn<bool>(
+      "toTheGroup");  // as a terminal's Ctrl-C: every process gets it, and again from the launcher
   QTest::newRow("1 process, SIGINT") << 1 << SIGINT << false;
-  QTest::newRow("2 processes, SIGTERM to the launcher (the window's Stop)") << 2 << SIGTERM << false;
+  QTest::newRow("2 processes, SIGTERM to the launcher (the window's Stop)")
+      << 2 << SIGTERM << false;
   QTest::newRow("2 processes, Ctrl-C in a terminal") << 2 << SIGINT << true;
 }
 
@@ -373,18 +513,41 @@ void TestDistributed::stopSignalKeepsTheBestState() {
   QTemporaryDir dir;
   const QString out = dir.filePath("tuned.pt"), session = dir.filePath("session.json");
   QProcess process;
-  process.setChildProcessModifier([] { setsid(); });  // a process group of its own, as a shell gives it
-  process.start(SCALPEL_CLI, {"train", "--model", scalpel::test::demoModel(), "--shift", "gaussian-noise", "--strategy", "all",
-                              "--train-per-class", "20", "--validation-per-class", "10", "--batch-size", "40", "--epochs", "100000",
-                              "--evaluate-every", "1", "--device", "cpu", "--nproc", QString::number(processes), "--out", out,
-                              "--session", session});
+  process.setChildProcessModifier(
+      [] { setsid(); });  // a process group of its own, as a shell gives it
+  process.start(SCALPEL_CLI, {"train",
+                              "--model",
+                              scalpel::test::demoModel(),
+                              "--shift",
+                              "gaussian-noise",
+                              "--strategy",
+                              "all",
+                              "--train-per-class",
+                              "20",
+                              "--validation-per-class",
+                              "10",
+                              "--batch-size",
+                              "40",
+                              "--epochs",
+                              "100000",
+                              "--evaluate-every",
+                              "1",
+                              "--device",
+                              "cpu",
+                              "--nproc",
+                              QString::number(processes),
+                              "--out",
+                              out,
+                              "--session",
+                              session});
   QString output;
   QElapsedTimer waited;
   waited.start();
   while (waited.elapsed() < 120000 && output.count("validation loss") < 3) {
     process.waitForReadyRead(200);
     output += QString::fromUtf8(process.readAllStandardOutput());
-    QVERIFY2(process.state() == QProcess::Running, qPrintable(output + process.readAllStandardError()));
+    QVERIFY2(process.state() == QProcess::Running,
+             qPrintable(output + process.readAllStandardError()));
   }
   QVERIFY2(output.count("validation loss") >= 3, qPrintable(output));
   QElapsedTimer stopping;
@@ -403,10 +566,12 @@ void TestDistributed::stopSignalKeepsTheBestState() {
 
   QFile file(session);
   QVERIFY(file.open(QIODevice::ReadOnly));
-  const auto run = QJsonDocument::fromJson(file.readAll()).object()["runs"].toArray().last().toObject();
+  const auto run =
+      QJsonDocument::fromJson(file.readAll()).object()["runs"].toArray().last().toObject();
   QCOMPARE(run["report"].toObject()["outcome"].toString(), QString("cancelled"));
   QVERIFY(run["report"].toObject()["history"].toArray().size() >= 3);
-  QCOMPARE(QFileInfo(QDir(dir.path()).filePath(run["tuned_model"].toString())).absoluteFilePath(), QFileInfo(out).absoluteFilePath());
+  QCOMPARE(QFileInfo(QDir(dir.path()).filePath(run["tuned_model"].toString())).absoluteFilePath(),
+           QFileInfo(out).absoluteFilePath());
   auto model = torch::jit::load(out.toStdString());
   model.eval();
   torch::NoGradGuard noGrad;
@@ -447,7 +612,8 @@ void TestDistributed::jobFolderRunsUnderTorchrun() {
   QCOMPARE(results.report.plan.trainable, std::vector<std::string>{"input"});
   QCOMPARE(results.metrics.size(), std::size_t(3));  // one line per evaluation
   QCOMPARE(results.metrics.size(), results.report.history.size());
-  QVERIFY(std::abs(results.metrics.back().validation.r2 - results.report.history.back().validation.r2) < 1e-12);
+  QVERIFY(std::abs(results.metrics.back().validation.r2 -
+                   results.report.history.back().validation.r2) < 1e-12);
   QVERIFY(QFile::exists(job + "/results/report/report.md"));
 }
 

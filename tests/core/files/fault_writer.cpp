@@ -64,12 +64,14 @@ int main(int argc, char** argv) {
   }
   if (mode == "limited" && argc == 4) {
     std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG, as on a full disk
-    const rlimit limit{static_cast<rlim_t>(std::stoul(argv[2])), static_cast<rlim_t>(std::stoul(argv[2]))};
+    const rlimit limit{static_cast<rlim_t>(std::stoul(argv[2])),
+                       static_cast<rlim_t>(std::stoul(argv[2]))};
     setrlimit(RLIMIT_FSIZE, &limit);
     const auto error = scalpel::saveSession(bigSession(1), argv[3]);
     std::printf("%s\n", error.c_str());
     return error.empty() ? 1 : 0;
   }
-  std::fprintf(stderr, "usage: fault_writer session PATH | export MODEL PATH | limited BYTES PATH\n");
+  std::fprintf(stderr,
+               "usage: fault_writer session PATH | export MODEL PATH | limited BYTES PATH\n");
   return 2;
 }

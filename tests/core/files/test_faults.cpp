@@ -12,9 +12,9 @@
 #include <fstream>
 #include <thread>
 
-#include "support/reference.h"
 #include "io/model_export.h"
 #include "io/session.h"
+#include "support/reference.h"
 
 namespace fs = std::filesystem;
 
@@ -29,7 +29,8 @@ void killMidWrite(const QStringList& arguments) {
   writer.start(FAULT_WRITER, arguments);
   QVERIFY(writer.waitForStarted());
   QVERIFY2(writer.waitForReadyRead(30000), qPrintable(writer.readAllStandardError()));
-  std::this_thread::sleep_for(std::chrono::milliseconds(QRandomGenerator::global()->bounded(1, 60)));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(QRandomGenerator::global()->bounded(1, 60)));
   writer.kill();  // SIGKILL: no destructor, no flush, no rename runs after this
   QVERIFY(writer.waitForFinished(10000));
   QCOMPARE(writer.exitStatus(), QProcess::CrashExit);
@@ -78,8 +79,10 @@ void TestFaults::killedSessionSavesLeaveALoadableSession() {
     QCOMPARE(loaded.runs.back().report.history.size(), size_t(200));
     seen.insert(QString::fromStdString(loaded.strategy));
   }
-  qInfo("%d kills during saves, %d of them mid-write: the session loaded every time (variants seen: %s)", kKills, midWrite,
-        qPrintable(QStringList(seen.begin(), seen.end()).join(", ")));
+  qInfo(
+      "%d kills during saves, %d of them mid-write: the session loaded every time (variants seen: "
+      "%s)",
+      kKills, midWrite, qPrintable(QStringList(seen.begin(), seen.end()).join(", ")));
   // A killed writer may leave its temporary file; the next save clears it.
   QVERIFY(temporariesBeside(path) <= 1);
   QCOMPARE(saveFirstSession(path), QString());
@@ -91,7 +94,9 @@ void TestFaults::killedExportsLeaveALoadableModel() {
   const QString model = scalpel::test::fixture("small_cnn.pt");
   const fs::path path = dir.filePath("tuned.pt").toStdString();
   const std::string bytes = scalpel::test::readBytes(model.toStdString());
-  QCOMPARE(QString::fromStdString(scalpel::exportTunedModel(bytes, R"({"variant": "first"})", path)), QString());
+  QCOMPARE(
+      QString::fromStdString(scalpel::exportTunedModel(bytes, R"({"variant": "first"})", path)),
+      QString());
   for (int kill = 0; kill < kKills; ++kill) {
     killMidWrite({"export", model, QString::fromStdString(path.string())});
     std::string report;
@@ -116,7 +121,8 @@ void TestFaults::aFullDiskKeepsThePreviousSession() {
   QVERIFY(writer.waitForFinished(30000));
   const QString message = QString::fromUtf8(writer.readAllStandardOutput()).trimmed();
   QCOMPARE(writer.exitCode(), 0);  // the save was refused
-  QVERIFY2(message.contains("writing failed") && message.contains("the previous file is unchanged"), qPrintable(message));
+  QVERIFY2(message.contains("writing failed") && message.contains("the previous file is unchanged"),
+           qPrintable(message));
   qInfo("what the user is told: %s", qPrintable(message));
   scalpel::Session loaded;
   QVERIFY(scalpel::loadSession(path, loaded).ok);
@@ -132,7 +138,8 @@ void TestFaults::aFullTmpfsKeepsThePreviousFiles() {
   const QString mountPoint = dir.filePath("small-disk");
   QVERIFY(QDir().mkpath(mountPoint));
   if (QProcess::execute("mount", {"-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint}) != 0) {
-    QSKIP("cannot mount a tmpfs here (needs root); aFullDiskKeepsThePreviousSession covers the path");
+    QSKIP(
+        "cannot mount a tmpfs here (needs root); aFullDiskKeepsThePreviousSession covers the path");
   }
   struct Unmount {
     QString point;
@@ -142,8 +149,11 @@ void TestFaults::aFullTmpfsKeepsThePreviousFiles() {
   const fs::path session = (mountPoint + "/work.json").toStdString();
   const fs::path exported = (mountPoint + "/tuned.pt").toStdString();
   QCOMPARE(saveFirstSession(session), QString());
-  const std::string model = scalpel::test::readBytes(scalpel::test::fixture("small_cnn.pt").toStdString());
-  QCOMPARE(QString::fromStdString(scalpel::exportTunedModel(model, R"({"variant": "first"})", exported)), QString());
+  const std::string model =
+      scalpel::test::readBytes(scalpel::test::fixture("small_cnn.pt").toStdString());
+  QCOMPARE(
+      QString::fromStdString(scalpel::exportTunedModel(model, R"({"variant": "first"})", exported)),
+      QString());
   {  // Fill the disk: write until the file system refuses.
     std::ofstream filler((mountPoint + "/filler").toStdString(), std::ios::binary);
     const std::string block(4096, 'x');
@@ -155,12 +165,14 @@ void TestFaults::aFullTmpfsKeepsThePreviousFiles() {
   next.strategy = "auto";
   const QString saveError = QString::fromStdString(scalpel::saveSession(next, session));
   qInfo("saving on a full disk: %s", qPrintable(saveError));
-  QVERIFY2(saveError.contains("No space left on device") && saveError.contains("the previous file is unchanged"),
+  QVERIFY2(saveError.contains("No space left on device") &&
+               saveError.contains("the previous file is unchanged"),
            qPrintable(saveError));
-  const QString exportError =
-      QString::fromStdString(scalpel::exportTunedModel(model, R"({"variant": "second"})", exported));
+  const QString exportError = QString::fromStdString(
+      scalpel::exportTunedModel(model, R"({"variant": "second"})", exported));
   qInfo("exporting on a full disk: %s", qPrintable(exportError));
-  QVERIFY2(exportError.contains("No space left on device") && exportError.contains("the previous file is unchanged"),
+  QVERIFY2(exportError.contains("No space left on device") &&
+               exportError.contains("the previous file is unchanged"),
            qPrintable(exportError));
 
   scalpel::Session loaded;

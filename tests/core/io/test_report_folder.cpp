@@ -249,7 +249,7 @@ void TestReportFolder::chartsSurviveDegenerateData() {
   bars.values = y;
   bars.values.resize(3, kNaN);
   bars.markers = x;
-  bars.errors = x;  // whiskers from degenerate errors too
+  bars.errors = x;                  // whiskers from degenerate errors too
   bars.barColours = {{200, 0, 0}};  // fewer colours than bars
   for (bool log : {false, true}) {
     for (bool horizontal : {true, false}) {

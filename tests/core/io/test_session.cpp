@@ -17,11 +17,11 @@
 #include <limits>
 #include <regex>
 
-#include "support/reference.h"
 #include "io/run_report.h"
 #include "io/session.h"
 #include "io/train_format.h"
 #include "scalpel/version.h"
+#include "support/reference.h"
 #include "util/fingerprint.h"
 
 using namespace scalpel;

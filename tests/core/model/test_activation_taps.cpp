@@ -8,11 +8,11 @@
 #include <map>
 #include <set>
 
-#include "support/reference.h"
 #include "analysis/activation_moments.h"
 #include "model/activation_taps.h"
 #include "model/channel_sums.h"
 #include "model/script_model.h"
+#include "support/reference.h"
 
 using namespace scalpel;
 
@@ -132,7 +132,7 @@ void TestActivationTaps::inPlaceOpsDoNotCorruptTaps() {
   const auto reference = readPythonTaps("small_cnn");
   const ActivationTaps taps(loaded.model->module(), {"block.bn1", "block.bn2", "block.relu"});
   const auto result = taps.run(reference.input);
-  QCOMPARE(result.taps.size(), size_t(4));  // bn1, relu, bn2, relu#1
+  QCOMPARE(result.taps.size(), size_t(4));           // bn1, relu, bn2, relu#1
   QVERIFY(result.taps[0].lt(0).any().item<bool>());  // bn1 before ReLU has negatives
   QVERIFY(close(result.taps[0], reference.taps.at("block.bn1")));
   QVERIFY(close(result.taps[2], reference.taps.at("block.bn2")));
@@ -152,7 +152,8 @@ void TestActivationTaps::onlyValuesWrittenInPlaceAreCopied() {
   };
   const ActivationTaps written(loaded.model->module(), {"block.bn1", "block.bn2"});
   QCOMPARE(clones(written), 2);
-  const ActivationTaps inputs(loaded.model->module(), {"(no module outputs)"}, {"block.bn1", "block.bn2"});
+  const ActivationTaps inputs(loaded.model->module(), {"(no module outputs)"},
+                              {"block.bn1", "block.bn2"});
   QCOMPARE(inputs.inputCalls().size(), size_t(2));
   QCOMPARE(clones(inputs), 0);
   const auto reference = readPythonTaps("small_cnn");
@@ -190,13 +191,17 @@ void TestActivationTaps::channelSumsMatchPythonsActivations() {
     QCOMPARE(graph.count("scalpel::channel_sums(") + derived, static_cast<int>(distinct.size()));
     if (std::string(name) == "small_cnn") {
       QVERIFY(distinct.size() < result.taps.size() + result.inputs.size());
-      QCOMPARE(derived, 4);  // every BatchNorm's output (stem.1, block.bn1, block.bn2, bn2): a tapped conv feeds each
+      QCOMPARE(derived, 4);  // every BatchNorm's output (stem.1, block.bn1, block.bn2, bn2): a
+                             // tapped conv feeds each
     }
     const auto moments = momentsFromChannelSums(result.taps);
     int compared = 0;
-    const auto check = [&](const ChannelMoments& got, const torch::Tensor& activation, const std::string& label) {
+    const auto check = [&](const ChannelMoments& got, const torch::Tensor& activation,
+                           const std::string& label) {
       auto x = activation.to(torch::kFloat64);
-      x = x.dim() == 3 ? x.reshape({-1, x.size(2)}) : x.dim() < 2 ? x.reshape({-1, 1}) : x.transpose(0, 1).reshape({x.size(1), -1}).t();
+      x = x.dim() == 3  ? x.reshape({-1, x.size(2)})
+          : x.dim() < 2 ? x.reshape({-1, 1})
+                        : x.transpose(0, 1).reshape({x.size(1), -1}).t();
       const auto mean = x.mean(0), variance = x.var(0, /*unbiased=*/false);
       QCOMPARE(got.channels(), static_cast<std::size_t>(mean.numel()));
       QCOMPARE(got.count, static_cast<double>(x.size(0)));
@@ -209,7 +214,8 @@ void TestActivationTaps::channelSumsMatchPythonsActivations() {
     };
     for (std::size_t i = 0; i < sums.tappedCalls().size(); ++i) {
       const auto label = sums.tappedCalls()[i].label();
-      if (const auto it = reference.taps.find(label); it != reference.taps.end()) check(moments[i], it->second, label);
+      if (const auto it = reference.taps.find(label); it != reference.taps.end())
+        check(moments[i], it->second, label);
     }
     const auto inputMoments = momentsFromChannelSums(result.inputs);
     for (std::size_t i = 0; i < inputsOf.size(); ++i) {
@@ -226,14 +232,17 @@ void TestActivationTaps::channelSumsMatchPythonsActivations() {
 void TestActivationTaps::channelSumsOfEveryLayout_data() {
   QTest::addColumn<torch::Tensor>("activation");
   torch::manual_seed(3);
-  const auto offset = [](torch::Tensor x) { return x * 2 + 5; };  // means far from 0 test the Σx² precision
+  const auto offset = [](torch::Tensor x) {
+    return x * 2 + 5;
+  };  // means far from 0 test the Σx² precision
   QTest::newRow("images, odd runs") << offset(torch::randn({37, 5, 9, 11}));
   QTest::newRow("features [N, C]") << offset(torch::randn({50, 7}));
   QTest::newRow("tokens [N, T, C]") << offset(torch::randn({4, 13, 24}));
   QTest::newRow("one dim") << offset(torch::randn({17}));
   QTest::newRow("scalar") << torch::tensor(3.5);
   QTest::newRow("5 dims") << offset(torch::randn({3, 4, 2, 3, 5}));
-  QTest::newRow("channels last") << offset(torch::randn({6, 8, 10, 12})).contiguous(at::MemoryFormat::ChannelsLast);
+  QTest::newRow("channels last")
+      << offset(torch::randn({6, 8, 10, 12})).contiguous(at::MemoryFormat::ChannelsLast);
   QTest::newRow("transposed") << offset(torch::randn({9, 20})).t();
   QTest::newRow("float64") << offset(torch::randn({10, 3, 40}, torch::kFloat64));
   QTest::newRow("float16") << offset(torch::randn({10, 3, 40})).to(torch::kHalf);
@@ -250,7 +259,9 @@ void TestActivationTaps::channelSumsOfEveryLayout_data() {
 void TestActivationTaps::channelSumsOfEveryLayout() {
   QFETCH(torch::Tensor, activation);
   auto x = activation.to(torch::kFloat64);
-  x = x.dim() < 2 ? x.reshape({-1, 1}) : x.dim() == 3 ? x.reshape({-1, x.size(2)}) : x.transpose(0, 1).reshape({x.size(1), -1}).t();
+  x = x.dim() < 2    ? x.reshape({-1, 1})
+      : x.dim() == 3 ? x.reshape({-1, x.size(2)})
+                     : x.transpose(0, 1).reshape({x.size(1), -1}).t();
   const auto c = x.size(1);
   const auto sum = x.sum(0), square = (x * x).sum(0);
   const auto m2 = square - sum * sum / std::max<std::int64_t>(1, x.size(0));
@@ -263,18 +274,24 @@ void TestActivationTaps::channelSumsOfEveryLayout() {
     double sumTolerance, squareTolerance, spreadTolerance;
   };
   for (const auto& [path, sums, sumTolerance, squareTolerance, spreadTolerance] :
-       {Path{"CPU pass", channelSums(activation), 1e-6, 1e-6, 1e-4}, Path{"ATen", channelSumsByAten(activation), 1e-5, 1e-4, 1e-3}}) {
+       {Path{"CPU pass", channelSums(activation), 1e-6, 1e-6, 1e-4},
+        Path{"ATen", channelSumsByAten(activation), 1e-5, 1e-4, 1e-3}}) {
     QCOMPARE(sums.scalar_type(), torch::kFloat64);
     QCOMPARE(sums.numel(), 2 * c + 1);
     QCOMPARE(sums[2 * c].item<double>(), static_cast<double>(x.size(0)));
     for (std::int64_t k = 0; k < c; ++k) {
       const auto where = std::string(path) + ", channel " + std::to_string(k);
       const double s = sums[k].item<double>(), q = sums[c + k].item<double>();
-      QVERIFY2(std::abs(s - sum[k].item<double>()) <= sumTolerance * (1 + std::abs(sum[k].item<double>())), where.c_str());
-      QVERIFY2(std::abs(q - square[k].item<double>()) <= squareTolerance * (1 + square[k].item<double>()), where.c_str());
+      QVERIFY2(std::abs(s - sum[k].item<double>()) <=
+                   sumTolerance * (1 + std::abs(sum[k].item<double>())),
+               where.c_str());
+      QVERIFY2(std::abs(q - square[k].item<double>()) <=
+                   squareTolerance * (1 + square[k].item<double>()),
+               where.c_str());
       // The spread, what the shift scores use: Σx² - (Σx)²/n cancels most of Σx².
       const double got = q - s * s / std::max<double>(1, x.size(0));
-      QVERIFY2(std::abs(got - m2[k].item<double>()) <= spreadTolerance * (1 + m2[k].item<double>()), where.c_str());
+      QVERIFY2(std::abs(got - m2[k].item<double>()) <= spreadTolerance * (1 + m2[k].item<double>()),
+               where.c_str());
     }
   }
 }
@@ -307,13 +324,16 @@ void TestActivationTaps::batchNormOutputSumsFromItsInput() {
   QFETCH(bool, derived);
   const auto mean = torch::randn({6}), variance = torch::rand({6}) + 0.5;
   const auto weight = torch::randn({6}), bias = torch::randn({6});
-  const auto given = [&](const torch::Tensor& t) { return runningStats ? c10::optional<torch::Tensor>(t.clone()) : c10::nullopt; };
+  const auto given = [&](const torch::Tensor& t) {
+    return runningStats ? c10::optional<torch::Tensor>(t.clone()) : c10::nullopt;
+  };
   // The layer's real output (in eval without running statistics BatchNorm refuses: any will do).
   const bool batchStats = training || !runningStats;
-  const auto output = torch::batch_norm(input, weight, bias, batchStats ? torch::Tensor() : mean,
-                                        batchStats ? torch::Tensor() : variance, batchStats, 0.1, 1e-3, false);
-  const auto got = batchNormOutputSums(torch::zeros_like(output), channelSums(input), given(mean), given(variance),
-                                       weight, bias, training, 1e-3);
+  const auto output =
+      torch::batch_norm(input, weight, bias, batchStats ? torch::Tensor() : mean,
+                        batchStats ? torch::Tensor() : variance, batchStats, 0.1, 1e-3, false);
+  const auto got = batchNormOutputSums(torch::zeros_like(output), channelSums(input), given(mean),
+                                       given(variance), weight, bias, training, 1e-3);
   const auto expected = channelSums(derived ? output : torch::zeros_like(output));
   QCOMPARE(got.sizes(), expected.sizes());
   const auto c = (got.numel() - 1) / 2;
@@ -323,7 +343,8 @@ void TestActivationTaps::batchNormOutputSumsFromItsInput() {
     const double s = got[k].item<double>(), q = got[c + k].item<double>();
     const double es = expected[k].item<double>(), eq = expected[c + k].item<double>();
     QVERIFY2(std::abs(s - es) <= 1e-5 * (1 + std::abs(es)), std::to_string(k).c_str());
-    QVERIFY2(std::abs((q - s * s / n) - (eq - es * es / n)) <= 1e-5 * (1 + eq), std::to_string(k).c_str());
+    QVERIFY2(std::abs((q - s * s / n) - (eq - es * es / n)) <= 1e-5 * (1 + eq),
+             std::to_string(k).c_str());
   }
 }
 

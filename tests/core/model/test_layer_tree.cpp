@@ -5,9 +5,9 @@
 
 #include <set>
 
-#include "support/reference.h"
 #include "model/layer_tree.h"
 #include "model/model_inspection.h"
+#include "support/reference.h"
 
 using namespace scalpel;
 
@@ -100,7 +100,10 @@ void TestLayerTree::regroupValidates() {
   LayerTree tree = inspection.tree;
   // The paper's ResNet blocks.
   QCOMPARE(tree.regroup({{"conv1", "bn1", "relu", "maxpool", "layer1"},
-                         {"layer2"}, {"layer3"}, {"layer4"}, {"avgpool", "fc"}}),
+                         {"layer2"},
+                         {"layer3"},
+                         {"layer4"},
+                         {"avgpool", "fc"}}),
            std::string());
   QCOMPARE(tree.blocks().size(), size_t(5));
   QCOMPARE(tree.blocks()[0].name, std::string("conv1+bn1+relu+maxpool+layer1"));

@@ -7,8 +7,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include "support/reference.h"
 #include "model/model_inspection.h"
+#include "support/reference.h"
 
 using namespace scalpel;
 
@@ -54,10 +54,13 @@ void TestModelLoading::refusesWithAClearMessage_data() {
   const QByteArray whole = model.readAll();
   QDir(m_dir.path()).mkdir("a_folder.pt");
 
-  QTest::newRow("random bytes") << write("random.pt", random) << "is not a TorchScript model (it is not a zip archive)";
+  QTest::newRow("random bytes") << write("random.pt", random)
+                                << "is not a TorchScript model (it is not a zip archive)";
   QTest::newRow("empty file") << write("empty.pt", {}) << "is empty (0 bytes)";
   QTest::newRow("three bytes") << write("tiny.pt", "PK\x03") << "too short";
-  QTest::newRow("truncated") << write("truncated.pt", whole.left(whole.size() / 2)) << "looks truncated or damaged (the end of its zip archive is missing)";
+  QTest::newRow("truncated")
+      << write("truncated.pt", whole.left(whole.size() / 2))
+      << "looks truncated or damaged (the end of its zip archive is missing)";
   // One byte changed inside the pickled module (a bad copy): refused by its checksum, before
   // LibTorch's parser (which does not check, and crashed on such a file found by fuzzing).
   QByteArray flipped = whole;
@@ -65,19 +68,27 @@ void TestModelLoading::refusesWithAClearMessage_data() {
   QVERIFY(pickle > 0);
   const auto body = flipped.indexOf('\x80', pickle);  // the pickle's first opcode (PROTO)
   flipped[body + 8] = static_cast<char>(flipped[body + 8] ^ 0x20);
-  QTest::newRow("damaged entry") << write("damaged.pt", flipped) << "is damaged: the entry 'small_cnn.pt/data.pkl' of its zip archive fails its checksum";
-  QTest::newRow("fuzz finding") << QStringLiteral(SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/model/regression_crc_torch_parser_segv.pt")
-                                << "of its zip archive fails its checksum";
+  QTest::newRow("damaged entry")
+      << write("damaged.pt", flipped)
+      << "is damaged: the entry 'small_cnn.pt/data.pkl' of its zip archive fails its checksum";
+  QTest::newRow("fuzz finding")
+      << QStringLiteral(SCALPEL_SOURCE_DIR
+                        "/tests/fuzz/corpus/model/regression_crc_torch_parser_segv.pt")
+      << "of its zip archive fails its checksum";
   // An entry whose zip directory claims 4 GiB (0xFFFFFFFF, with no ZIP64 field) while its
   // data inflate to 436 bytes with the right checksum: LibTorch allocated the 4 GiB (fuzzing).
-  QTest::newRow("fuzz finding: a 4 GiB size") << QStringLiteral(SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/model/regression_zip_size_oom.pt")
-                                            << "of its zip archive is damaged (it gives no size)";
+  QTest::newRow("fuzz finding: a 4 GiB size")
+      << QStringLiteral(SCALPEL_SOURCE_DIR "/tests/fuzz/corpus/model/regression_zip_size_oom.pt")
+      << "of its zip archive is damaged (it gives no size)";
   QTest::newRow("directory") << m_dir.filePath("a_folder.pt") << "is a folder, not a model file";
   QTest::newRow("missing path") << m_dir.filePath("nowhere/model.pt") << "no such file";
-  QTest::newRow("zip, not a model") << test::fixture("not_a_model.zip") << "is a zip archive but not a TorchScript model";
+  QTest::newRow("zip, not a model")
+      << test::fixture("not_a_model.zip") << "is a zip archive but not a TorchScript model";
   QTest::newRow("torch.save") << test::fixture("torch_save.pt") << "was saved with torch.save()";
-  QTest::newRow("frozen") << test::fixture("frozen.pt") << "no trainable parameters — was it saved with torch.jit.freeze?";
-  QTest::newRow("two inputs") << test::fixture("two_inputs.pt") << "forward takes (x: Tensor, y: Tensor)";
+  QTest::newRow("frozen") << test::fixture("frozen.pt")
+                          << "no trainable parameters — was it saved with torch.jit.freeze?";
+  QTest::newRow("two inputs") << test::fixture("two_inputs.pt")
+                              << "forward takes (x: Tensor, y: Tensor)";
 }
 
 void TestModelLoading::refusesWithAClearMessage() {
@@ -110,7 +121,8 @@ void TestModelLoading::wrongInputShapeIsAnError() {
   QVERIFY(!inspection.ok);
   const auto message = QString::fromStdString(inspection.error);
   QVERIFY2(message.contains("does not accept an input of shape 1×3×28×28"), qPrintable(message));
-  QVERIFY2(message.contains("expected input[1, 3, 28, 28] to have 1 channels"), qPrintable(message));
+  QVERIFY2(message.contains("expected input[1, 3, 28, 28] to have 1 channels"),
+           qPrintable(message));
 }
 
 void TestModelLoading::guessesInputShapeWithoutMetadata() {
@@ -135,8 +147,8 @@ void TestModelLoading::readsStoredMetadata() {
 }
 
 void TestModelLoading::cudaWhenUnavailableIsRefused() {
-  const auto inspection = inspectModel(test::fixture("mlp.pt").toStdString(),
-                                       InspectOptions{{}, "cuda"});
+  const auto inspection =
+      inspectModel(test::fixture("mlp.pt").toStdString(), InspectOptions{{}, "cuda"});
   if (inspection.ok) {
     QCOMPARE(inspection.device, std::string("cuda"));  // a CUDA machine: it must just work
     return;

@@ -18,16 +18,16 @@
 #include <sstream>
 #include <thread>
 
-#include "support/reference.h"
 #include "data/data_source.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
 #include "data/splits.h"
 #include "io/model_export.h"
 #include "io/run_report.h"
-#include "workflow/fine_tuning.h"
+#include "support/reference.h"
 #include "train/foreach_optimizer.h"
 #include "train/trainer.h"
+#include "workflow/fine_tuning.h"
 
 using namespace scalpel;
 
@@ -48,7 +48,8 @@ struct Target {
 
 Target target(const std::string& shift, std::size_t trainPerClass = 100,
               std::size_t validationPerClass = 50, std::size_t testItems = 2000) {
-  const Dataset shifted = shift.empty() ? fashionTest() : *applyShift(fashionTest(), shift, 5, 7).dataset;
+  const Dataset shifted =
+      shift.empty() ? fashionTest() : *applyShift(fashionTest(), shift, 5, 7).dataset;
   const auto split = stratifiedSplitPerClass(shifted.labels, trainPerClass, validationPerClass, 1);
   Target t;
   t.train = shifted.subset(split.train);
@@ -144,7 +145,8 @@ void TestTrainer::frozenPartsAreBitIdentical() {
   const auto result = trainModel(test::demo(), blockPlan(trainable), t.data(), options);
   QVERIFY2(result.ok, result.error.c_str());
   QVERIFY(result.tunedModel);
-  test::figure("trainer.frozen.validation_loss_drop", result.validationBefore.loss - result.history.front().validation.loss);
+  test::figure("trainer.frozen.validation_loss_drop",
+               result.validationBefore.loss - result.history.front().validation.loss);
   QCOMPARE(result.bestEvaluation, 0);
   const auto before = state(torch::jit::load(kDemo));
   auto after = state(loadBytes(*result.tunedModel));
@@ -154,7 +156,9 @@ void TestTrainer::frozenPartsAreBitIdentical() {
     QVERIFY2(after.count(name), name.c_str());
     if (insideAny(name, trainable)) {
       if (!torch::equal(value, after[name])) ++changed;
-      if (name.find("running") == std::string::npos && name.find("num_batches") == std::string::npos) trainableCount += value.numel();
+      if (name.find("running") == std::string::npos &&
+          name.find("num_batches") == std::string::npos)
+        trainableCount += value.numel();
     } else {
       QVERIFY2(torch::equal(value, after[name]), ("frozen tensor changed: " + name).c_str());
       ++frozen;
@@ -171,8 +175,8 @@ void TestTrainer::inputShiftFirstBlockHelps() {
   auto options = quickOptions(4);
   const auto result = trainModel(test::demo(), blockPlan({"stem"}), t.data(), options);
   QVERIFY2(result.ok, result.error.c_str());
-  qInfo("gaussian noise, stem only: test accuracy %.1f%% -> %.1f%% in %.1f s", 100 * result.testBefore.accuracy,
-        100 * result.testAfter.accuracy, result.seconds);
+  qInfo("gaussian noise, stem only: test accuracy %.1f%% -> %.1f%% in %.1f s",
+        100 * result.testBefore.accuracy, 100 * result.testAfter.accuracy, result.seconds);
   test::figure("trainer.noise.stem_gain", result.testAfter.accuracy - result.testBefore.accuracy);
   // Demo models of the recipe gain 16-26 points (scripts/demo-spread): half the least of them.
   QVERIFY(result.testAfter.accuracy > result.testBefore.accuracy + 0.08);
@@ -185,8 +189,8 @@ void TestTrainer::outputShiftHeadRecovers() {
   options.learningRate = 1e-2;
   const auto result = trainModel(test::demo(), blockPlan({"fc"}), t.data(), options);
   QVERIFY2(result.ok, result.error.c_str());
-  qInfo("label permutation, fc only: test accuracy %.1f%% -> %.1f%%", 100 * result.testBefore.accuracy,
-        100 * result.testAfter.accuracy);
+  qInfo("label permutation, fc only: test accuracy %.1f%% -> %.1f%%",
+        100 * result.testBefore.accuracy, 100 * result.testAfter.accuracy);
   test::figure("trainer.permutation.fc_before", result.testBefore.accuracy);
   test::figure("trainer.permutation.fc_after", result.testAfter.accuracy);
   QVERIFY(result.testBefore.accuracy < 0.1);
@@ -221,9 +225,13 @@ void TestTrainer::eventsReportProgress() {
   options.schedule = "cosine";
   options.warmupFraction = 0.2;
   std::vector<TrainEvent> steps, evaluations, finals;
-  const auto result = trainModel(test::demo(), blockPlan({"stem", "fc"}), t.data(), options, [&](const TrainEvent& e) {
-    (e.kind == TrainEvent::Kind::Step ? steps : e.kind == TrainEvent::Kind::Evaluation ? evaluations : finals).push_back(e);
-  });
+  const auto result = trainModel(test::demo(), blockPlan({"stem", "fc"}), t.data(), options,
+                                 [&](const TrainEvent& e) {
+                                   (e.kind == TrainEvent::Kind::Step         ? steps
+                                    : e.kind == TrainEvent::Kind::Evaluation ? evaluations
+                                                                             : finals)
+                                       .push_back(e);
+                                 });
   QVERIFY2(result.ok, result.error.c_str());
   const std::size_t perEpoch = (t.train.size() + options.batchSize - 1) / options.batchSize;
   QCOMPARE(steps.size(), 2 * perEpoch);
@@ -235,7 +243,8 @@ void TestTrainer::eventsReportProgress() {
   // Warm-up rises, cosine falls towards zero.
   QVERIFY(steps[0].learningRates[0] < steps[1].learningRates[0]);
   QVERIFY(steps.back().learningRates[0] < 0.1 * options.learningRate);
-  // Gradient norms: positive for trained blocks, zero for frozen ones (demo: stem, layer1, layer2, layer3, pool, fc).
+  // Gradient norms: positive for trained blocks, zero for frozen ones (demo: stem, layer1, layer2,
+  // layer3, pool, fc).
   const auto& norms = steps[3].blockGradientNorms;
   QCOMPARE(norms.size(), std::size_t(6));
   QVERIFY(norms[0] > 0);
@@ -257,12 +266,15 @@ void TestTrainer::cancelAtRandomBatches() {
     std::size_t lastStep = 0;
     auto options = quickOptions(3);
     options.batchSize = 50;
-    const auto result = trainModel(test::demo(), blockPlan(trainable), t.data(), options, [&](const TrainEvent& e) {
-      if (e.kind == TrainEvent::Kind::Step) {
-        lastStep = e.step;
-        if (e.step == cancelAt) control.cancel();
-      }
-    }, &control);
+    const auto result = trainModel(
+        test::demo(), blockPlan(trainable), t.data(), options,
+        [&](const TrainEvent& e) {
+          if (e.kind == TrainEvent::Kind::Step) {
+            lastStep = e.step;
+            if (e.step == cancelAt) control.cancel();
+          }
+        },
+        &control);
     QVERIFY(result.cancelled);
     QVERIFY(!result.ok);
     QCOMPARE(lastStep, cancelAt);  // stopped within one batch
@@ -281,18 +293,21 @@ void TestTrainer::pauseHoldsTheRun() {
   TrainControl control;
   std::vector<std::chrono::steady_clock::time_point> stepTimes;
   std::thread resumer;
-  const auto result = trainModel(test::demo(), blockPlan({"fc"}), t.data(), quickOptions(1), [&](const TrainEvent& e) {
-    if (e.kind != TrainEvent::Kind::Step) return;
-    stepTimes.push_back(std::chrono::steady_clock::now());
-    if (e.step == 1) {
-      control.pause();
-      resumer = std::thread([&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(400));
-        QVERIFY(control.paused());
-        control.resume();
-      });
-    }
-  }, &control);
+  const auto result = trainModel(
+      test::demo(), blockPlan({"fc"}), t.data(), quickOptions(1),
+      [&](const TrainEvent& e) {
+        if (e.kind != TrainEvent::Kind::Step) return;
+        stepTimes.push_back(std::chrono::steady_clock::now());
+        if (e.step == 1) {
+          control.pause();
+          resumer = std::thread([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(400));
+            QVERIFY(control.paused());
+            control.resume();
+          });
+        }
+      },
+      &control);
   resumer.join();
   QVERIFY2(result.ok, result.error.c_str());
   QVERIFY(stepTimes.size() >= 2);
@@ -305,9 +320,11 @@ void TestTrainer::divergenceKeepsBestState() {
   options.optimizer = "sgd";
   options.learningRate = 1e12;
   std::string failure;
-  const auto result = trainModel(test::demo(), blockPlan({"stem", "layer1", "layer2", "layer3", "fc"}), t.data(), options, [&](const TrainEvent& e) {
-    if (e.kind == TrainEvent::Kind::Failed) failure = e.message;
-  });
+  const auto result =
+      trainModel(test::demo(), blockPlan({"stem", "layer1", "layer2", "layer3", "fc"}), t.data(),
+                 options, [&](const TrainEvent& e) {
+                   if (e.kind == TrainEvent::Kind::Failed) failure = e.message;
+                 });
   QVERIFY(result.diverged);
   QVERIFY(!result.ok);
   QVERIFY2(result.error.find("learning rate") != std::string::npos, result.error.c_str());
@@ -315,7 +332,8 @@ void TestTrainer::divergenceKeepsBestState() {
   QVERIFY(result.tunedModel);
   auto model = loadBytes(*result.tunedModel);
   QVERIFY(finiteOutputs(model));
-  QCOMPARE(result.validationAfter.accuracy, result.validationBefore.accuracy);  // nothing better came
+  QCOMPARE(result.validationAfter.accuracy,
+           result.validationBefore.accuracy);  // nothing better came
 }
 
 void TestTrainer::earlyStopping() {
@@ -354,11 +372,21 @@ void TestTrainer::optimisersAndSchedules_data() {
   QTest::addColumn<QString>("schedule");
   QTest::addColumn<QString>("loss");
   QTest::addColumn<int>("maxSteps");
-  QTest::newRow("adam constant") << "adam" << "constant" << "cross-entropy" << 0;
-  QTest::newRow("adamw cosine") << "adamw" << "cosine" << "cross-entropy" << 0;
-  QTest::newRow("sgd momentum") << "sgd" << "cosine" << "cross-entropy" << 0;
-  QTest::newRow("mse loss") << "adam" << "constant" << "mse" << 0;
-  QTest::newRow("step budget") << "adam" << "constant" << "cross-entropy" << 5;
+  QTest::newRow("adam constant") << "adam"
+                                 << "constant"
+                                 << "cross-entropy" << 0;
+  QTest::newRow("adamw cosine") << "adamw"
+                                << "cosine"
+                                << "cross-entropy" << 0;
+  QTest::newRow("sgd momentum") << "sgd"
+                                << "cosine"
+                                << "cross-entropy" << 0;
+  QTest::newRow("mse loss") << "adam"
+                            << "constant"
+                            << "mse" << 0;
+  QTest::newRow("step budget") << "adam"
+                               << "constant"
+                               << "cross-entropy" << 5;
 }
 
 void TestTrainer::optimisersAndSchedules() {
@@ -378,8 +406,9 @@ void TestTrainer::optimisersAndSchedules() {
   if (maxSteps) {
     QCOMPARE(result.steps, std::size_t(maxSteps));
   } else {
-    test::figure(qPrintable("trainer.optimisers.validation_gain." + optimizer + "." + schedule + "." + loss),
-                 result.validationAfter.accuracy - result.validationBefore.accuracy);
+    test::figure(
+        qPrintable("trainer.optimisers.validation_gain." + optimizer + "." + schedule + "." + loss),
+        result.validationAfter.accuracy - result.validationBefore.accuracy);
     QVERIFY2(result.validationAfter.accuracy > result.validationBefore.accuracy + 0.3,
              QByteArray::number(result.validationAfter.accuracy).constData());
   }
@@ -390,15 +419,42 @@ void TestTrainer::badInput_data() {
   QTest::addColumn<QString>("module");
   QTest::addColumn<QString>("option");
   QTest::addColumn<QString>("expected");
-  QTest::newRow("missing model") << "/nonexistent/model.pt" << "fc" << "" << "no such file";
-  QTest::newRow("unknown layer") << "" << "no.such.layer" << "" << "is the plan for another model";
-  QTest::newRow("nothing trainable") << "" << "" << "" << "leaves nothing to train";
-  QTest::newRow("wrong input shape") << SCALPEL_FIXTURE_DIR "/mlp.pt" << "output" << "" << "takes inputs of shape 1×12";
-  QTest::newRow("wrong output count") << "" << "fc" << "classes" << "one output per class";
-  QTest::newRow("bad optimiser") << "" << "fc" << "optimizer" << "unknown optimiser";
-  QTest::newRow("bad learning rate") << "" << "fc" << "lr" << "learning rate";
-  QTest::newRow("empty training data") << "" << "fc" << "empty" << "no labelled target data";
-  QTest::newRow("no CUDA here") << "" << "fc" << "cuda" << "CUDA";
+  QTest::newRow("missing model") << "/nonexistent/model.pt"
+                                 << "fc"
+                                 << ""
+                                 << "no such file";
+  QTest::newRow("unknown layer") << ""
+                                 << "no.such.layer"
+                                 << ""
+                                 << "is the plan for another model";
+  QTest::newRow("nothing trainable") << ""
+                                     << ""
+                                     << ""
+                                     << "leaves nothing to train";
+  QTest::newRow("wrong input shape") << SCALPEL_FIXTURE_DIR "/mlp.pt"
+                                     << "output"
+                                     << ""
+                                     << "takes inputs of shape 1×12";
+  QTest::newRow("wrong output count") << ""
+                                      << "fc"
+                                      << "classes"
+                                      << "one output per class";
+  QTest::newRow("bad optimiser") << ""
+                                 << "fc"
+                                 << "optimizer"
+                                 << "unknown optimiser";
+  QTest::newRow("bad learning rate") << ""
+                                     << "fc"
+                                     << "lr"
+                                     << "learning rate";
+  QTest::newRow("empty training data") << ""
+                                       << "fc"
+                                       << "empty"
+                                       << "no labelled target data";
+  QTest::newRow("no CUDA here") << ""
+                                << "fc"
+                                << "cuda"
+                                << "CUDA";
 }
 
 void TestTrainer::badInput() {
@@ -418,8 +474,9 @@ void TestTrainer::badInput() {
   }
   const auto plan = module.isEmpty() ? FreezePlan() : blockPlan({module.toStdString()});
   int failedEvents = 0;
-  const auto result = trainModel(model.isEmpty() ? test::demo() : test::opened(model), plan, t.data(), options,
-                                 [&](const TrainEvent& e) { failedEvents += e.kind == TrainEvent::Kind::Failed; });
+  const auto result =
+      trainModel(model.isEmpty() ? test::demo() : test::opened(model), plan, t.data(), options,
+                 [&](const TrainEvent& e) { failedEvents += e.kind == TrainEvent::Kind::Failed; });
   QVERIFY(!result.ok);
   QVERIFY2(result.error.find(expected.toStdString()) != std::string::npos, result.error.c_str());
   QCOMPARE(failedEvents, 1);
@@ -450,28 +507,41 @@ void TestTrainer::foreachOptimiserMatchesTorchOptim() {
   ForeachOptimizer::Settings settings;
   settings.kind = kind.toStdString();
   settings.weightDecay = weightDecay;
-  ForeachOptimizer foreach(settings);
-  foreach.addGroup({ours[0], ours[1]}, 0.01);
-  foreach.addGroup({ours[2]}, 0.003);
+  ForeachOptimizer foreach (settings);
+  foreach
+    .addGroup({ours[0], ours[1]}, 0.01);
+  foreach
+    .addGroup({ours[2]}, 0.003);
   std::unique_ptr<torch::optim::Optimizer> reference;
   std::vector<torch::optim::OptimizerParamGroup> groups;
   const auto options = [&](double lr) -> std::unique_ptr<torch::optim::OptimizerOptions> {
-    if (kind == "adam") return std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(lr).weight_decay(weightDecay));
-    if (kind == "adamw") return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr).weight_decay(weightDecay));
-    return std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(lr).momentum(0.9).weight_decay(weightDecay));
+    if (kind == "adam")
+      return std::make_unique<torch::optim::AdamOptions>(
+          torch::optim::AdamOptions(lr).weight_decay(weightDecay));
+    if (kind == "adamw")
+      return std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(lr).weight_decay(weightDecay));
+    return std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(lr).momentum(0.9).weight_decay(weightDecay));
   };
   groups.emplace_back(std::vector<torch::Tensor>{theirs[0], theirs[1]}, options(0.01));
   groups.emplace_back(std::vector<torch::Tensor>{theirs[2]}, options(0.003));
-  if (kind == "adam") reference = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(0.01));
-  else if (kind == "adamw") reference = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(0.01));
-  else reference = std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(0.01));
+  if (kind == "adam")
+    reference = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(0.01));
+  else if (kind == "adamw")
+    reference = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(0.01));
+  else
+    reference = std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(0.01));
   for (int step = 0; step < 6; ++step) {
     const auto lossOf = [&](const std::vector<torch::Tensor>& p) {
-      return p[0].pow(2).sum() * (step + 1) + p[1].sin().sum() + (p[2] * p[2].detach().sign()).sum();
+      return p[0].pow(2).sum() * (step + 1) + p[1].sin().sum() +
+             (p[2] * p[2].detach().sign()).sum();
     };
-    foreach.zeroGrad();
+    foreach
+      .zeroGrad();
     lossOf(ours).backward();
-    foreach.step();
+    foreach
+      .step();
     reference->zero_grad();
     lossOf(theirs).backward();
     reference->step();
@@ -508,22 +578,30 @@ void TestTrainer::probeKeepsTheBestBlock() {
   }
   // The winning unit's blocks train ("stem+layer1": both).
   std::vector<std::string> winnerBlocks;
-  for (const auto& block : QString::fromStdString(winner).split('+')) winnerBlocks.push_back(block.toStdString());
+  for (const auto& block : QString::fromStdString(winner).split('+'))
+    winnerBlocks.push_back(block.toStdString());
   QCOMPARE(choice.plan.trainable, winnerBlocks);
   QCOMPARE(choice.plan.strategy, std::string("probe"));
-  QVERIFY2(choice.plan.explanation.find(winner + " did best") != std::string::npos, choice.plan.explanation.c_str());
+  QVERIFY2(choice.plan.explanation.find(winner + " did best") != std::string::npos,
+           choice.plan.explanation.c_str());
   // With a 4-epoch budget the better half trains again for 4 epochs: 4 + 2 runs.
   auto longer = options;
   longer.epochs = 4;
   const auto halved = choosePlan(test::demo(), "probe", data, nullptr, longer, 2);
   QVERIFY2(halved.ok, halved.error.c_str());
   QCOMPARE(halved.probeScores.size(), std::size_t(6));
-  QVERIFY2(halved.plan.explanation.find("2 epochs: ") != std::string::npos && halved.plan.explanation.find("; 4 epochs: ") != std::string::npos,
+  QVERIFY2(halved.plan.explanation.find("2 epochs: ") != std::string::npos &&
+               halved.plan.explanation.find("; 4 epochs: ") != std::string::npos,
            halved.plan.explanation.c_str());
-  const auto& finalist = halved.probeScores[4].second >= halved.probeScores[5].second ? halved.probeScores[4] : halved.probeScores[5];
-  QVERIFY2(finalist.first.size() > 11 && finalist.first.substr(finalist.first.size() - 11) == " (4 epochs)", finalist.first.c_str());
+  const auto& finalist = halved.probeScores[4].second >= halved.probeScores[5].second
+                             ? halved.probeScores[4]
+                             : halved.probeScores[5];
+  QVERIFY2(finalist.first.size() > 11 &&
+               finalist.first.substr(finalist.first.size() - 11) == " (4 epochs)",
+           finalist.first.c_str());
   const std::string finalistName = finalist.first.substr(0, finalist.first.size() - 11);
-  QVERIFY2(halved.plan.explanation.find(finalistName + " did best") != std::string::npos, halved.plan.explanation.c_str());
+  QVERIFY2(halved.plan.explanation.find(finalistName + " did best") != std::string::npos,
+           halved.plan.explanation.c_str());
   // Every unit learned something of the relabelled outputs (the unmodified model: 1%); demo models
   // of the recipe score 5-52% here (scripts/demo-spread). Which unit wins on a 2-epoch budget of 30
   // items per class depends on the model: layer2, layer3 and stem+layer1 have all won, since short
@@ -558,7 +636,9 @@ void TestTrainer::exportRoundTripsThroughPython() {
   fillRunReport(result, report);
   QTemporaryDir dir;
   const std::string path = dir.filePath("tuned.pt").toStdString();
-  QCOMPARE(QString::fromStdString(exportTunedModel(*result.tunedModel, runReportToJson(report), path)), QString());
+  QCOMPARE(
+      QString::fromStdString(exportTunedModel(*result.tunedModel, runReportToJson(report), path)),
+      QString());
 
   // C++ outputs of the exported file.
   auto model = torch::jit::load(path);
@@ -593,7 +673,8 @@ print(json.dumps({"out": m(x).tolist(), "trainable": report["plan"]["trainable"]
   for (int r = 0; r < 2; ++r) {
     const auto row = rows[r].toArray();
     QCOMPARE(row.size(), 10);
-    for (int c = 0; c < 10; ++c) QVERIFY(std::abs(row[c].toDouble() - ours[r][c].item<double>()) < 1e-4);
+    for (int c = 0; c < 10; ++c)
+      QVERIFY(std::abs(row[c].toDouble() - ours[r][c].item<double>()) < 1e-4);
   }
   std::string embedded;
   QCOMPARE(QString::fromStdString(readEmbeddedReport(path, embedded)), QString());
@@ -615,7 +696,8 @@ void TestTrainer::failedExportKeepsThePreviousFile() {
   file.write("the previous export");
   file.close();
   // A folder that cannot exist: its parent is a file.
-  const auto blocked = exportTunedModel(*result.tunedModel, "{}", (previous + "/inside.pt").toStdString());
+  const auto blocked =
+      exportTunedModel(*result.tunedModel, "{}", (previous + "/inside.pt").toStdString());
   QVERIFY2(blocked.find("tuned.pt") != std::string::npos, blocked.c_str());
   QVERIFY(file.open(QIODevice::ReadOnly));
   QCOMPARE(file.readAll(), QByteArray("the previous export"));
@@ -640,7 +722,8 @@ void TestTrainer::channelsLastMatchesTheDefaultLayout() {
     results[run] = trainModel(test::demo(), blockPlan({"stem", "layer1"}), t.data(), options);
     QVERIFY2(results[run].ok, results[run].error.c_str());
   }
-  test::figure("trainer.channels_last.loss_difference", std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss));
+  test::figure("trainer.channels_last.loss_difference",
+               std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss));
   QVERIFY(std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) < 1e-3);
   const auto plain = state(loadBytes(*results[0].tunedModel));
   auto nhwc = state(loadBytes(*results[1].tunedModel));
@@ -665,15 +748,22 @@ void TestTrainer::bf16AutocastStaysCloseToFp32() {
   QCOMPARE(results[0].precision, std::string("fp32"));
   QCOMPARE(results[1].precision, std::string("bf16"));  // autocast reached the output layer
   QVERIFY(results[1].note.empty());
-  qInfo("fp32: validation %.1f%% (loss %.4f); bf16: %.1f%% (loss %.4f)", 100 * results[0].validationAfter.accuracy,
-        results[0].validationAfter.loss, 100 * results[1].validationAfter.accuracy, results[1].validationAfter.loss);
-  test::figure("trainer.bf16.accuracy_difference", std::abs(results[0].validationAfter.accuracy - results[1].validationAfter.accuracy));
+  qInfo("fp32: validation %.1f%% (loss %.4f); bf16: %.1f%% (loss %.4f)",
+        100 * results[0].validationAfter.accuracy, results[0].validationAfter.loss,
+        100 * results[1].validationAfter.accuracy, results[1].validationAfter.loss);
+  test::figure("trainer.bf16.accuracy_difference",
+               std::abs(results[0].validationAfter.accuracy - results[1].validationAfter.accuracy));
   test::figure("trainer.bf16.relative_loss_difference",
-               std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) / results[0].validationAfter.loss);
-  test::figure("trainer.bf16.gain", results[1].validationAfter.accuracy - results[1].validationBefore.accuracy);
-  QVERIFY(results[0].validationAfter.loss != results[1].validationAfter.loss);  // not the same arithmetic
-  QVERIFY(std::abs(results[0].validationAfter.accuracy - results[1].validationAfter.accuracy) <= 0.03);
-  QVERIFY(std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) <= 0.1 * results[0].validationAfter.loss);
+               std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) /
+                   results[0].validationAfter.loss);
+  test::figure("trainer.bf16.gain",
+               results[1].validationAfter.accuracy - results[1].validationBefore.accuracy);
+  QVERIFY(results[0].validationAfter.loss !=
+          results[1].validationAfter.loss);  // not the same arithmetic
+  QVERIFY(std::abs(results[0].validationAfter.accuracy - results[1].validationAfter.accuracy) <=
+          0.03);
+  QVERIFY(std::abs(results[0].validationAfter.loss - results[1].validationAfter.loss) <=
+          0.1 * results[0].validationAfter.loss);
   QVERIFY(results[1].validationAfter.accuracy > results[1].validationBefore.accuracy + 0.1);
   // The weights stay float32: the tuned model is an ordinary one.
   for (const auto& [name, value] : state(loadBytes(*results[1].tunedModel))) {
@@ -705,7 +795,8 @@ void TestTrainer::outOfMemoryHalvesTheBatch() {
   QCOMPARE(tried, (std::vector<std::size_t>{512, 256, 128, 64}));
   QVERIFY(result.ok);
   QCOMPARE(said.size(), std::size_t(3));
-  QCOMPARE(said.front(), std::string("out of memory with batch 512: starting again with batch 256"));
+  QCOMPARE(said.front(),
+           std::string("out of memory with batch 512: starting again with batch 256"));
   QCOMPARE(result.note, std::string("out of memory with batch 512: trained with batch 64"));
   // Out of memory even with one item: the failure stands, with its message.
   tried.clear();
@@ -750,7 +841,8 @@ void TestTrainer::regressionTunesAndMatchesPython() {
   options.batchSize = 32;
   const TrainData data{&train, &validation, &all};  // test on every row, as Python will
   const auto before = state(torch::jit::load(kRegressor));
-  const auto result = trainModel(LoadedModel::open(kRegressor), blockPlan({"input"}), data, options);
+  const auto result =
+      trainModel(LoadedModel::open(kRegressor), blockPlan({"input"}), data, options);
   QVERIFY2(result.ok, result.error.c_str());
   QVERIFY(result.testBefore.regression && result.testAfter.regression);
   QCOMPARE(result.testBefore.accuracy, 0.0);
@@ -760,13 +852,15 @@ void TestTrainer::regressionTunesAndMatchesPython() {
   QVERIFY(result.testAfter.meanAbsoluteError < result.testBefore.meanAbsoluteError);
   const auto after = state(loadBytes(*result.tunedModel));
   for (const auto& [name, value] : before) {
-    QCOMPARE(after.at(name).equal(value), name.rfind("input.", 0) != 0);  // only the first layer moved
+    QCOMPARE(after.at(name).equal(value),
+             name.rfind("input.", 0) != 0);  // only the first layer moved
   }
 
   // Python's metrics of the unmodified and the exported model on the same CSV rows.
   QTemporaryDir dir;
   const QString tuned = dir.filePath("tuned.pt");
-  QCOMPARE(QString::fromStdString(exportTunedModel(*result.tunedModel, "{}", tuned.toStdString())), QString());
+  QCOMPARE(QString::fromStdString(exportTunedModel(*result.tunedModel, "{}", tuned.toStdString())),
+           QString());
   const QString script = R"(
 import csv, json, sys, torch
 rows = list(csv.reader(open(sys.argv[1])))
@@ -783,13 +877,16 @@ for name, path in (("before", sys.argv[2]), ("after", sys.argv[3])):
 print(json.dumps(out))
 )";
   QProcess python;
-  python.start("/usr/bin/python3", {"-c", script, QString::fromStdString(kRegressionCsv), QString::fromStdString(kRegressor), tuned});
+  python.start("/usr/bin/python3", {"-c", script, QString::fromStdString(kRegressionCsv),
+                                    QString::fromStdString(kRegressor), tuned});
   QVERIFY(python.waitForFinished(120000));
   QVERIFY2(python.exitCode() == 0, python.readAllStandardError().constData());
   const auto json = QJsonDocument::fromJson(python.readAllStandardOutput()).object();
-  for (const auto& [name, ours] : {std::pair{"before", result.testBefore}, std::pair{"after", result.testAfter}}) {
+  for (const auto& [name, ours] :
+       {std::pair{"before", result.testBefore}, std::pair{"after", result.testAfter}}) {
     const auto theirs = json[name].toObject();
-    QVERIFY2(std::abs(theirs["mse"].toDouble() - ours.loss) < 1e-4 * std::max(1.0, ours.loss), name);
+    QVERIFY2(std::abs(theirs["mse"].toDouble() - ours.loss) < 1e-4 * std::max(1.0, ours.loss),
+             name);
     QVERIFY2(std::abs(theirs["mae"].toDouble() - ours.meanAbsoluteError) < 1e-4, name);
     QVERIFY2(std::abs(theirs["r2"].toDouble() - ours.r2) < 1e-4, name);
   }
@@ -802,13 +899,18 @@ void TestTrainer::regressionBadInput() {
   oneTarget.targetNames = {"ink"};
   oneTarget.targets.clear();
   for (std::size_t i = 0; i < all.size(); ++i) oneTarget.targets.push_back(all.targets[2 * i]);
-  auto result = trainModel(LoadedModel::open(kRegressor), blockPlan({"output"}), {&oneTarget, &oneTarget, nullptr}, quickOptions(1));
+  auto result = trainModel(LoadedModel::open(kRegressor), blockPlan({"output"}),
+                           {&oneTarget, &oneTarget, nullptr}, quickOptions(1));
   QVERIFY(!result.ok);
-  QVERIFY2(result.error.find("gives outputs of shape 1×2 but the data has 1 regression targets — the model's last layer needs one output per target") != std::string::npos, result.error.c_str());
+  QVERIFY2(
+      result.error.find("gives outputs of shape 1×2 but the data has 1 regression targets — the "
+                        "model's last layer needs one output per target") != std::string::npos,
+      result.error.c_str());
   // A classifier on numeric targets.
   result = trainModel(test::demo(), blockPlan({"fc"}), {&all, &all, nullptr}, quickOptions(1));
   QVERIFY(!result.ok);
-  QVERIFY2(result.error.find("takes inputs of shape 1×1×28×28") != std::string::npos, result.error.c_str());
+  QVERIFY2(result.error.find("takes inputs of shape 1×1×28×28") != std::string::npos,
+           result.error.c_str());
 }
 
 QTEST_GUILESS_MAIN(TestTrainer)

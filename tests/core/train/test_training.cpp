@@ -11,10 +11,10 @@
 #include <numeric>
 #include <set>
 
-#include "support/reference.h"
 #include "data/batch_stream.h"
 #include "data/idx_reader.h"
 #include "model/model_inspection.h"
+#include "support/reference.h"
 #include "train/pretrain.h"
 
 using namespace scalpel;
@@ -70,11 +70,11 @@ void TestTraining::batchesCoverAnEpochInSeededOrder() {
   QCOMPARE(first.size(), size_t(1000));
   QCOMPARE(labelsOfEpoch(0), first);  // same seed and epoch, same order
   const auto second = labelsOfEpoch(1);
-  QVERIFY(second != first);           // reshuffled each epoch
+  QVERIFY(second != first);  // reshuffled each epoch
   auto a = first, b = second;
   std::sort(a.begin(), a.end());
   std::sort(b.begin(), b.end());
-  QCOMPARE(a, b);                     // the same items
+  QCOMPARE(a, b);  // the same items
   // Stopping mid-epoch and starting the next one is safe.
   stream.startEpoch(2);
   QVERIFY(stream.next().has_value());
@@ -93,7 +93,8 @@ void TestTraining::batchesAreNormalisedWithGivenStatistics() {
   stream.startEpoch(0);
   const auto batch = stream.next();
   QVERIFY(batch);
-  const auto expected = (torch::from_blob(const_cast<float*>(data->item(1)), {1, 28, 28}) - 0.25) / 0.5;
+  const auto expected =
+      (torch::from_blob(const_cast<float*>(data->item(1)), {1, 28, 28}) - 0.25) / 0.5;
   QVERIFY(torch::allclose(batch->inputs[1], expected));
   QCOMPARE(batch->targets[1].item<std::int64_t>(), std::int64_t(data->labels[1]));
 }
@@ -181,8 +182,10 @@ void TestTraining::pretrainLearnsAndStoresPreprocessing() {
   QCOMPARE(accuracies.size(), size_t(2));
   QCOMPARE(result.epochLosses.size(), size_t(2));
   QVERIFY(result.epochLosses[1] < result.epochLosses[0]);
-  QVERIFY2(result.testAccuracy > 0.6, qPrintable(QString::number(result.testAccuracy)));  // chance is 0.1
-  qInfo("2 epochs on 2000 images: test accuracy %.1f%% in %.1f s", 100 * result.testAccuracy, result.seconds);
+  QVERIFY2(result.testAccuracy > 0.6,
+           qPrintable(QString::number(result.testAccuracy)));  // chance is 0.1
+  qInfo("2 epochs on 2000 images: test accuracy %.1f%% in %.1f s", 100 * result.testAccuracy,
+        result.seconds);
 
   const auto saved = inspectModel(out);
   QVERIFY2(saved.ok, saved.error.c_str());
@@ -198,8 +201,10 @@ void TestTraining::pretrainIsDeterministicForASeed() {
   auto options = smallRun();
   options.epochs = 1;
   options.trainLimit = 640;
-  const auto a = pretrainModel(test::fixture("demo_net.pt").toStdString(), dir.filePath("a.pt").toStdString(), options);
-  const auto b = pretrainModel(test::fixture("demo_net.pt").toStdString(), dir.filePath("b.pt").toStdString(), options);
+  const auto a = pretrainModel(test::fixture("demo_net.pt").toStdString(),
+                               dir.filePath("a.pt").toStdString(), options);
+  const auto b = pretrainModel(test::fixture("demo_net.pt").toStdString(),
+                               dir.filePath("b.pt").toStdString(), options);
   QVERIFY(a.ok && b.ok);
   QCOMPARE(a.epochLosses, b.epochLosses);
   QCOMPARE(a.testAccuracy, b.testAccuracy);
@@ -214,11 +219,15 @@ void TestTraining::pretrainIsDeterministicForASeed() {
 
 void TestTraining::pretrainRefusesMismatchedOutputs() {
   QTemporaryDir dir;
-  const auto five = pretrainModel(test::fixture("five_outputs.pt").toStdString(), dir.filePath("x.pt").toStdString(), smallRun());
+  const auto five = pretrainModel(test::fixture("five_outputs.pt").toStdString(),
+                                  dir.filePath("x.pt").toStdString(), smallRun());
   QVERIFY(!five.ok);
-  QVERIFY2(QString::fromStdString(five.error).contains("gives outputs of shape 1×5 but the data has 10 classes"), five.error.c_str());
+  QVERIFY2(QString::fromStdString(five.error)
+               .contains("gives outputs of shape 1×5 but the data has 10 classes"),
+           five.error.c_str());
   // The MLP takes 12 features, not 28×28 images: a message, not a crash, and no file.
-  const auto mlp = pretrainModel(test::fixture("mlp.pt").toStdString(), dir.filePath("y.pt").toStdString(), smallRun());
+  const auto mlp = pretrainModel(test::fixture("mlp.pt").toStdString(),
+                                 dir.filePath("y.pt").toStdString(), smallRun());
   QVERIFY(!mlp.ok);
   QVERIFY2(QString::fromStdString(mlp.error).startsWith("training failed: "), mlp.error.c_str());
   QVERIFY(!QFile::exists(dir.filePath("x.pt")));
@@ -229,11 +238,12 @@ void TestTraining::pretrainCanBeCancelled() {
   QTemporaryDir dir;
   std::atomic<bool> cancel{false};
   int steps = 0;
-  const auto result = pretrainModel(test::fixture("demo_net.pt").toStdString(), dir.filePath("c.pt").toStdString(), smallRun(),
-                                    [&](const PretrainProgress&) {
-                                      if (++steps == 3) cancel = true;
-                                    },
-                                    &cancel);
+  const auto result = pretrainModel(
+      test::fixture("demo_net.pt").toStdString(), dir.filePath("c.pt").toStdString(), smallRun(),
+      [&](const PretrainProgress&) {
+        if (++steps == 3) cancel = true;
+      },
+      &cancel);
   QVERIFY(!result.ok);
   QVERIFY(result.cancelled);
   QCOMPARE(steps, 3);  // stopped before the next step

@@ -141,7 +141,9 @@ void TestSweep::thePaperPatternShows() {
   double best = -1;
   for (const auto& strategy : strategies) best = std::max(best, m_mean[task][strategy]);
   const double none = m_mean[task]["none"];
-  scalpel::test::figure(qPrintable("sweep." + QString(QTest::currentDataTag()).replace(' ', '_') + ".best_over_none"), best - none);
+  scalpel::test::figure(
+      qPrintable("sweep." + QString(QTest::currentDataTag()).replace(' ', '_') + ".best_over_none"),
+      best - none);
   QVERIFY2(best > none + margin, qPrintable(QString("%1: best of %2 is %3%, none %4%")
                                                 .arg(task, strategies.join('/'))
                                                 .arg(best)
@@ -178,8 +180,8 @@ void TestSweep::badInputGivesAMessage() {
   QProcess process;
   QStringList model;  // the suite's demo model, unless the row is about the model
   if (!arguments.contains("--model")) model = QStringList{"--model", scalpel::test::demoModel()};
-  process.start(SCALPEL_CLI,
-                QStringList{"sweep", "--quick", "--out", m_dir.filePath("bad")} + model + arguments);
+  process.start(SCALPEL_CLI, QStringList{"sweep", "--quick", "--out", m_dir.filePath("bad")} +
+                                 model + arguments);
   QVERIFY(process.waitForFinished(120000));
   QVERIFY(process.exitCode() != 0);
   const QString err = QString::fromUtf8(process.readAllStandardError());
