@@ -30,6 +30,9 @@ CLI::App* addSweepCommand(CLI::App& app, SweepCommand& command) {
                     "folder for sweep.md, sweep.csv, sweep-runs.csv and the PNG charts");
   sweep->add_flag("--quick", command.quick,
                   "one seed, lr 1e-2, 2 epochs, a 1-epoch probe and source model (for CI)");
+  sweep->add_flag_callback(
+      "--no-frozen-cache", [&o] { o.cacheFrozenPart = false; },
+      "compute every run's frozen layers every step (to compare: the cache gives the same runs)");
   sweep->add_option("--model", o.modelPath,
                     "the pretrained Fashion-MNIST model (default: the demo model)");
   sweep->add_option("--source-architecture", o.sourceArchitecture,

@@ -132,6 +132,12 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
           "put the trainable blocks' BatchNorms in train mode: their statistics follow the target "
           "(one process only)")
       ->excludes(bnEval);
+  train->add_flag_callback(
+      "--no-frozen-cache", [&o] { o.cacheFrozenPart = false; },
+      "compute the frozen layers in front of the trainable ones every step, instead of once per "
+      "item");
+  train->add_option("--cache-budget-mb", command.cacheBudgetMegabytes,
+                    "memory the frozen part's cache may take (default: half of what is free)");
   train->add_option("--seed", o.seed, "the same seed gives the same run");
   train->add_option("--device", o.device, "auto (CUDA when available), cpu, cuda or cuda:N");
   train->add_option("--precision", o.precision,
@@ -209,6 +215,7 @@ int mergeSessionFile(TrainCommand& command) {
   if (given("--precision")) o.precision = f.precision;
   if (given("--channels-last")) o.channelsLast = f.channelsLast;
   if (given("--data-path")) o.dataPath = f.dataPath;
+  if (given("--no-frozen-cache")) o.cacheFrozenPart = f.cacheFrozenPart;
   return 0;
 }
 
@@ -257,6 +264,7 @@ void printSummary(const TrainCommand& command, const FineTuneRun& run) {
   if (!result.note.empty()) std::cout << "  note: " << result.note << "\n";
   std::cout << "trained " << result.trainableParameters << " of "
             << result.trainableParameters + result.frozenParameters << " parameters\n";
+  if (!result.frozenCache.empty()) std::cout << "frozen part: " << result.frozenCache << "\n";
   if (result.processes > 1) {
     std::cout << "on " << result.processes << " processes: each all-reduced "
               << result.gradientBytesReduced << " bytes of gradients in " << result.steps
@@ -322,6 +330,9 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
         DataRequest{command.source, "train", {}, 3, 0, {}, {}, session.target.regressionTargets};
   }
 
+  if (command.cacheBudgetMegabytes > 0) {
+    session.options.cacheBudgetBytes = static_cast<std::size_t>(command.cacheBudgetMegabytes * 1e6);
+  }
   TrainingRequest request;
   request.session = session;
   request.model = &model;

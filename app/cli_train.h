@@ -22,7 +22,9 @@ struct TrainCommand {
   std::string checkpoint;
   std::string metrics;  // JSON lines, one per evaluation
   int processes = 1;
-  double bucketMegabytes = 4;  // --nproc: local processes to start (this one only launches them)
+  double bucketMegabytes = 4;
+  double cacheBudgetMegabytes = 0;  // 0: TrainOptions' default  // --nproc: local processes to
+                                    // start (this one only launches them)
 };
 CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command);
 // `arguments`: the whole command line, for --nproc to start its processes with.

@@ -10,6 +10,11 @@
 // instead compares how batches reach the device (TrainOptions::dataPath), all layers training:
 // samples/s with batches gathered on the training thread and copied blocking (the baseline),
 // with the background producer (pinned memory, non-blocking copies), and resident on the device.
+//   bench_train MODEL ... --runs "all;layer4,fc;fc" --epochs E --items N [--python-plan fc]
+// instead times whole runs (the trainer's own reported seconds, the frozen part's cache included)
+// of each plan (its trainable modules, comma-separated; the first is the baseline), over N random
+// items for E epochs, and with --python-plan the same run in the plain Python loop, which
+// recomputes the frozen part every step as the paper's code does.
 
 #include <ATen/Parallel.h>
 
@@ -47,6 +52,30 @@ scalpel::Dataset randomImages(const std::vector<std::int64_t>& shape, std::size_
   for (auto& v : data.values) v = pixel(random);
   for (std::size_t i = 0; i < items; ++i) data.labels.push_back(static_cast<int>(i % 10));
   return data;
+}
+
+// One whole run of Scalpel's trainer: "seconds cacheSeconds" and what it did with the frozen part.
+std::string scalpelRun(const std::string& modelPath, const std::string& plan,
+                       const scalpel::Dataset& train, const scalpel::Dataset& validation,
+                       std::size_t batch, const std::string& device, int epochs) {
+  scalpel::FreezePlan freeze;
+  freeze.strategy = "bench";
+  for (std::size_t start = 0; start <= plan.size();) {
+    const auto comma = std::min(plan.find(',', start), plan.size());
+    const std::string module = plan.substr(start, comma - start);
+    freeze.trainable.push_back(module == "all" ? "" : module);
+    start = comma + 1;
+  }
+  scalpel::TrainOptions options;
+  options.batchSize = batch;
+  options.epochs = epochs;
+  options.learningRate = 1e-4;
+  options.device = device;
+  const auto result = scalpel::trainModel(scalpel::LoadedModel::open(modelPath), freeze,
+                                          {&train, &validation, nullptr}, options);
+  if (!result.ok) std::fprintf(stderr, "scalpel: %s\n", result.error.c_str());
+  return std::to_string(result.ok ? result.seconds : 0) + " " +
+         std::to_string(result.cacheSeconds) + " " + result.frozenCache;
 }
 
 // Median step time of Scalpel's trainer (ms), from the time between its step events.
@@ -101,6 +130,70 @@ std::vector<std::int64_t> parseSize(const std::string& size) {
   return shape;
 }
 
+// Whole runs of each plan in `runs` (';'-separated; the first is the baseline), alternating, each
+// in a process of its own; the median of `rounds` per plan, and the Python loop's with
+// `pythonPlan`. Prints one line per plan with its ratio to the baseline.
+int wholeRuns(const std::string& program, const std::string& model, const std::string& label,
+              const std::string& size, std::size_t batch, std::size_t items, int epochs, int rounds,
+              const std::string& device, const std::string& python, const std::string& runs,
+              const std::string& pythonPlan) {
+  scalpel::useAllCores();
+  const int threads = at::get_num_threads();
+  std::vector<std::string> plans;
+  for (std::size_t start = 0; start <= runs.size();) {
+    const auto semicolon = std::min(runs.find(';', start), runs.size());
+    plans.push_back(runs.substr(start, semicolon - start));
+    start = semicolon + 1;
+  }
+  const std::string common = " --size " + size + " --batch " + std::to_string(batch) + " --items " +
+                             std::to_string(items) + " --epochs " + std::to_string(epochs) +
+                             " --device " + device + " --threads " + std::to_string(threads);
+  std::vector<std::vector<double>> seconds(plans.size()), caching(plans.size());
+  std::vector<std::string> notes(plans.size());
+  std::vector<double> pythonSeconds;
+  for (int round = 0; round < rounds; ++round) {
+    for (std::size_t p = 0; p < plans.size(); ++p) {
+      const std::string line =
+          firstLine(program + " " + model + common + " --run '" + plans[p] + "' 2>/dev/null");
+      double total = 0, cache = 0;
+      int used = 0;
+      std::sscanf(line.c_str(), "%lf %lf %n", &total, &cache, &used);
+      seconds[p].push_back(total);
+      caching[p].push_back(cache);
+      notes[p] = line.substr(static_cast<std::size_t>(used));
+    }
+    if (!pythonPlan.empty()) {
+      const std::string line =
+          firstLine(python + " " + SCALPEL_BENCH_DIR "/train_loop.py " + model + " --size " + size +
+                    " --batch " + std::to_string(batch) + " --items " + std::to_string(items) +
+                    " --epochs " + std::to_string(epochs) + " --trainable " + pythonPlan +
+                    " --threads " + std::to_string(threads) + " --device " + device);
+      double runSeconds = 0;
+      std::sscanf(line.c_str(), "{\"run_s\": %lf", &runSeconds);
+      pythonSeconds.push_back(runSeconds);
+    }
+  }
+  const double base = median(seconds[0]);
+  std::printf("%s %s, %zu items x %d epochs, batch %zu, %d threads, whole runs (median of %d):\n",
+              label.c_str(), device.c_str(), items, epochs, batch, threads, rounds);
+  for (std::size_t p = 0; p < plans.size(); ++p) {
+    const double s = median(seconds[p]);
+    std::printf("  %-14s %8.3f s  %6.2fx faster than %s  (cache %.3f s; %s)\n", plans[p].c_str(), s,
+                s > 0 ? base / s : 0, plans[0].c_str(), median(caching[p]), notes[p].c_str());
+  }
+  if (!pythonPlan.empty()) {
+    const double py = median(pythonSeconds);
+    double ours = 0;
+    for (std::size_t p = 0; p < plans.size(); ++p)
+      ours = plans[p] == pythonPlan ? median(seconds[p]) : ours;
+    std::printf(
+        "  python %-7s %8.3f s  scalpel %.2fx faster (the paper's loop: the frozen part every "
+        "step)\n",
+        pythonPlan.c_str(), py, ours > 0 ? py / ours : 0);
+  }
+  return 0;
+}
+
 }  // namespace
 
 // Each measurement runs in a process of its own (this program with --worker, or Python): an idle
@@ -115,8 +208,9 @@ int main(int argc, char** argv) {
   std::string model = argv[1], size = "1,28,28", device = "cpu", python = SCALPEL_PYTHON, label,
               worker, precision = "fp32", dataPath = "auto";
   bool channelsLast = false, dataPaths = false;
-  std::size_t batch = 64;
-  int steps = 20, rounds = 3, threads = 0;
+  std::size_t batch = 64, items = 0;
+  int steps = 20, rounds = 3, threads = 0, epochs = 0;
+  std::string runs, runPlan, pythonPlan;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--size")
@@ -145,8 +239,26 @@ int main(int argc, char** argv) {
       dataPath = value;
     else if (flag == "--data-paths")
       dataPaths = value == "1";
+    else if (flag == "--runs")
+      runs = value;
+    else if (flag == "--run")
+      runPlan = value;  // a worker: one whole run of this plan
+    else if (flag == "--python-plan")
+      pythonPlan = value;
+    else if (flag == "--epochs")
+      epochs = std::stoi(value);
+    else if (flag == "--items")
+      items = std::stoul(value);
   }
   const int warmup = 3;
+  if (!runPlan.empty()) {
+    if (threads) at::set_num_threads(threads);
+    const auto shape = parseSize(size);
+    std::printf("%s\n", scalpelRun(model, runPlan, randomImages(shape, items),
+                                   randomImages(shape, batch), batch, device, epochs)
+                            .c_str());
+    return 0;
+  }
   if (!worker.empty()) {
     if (threads) at::set_num_threads(threads);
     if (worker == "last-block") {
@@ -176,6 +288,9 @@ int main(int argc, char** argv) {
                            " --device " + device + " --threads " + std::to_string(threads) +
                            " --precision " + precision + " --channels-last " +
                            (channelsLast ? "1" : "0") + " --worker ";
+  if (!runs.empty())
+    return wholeRuns(argv[0], model, label, size, batch, items, epochs, rounds, device, python,
+                     runs, pythonPlan);
   if (dataPaths) {
     const std::vector<std::string> paths{"synchronous", "streamed", "auto"};
     std::vector<std::vector<double>> times(paths.size());

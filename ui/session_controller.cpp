@@ -56,6 +56,14 @@ SessionController::~SessionController() {
 }
 
 void SessionController::connectWorker() {
+  // Requests go over queued connections (the worker's thread runs them in order); results come
+  // back the same way, each with its request's id.
+  connect(this, &SessionController::requestOpen, m_worker, &ModelWorker::open);
+  connect(this, &SessionController::requestPretrain, m_worker, &ModelWorker::pretrain);
+  connect(this, &SessionController::requestData, m_worker, &ModelWorker::loadData);
+  connect(this, &SessionController::requestPreview, m_worker, &ModelWorker::previewData);
+  connect(this, &SessionController::requestAnalysis, m_worker, &ModelWorker::analyze);
+  connect(this, &SessionController::requestTraining, m_worker, &ModelWorker::train);
   connect(m_worker, &ModelWorker::opened, this, &SessionController::onOpened);
   connect(m_worker, &ModelWorker::pretrainProgress, this,
           [this](quint64 request, const PretrainProgress& progress) {
@@ -113,9 +121,7 @@ void SessionController::openModel(const QString& path) {
   m_modelRequest = ++m_nextRequest;
   say(QStringLiteral("Opening %1…").arg(QFileInfo(path).fileName()));
   Q_EMIT modelOpening(path);
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, request = m_modelRequest, path] {
-    worker->open(request, path);
-  });
+  Q_EMIT requestOpen(m_modelRequest, path);
 }
 
 void SessionController::clearModel() {
@@ -191,10 +197,7 @@ void SessionController::openDemo(const QString& untrained, const QString& traine
   m_pretrainRequest = ++m_nextRequest;
   say("Training the demo model…");
   Q_EMIT pretrainStarted();
-  QMetaObject::invokeMethod(
-      m_worker, [worker = m_worker, request = m_pretrainRequest, untrained, trained, options] {
-        worker->pretrain(request, untrained, trained, options);
-      });
+  Q_EMIT requestPretrain(m_pretrainRequest, untrained, trained, options);
 }
 
 void SessionController::cancelPretraining() { m_worker->cancelFlag() = true; }
@@ -239,16 +242,13 @@ void SessionController::openData(bool target, const DataRequest& given) {
   m_dataRequest[role] = ++m_nextRequest;
   say(QStringLiteral("Loading %1…").arg(QString::fromStdString(request.describe())));
   const int workerRole = static_cast<int>(target ? DataRole::Target : DataRole::Source);
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_dataRequest[role], workerRole,
-                                       request] { worker->loadData(id, workerRole, request); });
+  Q_EMIT requestData(m_dataRequest[role], workerRole, request);
 }
 
 void SessionController::previewData(const DataRequest& request) {
   m_previewRequest = ++m_nextRequest;
   const DataRequest sized = sizedForModel(request);
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_previewRequest, sized] {
-    worker->previewData(id, sized);
-  });
+  Q_EMIT requestPreview(m_previewRequest, sized);
 }
 
 void SessionController::onDataLoaded(quint64 request, int workerRole, const DataSummary& summary) {
@@ -299,9 +299,7 @@ void SessionController::analyze(bool useSource) {
   say("Analysing the target data…");
   Q_EMIT analysisStarted(
       QStringLiteral("Analysing %1 …").arg(QString::fromStdString(m_data[0].description)));
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_analysisRequest, useSource] {
-    worker->analyze(id, useSource);
-  });
+  Q_EMIT requestAnalysis(m_analysisRequest, useSource);
 }
 
 void SessionController::stopAnalysis() {

@@ -155,6 +155,14 @@ class SessionController : public QObject {
   void currentRunChanged();  // a run to show and export, from training, Compare or a job
   void sessionRestored();
   void deviceChanged(const QString& description);
+  // To the worker (connected in connectWorker(); not for views).
+  void requestOpen(quint64 request, const QString& path);
+  void requestPretrain(quint64 request, const QString& untrained, const QString& trained,
+                       const scalpel::PretrainOptions& options);
+  void requestData(quint64 request, int role, const scalpel::DataRequest& data);
+  void requestPreview(quint64 request, const scalpel::DataRequest& data);
+  void requestAnalysis(quint64 request, bool useSource);
+  void requestTraining(quint64 request, const scalpel::Session& session);
 
  private:
   enum class Running { Nothing, Training, Comparison };

@@ -67,9 +67,7 @@ void SessionController::train() {
 void SessionController::startRun(const QString& strategy) {
   m_trainingRequest = ++m_nextRequest;
   const Session session = sessionFor(strategy);
-  QMetaObject::invokeMethod(m_worker, [worker = m_worker, id = m_trainingRequest, session] {
-    worker->train(id, session);
-  });
+  Q_EMIT requestTraining(m_trainingRequest, session);
 }
 
 void SessionController::pause(bool paused) {

@@ -371,6 +371,10 @@ void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError)
   text +=
       QString("<br>%1").arg(QString::fromStdString(run.report.plan.explanation).toHtmlEscaped());
   if (r.tunedModel) text += " File ▸ Export Tuned Model… saves it with its report.";
+  if (!r.frozenCache.empty()) {
+    text += QString("<br><span style='color:#555'>Frozen part: %1</span>")
+                .arg(QString::fromStdString(r.frozenCache).toHtmlEscaped());
+  }
   m_result->setText(text);
 }
 

@@ -132,6 +132,7 @@ std::string markdown(const RunReport& r, bool curves) {
   md += "- **Outcome:** " + (r.outcome.empty() ? std::string("unknown") : r.outcome);
   md += format(" after %zu steps in %.1f s\n", r.steps, r.seconds);
   if (!r.message.empty()) md += "- **Message:** " + r.message + "\n";
+  if (!r.frozenCache.empty()) md += "- **Frozen part:** " + r.frozenCache + "\n";
   const std::string score = r.validationBefore.scoreName();  // accuracy, or R² for regression
   if (evaluated(r.validationAfter)) {
     md += "- **Validation " + score + ":** " + percent(r.validationBefore.score()) + " → " +

@@ -55,6 +55,8 @@ struct RunReport {
   int bestEvaluation = -1;
   std::size_t steps = 0;
   double seconds = 0;
+  std::string frozenCache;  // TrainResult::frozenCache: cached, or why not
+  double cacheSeconds = 0;
 };
 
 // Fills the result part of a report (outcome, metrics, history) from a finished run.

@@ -30,6 +30,8 @@ void fillRunReport(const TrainResult& result, RunReport& report) {
   report.bestEvaluation = result.bestEvaluation;
   report.steps = result.steps;
   report.seconds = result.seconds;
+  report.frozenCache = result.frozenCache;
+  report.cacheSeconds = result.cacheSeconds;
 }
 
 TrainResult resultOfReport(const RunReport& report, std::shared_ptr<const std::string> tunedModel) {
@@ -50,6 +52,8 @@ TrainResult resultOfReport(const RunReport& report, std::shared_ptr<const std::s
   result.bestEvaluation = report.bestEvaluation;
   result.steps = report.steps;
   result.seconds = report.seconds;
+  result.frozenCache = report.frozenCache;
+  result.cacheSeconds = report.cacheSeconds;
   result.tunedModel = std::move(tunedModel);
   return result;
 }

@@ -128,6 +128,7 @@ ordered_json toJson(const TrainOptions& options) {
   out["precision"] = options.precision;
   out["channels_last"] = options.channelsLast;
   out["data_path"] = options.dataPath;
+  out["cache_frozen_part"] = options.cacheFrozenPart;
   return out;
 }
 
@@ -235,6 +236,8 @@ ordered_json toJson(const RunReport& report) {
   out["best_evaluation"] = report.bestEvaluation;
   out["steps"] = report.steps;
   out["seconds"] = report.seconds;
+  out["frozen_cache"] = report.frozenCache;
+  out["cache_seconds"] = report.cacheSeconds;
   return out;
 }
 
@@ -261,6 +264,7 @@ void fromJson(const json& value, TrainOptions& out, bool strict) {
   fields.read("precision", out.precision);
   fields.read("channels_last", out.channelsLast);
   fields.read("data_path", out.dataPath);
+  fields.read("cache_frozen_part", out.cacheFrozenPart);
 }
 
 void fromJson(const json& value, FreezePlan& out, bool strict) {
@@ -343,6 +347,8 @@ void fromJson(const json& value, RunReport& out, bool strict) {
   fields.read("best_evaluation", out.bestEvaluation);
   fields.read("steps", out.steps);
   fields.read("seconds", out.seconds);
+  fields.read("frozen_cache", out.frozenCache);
+  fields.read("cache_seconds", out.cacheSeconds);
 }
 
 // ---- equality -------------------------------------------------------------------------------
@@ -369,7 +375,8 @@ bool operator==(const TrainOptions& a, const TrainOptions& b) {
          a.loss == b.loss && a.evaluateEverySteps == b.evaluateEverySteps &&
          a.selectBy == b.selectBy && a.patience == b.patience &&
          a.batchNormEval == b.batchNormEval && a.seed == b.seed && a.device == b.device &&
-         a.precision == b.precision && a.channelsLast == b.channelsLast && a.dataPath == b.dataPath;
+         a.precision == b.precision && a.channelsLast == b.channelsLast &&
+         a.dataPath == b.dataPath && a.cacheFrozenPart == b.cacheFrozenPart;
 }
 
 bool operator==(const FreezePlan& a, const FreezePlan& b) {
@@ -420,7 +427,8 @@ bool operator==(const RunReport& a, const RunReport& b) {
          a.testBefore == b.testBefore && a.validationAfter == b.validationAfter &&
          a.testAfter == b.testAfter && a.history == b.history &&
          a.bestEvaluation == b.bestEvaluation && a.steps == b.steps &&
-         sameNumber(a.seconds, b.seconds);
+         sameNumber(a.seconds, b.seconds) && a.frozenCache == b.frozenCache &&
+         sameNumber(a.cacheSeconds, b.cacheSeconds);
 }
 
 }  // namespace scalpel

@@ -7,20 +7,25 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "analysis/gradient_metrics.h"
 #include "analysis/task_loss.h"
 #include "data/batch_stream.h"
+#include "data/splits.h"
 #include "distributed/collective.h"
 #include "distributed/gradient_averager.h"
 #include "files/atomic_file.h"
 #include "model/model_metadata.h"
 #include "model/script_model.h"
 #include "train/foreach_optimizer.h"
+#include "train/frozen_part.h"
 #include "util/device_info.h"
 #include "util/logging.h"
 #include "util/torch_errors.h"
@@ -226,6 +231,97 @@ torch::Tensor forwardOf(torch::jit::Module& model, const torch::Tensor& inputs,
   return model.forward({laidOut(inputs, compute.channelsLast)}).toTensor();
 }
 
+// A batch as the trainer feeds it: the items' inputs to the whole model, or, where the frozen
+// part's outputs are cached, those outputs to the trainable part alone.
+struct ModelBatch {
+  std::vector<torch::Tensor> inputs;
+  torch::Tensor targets;
+};
+
+// Where a run draws its batches from, one epoch at a time.
+class Batches {
+ public:
+  virtual ~Batches() = default;
+  virtual void startEpoch(int epoch) = 0;
+  virtual std::optional<ModelBatch> next() = 0;
+  virtual std::size_t batchesPerEpoch() const = 0;
+};
+
+// The data set itself, through a BatchStream.
+class StreamBatches : public Batches {
+ public:
+  explicit StreamBatches(BatchStream& stream) : m_stream(stream) {}
+  void startEpoch(int epoch) override { m_stream.startEpoch(epoch); }
+  std::optional<ModelBatch> next() override {
+    auto batch = m_stream.next();
+    if (!batch) return std::nullopt;
+    return ModelBatch{{std::move(batch->inputs)}, std::move(batch->targets)};
+  }
+  std::size_t batchesPerEpoch() const override { return m_stream.batchesPerEpoch(); }
+
+ private:
+  BatchStream& m_stream;
+};
+
+// The frozen part's outputs of every item, computed once: batches of them in the order a
+// BatchStream with the same options serves the items (the same shuffle for each epoch, the same
+// share of a process), so a cached run trains on exactly the batches an uncached one does.
+class CachedBatches : public Batches {
+ public:
+  CachedBatches(std::vector<torch::Tensor> frontier, torch::Tensor targets,
+                const BatchStream::Options& options)
+      : m_frontier(std::move(frontier)), m_targets(std::move(targets)), m_options(options) {}
+
+  void startEpoch(int epoch) override {
+    std::vector<std::size_t> positions(static_cast<std::size_t>(m_targets.size(0)));
+    std::iota(positions.begin(), positions.end(), 0);
+    if (m_options.shuffle)
+      seededShuffle(positions, m_options.seed + static_cast<std::uint64_t>(epoch));
+    positions = shareOf(positions, m_options.share, m_options.shares, m_options.padShares);
+    m_order =
+        torch::tensor(std::vector<std::int64_t>(positions.begin(), positions.end()), torch::kInt64)
+            .to(m_targets.device());
+    m_cursor = 0;
+  }
+
+  std::optional<ModelBatch> next() override {
+    const auto total = m_order.defined() ? m_order.size(0) : 0;
+    const auto count =
+        std::min<std::int64_t>(static_cast<std::int64_t>(m_options.batchSize), total - m_cursor);
+    if (count <= 0 ||
+        (count < static_cast<std::int64_t>(m_options.batchSize) && m_options.dropLast))
+      return std::nullopt;
+    const auto positions = m_order.narrow(0, m_cursor, count);
+    m_cursor += count;
+    ModelBatch batch;
+    for (const auto& values : m_frontier) batch.inputs.push_back(values.index_select(0, positions));
+    batch.targets = m_targets.index_select(0, positions);
+    return batch;
+  }
+
+  std::size_t batchesPerEpoch() const override {
+    const std::size_t items = m_targets.size(0),
+                      shares = std::max<std::size_t>(1, m_options.shares);
+    const std::size_t share = shares == 1 ? items
+                              : m_options.padShares
+                                  ? (items + shares - 1) / shares
+                                  : items / shares + (m_options.share < items % shares ? 1 : 0);
+    return share / m_options.batchSize +
+           (!m_options.dropLast && share % m_options.batchSize ? 1 : 0);
+  }
+
+ private:
+  std::vector<torch::Tensor> m_frontier;  // per frontier value: [items, ...]
+  torch::Tensor m_targets;
+  BatchStream::Options m_options;
+  torch::Tensor m_order;
+  std::int64_t m_cursor = 0;
+};
+
+// What turns a batch's inputs into the model's outputs: the whole forward, or the trainable part
+// of it from cached frontier values.
+using ForwardFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+
 // Regression metrics from per-target sums over all items (float64, on the device): Σy, Σy²,
 // Σ(ŷ − y)², Σ|ŷ − y|. The loss is the mean squared error, as taskLoss() computes it.
 void regressionMetrics(Evaluation& result, const torch::Tensor& sums, double items) {
@@ -251,9 +347,9 @@ void regressionMetrics(Evaluation& result, const torch::Tensor& sums, double ite
 // Validation or test metrics over the stream's items; with `collective`, over every process's
 // share (the sums are added up across processes, so every process gets the same evaluation).
 // `targets`: regression targets per item, 0 for class labels.
-Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::string& loss,
-                    std::size_t classes, std::size_t targets, const Compute& compute,
-                    Collective* collective) {
+Evaluation evaluate(torch::jit::Module& model, Batches& batches, const ForwardFn& forward,
+                    const std::string& loss, std::size_t classes, std::size_t targets,
+                    const Compute& compute, Collective* collective) {
   torch::NoGradGuard noGrad;
   const bool wasTraining = model.is_training();
   model.eval();
@@ -267,7 +363,7 @@ Evaluation evaluate(torch::jit::Module& model, BatchStream& batches, const std::
   auto regressionSums = torch::zeros({4, width}, sumOptions);
   batches.startEpoch(0);
   while (auto batch = batches.next()) {
-    const auto outputs = forwardOf(model, batch->inputs, compute).to(torch::kFloat32);
+    const auto outputs = forward(batch->inputs).to(torch::kFloat32);
     items += static_cast<double>(batch->targets.size(0));
     if (regression) {  // the loss comes from these sums too
       const auto y = batch->targets.to(torch::kFloat64);
@@ -350,6 +446,39 @@ std::shared_ptr<const std::string> serialise(ScriptModel& loaded) {
   return std::make_shared<const std::string>(bytes.str());
 }
 
+// "49 MB", "3.1 GB"
+std::string formatBytes(double bytes) {
+  std::ostringstream text;
+  text.precision(bytes >= 1e9 ? 2 : 3);
+  if (bytes >= 1e9) {
+    text << bytes / 1e9 << " GB";
+  } else if (bytes >= 1e6) {
+    text << bytes / 1e6 << " MB";
+  } else {
+    text << bytes / 1e3 << " kB";
+  }
+  return text.str();
+}
+
+std::string formatSeconds(double seconds) {
+  std::ostringstream text;
+  text.precision(2);
+  text << seconds << " s";
+  return text.str();
+}
+
+// Half the memory this machine has available now (the cache lives in RAM).
+double defaultCacheBudget() {
+  std::ifstream info("/proc/meminfo");
+  std::string key;
+  double kilobytes = 0;
+  while (info >> key >> kilobytes) {
+    if (key == "MemAvailable:") return kilobytes * 1024 / 2;
+    info.ignore(256, '\n');
+  }
+  return 2e9;  // not Linux: a modest 2 GB
+}
+
 // One run at the options' batch size, step by step; trainModel retries it with smaller batches.
 class Attempt {
  public:
@@ -375,6 +504,7 @@ class Attempt {
       if (auto problem = setUp(); !problem.empty()) return fail(problem);
       if (auto problem = openData(); !problem.empty()) return fail(problem);
       if (auto problem = checkShapes(); !problem.empty()) return fail(problem);
+      cacheFrozenPart();
       train();
       finish();
     } catch (const std::exception& error) {
@@ -502,6 +632,7 @@ class Attempt {
         continue;
       if (m_options.batchNormEval || !trainableModules.count(item.name)) {
         m_frozenNorms.push_back(item.value);
+        m_frozenNormNames.insert(item.name);
       } else if (normInTrainMode.empty()) {
         normInTrainMode = item.name;
       }
@@ -554,6 +685,13 @@ class Attempt {
       m_testBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.test),
                                                     everything(*m_data.test), evalOptions);
     }
+    m_trainOptions = streamOptions;
+    m_train = std::make_unique<StreamBatches>(*m_trainBatches);
+    m_validation = std::make_unique<StreamBatches>(*m_validationBatches);
+    if (m_testBatches) m_test = std::make_unique<StreamBatches>(*m_testBatches);
+    m_forward = [this](const std::vector<torch::Tensor>& inputs) {
+      return forwardOf(m_loaded->module(), inputs.front(), m_compute);
+    };
     const bool regression = m_data.train->isRegression();
     m_classes = m_data.train->classNames.size();
     m_targets = regression ? m_data.train->targetNames.size() : 0;
@@ -605,16 +743,122 @@ class Attempt {
     return {};
   }
 
-  Evaluation evaluateOn(BatchStream& batches) {
-    return evaluate(m_loaded->module(), batches, m_options.loss, m_classes, m_targets, m_compute,
-                    m_collective);
+  Evaluation evaluateOn(Batches& batches) {
+    return evaluate(m_loaded->module(), batches, m_forward, m_options.loss, m_classes, m_targets,
+                    m_compute, m_collective);
+  }
+
+  // Surgical fine-tuning leaves most of the model frozen: what the frozen part computes is the
+  // same every epoch, so it is computed once per item and the trainable part trains on it. Only
+  // where that is exact (FrozenPart refuses randomness and layers that act otherwise while
+  // training; frozen BatchNorms are in eval mode) and the cache fits its memory budget; else the
+  // run computes everything every step, as before, and says why.
+  void cacheFrozenPart() {
+    const auto skip = [&](const std::string& why) {
+      m_result.frozenCache = "not cached: " + why;
+      m_log->info("frozen part {}", m_result.frozenCache);
+    };
+    if (!m_options.cacheFrozenPart) return skip("turned off");
+    torch::jit::Module& model = m_loaded->module();
+    std::set<std::string> trainable, trainMode;
+    for (const auto& group : m_groups) trainable.insert(group.names.begin(), group.names.end());
+    for (const auto& item : model.named_modules()) {
+      if (!m_frozenNormNames.count(item.name)) trainMode.insert(item.name);
+    }
+    std::string why;
+    auto part = FrozenPart::split(model, trainable, trainMode, why);
+    if (!part) return skip(why);
+    torch::NoGradGuard noGrad;
+    model.eval();
+    // Two items tell the bytes per item and check that the split reproduces the forward.
+    m_trainBatches->startEpoch(0);
+    const auto probe = m_trainBatches->next();
+    const auto inputs =
+        probe->inputs.narrow(0, 0, std::min<std::int64_t>(2, probe->inputs.size(0)));
+    const auto whole = forwardOf(model, inputs, m_compute).to(torch::kFloat32);
+    const auto frontier = part->prefix(laidOut(inputs, m_compute.channelsLast));
+    torch::Tensor split;
+    {
+      AutocastScope autocast(m_compute.bf16, m_compute.device);
+      split = part->suffix(frontier).toTensor().to(torch::kFloat32);
+    }
+    if (!torch::allclose(whole, split, 1e-4, 1e-5)) {
+      return skip("splitting the forward did not reproduce its outputs");
+    }
+    double perItem = 0;
+    for (const auto& value : frontier) {
+      perItem += static_cast<double>(value.numel() * value.element_size()) /
+                 static_cast<double>(inputs.size(0));
+    }
+    const double items =
+        static_cast<double>(m_data.train->size() + m_validationBatches->itemsPerEpoch() +
+                            (m_testBatches ? m_testBatches->itemsPerEpoch() : 0));
+    const double budget = m_options.cacheBudgetBytes
+                              ? static_cast<double>(m_options.cacheBudgetBytes)
+                              : defaultCacheBudget();
+    if (items * perItem > budget) {
+      return skip(formatBytes(items * perItem) + " over the " + formatBytes(budget) + " budget");
+    }
+    const auto began = Clock::now();
+    fillCache(*part);
+    m_result.cacheSeconds = std::chrono::duration<double>(Clock::now() - began).count();
+    m_result.frozenCache = "cached the outputs of " + part->describe() + ": " +
+                           std::to_string(static_cast<std::size_t>(items)) + " items, " +
+                           formatBytes(items * perItem) + " in " +
+                           formatSeconds(m_result.cacheSeconds);
+    m_log->info("frozen part {}", m_result.frozenCache);
+    m_frozen = std::move(part);
+    m_forward = [this](const std::vector<torch::Tensor>& frontier) {
+      AutocastScope autocast(m_compute.bf16, m_compute.device);
+      return m_frozen->suffix(frontier).toTensor();
+    };
+  }
+
+  // The frozen part's outputs of every training item (the epochs shuffle them), and of this
+  // process's share of the validation and test items, in the order their streams serve them.
+  void fillCache(const FrozenPart& part) {
+    const auto collect = [&](BatchStream& stream, std::vector<torch::Tensor>& frontier,
+                             torch::Tensor& targets) {
+      std::vector<std::vector<torch::Tensor>> pieces(part.frontierSize());
+      std::vector<torch::Tensor> labels;
+      stream.startEpoch(0);
+      while (auto batch = stream.next()) {
+        const auto values = part.prefix(laidOut(batch->inputs, m_compute.channelsLast));
+        for (std::size_t i = 0; i < values.size(); ++i) pieces[i].push_back(values[i]);
+        labels.push_back(batch->targets);
+      }
+      frontier.clear();
+      for (auto& piece : pieces) frontier.push_back(torch::cat(piece));
+      targets = torch::cat(labels);
+    };
+    auto everything = m_trainOptions;  // every training item once, in order
+    everything.shuffle = false;
+    everything.shares = 1;
+    everything.share = 0;
+    everything.batchSize = std::max<std::size_t>(m_options.batchSize, 256);
+    std::vector<std::size_t> all(m_data.train->size());
+    std::iota(all.begin(), all.end(), 0);
+    BatchStream trainItems(BatchStream::borrow(*m_data.train), all, everything);
+    std::vector<torch::Tensor> frontier;
+    torch::Tensor targets;
+    collect(trainItems, frontier, targets);
+    m_train =
+        std::make_unique<CachedBatches>(std::move(frontier), std::move(targets), m_trainOptions);
+    const auto inOrder = everything;  // the evaluation streams serve this process's share already
+    collect(*m_validationBatches, frontier, targets);
+    m_validation =
+        std::make_unique<CachedBatches>(std::move(frontier), std::move(targets), inOrder);
+    if (m_testBatches) {
+      collect(*m_testBatches, frontier, targets);
+      m_test = std::make_unique<CachedBatches>(std::move(frontier), std::move(targets), inOrder);
+    }
   }
 
   // The unmodified model's metrics, then epoch after epoch until the steps are done or a stop.
   void train() {
     torch::jit::Module& model = m_loaded->module();
-    m_result.validationBefore = evaluateOn(*m_validationBatches);
-    if (m_testBatches) m_result.testBefore = evaluateOn(*m_testBatches);
+    m_result.validationBefore = evaluateOn(*m_validation);
+    if (m_test) m_result.testBefore = evaluateOn(*m_test);
     m_best = m_result.validationBefore;
     m_bestState = takeSnapshot(model);
     m_optimizer = makeOptimizer(m_options, m_groups);
@@ -625,7 +869,7 @@ class Attempt {
       m_averager = std::make_unique<GradientAverager>(m_options.collective, trainable,
                                                       m_options.gradientBucketBytes);
     }
-    const std::size_t stepsPerEpoch = m_trainBatches->batchesPerEpoch();
+    const std::size_t stepsPerEpoch = m_train->batchesPerEpoch();
     m_totalSteps = m_options.maxSteps ? m_options.maxSteps
                                       : stepsPerEpoch * static_cast<std::size_t>(m_options.epochs);
     m_log->info("training {} of {} parameters ({} groups) on {} for {} steps",
@@ -636,7 +880,7 @@ class Attempt {
     for (int epoch = 0; m_step < m_totalSteps && !m_stop; ++epoch) {
       if (m_plan.strategy == "auto-rgn") rescaleByRgn(epoch);
       trainMode();
-      m_trainBatches->startEpoch(epoch);
+      m_train->startEpoch(epoch);
       while (m_step < m_totalSteps && !m_stop) {
         // With several processes, a stop is voted on with the step's loss: one process leaving
         // alone would leave the others waiting in their next all-reduce.
@@ -645,7 +889,7 @@ class Attempt {
           cancelled();
           break;
         }
-        auto batch = m_trainBatches->next();
+        auto batch = m_train->next();
         if (!batch || !step(*batch, epoch)) break;
         if (m_options.evaluateEverySteps && m_step % m_options.evaluateEverySteps == 0)
           evaluateNow(epoch);
@@ -656,7 +900,8 @@ class Attempt {
         evaluateNow(epoch);
     }
     m_result.steps = m_step;
-    m_result.seconds = std::chrono::duration<double>(Clock::now() - m_start).count();
+    m_result.seconds =
+        m_result.cacheSeconds + std::chrono::duration<double>(Clock::now() - m_start).count();
     if (m_averager) {
       m_result.gradientBytesReduced = m_averager->bytesReduced();
       m_result.gradientBuckets = m_averager->buckets();
@@ -705,12 +950,12 @@ class Attempt {
   }
 
   // One optimiser step. False when the run stops here (cancelled by any process, or diverged).
-  bool step(const Batch& batch, int epoch) {
+  bool step(const ModelBatch& batch, int epoch) {
     const double factor = scheduleFactor(m_options, m_step, m_totalSteps);
     for (std::size_t g = 0; g < m_groups.size(); ++g)
       m_optimizer->setLearningRate(g, m_options.learningRate * m_groups[g].scale * factor);
     m_optimizer->zeroGrad();
-    const auto outputs = forwardOf(m_loaded->module(), batch.inputs, m_compute).to(torch::kFloat32);
+    const auto outputs = m_forward(batch.inputs).to(torch::kFloat32);
     const auto batchLoss = taskLoss(m_options.loss, outputs, batch.targets);
     if (m_averager) m_averager->arm();
     batchLoss.backward();
@@ -820,7 +1065,7 @@ class Attempt {
     point.step = m_step;
     point.trainLoss = m_lossSinceEvaluation /
                       static_cast<double>(std::max<std::size_t>(1, m_stepsSinceEvaluation));
-    point.validation = evaluateOn(*m_validationBatches);
+    point.validation = evaluateOn(*m_validation);
     m_lossSinceEvaluation = 0;
     m_stepsSinceEvaluation = 0;
     m_result.history.push_back(point);
@@ -857,7 +1102,7 @@ class Attempt {
   void finish() {
     keepBest();
     m_result.validationAfter = m_best;
-    if (m_testBatches) m_result.testAfter = evaluateOn(*m_testBatches);
+    if (m_test) m_result.testAfter = evaluateOn(*m_test);
     if (m_compute.channelsLast)
       setChannelsLast(m_loaded->module(), false);  // saved in the layout it came in
     m_result.tunedModel = serialise(*m_loaded);
@@ -900,7 +1145,14 @@ class Attempt {
   std::vector<Group> m_groups;
   std::vector<torch::jit::Module> m_frozenNorms;
   std::vector<std::vector<torch::Tensor>> m_blockParameters;
-  std::unique_ptr<BatchStream> m_trainBatches, m_validationBatches, m_testBatches;
+  std::unique_ptr<BatchStream> m_trainBatches, m_validationBatches,
+      m_testBatches;  // the data itself
+  BatchStream::Options m_trainOptions;
+  std::unique_ptr<Batches> m_train, m_validation,
+      m_test;  // what the run draws: those, or the cache
+  ForwardFn m_forward;
+  std::unique_ptr<FrozenPart> m_frozen;
+  std::set<std::string> m_frozenNormNames;
   std::size_t m_classes = 0, m_targets = 0;  // targets: regression targets per item (0: classes)
   std::unique_ptr<ForeachOptimizer> m_optimizer;
   std::unique_ptr<GradientAverager> m_averager;

@@ -62,6 +62,11 @@ struct TrainOptions {
   // Gradients travel in buckets of about this size, each sent as soon as backward has filled it
   // (PyTorch DDP's bucket_cap_mb, 25 MB there; smaller here: fine-tuning sends few parameters).
   std::size_t gradientBucketBytes = std::size_t(4) << 20;
+  // Computes the frozen part in front of the trainable layers once per item and trains on its
+  // outputs (train/frozen_part.h), where that gives exactly the same run; within this many bytes
+  // of memory (0: half of what is available).
+  bool cacheFrozenPart = true;
+  std::size_t cacheBudgetBytes = 0;
 };
 
 // Target data, already shifted; labels index the model's outputs, or (regression) each target
@@ -165,6 +170,10 @@ struct TrainResult {
   int processes = 1;
   std::uint64_t gradientBytesReduced = 0;
   std::size_t gradientBuckets = 0;
+  // What the run did with its frozen part: "cached the outputs of stem … layer2: 1000 items,
+  // 49 MB in 0.3 s", or "not cached: " and why. Empty when it did not get that far.
+  std::string frozenCache;
+  double cacheSeconds = 0;  // building the cache (part of `seconds`)
 };
 
 // Fine-tunes a copy of `model` under `plan`: parameters outside plan.trainable are

@@ -529,6 +529,7 @@ class SweepRunner {
     m_train.batchNormEval = true;
     m_train.selectBy = "accuracy";
     m_train.device = m_device;
+    m_train.cacheFrozenPart = m_options.cacheFrozenPart;
     const auto& rates = m_options.learningRates;
     m_train.learningRate = m_options.probeLearningRate > 0
                                ? m_options.probeLearningRate

@@ -42,9 +42,10 @@ struct SweepOptions {
   // Empty: the scenario's four (gaussian-noise, contrast, subpopulation, label-permutation);
   // any other input-level shift (shiftCatalogue()) can be a task too, e.g. to check the advisor.
   std::vector<std::string> tasks;
-  int severity = 5;     // of the input-level tasks
-  std::string command;  // the command line, recorded in sweep.md
-  bool quick = false;   // set by quickSweepOptions(): sweep.md then says so
+  int severity = 5;             // of the input-level tasks
+  std::string command;          // the command line, recorded in sweep.md
+  bool quick = false;           // set by quickSweepOptions(): sweep.md then says so
+  bool cacheFrozenPart = true;  // TrainOptions::cacheFrozenPart for every run
 };
 
 // What --quick means: one seed, one learning rate (1e-2), 2 epochs, a 1-epoch probe and source

@@ -110,6 +110,8 @@ class TestTrainer : public QObject {
 
  private Q_SLOTS:
   void frozenPartsAreBitIdentical();
+  void frozenPartIsComputedOnce_data();
+  void frozenPartIsComputedOnce();
   void inputShiftFirstBlockHelps();
   void outputShiftHeadRecovers();
   void sameSeedSameCurves();
@@ -168,6 +170,105 @@ void TestTrainer::frozenPartsAreBitIdentical() {
   QVERIFY2(changed > 4, "trainable tensors did not change");
   QCOMPARE(result.trainableParameters, trainableCount);
   QVERIFY(result.frozenParameters > 0);
+}
+
+namespace {
+
+// Random items of `shape` in `classes` classes, `count` of them: enough to train and compare on.
+Dataset randomItems(const std::vector<std::int64_t>& shape, int classes, std::size_t count,
+                    unsigned seed) {
+  Dataset data;
+  data.name = "random items";
+  data.itemShape = shape;
+  for (int c = 0; c < classes; ++c) data.classNames.push_back("c" + std::to_string(c));
+  std::mt19937 generator(seed);
+  std::normal_distribution<float> normal;
+  for (std::size_t i = 0; i < count * data.itemSize(); ++i)
+    data.values.push_back(normal(generator));
+  for (std::size_t i = 0; i < count; ++i)
+    data.labels.push_back(static_cast<int>(i % static_cast<std::size_t>(classes)));
+  return data;
+}
+
+}  // namespace
+
+// The frozen layers in front of the trainable ones run once per item, and the run trains on
+// their outputs: the same weights as computing them every step (1e-5 relative, fp32, CPU), with
+// skip connections crossing the cut (ResNet-18), attention (a ViT), frozen layers behind a
+// trainable middle block, and active dropout in front, which moves the cut before it or, at the
+// very front, leaves nothing to cache.
+void TestTrainer::frozenPartIsComputedOnce_data() {
+  QTest::addColumn<QString>("model");  // a fixture, or "" for the demo model
+  QTest::addColumn<QStringList>("trainable");
+  QTest::addColumn<QString>("expected");  // what the run says of its frozen part
+  QTest::newRow("demo, fc") << "" << QStringList{"fc"} << "cached the outputs of stem … pool: ";
+  QTest::newRow("demo, layer2 onward")
+      << "" << QStringList{"layer2", "layer3", "fc"} << "cached the outputs of stem … layer1: ";
+  QTest::newRow("demo, layer2 alone")
+      << "" << QStringList{"layer2"} << "cached the outputs of stem … layer1: ";
+  QTest::newRow("resnet18, layer4 + fc")
+      << "resnet18.pt" << QStringList{"layer4", "fc"} << "cached the outputs of conv1 … layer3: ";
+  QTest::newRow("resnet18, layer3 alone")
+      << "resnet18.pt" << QStringList{"layer3"} << "cached the outputs of conv1 … layer2: ";
+  QTest::newRow("vit, heads") << "vit.pt" << QStringList{"heads"}
+                              << "cached the outputs of conv_proj … encoder: ";
+  QTest::newRow("mlp, output: dropout in front")
+      << "mlp.pt" << QStringList{"output"} << "cached the outputs of input … act: ";
+  QTest::newRow("dropout at the front")
+      << "dropout_front.pt" << QStringList{"output"}
+      << "not cached: the first layers compute something new every step: noise (Dropout)";
+  // Its size is known before it is built: over the budget, nothing is cached.
+  QTest::newRow("over the budget")
+      << "" << QStringList{"layer2"} << "not cached: 2.21 MB over the 1 MB budget";
+}
+
+void TestTrainer::frozenPartIsComputedOnce() {
+  QFETCH(QString, model);
+  QFETCH(QStringList, trainable);
+  QFETCH(QString, expected);
+  const LoadedModel loaded = model.isEmpty() ? test::demo() : test::openedFixture(model);
+  QVERIFY2(loaded.ok(), loaded.error().c_str());
+  const auto& input = loaded.inspection().metadata.inputShape;
+  std::vector<std::int64_t> shape(input.begin() + 1, input.end());
+  if (model == "resnet18.pt") shape = {3, 64, 64};  // any size: a 224² batch is slow here
+  const int classes = model.startsWith("mlp") || model.startsWith("dropout") ? 3 : 10;
+  const Dataset train = randomItems(shape, classes, 96, 1),
+                validation = randomItems(shape, classes, 40, 2),
+                testItems = randomItems(shape, classes, 40, 3);
+  std::vector<std::string> modules;
+  for (const auto& name : trainable) modules.push_back(name.toStdString());
+  TrainResult results[2];
+  for (int cached = 0; cached < 2; ++cached) {
+    auto options = quickOptions(2);
+    options.batchSize = 32;
+    options.learningRate = 1e-2;
+    options.seed = 4;
+    options.cacheFrozenPart = cached == 1;
+    if (QString(QTest::currentDataTag()) == "over the budget") options.cacheBudgetBytes = 1000000;
+    results[cached] =
+        trainModel(loaded, blockPlan(modules), {&train, &validation, &testItems}, options);
+    QVERIFY2(results[cached].ok, results[cached].error.c_str());
+  }
+  qInfo("%s: %s", QTest::currentDataTag(), results[1].frozenCache.c_str());
+  QCOMPARE(QString::fromStdString(results[0].frozenCache), QString("not cached: turned off"));
+  QVERIFY2(QString::fromStdString(results[1].frozenCache).startsWith(expected),
+           results[1].frozenCache.c_str());
+  const auto uncached = state(loadBytes(*results[0].tunedModel));
+  auto cachedState = state(loadBytes(*results[1].tunedModel));
+  double worst = 0;
+  for (const auto& [name, value] : uncached) {
+    if (!value.is_floating_point()) {
+      QVERIFY2(torch::equal(value, cachedState.at(name)), name.c_str());
+      continue;
+    }
+    const double scale = std::max(1e-12, value.abs().max().item<double>());
+    worst = std::max(worst, (value - cachedState.at(name)).abs().max().item<double>() / scale);
+  }
+  qInfo("largest difference, relative to the tensor's largest value: %.2g", worst);
+  QVERIFY2(worst <= 1e-5, qPrintable(QString::number(worst)));
+  QCOMPARE(results[1].history.size(), results[0].history.size());
+  QVERIFY(std::abs(results[1].testAfter.loss - results[0].testAfter.loss) <=
+          1e-5 * std::max(1.0, results[0].testAfter.loss));
 }
 
 void TestTrainer::inputShiftFirstBlockHelps() {
