@@ -21,17 +21,19 @@ bool isModule(const jit::Value* value) { return value->type()->kind() == c10::Ty
 
 // Operators that draw random numbers: in the frozen part they would not repeat every epoch.
 bool isRandom(const jit::Node* node) {
-  static const std::set<std::string> random{"aten::rand",      "aten::rand_like",  "aten::randn",    "aten::randn_like",
-                                            "aten::randint",   "aten::bernoulli",  "aten::bernoulli_", "aten::normal",
-                                            "aten::normal_",   "aten::uniform_",   "aten::multinomial", "aten::rrelu",
-                                            "aten::randperm",  "aten::rrelu_with_noise"};
+  static const std::set<std::string> random{
+      "aten::rand",     "aten::rand_like",       "aten::randn",       "aten::randn_like",
+      "aten::randint",  "aten::bernoulli",       "aten::bernoulli_",  "aten::normal",
+      "aten::normal_",  "aten::uniform_",        "aten::multinomial", "aten::rrelu",
+      "aten::randperm", "aten::rrelu_with_noise"};
   return random.count(node->kind().toQualString()) > 0;
 }
 
 // The float attributes a dropout-like module keeps its probability in.
 bool deterministicInTraining(const jit::Module& module) {
   for (const char* name : {"p", "dropout", "drop_prob", "drop_rate"}) {
-    if (module.hasattr(name) && module.attr(name).isDouble() && module.attr(name).toDouble() != 0) return false;
+    if (module.hasattr(name) && module.attr(name).isDouble() && module.attr(name).toDouble() != 0)
+      return false;
   }
   return true;
 }
@@ -40,7 +42,8 @@ bool deterministicInTraining(const jit::Module& module) {
 // on one that does) or frozen, and records what would make the frozen part differ between epochs.
 class Splitter {
  public:
-  Splitter(const jit::Module& model, const std::set<std::string>& trainable, const std::set<std::string>& trainMode)
+  Splitter(const jit::Module& model, const std::set<std::string>& trainable,
+           const std::set<std::string>& trainMode)
       : m_model(model), m_trainable(trainable), m_trainMode(trainMode) {}
 
   // Walks the graph's top-level nodes in order; "" or why the frozen part cannot be cached.
@@ -77,7 +80,8 @@ class Splitter {
     if (node->blocks().empty() && !node->outputs().empty()) {
       bool cheap = true;
       for (jit::Value* input : node->inputs()) cheap &= m_recomputable.count(input) > 0;
-      for (jit::Value* output : node->outputs()) cheap &= output->type()->kind() != c10::TypeKind::TensorType;
+      for (jit::Value* output : node->outputs())
+        cheap &= output->type()->kind() != c10::TypeKind::TensorType;
       if (cheap) m_recomputable.insert(node->outputs().begin(), node->outputs().end());
     }
     bool reachesTrainable = false;
@@ -91,13 +95,16 @@ class Splitter {
         reachesTrainable |= m_trainableNodes.count(inner) > 0;
       }
     }
-    for (jit::Value* input : node->inputs()) reachesTrainable |= isModule(input) && node->kind() != c10::prim::GetAttr;
+    for (jit::Value* input : node->inputs())
+      reachesTrainable |= isModule(input) && node->kind() != c10::prim::GetAttr;
     if (reachesTrainable) {
       m_trainableNodes.insert(node);
       for (jit::Value* output : node->outputs()) m_trainableValues.insert(output);
       return {};
     }
-    if (isRandom(node)) return "the frozen part draws random numbers (" + std::string(node->kind().toQualString()) + ")";
+    if (isRandom(node))
+      return "the frozen part draws random numbers (" + std::string(node->kind().toQualString()) +
+             ")";
     return {};
   }
 
@@ -158,8 +165,8 @@ class Splitter {
 // Copies the nodes `keep` says of `from` into a new graph whose inputs are `inputs` (values of
 // `from` mapped to new inputs of the same type) and whose outputs are `outputs`.
 std::shared_ptr<jit::Graph> extract(jit::Graph& from, const std::vector<jit::Value*>& inputs,
-                                    const std::vector<jit::Value*>& outputs, const std::function<bool(jit::Node*)>& keep,
-                                    bool tupleOut) {
+                                    const std::vector<jit::Value*>& outputs,
+                                    const std::function<bool(jit::Node*)>& keep, bool tupleOut) {
   auto graph = std::make_shared<jit::Graph>();
   std::unordered_map<jit::Value*, jit::Value*> map;
   for (jit::Value* input : inputs) {
@@ -172,12 +179,14 @@ std::shared_ptr<jit::Graph> extract(jit::Graph& from, const std::vector<jit::Val
     jit::Node* copy = graph->createClone(node, [&](jit::Value* value) {
       const auto found = map.find(value);
       if (found == map.end()) {
-        throw std::runtime_error("the frozen part's split lost %" + value->debugName() + " (" + node->kind().toQualString() + ")");
+        throw std::runtime_error("the frozen part's split lost %" + value->debugName() + " (" +
+                                 node->kind().toQualString() + ")");
       }
       return found->second;
     });
     graph->appendNode(copy);
-    for (std::size_t i = 0; i < node->outputs().size(); ++i) map[node->outputs()[i]] = copy->outputs()[i];
+    for (std::size_t i = 0; i < node->outputs().size(); ++i)
+      map[node->outputs()[i]] = copy->outputs()[i];
   }
   std::vector<jit::Value*> mapped;
   for (jit::Value* output : outputs) mapped.push_back(map.at(output));
@@ -199,8 +208,10 @@ struct FrozenPart::Impl {
 
 FrozenPart::~FrozenPart() = default;
 
-std::unique_ptr<FrozenPart> FrozenPart::split(const jit::Module& model, const std::set<std::string>& trainable,
-                                              const std::set<std::string>& trainMode, std::string& why) {
+std::unique_ptr<FrozenPart> FrozenPart::split(const jit::Module& model,
+                                              const std::set<std::string>& trainable,
+                                              const std::set<std::string>& trainMode,
+                                              std::string& why) {
   const auto forward = model.find_method("forward");
   if (!forward) {
     why = "the model has no forward method";
@@ -221,7 +232,8 @@ std::unique_ptr<FrozenPart> FrozenPart::split(const jit::Module& model, const st
   std::vector<jit::Value*> frontier;
   std::unordered_set<jit::Value*> seen;
   const auto need = [&](jit::Value* value) {
-    if (splitter.trainable(value) || splitter.recomputable(value) || !seen.insert(value).second) return;
+    if (splitter.trainable(value) || splitter.recomputable(value) || !seen.insert(value).second)
+      return;
     frontier.push_back(value);
   };
   for (jit::Node* node : graph->nodes()) {
@@ -238,17 +250,22 @@ std::unique_ptr<FrozenPart> FrozenPart::split(const jit::Module& model, const st
   for (jit::Value* output : graph->outputs()) need(output);
   // Values made inside a trainable block are its own; only top-level ones can be cached.
   frontier.erase(std::remove_if(frontier.begin(), frontier.end(),
-                                [&](jit::Value* value) { return value->node()->owningBlock() != graph->block() && value != input; }),
+                                [&](jit::Value* value) {
+                                  return value->node()->owningBlock() != graph->block() &&
+                                         value != input;
+                                }),
                  frontier.end());
   if (frontier.empty() || (frontier.size() == 1 && frontier.front() == input)) {
     why = splitter.firstLiveLayer().empty()
               ? "nothing frozen comes before the first trainable layer"
-              : "the first layers compute something new every step: " + splitter.firstLiveLayer() + " acts differently while training";
+              : "the first layers compute something new every step: " + splitter.firstLiveLayer() +
+                    " acts differently while training";
     return nullptr;
   }
   for (jit::Value* value : frontier) {
     if (value->type()->kind() != c10::TypeKind::TensorType) {
-      why = "the frozen part passes a " + value->type()->repr_str() + " on to the trainable one (a size, say), not only tensors";
+      why = "the frozen part passes a " + value->type()->repr_str() +
+            " on to the trainable one (a size, say), not only tensors";
       return nullptr;
     }
   }
@@ -256,22 +273,30 @@ std::unique_ptr<FrozenPart> FrozenPart::split(const jit::Module& model, const st
   part->m_impl = std::make_unique<Impl>();
   part->m_impl->model = model;
   part->m_frontier = frontier.size();
-  const auto prefixGraph = extract(*graph, {self, input}, frontier, [&](jit::Node* node) { return !splitter.trainable(node); }, true);
+  const auto prefixGraph = extract(
+      *graph, {self, input}, frontier, [&](jit::Node* node) { return !splitter.trainable(node); },
+      true);
   std::vector<jit::Value*> suffixInputs{self};
   suffixInputs.insert(suffixInputs.end(), frontier.begin(), frontier.end());
   const std::unordered_set<jit::Value*> cached(frontier.begin(), frontier.end());
-  const auto suffixGraph = extract(*graph, suffixInputs, {graph->outputs()[0]}, [&](jit::Node* node) {
-    if (splitter.trainable(node)) return true;
-    // Recomputed rather than cached: submodules, attributes, constants, small values made from
-    // them. Nothing else frozen: a frozen node with no outputs (a check, a counter) stays in front.
-    if (node->outputs().empty()) return false;
-    for (jit::Value* output : node->outputs()) {
-      if (cached.count(output) || !splitter.recomputable(output)) return false;
-    }
-    return true;
-  }, false);
-  part->m_impl->prefix = std::make_unique<jit::GraphFunction>(c10::QualifiedName("scalpel.frozen_prefix"), prefixGraph, nullptr);
-  part->m_impl->suffix = std::make_unique<jit::GraphFunction>(c10::QualifiedName("scalpel.trainable_suffix"), suffixGraph, nullptr);
+  const auto suffixGraph = extract(
+      *graph, suffixInputs, {graph->outputs()[0]},
+      [&](jit::Node* node) {
+        if (splitter.trainable(node)) return true;
+        // Recomputed rather than cached: submodules, attributes, constants, small values made from
+        // them. Nothing else frozen: a frozen node with no outputs (a check, a counter) stays in
+        // front.
+        if (node->outputs().empty()) return false;
+        for (jit::Value* output : node->outputs()) {
+          if (cached.count(output) || !splitter.recomputable(output)) return false;
+        }
+        return true;
+      },
+      false);
+  part->m_impl->prefix = std::make_unique<jit::GraphFunction>(
+      c10::QualifiedName("scalpel.frozen_prefix"), prefixGraph, nullptr);
+  part->m_impl->suffix = std::make_unique<jit::GraphFunction>(
+      c10::QualifiedName("scalpel.trainable_suffix"), suffixGraph, nullptr);
   // The model's children the prefix computes whole: those in front of the first one the suffix
   // reads anything of (a parameter, a buffer, whether it is training).
   std::unordered_map<jit::Value*, std::string> path{{suffixGraph->inputs()[0], ""}};
@@ -279,7 +304,8 @@ std::unique_ptr<FrozenPart> FrozenPart::split(const jit::Module& model, const st
   for (jit::Node* node : suffixGraph->nodes()) {
     if (node->kind() != c10::prim::GetAttr || !path.count(node->input(0))) continue;
     const std::string owner = path.at(node->input(0));
-    const std::string full = owner.empty() ? node->s(c10::attr::name) : owner + "." + node->s(c10::attr::name);
+    const std::string full =
+        owner.empty() ? node->s(c10::attr::name) : owner + "." + node->s(c10::attr::name);
     if (isModule(node->output())) path[node->output()] = full;
     inSuffix.insert(full.substr(0, full.find('.')));
   }

@@ -27,8 +27,10 @@ class FrozenPart {
   // frozen BatchNorms). Null, with `why` saying so, when nothing frozen comes first or when the
   // frozen part would not compute the same values every epoch (active dropout or other
   // randomness, a layer that behaves otherwise in training, a size passed on).
-  static std::unique_ptr<FrozenPart> split(const torch::jit::Module& model, const std::set<std::string>& trainable,
-                                           const std::set<std::string>& trainMode, std::string& why);
+  static std::unique_ptr<FrozenPart> split(const torch::jit::Module& model,
+                                           const std::set<std::string>& trainable,
+                                           const std::set<std::string>& trainMode,
+                                           std::string& why);
   ~FrozenPart();
 
   // The frontier values of a batch (run in eval mode, without gradients, by the caller).
