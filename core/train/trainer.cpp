@@ -294,8 +294,13 @@ class CachedBatches : public Batches {
     const auto positions = m_order.narrow(0, m_cursor, count);
     m_cursor += count;
     ModelBatch batch;
-    for (const auto& values : m_frontier) batch.inputs.push_back(values.index_select(0, positions));
-    batch.targets = m_targets.index_select(0, positions);
+    // The cache lives in RAM (its budget is the host's); a GPU gets each batch copied over.
+    for (const auto& values : m_frontier) {
+      batch.inputs.push_back(
+          values.index_select(0, positions).to(m_options.device, /*non_blocking=*/true));
+    }
+    batch.targets =
+        m_targets.index_select(0, positions).to(m_options.device, /*non_blocking=*/true);
     return batch;
   }
 
@@ -824,8 +829,9 @@ class Attempt {
       stream.startEpoch(0);
       while (auto batch = stream.next()) {
         const auto values = part.prefix(laidOut(batch->inputs, m_compute.channelsLast));
-        for (std::size_t i = 0; i < values.size(); ++i) pieces[i].push_back(values[i]);
-        labels.push_back(batch->targets);
+        for (std::size_t i = 0; i < values.size(); ++i)
+          pieces[i].push_back(values[i].to(torch::kCPU));
+        labels.push_back(batch->targets.to(torch::kCPU));
       }
       frontier.clear();
       for (auto& piece : pieces) frontier.push_back(torch::cat(piece));
