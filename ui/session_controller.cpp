@@ -354,9 +354,7 @@ void SessionController::setTrainable(const QVector<int>& nodes, bool trainable,
   if (units.isEmpty()) return;
   m_undo->push(new SetTrainableCommand(m_freeze, units, trainable,
                                        (trainable ? "Unfreeze " : "Freeze ") + what));
-  Settings manual = m_settings;
-  manual.strategy = "manual";
-  setSettings(manual);
+  setStrategy("manual");  // training now follows the marks
 }
 
 void SessionController::setBlockTrainable(int node, bool trainable) {
@@ -380,18 +378,20 @@ void SessionController::acceptSuggestedPlan() {
   m_undo->push(new SetTrainableCommand(m_freeze, m_freeze->unitsOfPlan(m_plan), true,
                                        "Accept plan: " + QString::fromStdString(m_plan.explanation),
                                        true));
-  Settings manual = m_settings;
-  manual.strategy = "manual";
-  setSettings(manual);
+  setStrategy("manual");  // training now follows the marks
   say("Plan accepted: " + QString::fromStdString(m_plan.explanation));
 }
 
 void SessionController::resetPlan() {
   setTrainable({0}, true, "all layers (reset)");
-  Settings automatic = m_settings;
-  automatic.strategy = "auto";
-  setSettings(automatic);
+  setStrategy("auto");
   say("Reset: every layer trains; the plan follows the advisor again (Ctrl+Z undoes)");
+}
+
+void SessionController::setStrategy(const QString& strategy) {
+  Settings settings = m_settings;
+  settings.strategy = strategy;
+  setSettings(settings);
 }
 
 void SessionController::setSettings(const Settings& settings) {

@@ -69,6 +69,7 @@ class SessionController : public QObject {
 
   // ---- Training, one run at a time: in the worker, or as a job of several processes.
   void setSettings(const Settings& settings);
+  void setStrategy(const QString& strategy);  // the other settings as they are
   const Settings& settings() const { return m_settings; }
   void train();
   void pause(bool paused);

@@ -209,9 +209,7 @@ void SessionController::useComparedPlan(int index) {
   const FreezePlan& plan = compared.run.report.plan;
   m_undo->push(new SetTrainableCommand(m_freeze, m_freeze->unitsOfPlan(plan), true,
                                        "Use plan: " + planLabel(compared.strategy), true));
-  Settings manual = m_settings;
-  manual.strategy = "manual";
-  setSettings(manual);
+  setStrategy("manual");  // training now follows the marks
   QString message =
       "Plan of " + planLabel(compared.strategy) + " marked: Train uses it (strategy manual).";
   if (!plan.learningRateScale.empty())

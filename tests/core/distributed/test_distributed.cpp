@@ -53,6 +53,9 @@ class TestDistributed : public QObject {
   static Run cli(const QStringList& arguments,
                  const QProcessEnvironment& environment = QProcessEnvironment::systemEnvironment());
   static QStringList regressionRun(const QString& out, int processes);
+  // A demo run on `processes` that would train for ever (evaluating every step): for killing and
+  // stopping its ranks.
+  static QStringList endlessDemoRun(const QString& out, const QString& processes);
 };
 
 TestDistributed::Run TestDistributed::cli(const QStringList& arguments,
@@ -69,6 +72,32 @@ TestDistributed::Run TestDistributed::cli(const QStringList& arguments,
 }
 
 // 300 training rows, a global batch of 60: 5 steps per epoch for 1, 2 or 3 processes.
+QStringList TestDistributed::endlessDemoRun(const QString& out, const QString& processes) {
+  return {"train",
+          "--model",
+          scalpel::test::demoModel(),
+          "--shift",
+          "gaussian-noise",
+          "--strategy",
+          "all",
+          "--train-per-class",
+          "20",
+          "--validation-per-class",
+          "10",
+          "--batch-size",
+          "40",
+          "--epochs",
+          "100000",
+          "--evaluate-every",
+          "1",
+          "--device",
+          "cpu",
+          "--nproc",
+          processes,
+          "--out",
+          out};
+}
+
 QStringList TestDistributed::regressionRun(const QString& out, int processes) {
   return {"train",
           "--model",
@@ -378,29 +407,7 @@ void TestDistributed::killedRankStopsTheOthers() {
   QTemporaryDir dir;
   const QString out = dir.filePath("tuned.pt"), checkpoint = dir.filePath("tuned-checkpoint.pt");
   QProcess process;
-  process.start(SCALPEL_CLI, {"train",
-                              "--model",
-                              scalpel::test::demoModel(),
-                              "--shift",
-                              "gaussian-noise",
-                              "--strategy",
-                              "all",
-                              "--train-per-class",
-                              "20",
-                              "--validation-per-class",
-                              "10",
-                              "--batch-size",
-                              "40",
-                              "--epochs",
-                              "100000",
-                              "--evaluate-every",
-                              "1",
-                              "--device",
-                              "cpu",
-                              "--nproc",
-                              "2",
-                              "--out",
-                              out});
+  process.start(SCALPEL_CLI, endlessDemoRun(out, "2"));
   QString output;
   qint64 victim = 0;
   QElapsedTimer waited;
@@ -515,31 +522,8 @@ void TestDistributed::stopSignalKeepsTheBestState() {
   QProcess process;
   process.setChildProcessModifier(
       [] { setsid(); });  // a process group of its own, as a shell gives it
-  process.start(SCALPEL_CLI, {"train",
-                              "--model",
-                              scalpel::test::demoModel(),
-                              "--shift",
-                              "gaussian-noise",
-                              "--strategy",
-                              "all",
-                              "--train-per-class",
-                              "20",
-                              "--validation-per-class",
-                              "10",
-                              "--batch-size",
-                              "40",
-                              "--epochs",
-                              "100000",
-                              "--evaluate-every",
-                              "1",
-                              "--device",
-                              "cpu",
-                              "--nproc",
-                              QString::number(processes),
-                              "--out",
-                              out,
-                              "--session",
-                              session});
+  process.start(SCALPEL_CLI, endlessDemoRun(out, QString::number(processes)) +
+                                 QStringList{"--session", session});
   QString output;
   QElapsedTimer waited;
   waited.start();
