@@ -32,6 +32,13 @@ inline std::string demoArchitectureDir() {
   return share.empty() ? std::string(SCALPEL_DEMO_DIR) : (share / "demo").string();
 }
 
+// The architecture library checkpoints are rebuilt into; empty: core's own default (the build
+// tree's, or $SCALPEL_ARCHITECTURES).
+inline std::string architectureDir() {
+  const auto share = installedShare();
+  return share.empty() ? std::string() : (share / "architectures").string();
+}
+
 // The trained demo model (made on first use).
 inline std::string demoModelPath() {
   if (installedShare().empty()) return std::string(SCALPEL_DEMO_DIR) + "/demo_model.pt";

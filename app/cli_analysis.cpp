@@ -21,8 +21,8 @@ struct Analysed {
 };
 
 int analyse(const AnalysisCommand& command, Analysed& out) {
-  out.model = LoadedModel::open(command.model);
-  if (!out.model.ok()) return fail(out.model.error());
+  // The data first: a new head takes the target's classes, "source" preprocessing the source's
+  // statistics.
   loadRequestedData(command.target, out.target, out.targetSummary);
   if (!out.targetSummary.ok) return fail(out.targetSummary.error);
   Dataset source;
@@ -39,6 +39,19 @@ int analyse(const AnalysisCommand& command, Analysed& out) {
                                   command.target.regressionTargets},
                       source, summary);
     if (!summary.ok) return fail(summary.error);
+  }
+  InspectOptions open;
+  if (auto problem =
+          modelChoicesFrom(command.modelOptions, &out.targetSummary, &source, open.choices);
+      !problem.empty()) {
+    return fail(problem);
+  }
+  out.model = LoadedModel::open(command.model, open);
+  if (!out.model.ok()) return fail(out.model.error());
+  for (const auto& note : out.model.inspection().notes) std::cerr << "note: " << note << "\n";
+  if (auto note = fittingNote(out.targetSummary.itemShape, out.model.inspection().metadata);
+      !note.empty()) {
+    std::cerr << "note: " << note << "\n";
   }
   AnalysisOptions options = command.options;
   options.seed = command.target.seed;
@@ -65,7 +78,10 @@ void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& ana
   suggest = app.add_subcommand("suggest", "Diagnose the shift and suggest which layers to train");
   command.options.maxBatches = 20;
   for (auto* each : {analyze, suggest}) {
-    each->add_option("--model", command.model, "TorchScript model")->required();
+    each->add_option("--model", command.model,
+                     "TorchScript model, state dict (.pth/.pt/.ckpt) or .safetensors")
+        ->required();
+    addModelOptions(each, command.modelOptions, true);
     each->add_option("--target", command.target.source,
                      "fashion-mnist, an image folder or a .csv file");
     each->add_option("--split", command.target.split, "train or test (for fashion-mnist)");

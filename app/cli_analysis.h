@@ -8,12 +8,14 @@
 #include <string>
 
 #include "analysis/shift_analysis.h"
+#include "cli_model.h"
 #include "data/data_request.h"
 
 namespace scalpel::cli {
 
 struct AnalysisCommand {
   std::string model;
+  ModelOptions modelOptions;
   DataRequest target;
   std::string source;  // the data the model was trained on ("": BatchNorm statistics)
   std::string sourceSplit = "train";

@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "app_paths.h"
+#include "checkpoint/architecture_library.h"
 #include "cli_analysis.h"
 #include "cli_data.h"
 #include "cli_model.h"
@@ -14,6 +16,9 @@
 
 int main(int argc, char** argv) {
   using namespace scalpel::cli;
+  if (const auto dir = scalpel::app::architectureDir(); !dir.empty()) {
+    scalpel::setArchitectureLibraryDir(dir);  // installed: share/scalpel/architectures
+  }
   CLI::App app{"Scalpel: surgical fine-tuning of TorchScript models, from the command line"};
   app.set_version_flag("--version", std::string("scalpel-cli ") + scalpel::kVersion);
   std::string logLevel = "warn";
@@ -27,6 +32,8 @@ int main(int argc, char** argv) {
 
   InspectCommand inspectCommand;
   auto* inspect = addInspectCommand(app, inspectCommand);
+  ConvertCommand convertCommand;
+  auto* convert = addConvertCommand(app, convertCommand);
   MakeShiftCommand makeShiftCommand;
   auto* makeShift = addMakeShiftCommand(app, makeShiftCommand);
   PreviewCommand previewCommand;
@@ -55,6 +62,7 @@ int main(int argc, char** argv) {
   }
   const std::vector<std::string> arguments(argv, argv + argc);
   if (inspect->parsed()) return runInspectCommand(inspectCommand);
+  if (convert->parsed()) return runConvertCommand(convertCommand);
   if (makeShift->parsed()) return runMakeShiftCommand(makeShiftCommand);
   if (preview->parsed()) return runPreviewCommand(previewCommand);
   if (shifts->parsed()) return runShiftsCommand();

@@ -2,15 +2,63 @@
 
 #include "cli_output.h"
 #include "io/layer_tree_format.h"
+#include "io/model_export.h"
+#include "model/loaded_model.h"
 #include "model/model_inspection.h"
 
 namespace scalpel::cli {
 
+namespace {
+
+const char* const kModelHelp =
+    "TorchScript file, state dict (.pth/.pt/.ckpt from torch.save) or .safetensors";
+
+}  // namespace
+
+void addModelOptions(CLI::App* command, ModelOptions& options, bool withData) {
+  command->add_option("--architecture", options.architecture,
+                      "the library architecture of a checkpoint that several fit, e.g. resnet18");
+  command->add_option("--preprocessing", options.preprocessing,
+                      withData ? "imagenet, none, source (the --source data's mean and std) or "
+                                 "custom (--mean, --std); default: as stored with the model"
+                               : "imagenet, none or custom (--mean, --std); default: as stored");
+  command->add_option("--mean", options.mean, "per-channel mean for --preprocessing custom")
+      ->delimiter(',');
+  command->add_option("--std", options.std, "per-channel std for --preprocessing custom")
+      ->delimiter(',');
+  if (withData) {
+    command->add_flag("--new-head", options.newHead,
+                      "replace the model's last Linear by a new one for the data's classes");
+  }
+}
+
+std::string modelChoicesFrom(const ModelOptions& options, const DataSummary* target,
+                             const Dataset* source, ModelChoices& out) {
+  out.architecture = options.architecture;
+  out.preprocessing = options.preprocessing;
+  out.mean = options.mean;
+  out.std = options.std;
+  if (options.preprocessing == "source") {
+    if (!source || source->size() == 0) {
+      return "--preprocessing source needs the data the model was trained on: give --source";
+    }
+    channelStatistics(*source, out.mean, out.std);
+  } else if (options.preprocessing != "custom" && (!options.mean.empty() || !options.std.empty())) {
+    return "--mean and --std go with --preprocessing custom";
+  }
+  if (options.newHead) {
+    if (!target || target->classNames.empty()) {
+      return "--new-head needs classified target data (its classes become the head's outputs)";
+    }
+    out.newHeadClasses = target->classNames;
+  }
+  return {};
+}
+
 CLI::App* addInspectCommand(CLI::App& app, InspectCommand& command) {
   auto* inspect = app.add_subcommand("inspect", "Print a model's layer tree in execution order");
-  inspect
-      ->add_option("MODEL", command.model, "TorchScript file (torch.jit.script(model).save(...))")
-      ->required();
+  inspect->add_option("MODEL", command.model, kModelHelp)->required();
+  addModelOptions(inspect, command.modelOptions, false);
   inspect->add_option("--input-shape", command.shape,
                       "input shape with batch, e.g. 1,3,224,224 (default: stored with the model)");
   inspect->add_option("--device", command.device, "cpu, cuda or cuda:N");
@@ -30,9 +78,41 @@ int runInspectCommand(const InspectCommand& command) {
     }
     options.inputShape = *shape;
   }
+  if (auto problem = modelChoicesFrom(command.modelOptions, nullptr, nullptr, options.choices);
+      !problem.empty()) {
+    return fail(problem);
+  }
   const auto inspection = inspectModel(command.model, options);
   if (!inspection.ok) return fail(inspection.error);
   std::cout << (command.json ? inspectionToJson(inspection) + "\n" : inspectionToText(inspection));
+  return 0;
+}
+
+CLI::App* addConvertCommand(CLI::App& app, ConvertCommand& command) {
+  auto* convert = app.add_subcommand(
+      "convert", "Write a checkpoint as a TorchScript model with its preprocessing stored");
+  convert->add_option("MODEL", command.model, kModelHelp)->required();
+  convert->add_option("--out", command.out, "the TorchScript file to write")->required();
+  addModelOptions(convert, command.modelOptions, false);
+  return convert;
+}
+
+int runConvertCommand(const ConvertCommand& command) {
+  InspectOptions options;
+  if (auto problem = modelChoicesFrom(command.modelOptions, nullptr, nullptr, options.choices);
+      !problem.empty()) {
+    return fail(problem);
+  }
+  const auto model = LoadedModel::open(command.model, options);
+  if (!model.ok()) return fail(model.error());
+  if (auto problem = saveAsTorchScript(model, command.out); !problem.empty()) return fail(problem);
+  const auto& inspection = model.inspection();
+  std::cout << command.out << ": " << inspection.format;
+  if (!inspection.metadata.architecture.empty()) {
+    std::cout << " of torchvision's " << inspection.metadata.architecture;
+  }
+  std::cout << " as TorchScript; preprocessing " << preprocessingText(inspection.metadata) << "\n";
+  for (const auto& note : inspection.notes) std::cout << "  " << note << "\n";
   return 0;
 }
 

@@ -78,7 +78,10 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
   train->add_option("--session", command.sessionFile,
                     "session file: its settings are the defaults (flags override them); the run is "
                     "added to it and it is autosaved while training");
-  command.modelOption = train->add_option("--model", s.modelPath, "pretrained TorchScript model");
+  command.modelOption = train->add_option(
+      "--model", s.modelPath,
+      "pretrained model: TorchScript, state dict (.pth/.pt/.ckpt) or .safetensors");
+  addModelOptions(train, command.modelOptions, true);
   train->add_option("--target", s.target.source, "fashion-mnist, an image folder or a .csv file");
   train->add_option("--split", s.target.split, "train or test (for fashion-mnist)");
   train
@@ -219,6 +222,33 @@ int mergeSessionFile(TrainCommand& command) {
   return 0;
 }
 
+// The model flags, when given, replace the session's choices. A new head takes the target's
+// classes and "source" preprocessing the source's statistics, so those load the data first.
+int resolveModelChoices(TrainCommand& command) {
+  const ModelOptions& o = command.modelOptions;
+  const bool given = !o.architecture.empty() || !o.preprocessing.empty() || o.newHead;
+  if (!given) return 0;
+  Session& session = command.session;
+  Dataset target, source;
+  DataSummary targetSummary, sourceSummary;
+  if (o.newHead) {
+    loadRequestedData(session.target, target, targetSummary);
+    if (!targetSummary.ok) return fail(targetSummary.error);
+  }
+  if (o.preprocessing == "source" && !command.source.empty()) {
+    loadRequestedData(
+        DataRequest{command.source, "train", {}, 3, 0, {}, {}, session.target.regressionTargets},
+        source, sourceSummary);
+    if (!sourceSummary.ok) return fail(sourceSummary.error);
+  }
+  if (auto problem = modelChoicesFrom(o, o.newHead ? &targetSummary : nullptr,
+                                      sourceSummary.ok ? &source : nullptr, session.modelChoices);
+      !problem.empty()) {
+    return fail(problem);
+  }
+  return 0;
+}
+
 // What the console shows of a run as it goes: the status lines, the diagnosis and plan, a line
 // per evaluation and (on a terminal) a progress bar.
 TrainingHooks consoleHooks(const TrainCommand& command, Session& session, bool rankZero) {
@@ -321,7 +351,10 @@ int runTrainCommand(TrainCommand& command, const std::vector<std::string>& argum
     command.checkpoint = (out.parent_path() / (out.stem().string() + "-checkpoint.pt")).string();
   }
   session.modelPath = fs::absolute(session.modelPath).string();
-  const LoadedModel model = LoadedModel::open(session.modelPath);  // once, for every stage
+  if (const int status = resolveModelChoices(command)) return status;
+  // Once, for every stage.
+  const LoadedModel model =
+      LoadedModel::open(session.modelPath, InspectOptions{{}, "cpu", session.modelChoices});
   if (!model.ok()) return fail(model.error());
   session.modelFingerprint = model.fingerprint();
   if (!command.source.empty()) {  // reference statistics for the analysis of --strategy auto

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "cli_model.h"
 #include "io/session.h"
 
 namespace scalpel::cli {
@@ -16,6 +17,7 @@ struct TrainCommand {
   Session session;  // the flags land here (defaults: Session's own)
   std::string sessionFile;
   std::string source;
+  ModelOptions modelOptions;  // given: replaces the session's model choices
   int probeEpochs = 2;
   std::string out;
   std::string reportFolder;

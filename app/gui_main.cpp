@@ -9,6 +9,7 @@
 #include <QTimer>
 
 #include "app_paths.h"
+#include "checkpoint/architecture_library.h"
 #include "main_window.h"
 #include "scalpel/version.h"
 #include "session_controller.h"
@@ -17,6 +18,9 @@
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
+  if (const auto dir = scalpel::app::architectureDir(); !dir.empty()) {
+    scalpel::setArchitectureLibraryDir(dir);  // installed: share/scalpel/architectures
+  }
   QApplication::setApplicationName("Scalpel");
   QApplication::setOrganizationName("Scalpel");
   QApplication::setApplicationVersion(scalpel::kVersion);

@@ -14,6 +14,7 @@
 #include "workflow/fine_tuning.h"
 
 Q_DECLARE_METATYPE(scalpel::ModelInspection)
+Q_DECLARE_METATYPE(scalpel::ModelChoices)
 Q_DECLARE_METATYPE(scalpel::PretrainOptions)
 Q_DECLARE_METATYPE(scalpel::PretrainProgress)
 Q_DECLARE_METATYPE(scalpel::PretrainResult)

@@ -10,6 +10,7 @@
 #include <QLineEdit>
 #include <QPixmap>
 #include <QPushButton>
+#include <QRegularExpression>
 #include <QSpinBox>
 #include <QVBoxLayout>
 
@@ -62,6 +63,25 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   m_shiftHelp->setWordWrap(true);
   m_shiftHelp->setStyleSheet("color: #555");
 
+  m_preprocessing = new QComboBox(this);
+  m_preprocessing->setObjectName("preprocessing");
+  m_preprocessing->addItem("As stored with the model", QString());
+  m_preprocessing->addItem("ImageNet: resize 256, centre crop 224, ImageNet mean and std",
+                           "imagenet");
+  m_preprocessing->addItem("None: pixels from 0 to 1", "none");
+  m_preprocessing->addItem("From the source data: its mean and std per channel", "source");
+  m_preprocessing->addItem("Custom mean and std", "custom");
+  m_preprocessing->setToolTip(
+      "How images are normalised before the model sees them. A model trained on ImageNet that "
+      "gets other pixels shows a large input-level shift that is only a preprocessing mismatch. "
+      "Grey and RGB are converted, and images scaled to the model's input, whatever is chosen.");
+  m_mean = new QLineEdit(this);
+  m_mean->setObjectName("preprocessingMean");
+  m_mean->setPlaceholderText("e.g. 0.485, 0.456, 0.406");
+  m_std = new QLineEdit(this);
+  m_std->setObjectName("preprocessingStd");
+  m_std->setPlaceholderText("e.g. 0.229, 0.224, 0.225");
+
   auto* form = new QFormLayout;
   form->addRow("Use as", m_role);
   form->addRow("Reader", m_reader);
@@ -71,6 +91,9 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   form->addRow("Synthetic shift", m_shift);
   form->addRow("Severity (1–5)", m_severity);
   form->addRow(m_shiftHelp);
+  form->addRow("Model preprocessing", m_preprocessing);
+  form->addRow("Mean (custom)", m_mean);
+  form->addRow("Std (custom)", m_std);
 
   m_previewButton = new QPushButton("Preview", this);
   m_previewButton->setToolTip(
@@ -97,6 +120,13 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
     connect(box, &QComboBox::currentIndexChanged, this, &DataDialog::updateControls);
   }
   connect(m_severity, &QSpinBox::valueChanged, this, &DataDialog::updateControls);
+  connect(m_preprocessing, &QComboBox::currentIndexChanged, this, [this] {
+    const bool custom = preprocessing() == "custom";
+    m_mean->setEnabled(custom);
+    m_std->setEnabled(custom);
+  });
+  m_mean->setEnabled(false);
+  m_std->setEnabled(false);
   connect(m_path, &QLineEdit::textChanged, this, &DataDialog::updateControls);
   connect(m_regress, &QLineEdit::textChanged, this, &DataDialog::updateControls);
   connect(m_previewButton, &QPushButton::clicked, this, [this] {
@@ -112,6 +142,12 @@ DataDialog::DataDialog(QWidget* parent) : QDialog(parent) {
   connect(m_buttons, &QDialogButtonBox::accepted, this, [this] {
     QString problem;
     request(&problem);
+    if (problem.isEmpty() && preprocessing() == "custom" &&
+        (mean().empty() || mean().size() != stdev().size())) {
+      problem =
+          "Custom preprocessing needs a mean and a std for each channel (or one for all), "
+          "as numbers separated by commas";
+    }
     if (problem.isEmpty())
       accept();
     else
@@ -215,5 +251,31 @@ void DataDialog::showPreview(const DataSummary& summary) {
     text += "<br>⚠ " + QString::fromStdString(warning).toHtmlEscaped();
   m_summary->setText(text);
 }
+
+void DataDialog::setPreprocessing(const QString& preset, const QString& stored) {
+  m_preprocessing->setItemText(0, "As stored with the model: " + stored);
+  const int index = m_preprocessing->findData(preset);
+  m_preprocessing->setCurrentIndex(std::max(0, index));
+}
+
+QString DataDialog::preprocessing() const { return m_preprocessing->currentData().toString(); }
+
+namespace {
+
+std::vector<double> numbers(const QString& text) {
+  std::vector<double> values;
+  for (const auto& part : text.split(QRegularExpression("[,\\s/]+"), Qt::SkipEmptyParts)) {
+    bool ok = false;
+    const double value = part.toDouble(&ok);
+    if (!ok) return {};
+    values.push_back(value);
+  }
+  return values;
+}
+
+}  // namespace
+
+std::vector<double> DataDialog::mean() const { return numbers(m_mean->text()); }
+std::vector<double> DataDialog::stdev() const { return numbers(m_std->text()); }
 
 }  // namespace scalpel::ui

@@ -2,6 +2,8 @@
 
 #include <QDialog>
 
+#include <vector>
+
 #include "core_metatypes.h"
 
 class QComboBox;
@@ -34,6 +36,12 @@ class DataDialog : public QDialog {
   // Shows a preview that the worker loaded (ignored if the choice changed since).
   void showPreview(const scalpel::DataSummary& summary);
   bool hasPreview() const;
+  // The model's preprocessing (ModelMetadata presets): "" keeps what the model stores, which
+  // `stored` describes; "custom" also takes mean() and stdev().
+  void setPreprocessing(const QString& preset, const QString& stored);
+  QString preprocessing() const;
+  std::vector<double> mean() const;
+  std::vector<double> stdev() const;
 
  Q_SIGNALS:
   void previewRequested(const scalpel::DataRequest& request);
@@ -51,6 +59,9 @@ class DataDialog : public QDialog {
   QComboBox* m_shift;
   QSpinBox* m_severity;
   QLabel* m_shiftHelp;
+  QComboBox* m_preprocessing;
+  QLineEdit* m_mean;
+  QLineEdit* m_std;
   QPushButton* m_previewButton;
   QLabel* m_preview;
   QLabel* m_summary;

@@ -25,9 +25,11 @@ DetailsPane::DetailsPane(const SessionController* session, QWidget* parent)
 
 void DetailsPane::showWelcome() {
   setHtml(
-      "<h3>No model open</h3><p>Open a TorchScript model with <b>File ▸ Open Model…</b> or drop "
-      "a <tt>.pt</tt> file on this window.</p><p>Save one from Python with "
-      "<tt>torch.jit.script(model).save(\"model.pt\")</tt>.</p>"
+      "<h3>No model open</h3><p>Open a model with <b>File ▸ Open Model…</b> or drop its file on "
+      "this window: TorchScript (<tt>torch.jit.script(model).save(\"model.pt\")</tt>), or the "
+      "weights of a torchvision classification model — a state dict "
+      "(<tt>torch.save(model.state_dict(), \"model.pth\")</tt>, also DataParallel's and "
+      "Lightning's) or <tt>.safetensors</tt>.</p>"
       "<p>Or come back to earlier work: <b>File ▸ Open Session…</b>, <b>Recent Files</b>, or "
       "<b>Restore Autosaved Session</b>.</p>");
 }
@@ -73,6 +75,15 @@ QString DetailsPane::modelHtml() const {
               .arg(html(formatShape(inspection.inputShape)));
   if (!inspection.metadata.classNames.empty())
     text += QStringLiteral("<p>%1 classes</p>").arg(inspection.metadata.classNames.size());
+  if (!inspection.metadata.architecture.empty()) {
+    text += QStringLiteral("<p>%1, rebuilt as torchvision's <b>%2</b></p>")
+                .arg(html(inspection.format), html(inspection.metadata.architecture));
+  }
+  text += QStringLiteral(
+              "<p>Preprocessing: %1 <span style='color:#555'>(File ▸ Open Data… "
+              "chooses another)</span></p>")
+              .arg(html(preprocessingText(inspection.metadata)));
+  for (const auto& note : inspection.notes) text += QStringLiteral("<p>%1</p>").arg(html(note));
   for (const auto& warning : inspection.warnings)
     text += QStringLiteral("<p style='color:#a15c00'>⚠ %1</p>").arg(html(warning));
   return text +

@@ -3,6 +3,7 @@
 
 #include "main_window.h"
 
+#include <QAbstractButton>
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDockWidget>
@@ -10,6 +11,7 @@
 #include <QFileInfo>
 #include <QFontDatabase>
 #include <QHeaderView>
+#include <QInputDialog>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
@@ -206,6 +208,38 @@ void MainWindow::connectSession() {
     m_busy = true;
   });
   connect(session, &SessionController::modelFailed, this, &MainWindow::notBusy);
+  // Both questions are window-modal, without blocking the event loop.
+  connect(session, &SessionController::architectureChoiceNeeded, this,
+          [this](const QStringList& candidates) {
+            auto* dialog = new QInputDialog(this);
+            dialog->setAttribute(Qt::WA_DeleteOnClose);
+            dialog->setObjectName("architectureDialog");
+            dialog->setWindowTitle("Choose the architecture");
+            dialog->setLabelText(
+                "These weights fit more than one architecture of Scalpel's library. Which is it?");
+            dialog->setComboBoxItems(candidates);
+            connect(dialog, &QInputDialog::textValueSelected, m_session,
+                    &SessionController::chooseArchitecture);
+            dialog->open();
+          });
+  connect(session, &SessionController::headMismatch, this, [this](int classes, int outputs) {
+    auto* box = new QMessageBox(
+        QMessageBox::Question, "Give the model a new head?",
+        QStringLiteral("The target data has %1 classes, but the model gives %2 outputs.")
+            .arg(classes)
+            .arg(outputs),
+        QMessageBox::Yes | QMessageBox::No, this);
+    box->setObjectName("newHeadQuestion");
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    box->setInformativeText(
+        QStringLiteral("Replace the model's last layer with a new one for these %1 classes? It "
+                       "starts untrained, so every plan trains it (transfer learning).")
+            .arg(classes));
+    connect(box, &QMessageBox::buttonClicked, m_session, [this, box](QAbstractButton* button) {
+      if (box->standardButton(button) == QMessageBox::Yes) m_session->useNewHead();
+    });
+    box->open();
+  });
   connect(session, &SessionController::modelOpened, this, &MainWindow::showModel);
   connect(session, &SessionController::pretrainStarted, this, &MainWindow::showDemoTraining);
   connect(session, &SessionController::pretrainProgress, this, &MainWindow::showPretrainProgress);
@@ -314,8 +348,7 @@ void MainWindow::connectPanels() {
   });
   connect(m_compare, &ComparePanel::usePlanRequested, session, &SessionController::useComparedPlan);
   connect(m_compare, &ComparePanel::exportRequested, this, [this](int row) {
-    const QString path = QFileDialog::getSaveFileName(this, "Export Tuned Model", "tuned.pt",
-                                                      "TorchScript models (*.pt)");
+    const QString path = chooseExportPath();
     if (!path.isEmpty()) m_session->exportComparedRun(row, path);
   });
   connect(session, &SessionController::comparisonStarted, this, [this] {

@@ -52,6 +52,9 @@ class MainWindow : public QMainWindow {
 
  public Q_SLOTS:
   void openModelDialog();
+  // Where to export a tuned model: TorchScript (.pt, the report inside), a state dict (.pth) or
+  // safetensors; the chosen filter's extension is added when the name has none. "" if cancelled.
+  QString chooseExportPath();
   // File ▸ Open Data…: the data dialog (reader, target or source, synthetic shift, preview).
   void openDataDialog();
   // A model, or a session (.json), by its name: for Recent Files and drops.

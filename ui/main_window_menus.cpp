@@ -104,8 +104,7 @@ void MainWindow::buildFileMenu() {
   file->addSeparator();
   m_exportAction =
       file->addAction("&Export Tuned Model…", QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
-        const QString path = QFileDialog::getSaveFileName(
-            this, "Export the tuned model", "tuned.pt", "TorchScript models (*.pt);;All files (*)");
+        const QString path = chooseExportPath();
         if (!path.isEmpty()) m_session->exportTunedModel(path);
       });
   m_exportAction->setEnabled(false);
@@ -189,10 +188,35 @@ void MainWindow::fillRecentMenu() {
 }
 
 void MainWindow::openModelDialog() {
-  const QString path =
-      chooseFile(this, "Open TorchScript Model", "lastModelFolder",
-                 "TorchScript models (*.pt *.pth *.ts *.zip *.torchscript);;All files (*)");
-  if (!path.isEmpty()) m_session->openModel(path);
+  // Window-modal without blocking the event loop, as the other dialogs.
+  QSettings settings;
+  auto* dialog =
+      new QFileDialog(this, "Open Model", settings.value("lastModelFolder").toString(),
+                      "Models (*.pt *.pth *.ckpt *.safetensors *.ts *.zip *.torchscript);;"
+                      "TorchScript models (*.pt *.ts *.zip *.torchscript);;"
+                      "Checkpoints: state dicts and safetensors (*.pth *.pt *.ckpt "
+                      "*.safetensors);;"
+                      "All files (*)");
+  dialog->setObjectName("openModelDialog");
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  dialog->setFileMode(QFileDialog::ExistingFile);
+  connect(dialog, &QFileDialog::fileSelected, this, [this](const QString& path) {
+    QSettings().setValue("lastModelFolder", QFileInfo(path).absolutePath());
+    m_session->openModel(path);
+  });
+  dialog->open();
+}
+
+QString MainWindow::chooseExportPath() {
+  const QString torchScript = "TorchScript model, report inside (*.pt)";
+  const QString stateDict = "State dict for load_state_dict (*.pth)";
+  const QString safetensors = "Safetensors (*.safetensors)";
+  QString filter = torchScript;
+  QString path =
+      QFileDialog::getSaveFileName(this, "Export the tuned model", "tuned.pt",
+                                   torchScript + ";;" + stateDict + ";;" + safetensors, &filter);
+  if (path.isEmpty() || !QFileInfo(path).suffix().isEmpty()) return path;
+  return path + (filter == stateDict ? ".pth" : filter == safetensors ? ".safetensors" : ".pt");
 }
 
 void MainWindow::openFile(const QString& path) {
@@ -251,8 +275,18 @@ void MainWindow::openDataDialog() {
     m_dataDialog->setAttribute(Qt::WA_DeleteOnClose);
     connect(m_dataDialog, &DataDialog::previewRequested, m_session,
             &SessionController::previewData);
-    connect(m_dataDialog, &QDialog::accepted, this,
-            [this] { m_session->openData(m_dataDialog->isTarget(), m_dataDialog->request()); });
+    connect(m_dataDialog, &QDialog::accepted, this, [this] {
+      m_session->openData(m_dataDialog->isTarget(), m_dataDialog->request());
+      if (m_session->hasModel()) {
+        m_session->setPreprocessing(m_dataDialog->preprocessing(), m_dataDialog->mean(),
+                                    m_dataDialog->stdev());
+      }
+    });
+  }
+  if (m_session->hasModel()) {
+    m_dataDialog->setPreprocessing(
+        QString::fromStdString(m_session->modelChoices().preprocessing),
+        QString::fromStdString(preprocessingText(m_session->inspection().metadata)));
   }
   m_dataDialog->open();  // window-modal, without blocking the event loop
 }

@@ -26,11 +26,16 @@ std::string ModelWorker::device() const {
   return m_device;
 }
 
-void ModelWorker::open(quint64 request, const QString& path) {
+void ModelWorker::open(quint64 request, const QString& path, const ModelChoices& choices) {
   useAllCores();            // torch's thread count is per thread: set it on this one
   m_model = LoadedModel();  // the previous model's memory goes first
   try {
-    m_model = LoadedModel::open(path.toStdString());  // never throws, but a slot stays safe
+    InspectOptions options;
+    options.choices = choices;
+    if (choices.preprocessing == "source" && choices.mean.empty() && m_data[1]) {
+      channelStatistics(*m_data[1], options.choices.mean, options.choices.std);
+    }
+    m_model = LoadedModel::open(path.toStdString(), options);  // never throws; a slot stays safe
   } catch (const std::exception& error) {
     logger("ui")->error("opening {} failed: {}", path.toStdString(), error.what());
   }
@@ -64,6 +69,10 @@ void ModelWorker::loadData(quint64 request, int role, const DataRequest& data) {
   auto loaded = std::make_shared<Dataset>();
   DataSummary summary;
   loadRequestedData(data, *loaded, summary);  // never throws
+  if (summary.ok && m_model.ok()) {
+    if (auto note = fittingNote(summary.itemShape, m_model.inspection().metadata); !note.empty())
+      summary.notes.push_back(note);
+  }
   if (summary.ok) m_data[role == static_cast<int>(DataRole::Source) ? 1 : 0] = std::move(loaded);
   Q_EMIT dataLoaded(request, role, summary);
 }

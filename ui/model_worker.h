@@ -35,7 +35,8 @@ class ModelWorker : public QObject {
   std::string device() const;
 
  public Q_SLOTS:
-  void open(quint64 request, const QString& path);
+  // `choices`: preprocessing "source" without a mean takes the held source data's statistics.
+  void open(quint64 request, const QString& path, const scalpel::ModelChoices& choices);
   // Trains the untrained model at `untrained` from scratch and saves it to `trained`.
   void pretrain(quint64 request, const QString& untrained, const QString& trained,
                 const scalpel::PretrainOptions& options);

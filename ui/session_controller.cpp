@@ -19,13 +19,14 @@
 namespace scalpel::ui {
 
 SessionController::SessionController(QObject* parent) : QObject(parent) {
-  for (const int id : {qRegisterMetaType<ModelInspection>(), qRegisterMetaType<PretrainOptions>(),
-                       qRegisterMetaType<PretrainProgress>(), qRegisterMetaType<PretrainResult>(),
-                       qRegisterMetaType<DataRequest>(), qRegisterMetaType<DataSummary>(),
-                       qRegisterMetaType<ShiftSnapshot>(), qRegisterMetaType<ShiftAnalysis>(),
-                       qRegisterMetaType<TrainOptions>(), qRegisterMetaType<TrainEvent>(),
-                       qRegisterMetaType<FineTuneRun>(), qRegisterMetaType<FreezePlan>(),
-                       qRegisterMetaType<GradientProfile>(), qRegisterMetaType<Session>()}) {
+  for (const int id : {qRegisterMetaType<ModelInspection>(), qRegisterMetaType<ModelChoices>(),
+                       qRegisterMetaType<PretrainOptions>(), qRegisterMetaType<PretrainProgress>(),
+                       qRegisterMetaType<PretrainResult>(), qRegisterMetaType<DataRequest>(),
+                       qRegisterMetaType<DataSummary>(), qRegisterMetaType<ShiftSnapshot>(),
+                       qRegisterMetaType<ShiftAnalysis>(), qRegisterMetaType<TrainOptions>(),
+                       qRegisterMetaType<TrainEvent>(), qRegisterMetaType<FineTuneRun>(),
+                       qRegisterMetaType<FreezePlan>(), qRegisterMetaType<GradientProfile>(),
+                       qRegisterMetaType<Session>()}) {
     Q_UNUSED(id);
   }
   m_freeze = new FreezeState(this);
@@ -117,11 +118,58 @@ QString SessionController::device() const { return m_device; }
 
 // ---- The model.
 
-void SessionController::openModel(const QString& path) {
+void SessionController::openModel(const QString& path, const ModelChoices& choices) {
   m_modelRequest = ++m_nextRequest;
+  m_modelPath = path;
+  m_modelChoices = choices;
   say(QStringLiteral("Opening %1…").arg(QFileInfo(path).fileName()));
   Q_EMIT modelOpening(path);
-  Q_EMIT requestOpen(m_modelRequest, path);
+  Q_EMIT requestOpen(m_modelRequest, path, choices);
+}
+
+void SessionController::reopenModel(const ModelChoices& choices) {
+  if (m_modelPath.isEmpty()) {
+    fail("No model", "Open a model first (File ▸ Open Model…).");
+    return;
+  }
+  m_reanalyse = m_diagnosis.has_value() || m_analysing;
+  openModel(m_modelPath, choices);
+}
+
+void SessionController::chooseArchitecture(const QString& name) {
+  ModelChoices choices = m_modelChoices;
+  choices.architecture = name.toStdString();
+  reopenModel(choices);
+}
+
+void SessionController::setPreprocessing(const QString& preset, const std::vector<double>& mean,
+                                         const std::vector<double>& std) {
+  ModelChoices choices = m_modelChoices;
+  choices.preprocessing = preset.toStdString();
+  choices.mean = preset == "custom" ? mean : std::vector<double>{};
+  choices.std = preset == "custom" ? std : std::vector<double>{};
+  if (choices == m_modelChoices) return;
+  reopenModel(choices);
+}
+
+void SessionController::useNewHead() {
+  if (!m_data[0].ok || m_data[0].classNames.empty()) {
+    fail("No classes to fit", "Open classified target data first (File ▸ Open Data…).");
+    return;
+  }
+  ModelChoices choices = m_modelChoices;
+  choices.newHeadClasses = m_data[0].classNames;
+  reopenModel(choices);
+}
+
+QStringList SessionController::classesWithoutOutputs() const {
+  if (!m_inspection.ok || !m_data[0].ok || m_data[0].classNames.empty()) return {};
+  const auto& output = m_inspection.tree.node(0).outputShape;
+  if (output.size() != 2 || output[1] == static_cast<std::int64_t>(m_data[0].classNames.size()))
+    return {};
+  QStringList names;
+  for (const auto& name : m_data[0].classNames) names << QString::fromStdString(name);
+  return names;
 }
 
 void SessionController::clearModel() {
@@ -135,8 +183,17 @@ void SessionController::clearModel() {
 
 void SessionController::onOpened(quint64 request, const ModelInspection& inspection) {
   if (request != m_modelRequest) return;  // a newer request is on its way
+  if (!inspection.ok && !inspection.candidates.empty()) {
+    say("Choose the checkpoint's architecture");
+    QStringList candidates;
+    for (const auto& name : inspection.candidates) candidates << QString::fromStdString(name);
+    Q_EMIT modelFailed(QString::fromStdString(inspection.error));
+    Q_EMIT architectureChoiceNeeded(candidates);
+    return;
+  }
   if (!inspection.ok) {
     m_demoPending = false;
+    m_reanalyse = false;
     m_restoring.reset();  // a session whose model does not open is not restored half-way
     m_document->setRestoring(false);
     say("Could not open the model");
@@ -169,6 +226,10 @@ void SessionController::onOpened(quint64 request, const ModelInspection& inspect
   } else {
     SessionDocument::addRecentFile(QString::fromStdString(inspection.path));
     m_document->markDirty();
+  }
+  if (m_reanalyse) {  // the same data, seen by the model as now opened
+    m_reanalyse = false;
+    if (m_data[0].ok) analyze(m_analysedWithSource && m_data[1].ok);
   }
   if (m_demoPending) {
     // The demo's story: Fashion-MNIST test images under heavy Gaussian noise are the analyst's
@@ -230,6 +291,9 @@ DataRequest SessionController::sizedForModel(DataRequest request) const {
   const auto& metadata = m_inspection.metadata;
   if (request.itemShape.empty() && metadata.inputShape.size() == 4) {
     request.itemShape.assign(metadata.inputShape.begin() + 1, metadata.inputShape.end());
+    // Read at the resize, so the batches' centre crop is torchvision's.
+    if (metadata.resize > request.itemShape[1])
+      request.itemShape[1] = request.itemShape[2] = metadata.resize;
   }
   if (request.classNames.empty()) request.classNames = metadata.classNames;
   return request;
@@ -271,6 +335,12 @@ void SessionController::onDataLoaded(quint64 request, int workerRole, const Data
           .arg(QString::fromStdString(summary.description))
           .arg(summary.items));
   Q_EMIT dataLoaded(target);
+  if (target) {
+    if (const auto classes = classesWithoutOutputs(); !classes.isEmpty()) {
+      Q_EMIT headMismatch(classes.size(),
+                          static_cast<int>(m_inspection.tree.node(0).outputShape[1]));
+    }
+  }
   if (target && m_analyseDemo) {
     m_analyseDemo = false;
     analyze(false);
@@ -409,6 +479,7 @@ void SessionController::setSettings(const Settings& settings) {
 
 void SessionController::fillSession(Session& session) const {
   session.modelPath = m_inspection.ok ? m_inspection.path : std::string();
+  session.modelChoices = m_modelChoices;
   if (m_data[0].ok) session.target = m_dataAsked[0];
   if (m_data[1].ok) session.source = m_dataAsked[1];
   session.reference = m_analysedWithSource ? "data" : "batchnorm";
@@ -456,7 +527,7 @@ QString SessionController::openSession(const QString& path) {
   }
   m_restoring = session;
   m_document->setRestoring(true);
-  openModel(QString::fromStdString(session.modelPath));
+  openModel(QString::fromStdString(session.modelPath), session.modelChoices);
   return {};
 }
 

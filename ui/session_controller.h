@@ -42,8 +42,21 @@ class SessionController : public QObject {
   ~SessionController() override;  // cancels what runs and waits for the worker
 
   // ---- The model and the data.
-  // Opens the model on the worker (the newest request wins).
-  void openModel(const QString& path);
+  // Opens the model on the worker (the newest request wins), as `choices` say.
+  void openModel(const QString& path, const ModelChoices& choices = {});
+  // Opens the open (or last tried) model again with other choices: the architecture of a
+  // checkpoint several fit, a preprocessing preset, a new head. The data stay; an analysis that
+  // was shown runs again.
+  void reopenModel(const ModelChoices& choices);
+  void chooseArchitecture(const QString& name);
+  // Preset of applyPreprocessing() ("" as stored); "custom" takes `mean` and `std`.
+  void setPreprocessing(const QString& preset, const std::vector<double>& mean = {},
+                        const std::vector<double>& std = {});
+  // Replaces the model's last layer by a new one for the target data's classes.
+  void useNewHead();
+  const ModelChoices& modelChoices() const { return m_modelChoices; }
+  // The target's classes when the model's outputs do not match them (else empty).
+  QStringList classesWithoutOutputs() const;
   // The demo: the cached trained model at `trained`, else `untrained` trained on Fashion-MNIST
   // first (pretrainProgress, demoTrained); then its data (noisy test images as the target, clean
   // training images as the source) and their analysis.
@@ -132,6 +145,10 @@ class SessionController : public QObject {
   void modelOpening(const QString& path);
   void modelOpened();  // inspection() is the new model; the freeze state and scores follow it
   void modelFailed(const QString& error);
+  // A checkpoint fits several library architectures: chooseArchitecture() one of them.
+  void architectureChoiceNeeded(const QStringList& candidates);
+  // The target's classes differ from the model's outputs: useNewHead() would fit them.
+  void headMismatch(int classes, int outputs);
   void pretrainStarted();
   void pretrainProgress(const scalpel::PretrainProgress& progress);
   void pretrainEnded();
@@ -157,7 +174,7 @@ class SessionController : public QObject {
   void sessionRestored();
   void deviceChanged(const QString& description);
   // To the worker (connected in connectWorker(); not for views).
-  void requestOpen(quint64 request, const QString& path);
+  void requestOpen(quint64 request, const QString& path, const scalpel::ModelChoices& choices);
   void requestPretrain(quint64 request, const QString& untrained, const QString& trained,
                        const scalpel::PretrainOptions& options);
   void requestData(quint64 request, int role, const scalpel::DataRequest& data);
@@ -202,8 +219,11 @@ class SessionController : public QObject {
           m_trainingRequest = 0;
   quint64 m_dataRequest[2] = {0, 0};
   ModelInspection m_inspection;
-  DataSummary m_data[2];       // target, source
-  DataRequest m_dataAsked[2];  // as asked (the model's shape is added again on reopening)
+  QString m_modelPath;          // the model asked for last (open, or failing)
+  ModelChoices m_modelChoices;  // how it is opened (sessions keep them)
+  bool m_reanalyse = false;     // after a reopen: the analysis shown runs again
+  DataSummary m_data[2];        // target, source
+  DataRequest m_dataAsked[2];   // as asked (the model's shape is added again on reopening)
   bool m_analysedWithSource = false;
   bool m_analysing = false;
   std::optional<Diagnosis> m_diagnosis;

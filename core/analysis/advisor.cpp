@@ -23,10 +23,13 @@ std::vector<int> blocksWithParameters(const LayerTree& tree) {
   return blocks;
 }
 
+double ratio(const LayerScore& layer) {
+  return layer.noiseFloor > 0 ? layer.kl / layer.noiseFloor : 0;
+}
+
 std::string describe(const LayerScore& layer) {
   return layer.layer + " (" + layer.typeName + ", KL " + format("%.3g", layer.kl) + ", " +
-         format("%.0f", layer.noiseFloor > 0 ? layer.kl / layer.noiseFloor : 0) +
-         "× the noise floor)";
+         format("%.0f", ratio(layer)) + "× the noise floor)";
 }
 
 void addBlock(const LayerTree& tree, int block, FreezePlan& plan) {
@@ -131,8 +134,18 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
       diagnosis.summary =
           "The inputs look alike but their features differ: the shift appears part-way through the "
           "network.";
-      diagnosis.evidence.push_back("the early layers stay near the noise floor (" +
-                                   describe(layers.front()) + ")");
+      if (first != layers.begin()) {
+        // The earlier layers' highest ratio, so the sentence and its figure agree.
+        const auto highest =
+            std::max_element(layers.begin(), first,
+                             [](const auto& a, const auto& b) { return ratio(a) < ratio(b); });
+        diagnosis.evidence.push_back(
+            "the " + std::to_string(first - layers.begin()) +
+            " layers before it are not significant (that takes a KL above " +
+            format("%.3g", thresholds.minimumKl) + " and above " +
+            format("%.0f", thresholds.noiseMultiple) +
+            "× the noise floor; the highest: " + describe(*highest) + ")");
+      }
       diagnosis.evidence.push_back("the shift first rises above noise at " + describe(*first));
     }
   }
@@ -251,6 +264,17 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
     }
   } else {
     return "unknown strategy '" + strategy + "' — choose auto, auto-rgn, block:NAME, all or last";
+  }
+  // A new head starts untrained: whatever else a plan freezes, it trains.
+  for (const auto& node : tree.nodes()) {
+    if (!node.freshHead) continue;
+    const bool covered = std::any_of(
+        plan.trainable.begin(), plan.trainable.end(),
+        [&](const auto& t) { return node.name == t || node.name.rfind(t + ".", 0) == 0; });
+    if (!covered) plan.trainable.push_back(node.name);
+    plan.explanation += " The new head, " + node.name +
+                        ", always trains: its weights start untrained" +
+                        (covered ? "." : ", so it is added to the plan.");
   }
   return {};
 }

@@ -109,8 +109,7 @@ GradientProfile gradientProfile(const LoadedModel& loaded, const Dataset& target
       return profile;
     }
     ScriptModel& model = *copy.model;
-    auto streamOptions =
-        BatchStream::forModel(model.metadata().mean, model.metadata().std, model.device());
+    auto streamOptions = model.batchOptions();
     streamOptions.batchSize = options.batchSize;
     streamOptions.seed = options.seed;
     std::vector<std::size_t> indices(target.size());

@@ -301,8 +301,7 @@ ShiftAnalysis analyzeShift(const LoadedModel& loaded, const Dataset& target, con
     references.tapIndex.resize(calls.size());
     std::iota(references.tapIndex.begin(), references.tapIndex.end(), 0);
 
-    auto streamOptions =
-        BatchStream::forModel(model->metadata().mean, model->metadata().std, model->device());
+    auto streamOptions = model->batchOptions();
     streamOptions.batchSize = options.batchSize;
     streamOptions.shuffle = false;  // the order is fixed by sampleIndices
     const std::function<bool()> cancelled = [&] {

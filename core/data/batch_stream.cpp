@@ -51,9 +51,23 @@ std::size_t BatchStream::batchesPerEpoch() const {
   return full + (!m_options.dropLast && items % m_options.batchSize ? 1 : 0);
 }
 
+bool BatchStream::fitsImages() const {
+  const auto& to = m_options.fitTo;
+  const auto& item = m_data->itemShape;
+  if (!m_data->isImage() || to.size() != 3 || item.size() != 3) return false;
+  return item[0] != to[0] || (to[1] > 0 && (item[1] != to[1] || item[2] != to[2]));
+}
+
+std::size_t BatchStream::servedItemSize() const {
+  if (!fitsImages()) return m_data->itemSize();
+  const auto& to = m_options.fitTo;
+  const auto& item = m_data->itemShape;
+  return static_cast<std::size_t>(to[0] * (to[1] > 0 ? to[1] * to[2] : item[1] * item[2]));
+}
+
 bool BatchStream::residentOnDevice() const {
   return m_options.background && (m_options.device.is_cuda() || m_options.residentOnCpu) &&
-         m_indices.size() * m_data->itemSize() * sizeof(float) <= m_options.residentBytes;
+         m_indices.size() * servedItemSize() * sizeof(float) <= m_options.residentBytes;
 }
 
 void BatchStream::uploadResident() {
@@ -115,6 +129,45 @@ void BatchStream::produce(const std::vector<std::size_t>& order, Queue& queue) c
   }
 }
 
+namespace {
+
+// Images [B, C, H, W] as a model taking {C', H', W'} sees them (torchvision's Grayscale /
+// Resize / CenterCrop, in that order).
+torch::Tensor fitImages(torch::Tensor images, const std::vector<std::int64_t>& to, int resize) {
+  const auto channels = images.size(1);
+  if (channels != to[0]) {
+    if (channels == 1) {
+      images = images.expand({images.size(0), to[0], images.size(2), images.size(3)});
+    } else if (channels == 3 && to[0] == 1) {  // ITU-R 601 luminance, as PIL's convert("L")
+      images = (images * torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1}))
+                   .sum(1, /*keepdim=*/true);
+    } else {
+      throw std::runtime_error("the images have " + std::to_string(channels) +
+                               " channels but the model takes " + std::to_string(to[0]) +
+                               " — choose images with 1 or " + std::to_string(to[0]) + " channels");
+    }
+  }
+  const auto scale = [](const torch::Tensor& x, std::int64_t h, std::int64_t w) {
+    if (x.size(2) == h && x.size(3) == w) return x;
+    const bool shrinking = h < x.size(2) || w < x.size(3);
+    // Antialiased when shrinking, as torchvision's Resize on tensors and PIL images.
+    return shrinking ? at::_upsample_bilinear2d_aa(x.contiguous(), {h, w}, false)
+                     : at::upsample_bilinear2d(x.contiguous(), {h, w}, false);
+  };
+  if (to[1] <= 0) return images.contiguous();  // channels only
+  const auto h = to[1], w = to[2];
+  if (resize >= std::max(h, w)) {  // shorter side to `resize`, then the centre H×W
+    const auto ih = images.size(2), iw = images.size(3);
+    const auto sh = ih <= iw ? resize : (ih * resize + iw / 2) / iw;
+    const auto sw = ih <= iw ? (iw * resize + ih / 2) / ih : resize;
+    images = scale(images, sh, sw);
+    return images.narrow(2, (sh - h) / 2, h).narrow(3, (sw - w) / 2, w).contiguous();
+  }
+  return scale(images, h, w).contiguous();
+}
+
+}  // namespace
+
 Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t start,
                           std::size_t count, bool pin) const {
   const Dataset& data = *m_data;
@@ -123,10 +176,13 @@ Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t sta
   shape.insert(shape.end(), data.itemShape.begin(), data.itemShape.end());
   const std::size_t channels = data.isImage() ? static_cast<std::size_t>(data.itemShape[0]) : 1;
   const std::size_t plane = data.isImage() ? itemSize / channels : itemSize;
-  const bool normalise = !m_options.mean.empty() && m_options.mean.size() == m_options.std.size();
+  const bool fit = fitsImages();
+  // Fitted images are normalised after fitting, per channel of the model's input.
+  const bool normalise =
+      !fit && !m_options.mean.empty() && m_options.mean.size() == m_options.std.size();
 
   auto inputs =
-      torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin));
+      torch::empty(shape, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(pin && !fit));
   const auto width = static_cast<std::int64_t>(data.targetNames.size());
   auto targets =
       data.isRegression()
@@ -158,6 +214,22 @@ Batch BatchStream::gather(const std::vector<std::size_t>& order, std::size_t sta
     } else {
       targets.data_ptr<std::int64_t>()[b] = data.labels[index];
     }
+  }
+  if (fit) {
+    inputs = fitImages(inputs, m_options.fitTo, m_options.resize);
+    if (!m_options.mean.empty() && m_options.mean.size() == m_options.std.size()) {
+      const auto c = m_options.fitTo[0];
+      std::vector<float> mean(static_cast<std::size_t>(c)), invStd(static_cast<std::size_t>(c));
+      for (std::int64_t k = 0; k < c; ++k) {
+        const auto from =
+            std::min<std::size_t>(static_cast<std::size_t>(k), m_options.mean.size() - 1);
+        mean[static_cast<std::size_t>(k)] = static_cast<float>(m_options.mean[from]);
+        invStd[static_cast<std::size_t>(k)] = static_cast<float>(1.0 / m_options.std[from]);
+      }
+      inputs = (inputs - torch::tensor(mean).view({1, c, 1, 1})) *
+               torch::tensor(invStd).view({1, c, 1, 1});
+    }
+    if (pin) inputs = inputs.pin_memory();
   }
   return Batch{std::move(inputs), std::move(targets)};
 }

@@ -37,6 +37,11 @@ class BatchStream {
     bool dropLast = false;
     std::vector<double> mean;  // per channel (or one for all); empty: no normalisation
     std::vector<double> std;
+    // Images are fitted to the model's input {C, H, W} before normalisation: grey made RGB (or RGB
+    // grey, by luminance), then scaled as ModelMetadata::resize says (H and W 0: channels only).
+    // Empty: served as they are.
+    std::vector<std::int64_t> fitTo;
+    int resize = 0;  // the shorter side before a centre crop to H×W; 0: scaled straight to H×W
     torch::Device device = torch::kCPU;
     std::size_t prefetch = 3;  // batches prepared ahead
     // On CUDA, a set up to this size is normalised and uploaded once and batches are gathered on
@@ -53,16 +58,6 @@ class BatchStream {
     std::size_t shares = 1;
     bool padShares = true;
   };
-
-  // Options that normalise with a model's preprocessing and deliver to its device.
-  static Options forModel(const std::vector<double>& mean, const std::vector<double>& std,
-                          torch::Device device) {
-    Options options;
-    options.mean = mean;
-    options.std = std;
-    options.device = device;
-    return options;
-  }
 
   BatchStream(std::shared_ptr<const Dataset> data, std::vector<std::size_t> indices,
               Options options);
@@ -96,6 +91,8 @@ class BatchStream {
   // The device-resident copy (see Options::residentBytes): items in m_indices order, and this
   // epoch's order as positions into it.
   bool residentOnDevice() const;
+  bool fitsImages() const;  // the items need fitting to Options::fitTo
+  std::size_t servedItemSize() const;
   void uploadResident();
   torch::Tensor m_residentInputs, m_residentTargets, m_epochOrder;
   std::size_t m_cursor = 0;

@@ -11,7 +11,7 @@ std::string DataRequest::describe() const {
     text += (i ? ", " : " → ") + regressionTargets[i];
   if (shift.empty()) return text;
   const ShiftInfo* info = findShift(shift);
-  text += " + " + shift;
+  text += " + " + (info ? info->name : shift);
   if (info && info->usesSeverity) text += " (severity " + std::to_string(severity) + ")";
   return text;
 }

@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "util/fingerprint.h"
@@ -81,6 +82,29 @@ std::string datasetFingerprint(const Dataset& data) {
     addNames(data.targetNames);
   }
   return hash.text(data.size());
+}
+
+void channelStatistics(const Dataset& data, std::vector<double>& mean, std::vector<double>& stdev) {
+  const std::size_t channels = data.isImage() ? static_cast<std::size_t>(data.itemShape[0]) : 1;
+  const std::size_t plane = data.itemSize() / channels;
+  mean.assign(channels, 0);
+  stdev.assign(channels, 0);
+  std::vector<double> squares(channels, 0);
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const float* item = data.item(i);
+    for (std::size_t c = 0; c < channels; ++c) {
+      for (std::size_t p = 0; p < plane; ++p) {
+        const double v = item[c * plane + p];
+        mean[c] += v;
+        squares[c] += v * v;
+      }
+    }
+  }
+  const double n = static_cast<double>(data.size() * plane);
+  for (std::size_t c = 0; c < channels; ++c) {
+    mean[c] /= n;
+    stdev[c] = std::sqrt(std::max(1e-12, squares[c] / n - mean[c] * mean[c]));
+  }
 }
 
 }  // namespace scalpel

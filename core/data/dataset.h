@@ -59,4 +59,8 @@ struct DataLoadResult {
 // whether a run was made on this data.
 std::string datasetFingerprint(const Dataset& data);
 
+// Mean and standard deviation per channel (images) or of all values (rows): a new model's
+// preprocessing (pretraining), or the "source" preset's (ModelMetadata).
+void channelStatistics(const Dataset& data, std::vector<double>& mean, std::vector<double>& stdev);
+
 }  // namespace scalpel

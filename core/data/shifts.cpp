@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <numeric>
@@ -211,8 +212,12 @@ const std::vector<ShiftInfo>& shiftCatalogue() {
       {"contrast", ShiftLevel::Input, "contrast reduced towards each image's mean", true},
       {"brightness", ShiftLevel::Input, "brightness raised", true},
       {"pixelate", ShiftLevel::Input, "resolution reduced in blocks", true},
-      {"jpeg", ShiftLevel::Input, "JPEG compression artefacts", true},
-      {"subpopulation", ShiftLevel::Feature, "same super-classes, different sub-classes", false},
+      {"jpeg", ShiftLevel::Input, "JPEG compression artefacts", true, {"jpeg-compression"}},
+      {"subpopulation",
+       ShiftLevel::Feature,
+       "same super-classes, different sub-classes",
+       false,
+       {"sub-population"}},
       {"label-permutation", ShiftLevel::Output, "labels moved by a fixed derangement", false},
       {"class-prior", ShiftLevel::Output, "class frequencies skewed", true},
   };
@@ -220,8 +225,13 @@ const std::vector<ShiftInfo>& shiftCatalogue() {
 }
 
 const ShiftInfo* findShift(const std::string& name) {
+  std::string spelled;  // lower case, words joined by '-'
+  for (const unsigned char c : name) spelled += c == '_' || c == ' ' ? '-' : std::tolower(c);
   for (const auto& info : shiftCatalogue()) {
-    if (info.name == name) return &info;
+    if (info.name == spelled) return &info;
+    for (const auto& alias : info.aliases) {
+      if (alias == spelled) return &info;
+    }
   }
   return nullptr;
 }
@@ -250,14 +260,16 @@ std::vector<int> labelDerangement(int classes, std::uint64_t seed) {
   return target;
 }
 
-DataLoadResult applyShift(const Dataset& data, const std::string& name, int severity,
+DataLoadResult applyShift(const Dataset& data, const std::string& spelled, int severity,
                           std::uint64_t seed) {
-  const ShiftInfo* info = findShift(name);
+  const ShiftInfo* info = findShift(spelled);
   if (!info) {
     std::string known;
     for (const auto& each : shiftCatalogue()) known += (known.empty() ? "" : ", ") + each.name;
-    return DataLoadResult::failure("unknown shift '" + name + "' — choose one of: " + known);
+    return DataLoadResult::failure("unknown shift '" + spelled + "' — choose one of: " + known +
+                                   " (ImageNet-C's spellings, e.g. jpeg_compression, work too)");
   }
+  const std::string& name = info->name;
   if (info->level == ShiftLevel::Feature) {
     return DataLoadResult::failure(
         "'" + name + "' needs super-classes: it splits the data into a source and a target set");

@@ -18,10 +18,14 @@ struct ShiftInfo {
   ShiftLevel level;
   std::string description;
   bool usesSeverity;  // 1 (mild) … 5 (strong)
+  // Other spellings, e.g. ImageNet-C's and CIFAR-10-C's "jpeg_compression" (underscores, spaces
+  // and case never matter: "Gaussian_Noise" is gaussian-noise).
+  std::vector<std::string> aliases = {};
 };
 
 // Every shift Scalpel can make, input-level first.
 const std::vector<ShiftInfo>& shiftCatalogue();
+// By name or alias; null when unknown.
 const ShiftInfo* findShift(const std::string& name);
 std::string shiftLevelName(ShiftLevel level);
 

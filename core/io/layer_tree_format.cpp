@@ -16,13 +16,30 @@ std::string inspectionToText(const ModelInspection& inspection) {
   out << "  " << formatCount(tree.node(0).totalParameters) << " parameters ("
       << tree.node(0).totalParameters << "), " << tree.size() - 1 << " modules, "
       << tree.blocks().size() << " blocks, input " << formatShape(inspection.inputShape)
-      << ", device " << inspection.device << "\n\n";
+      << ", device " << inspection.device << "\n";
+  const auto& metadata = inspection.metadata;
+  if (!inspection.format.empty()) {
+    out << "  " << inspection.format;
+    if (!metadata.architecture.empty()) {
+      out << ": torchvision's " << metadata.architecture << " with "
+          << (tree.node(0).outputShape.empty() ? std::string("?")
+                                               : std::to_string(tree.node(0).outputShape.back()))
+          << " classes";
+    }
+    out << "\n";
+  }
+  out << "  preprocessing: " << preprocessingText(metadata) << "\n";
+  for (const auto& note : inspection.notes) out << "  " << note << "\n";
+  out << "\n";
   for (int index : tree.preorder()) {
     if (index == 0) continue;
     const auto& node = tree.node(index);
     std::string label(static_cast<size_t>(2 * (node.depth - 1)), ' ');
     label += node.shortName();
-    if (node.depth == 1) label += "  [block " + std::to_string(tree.blockOf(index) + 1) + "]";
+    if (node.depth == 1) {
+      label +=
+          "  [block " + tree.blocks().at(static_cast<std::size_t>(tree.blockOf(index))).name + "]";
+    }
     out << std::left << std::setw(44) << label << ' ' << std::setw(22) << node.typeName << ' '
         << std::right << std::setw(7) << formatCount(node.totalParameters) << "  "
         << formatShape(node.outputShape);
@@ -43,6 +60,15 @@ std::string inspectionToJson(const ModelInspection& inspection) {
   json["input_shape"] = inspection.inputShape;
   json["warnings"] = inspection.warnings;
   json["tappable_calls"] = inspection.tappableCalls;
+  json["format"] = inspection.format;
+  json["architecture"] = inspection.metadata.architecture;
+  json["notes"] = inspection.notes;
+  json["preprocessing"] = {{"preset", inspection.metadata.preprocessing},
+                           {"mean", inspection.metadata.mean},
+                           {"std", inspection.metadata.std},
+                           {"resize", inspection.metadata.resize},
+                           {"input_shape", inspection.metadata.inputShape}};
+  json["class_names"] = inspection.metadata.classNames;
   const auto& tree = inspection.tree;
   auto& nodes = json["modules"] = nlohmann::json::array();
   for (int index : tree.preorder()) {

@@ -5,9 +5,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "checkpoint/checkpoint_writer.h"
 #include "files/atomic_file.h"
 #include "io/run_report.h"
+#include "model/loaded_model.h"
 #include "model/model_metadata.h"
+#include "model/script_model.h"
 #include "util/torch_errors.h"
 
 namespace scalpel {
@@ -32,6 +35,13 @@ std::string exportTunedModel(const std::string& modelBytes, const std::string& r
     std::istringstream in(modelBytes);
     auto extra = scalpelExtraFiles();
     auto module = torch::jit::load(in, torch::kCPU, extra);
+    WeightsFormat format;
+    if (weightsFormatFor(path, format)) {  // weights only, under the architecture's own names
+      ModelMetadata metadata;
+      parseModelMetadata(extra[kModelMetadataFile], metadata);  // none: the module's names
+      return exportWeights(modelBytes, path, format, metadata.architecture,
+                           extra[kModelMetadataFile]);
+    }
     dropEmpty(extra);
     extra[kRunReportFile] = reportJson;
     std::ostringstream out;
@@ -39,6 +49,19 @@ std::string exportTunedModel(const std::string& modelBytes, const std::string& r
     return writeFileAtomically(path, out.str());
   } catch (const std::exception& error) {
     return "exporting to " + path.string() + " failed: " + summariseTorchError(error.what());
+  }
+}
+
+std::string saveAsTorchScript(const LoadedModel& model, const std::filesystem::path& path) {
+  try {
+    const ScriptModel& script = model.script();
+    torch::jit::ExtraFilesMap extra{{kModelMetadataFile, modelMetadataToJson(script.metadata())}};
+    if (!script.referenceJson().empty()) extra[kReferenceProfileFile] = script.referenceJson();
+    std::ostringstream out;
+    script.module().save(out, extra);
+    return writeFileAtomically(path, out.str());
+  } catch (const std::exception& error) {
+    return "writing " + path.string() + " failed: " + summariseTorchError(error.what());
   }
 }
 

@@ -79,9 +79,28 @@ ordered_json toJson(const TargetSplit& split) {
   return out;
 }
 
+ordered_json toJson(const ModelChoices& choices) {
+  ordered_json out;
+  out["architecture"] = choices.architecture;
+  out["preprocessing"] = choices.preprocessing;
+  out["mean"] = choices.mean;
+  out["std"] = choices.std;
+  out["new_head_classes"] = choices.newHeadClasses;
+  return out;
+}
+
 }  // namespace
 
 // Not in the unnamed namespace: JsonFields finds these by argument-dependent lookup.
+static void fromJson(const json& value, ModelChoices& out, bool strict) {
+  const JsonFields fields(value, strict);
+  fields.read("architecture", out.architecture);
+  fields.read("preprocessing", out.preprocessing);
+  fields.read("mean", out.mean);
+  fields.read("std", out.std);
+  fields.read("new_head_classes", out.newHeadClasses);
+}
+
 static void fromJson(const json& value, TargetSplit& out, bool strict) {
   const JsonFields fields(value, strict);
   fields.read("train_per_class", out.trainPerClass);
@@ -106,6 +125,7 @@ std::string saveSession(const Session& session, const fs::path& path) {
     out["model_fingerprint"] = session.modelFingerprint.empty() && !session.modelPath.empty()
                                    ? fileFingerprint(session.modelPath)
                                    : session.modelFingerprint;
+    out["model_choices"] = toJson(session.modelChoices);
     DataRequest target = session.target;
     target.source = storedSource(target.source, folder);
     out["target"] = toJson(target);
@@ -183,6 +203,7 @@ SessionLoadResult loadSession(const fs::path& path, Session& session) {
     fields.read("scalpel_version", loaded.scalpelVersion);
     fields.read("model_path", loaded.modelPath);
     fields.read("model_fingerprint", loaded.modelFingerprint);
+    fields.read("model_choices", loaded.modelChoices);
     fields.read("target", loaded.target);
     fields.read("reference", loaded.reference);
     fields.read("source", loaded.source);
@@ -260,9 +281,9 @@ bool operator==(const SessionRun& a, const SessionRun& b) {
 bool operator==(const Session& a, const Session& b) {
   return a.format == b.format && a.scalpelVersion == b.scalpelVersion &&
          a.modelPath == b.modelPath && a.modelFingerprint == b.modelFingerprint &&
-         a.target == b.target && a.reference == b.reference && a.source == b.source &&
-         a.split == b.split && a.strategy == b.strategy && a.plan == b.plan &&
-         a.options == b.options && a.runs == b.runs;
+         a.modelChoices == b.modelChoices && a.target == b.target && a.reference == b.reference &&
+         a.source == b.source && a.split == b.split && a.strategy == b.strategy &&
+         a.plan == b.plan && a.options == b.options && a.runs == b.runs;
 }
 
 }  // namespace scalpel

@@ -11,6 +11,7 @@
 #include "analysis/advisor.h"
 #include "data/data_request.h"
 #include "io/run_report.h"
+#include "model/model_inspection.h"
 #include "train/trainer.h"
 
 namespace scalpel {
@@ -38,6 +39,7 @@ struct Session {
   // fileFingerprint() of the model; saveSession() computes it when empty. Set it when the model
   // is opened, so autosaves do not hash the model again.
   std::string modelFingerprint;
+  ModelChoices modelChoices;  // how it is opened: architecture, preprocessing, a new head
   DataRequest target;
   // The source of reference statistics: "batchnorm", "stored" (the model's own profile) or
   // "data" (then `source` says which).

@@ -49,8 +49,49 @@ int LayerTree::blockOf(int index) const {
 void LayerTree::resetBlocks() {
   m_blocks.clear();
   if (empty()) return;
-  for (int child : m_nodes[0].children) {
-    m_blocks.push_back(Block{node(child).name, {child}, node(child).totalParameters});
+  const auto& top = m_nodes[0].children;
+  const auto leaf = [&](int i) { return node(i).children.empty(); };
+  const auto weighted = [&](int i) { return node(i).totalParameters > 0; };
+  // What never trains on its own: parameter-free layers (activations, pooling, dropout) and a
+  // normalisation, which belongs to the layer it normalises.
+  const auto follower = [&](int i) {
+    const auto& n = node(i);
+    return !weighted(i) ||
+           (leaf(i) && (n.hasBatchNormStats || n.typeName.find("Norm") != std::string::npos));
+  };
+  const auto add = [&](Block& block, int child) {
+    block.members.push_back(child);
+    block.totalParameters += node(child).totalParameters;
+  };
+  // The stem: the single layers a model starts with before its first weighted container
+  // (torchvision ResNet's conv1, bn1, relu, maxpool).
+  std::size_t stemEnd = 0;
+  bool stemWeighted = false;
+  while (stemEnd < top.size() && leaf(top[stemEnd])) stemWeighted |= weighted(top[stemEnd++]);
+  const bool stem = stemEnd >= 2 && stemEnd < top.size() && stemWeighted && !find("stem");
+  if (stem) {
+    m_blocks.push_back(Block{"stem", {}, 0});
+    for (std::size_t k = 0; k < stemEnd; ++k) add(m_blocks.back(), top[k]);
+  }
+  std::vector<int> leading;  // followers before any weighted layer join the first one
+  for (std::size_t k = stem ? stemEnd : 0; k < top.size(); ++k) {
+    const int child = top[k];
+    if (follower(child)) {
+      if (m_blocks.empty()) {
+        leading.push_back(child);
+      } else {
+        add(m_blocks.back(), child);
+      }
+      continue;
+    }
+    m_blocks.push_back(Block{node(child).name, {}, 0});
+    for (int before : leading) add(m_blocks.back(), before);
+    leading.clear();
+    add(m_blocks.back(), child);
+  }
+  if (!leading.empty()) {  // nothing weighted at all
+    m_blocks.push_back(Block{node(leading.front()).name, {}, 0});
+    for (int child : leading) add(m_blocks.back(), child);
   }
 }
 

@@ -19,6 +19,7 @@ struct LayerNode {
   bool hasBatchNormStats = false;    // holds running_mean / running_var buffers
   int callCount = 0;  // forward calls in one pass of the model's forward; 0 = never called
   std::vector<std::int64_t> outputShape;  // of the first call; empty until probed
+  bool freshHead = false;  // a new classifier layer (untrained weights): it always trains
 
   // The last path component, e.g. "conv1" for "layer1.0.conv1".
   std::string shortName() const;
@@ -59,7 +60,9 @@ class LayerTree {
   // together they must cover every child exactly once, in execution order.
   // Returns an empty string on success, else what is wrong (and leaves the blocks as they were).
   std::string regroup(const std::vector<std::vector<std::string>>& groups);
-  // One block per top-level child (the default).
+  // The default blocks: one per top-level child that has weights of its own kind, with the
+  // parameter-free layers and normalisations after it; the single layers before the first
+  // weighted container form "stem" (torchvision ResNet's conv1, bn1, relu, maxpool).
   void resetBlocks();
 
   void setOutputShape(int index, std::vector<std::int64_t> shape);

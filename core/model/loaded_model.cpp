@@ -44,12 +44,36 @@ LoadedModel LoadedModel::open(const std::string& path, const InspectOptions& opt
   inspection.path = path;
   inspection.device = options.device;
   try {
-    auto loaded = ScriptModel::load(path, options.device);
+    auto loaded = ScriptModel::load(path, options.device, options.choices.architecture);
     if (!loaded) {
       inspection.error = loaded.error;
+      inspection.candidates = loaded.candidates;
       return opened;
     }
     ScriptModel& model = *loaded.model;
+    const ModelChoices& choices = options.choices;
+    if (!choices.preprocessing.empty()) {
+      auto metadata = model.metadata();
+      if (metadata.inputShape.empty()) {  // a preset needs the size it fits images to
+        metadata.inputShape =
+            options.inputShape.empty() ? model.defaultInputShape() : options.inputShape;
+      }
+      if (auto problem =
+              applyPreprocessing(metadata, choices.preprocessing, choices.mean, choices.std);
+          !problem.empty()) {
+        inspection.error = problem;
+        return opened;
+      }
+      model.setMetadata(std::move(metadata));
+    }
+    if (!choices.newHeadClasses.empty()) {
+      if (auto problem = model.replaceHead(choices.newHeadClasses); !problem.empty()) {
+        inspection.error = path + ": " + problem;
+        return opened;
+      }
+    }
+    inspection.format = model.format();
+    inspection.notes = model.notes();
     inspection.warnings = model.warnings();
     inspection.metadata = model.metadata();
     inspection.tappableCalls =

@@ -4,12 +4,16 @@
 #include <spdlog/spdlog.h>
 #include <torch/cuda.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <sstream>
 
+#include "checkpoint/checkpoint_reader.h"
 #include "files/zip_check.h"
 #include "model/activation_taps.h"
 #include "util/logging.h"
@@ -21,44 +25,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kSaveHint = "save it in Python with torch.jit.script(model).save(\"model.pt\")";
+const char* const kSaveHint =
+    "open a TorchScript file (torch.jit.script(model).save(\"model.pt\")), a state dict "
+    "(torch.save(model.state_dict(), \"model.pth\")) or a .safetensors file";
 
 std::string quoted(const fs::path& path) { return path.filename().string(); }
-
-// Says what is wrong with a file that is not a loadable model before torch gets to it, so the
-// message names the real problem rather than a zip-reader internal.
-std::string checkFile(const fs::path& path) {
-  std::error_code error;
-  const auto status = fs::status(path, error);
-  if (!fs::exists(status)) {
-    return path.string() +
-           ": no such file — check the path or choose the model with File ▸ Open Model…";
-  }
-  if (fs::is_directory(status)) {
-    return path.string() +
-           " is a folder, not a model file — choose the .pt file inside it that was saved with "
-           "torch.jit.script(model).save(...)";
-  }
-  const auto size = fs::file_size(path, error);
-  if (error) return path.string() + ": cannot read the file (" + error.message() + ")";
-  if (size == 0) {
-    return quoted(path) + " is empty (0 bytes) — the save was probably interrupted; " + kSaveHint;
-  }
-  std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  if (!in.read(magic, 4)) {
-    return quoted(path) + " is too short to be a TorchScript model (" + std::to_string(size) +
-           " bytes) — " + kSaveHint;
-  }
-  if (!(magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4)) {
-    return quoted(path) + " is not a TorchScript model (it is not a zip archive) — " + kSaveHint;
-  }
-  // LibTorch does not check its entries' checksums, and some damage crashes its parser.
-  if (const auto damage = verifyZipChecksums(path); !damage.empty()) {
-    return quoted(path) + " is damaged: " + damage + " — copy it again, or " + kSaveHint;
-  }
-  return {};
-}
 
 // A complete zip archive ends with an end-of-central-directory record ("PK\5\6") within its
 // last 64 KiB + 22 bytes; a truncated one has lost it.
@@ -72,14 +43,56 @@ bool hasZipEndRecord(const fs::path& path) {
   return bytes.rfind(std::string("PK\x05\x06", 4)) != std::string::npos;
 }
 
-// torch::jit::load failed on a zip archive: look inside to say why.
-std::string explainLoadFailure(const fs::path& path, const std::string& torchMessage) {
+// Says what is wrong with a file that is not a loadable model before torch gets to it, so the
+// message names the real problem rather than a zip-reader internal.
+std::string checkFile(const fs::path& path) {
+  std::error_code error;
+  const auto status = fs::status(path, error);
+  if (!fs::exists(status)) {
+    return path.string() +
+           ": no such file — check the path or choose the model with File ▸ Open Model…";
+  }
+  if (fs::is_directory(status)) {
+    return path.string() +
+           " is a folder, not a model file — choose the model file inside it: " + kSaveHint;
+  }
+  const auto size = fs::file_size(path, error);
+  if (error) return path.string() + ": cannot read the file (" + error.message() + ")";
+  if (size == 0) {
+    return quoted(path) + " is empty (0 bytes) — the save was probably interrupted; " + kSaveHint;
+  }
+  if (isSafetensorsFile(path)) return {};  // checked as it is read (checkpoint/)
+  std::ifstream in(path, std::ios::binary);
+  unsigned char magic[4] = {};
+  if (!in.read(reinterpret_cast<char*>(magic), 4)) {
+    return quoted(path) + " is too short to be a model (" + std::to_string(size) + " bytes) — " +
+           kSaveHint;
+  }
+  if (magic[0] == 0x80 && magic[1] <= 5) {  // a pickle: torch.save before PyTorch 1.6
+    return quoted(path) +
+           " was written by torch.save() in PyTorch's legacy format (before 1.6), which Scalpel "
+           "does not read — load it in Python and save it again with a newer PyTorch: "
+           "torch.save(torch.load(\"old.pth\"), \"model.pth\")";
+  }
+  if (!(magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4)) {
+    return quoted(path) + " is not a model file (it is neither a zip archive nor safetensors) — " +
+           kSaveHint;
+  }
   if (!hasZipEndRecord(path)) {
     return quoted(path) +
            " looks truncated or damaged (the end of its zip archive is missing) — copy it again "
            "or " +
            kSaveHint;
   }
+  // LibTorch does not check its entries' checksums, and some damage crashes its parser.
+  if (const auto damage = verifyZipChecksums(path); !damage.empty()) {
+    return quoted(path) + " is damaged: " + damage + " — copy it again, or " + kSaveHint;
+  }
+  return {};
+}
+
+// torch::jit::load failed on a zip archive: look inside to say why.
+std::string explainLoadFailure(const fs::path& path, const std::string& torchMessage) {
   std::vector<std::string> records;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path.string());
@@ -187,9 +200,41 @@ std::string resolveDevice(const std::string& name, torch::Device& device) {
   return {};
 }
 
+// A library architecture's preprocessing: that of its torchvision weights.
+ModelMetadata preprocessingOf(const Architecture& architecture) {
+  ModelMetadata metadata;
+  metadata.inputShape = architecture.inputShape;
+  metadata.mean = architecture.mean;
+  metadata.std = architecture.std;
+  metadata.resize = architecture.resize;
+  metadata.preprocessing = "imagenet";
+  metadata.present = true;  // exports and conversions store it
+  return metadata;
+}
+
 }  // namespace
 
+BatchStream::Options batchOptionsFor(const ModelMetadata& metadata, torch::Device device) {
+  BatchStream::Options options;
+  options.mean = metadata.mean;
+  options.std = metadata.std;
+  if (metadata.inputShape.size() == 4) {
+    options.fitTo.assign(metadata.inputShape.begin() + 1, metadata.inputShape.end());
+  }
+  options.resize = metadata.resize;
+  options.device = device;
+  return options;
+}
+
 ScriptModel::~ScriptModel() = default;
+
+BatchStream::Options ScriptModel::batchOptions() const {
+  auto options = batchOptionsFor(m_metadata, m_device);
+  if (options.fitTo.empty()) {
+    if (const auto guess = defaultInputShape(); guess.size() == 4) options.fitTo = {guess[1], 0, 0};
+  }
+  return options;
+}
 
 bool ScriptModel::isOn(const std::string& deviceName) const {
   torch::Device device(torch::kCPU);
@@ -226,11 +271,14 @@ ModelLoadResult ScriptModel::copy(const std::string& deviceName) const {
   copied->m_metadata = m_metadata;
   copied->m_referenceJson = m_referenceJson;
   copied->m_warnings = m_warnings;
+  copied->m_format = m_format;
+  copied->m_notes = m_notes;
   result.model = std::move(copied);
   return result;
 }
 
-ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& deviceName) {
+ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& deviceName,
+                                  const std::string& architecture) {
   ModelLoadResult result;
   if (auto problem = checkFile(path); !problem.empty()) {
     result.error = problem;
@@ -244,11 +292,26 @@ ModelLoadResult ScriptModel::load(const fs::path& path, const std::string& devic
   }
 
   torch::jit::ExtraFilesMap extra{{kModelMetadataFile, ""}, {kReferenceProfileFile, ""}};
-  try {
-    model->m_module = torch::jit::load(path.string(), model->m_device, extra);
-  } catch (const std::exception& error) {
-    result.error = explainLoadFailure(path, error.what());
-    return result;
+  if (isCheckpointFile(path)) {
+    auto rebuilt = rebuildFromCheckpoint(path, architecture, model->m_device);
+    if (!rebuilt.error.empty()) {
+      result.error = rebuilt.error;
+      result.candidates = rebuilt.candidates;
+      return result;
+    }
+    model->m_module = rebuilt.module;
+    model->m_format = rebuilt.format;
+    model->m_notes = rebuilt.notes;
+    model->m_warnings = rebuilt.warnings;
+    model->m_metadata = preprocessingOf(*rebuilt.architecture);
+    model->m_metadata.architecture = rebuilt.architecture->name;
+  } else {
+    try {
+      model->m_module = torch::jit::load(path.string(), model->m_device, extra);
+    } catch (const std::exception& error) {
+      result.error = explainLoadFailure(path, error.what());
+      return result;
+    }
   }
 
   if (countParameters(model->m_module, true) == 0) {
@@ -312,6 +375,7 @@ void ScriptModel::buildTree() {
     node.hasBatchNormStats = hasTensorAttribute(item.value, "running_mean") &&
                              hasTensorAttribute(item.value, "running_var");
     node.callCount = item.name.empty() ? 1 : callCount[item.name];
+    node.freshHead = !m_freshHead.empty() && item.name == m_freshHead;
     const auto dot = item.name.rfind('.');
     if (!item.name.empty()) {
       node.parent = indexOf.at(dot == std::string::npos ? "" : item.name.substr(0, dot));
@@ -331,6 +395,57 @@ void ScriptModel::buildTree() {
                      [&](int a, int b) { return position(a) < position(b); });
   }
   m_tree = LayerTree(std::move(nodes));
+}
+
+std::string ScriptModel::replaceHead(const std::vector<std::string>& classNames) {
+  if (classNames.empty()) return "a new head needs at least one class";
+  // The last layer with weights that runs: the classifier's output layer.
+  std::string head;
+  for (int index : m_tree.preorder()) {
+    const auto& node = m_tree.node(index);
+    if (node.callCount > 0 && node.children.empty() && node.ownParameters > 0) head = node.name;
+  }
+  const auto index = m_tree.find(head);
+  const std::string type = index ? m_tree.node(*index).typeName : "";
+  auto module = head.empty() ? m_module : submodule(m_module, head);
+  const bool linear = type == "Linear";
+  const bool pointwise = type == "Conv2d" && hasTensorAttribute(module, "weight") &&
+                         module.attr("weight").toTensor().dim() == 4 &&
+                         module.attr("weight").toTensor().size(2) == 1 &&
+                         module.attr("weight").toTensor().size(3) == 1;
+  if (head.empty() || !(linear || pointwise)) {
+    return "the model's last layer" +
+           (head.empty() ? std::string() : " (" + head + ", " + type + ")") +
+           " is not a Linear layer, so Scalpel cannot give it a new head — add one in Python "
+           "and script the model again";
+  }
+  const auto old = module.attr("weight").toTensor();
+  auto shape = old.sizes().vec();
+  shape[0] = static_cast<std::int64_t>(classNames.size());
+  const auto fanIn = old.numel() / old.size(0);
+  // nn.Linear's and nn.Conv2d's own initialisation: U(-1/√fan_in, 1/√fan_in), seeded so the same
+  // choice gives the same head.
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fanIn));
+  auto generator = at::detail::createCPUGenerator(0);
+  const auto fresh = [&](std::vector<std::int64_t> size) {
+    auto values = (torch::rand(size, generator) * 2 - 1) * bound;
+    return values.to(old.device()).set_requires_grad(true);
+  };
+  torch::NoGradGuard noGrad;
+  module.setattr("weight", fresh(shape));
+  if (hasTensorAttribute(module, "bias")) module.setattr("bias", fresh({shape[0]}));
+  for (const char* field : {"out_features", "out_channels"}) {
+    // Linear's out_features is a TorchScript constant, unchangeable (and never read).
+    if (module.type()->hasAttribute(field) && module.attr(field).isInt()) {
+      module.setattr(field, shape[0]);
+    }
+  }
+  m_freshHead = head;
+  m_metadata.classNames = classNames;
+  m_notes.push_back("its last layer, " + head + ", was replaced by a new head with " +
+                    std::to_string(classNames.size()) + " outputs");
+  buildTree();
+  return {};
 }
 
 std::vector<std::int64_t> ScriptModel::defaultInputShape() const {

@@ -24,31 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Mean and standard deviation per channel of the training data: the preprocessing the new model
-// is trained with, and stored with it.
-void channelStatistics(const Dataset& data, std::vector<double>& mean, std::vector<double>& stdev) {
-  const std::size_t channels = data.isImage() ? static_cast<std::size_t>(data.itemShape[0]) : 1;
-  const std::size_t plane = data.itemSize() / channels;
-  mean.assign(channels, 0);
-  stdev.assign(channels, 0);
-  std::vector<double> squares(channels, 0);
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    const float* item = data.item(i);
-    for (std::size_t c = 0; c < channels; ++c) {
-      for (std::size_t p = 0; p < plane; ++p) {
-        const double v = item[c * plane + p];
-        mean[c] += v;
-        squares[c] += v * v;
-      }
-    }
-  }
-  const double n = static_cast<double>(data.size() * plane);
-  for (std::size_t c = 0; c < channels; ++c) {
-    mean[c] /= n;
-    stdev[c] = std::sqrt(std::max(1e-12, squares[c] / n - mean[c] * mean[c]));
-  }
-}
-
 double accuracy(torch::jit::Module& model, BatchStream& batches) {
   torch::NoGradGuard noGrad;
   model.eval();
@@ -95,7 +70,7 @@ PretrainResult pretrainOn(const std::string& modelPath, const std::string& outPa
     metadata.classNames = train.classNames;
 
     torch::manual_seed(options.seed);
-    auto streamOptions = BatchStream::forModel(metadata.mean, metadata.std, device);
+    auto streamOptions = batchOptionsFor(metadata, device);
     streamOptions.batchSize = options.batchSize;
     streamOptions.seed = options.seed;
     std::vector<std::size_t> all(trainShared->size());

@@ -663,8 +663,7 @@ class Attempt {
   // The training, validation and test streams: each process its share of the training batches;
   // evaluation counts every item once, summed over the processes.
   std::string openData() {
-    const auto& metadata = m_loaded->metadata();
-    auto streamOptions = BatchStream::forModel(metadata.mean, metadata.std, m_loaded->device());
+    auto streamOptions = m_loaded->batchOptions();
     streamOptions.batchSize = m_options.batchSize / m_processes;
     streamOptions.seed = m_options.seed;
     if (m_collective) {
@@ -711,9 +710,9 @@ class Attempt {
     model.eval();
     m_trainBatches->startEpoch(0);  // never empty: every process's training share is padded
     const auto first = m_trainBatches->next();
-    std::vector<std::int64_t> itemShape{1};
-    itemShape.insert(itemShape.end(), m_data.train->itemShape.begin(),
-                     m_data.train->itemShape.end());
+    // The items as served: images already fitted to the model's input (batchOptionsFor).
+    auto itemShape = first->inputs.sizes().vec();
+    itemShape[0] = 1;
     // Checked against the shape stored with the model (a guess proves nothing); for images only
     // the channels, since convolutional models take any size.
     const auto& expected = metadata.inputShape;
@@ -743,7 +742,8 @@ class Attempt {
              " but the data has " + std::to_string(outputsNeeded) +
              (regression
                   ? " regression targets — the model's last layer needs one output per target"
-                  : " classes — the model's last layer needs one output per class");
+                  : " classes — give the model a new head for them (the window offers one; "
+                    "scalpel-cli: --new-head), or choose data with the model's classes");
     }
     return {};
   }

@@ -21,6 +21,7 @@ class TestCli : public QObject {
   void version();
   void pretrainOnASmallSubset();
   void analyzeAndSuggest();
+  void checkpointsOpenConvertAndGetANewHead();
   void trainExportAndSession();
   void trainRegression();
   void trainRejectsBadInput_data();
@@ -74,7 +75,8 @@ void TestCli::inspectTextShowsTheTree() {
   const auto run =
       cli({"inspect", scalpel::test::fixture("resnet18.pt"), "--input-shape", "1,3,64,64"});
   QCOMPARE(run.exitCode, 0);
-  QVERIFY2(run.out.contains("layer4  [block 8]"), qPrintable(run.out));
+  QVERIFY2(run.out.contains("layer4  [block layer4]"), qPrintable(run.out));
+  QVERIFY(run.out.contains("maxpool  [block stem]"));
   QVERIFY(run.out.contains("1×512×2×2"));
   QVERIFY(run.out.contains("(called 2×)"));  // each BasicBlock's shared ReLU
   QVERIFY(run.out.contains("11.2M parameters"));
@@ -158,6 +160,68 @@ void TestCli::analyzeAndSuggest() {
       cli({"analyze", "--model", demo, "--batches", "1", "--save-reference", dir.filePath("x.pt")});
   QCOMPARE(noSource.exitCode, 1);
   QVERIFY(noSource.err.contains("--save-reference needs --source"));
+}
+
+void TestCli::checkpointsOpenConvertAndGetANewHead() {
+  const QString checkpoints = scalpel::test::fixture("checkpoints/");
+  const auto inspected = cli({"inspect", checkpoints + "resnet18.pth"});
+  QCOMPARE(inspected.exitCode, 0);
+  QVERIFY2(
+      inspected.out.contains("state dict (torch.save): torchvision's resnet18 with 10 classes"),
+      qPrintable(inspected.out));
+  QVERIFY(inspected.out.contains("preprocessing: imagenet: resize 256, centre crop 224"));
+  QVERIFY(inspected.out.contains("conv1  [block stem]"));
+  const auto custom = cli({"inspect", checkpoints + "resnet18.pth", "--preprocessing", "custom",
+                           "--mean", "0.5", "--std", "0.25"});
+  QVERIFY2(custom.out.contains("custom: resize 256, centre crop 224, mean 0.5, std 0.25"),
+           qPrintable(custom.out + custom.err));
+  const auto incomplete =
+      cli({"inspect", checkpoints + "resnet18.pth", "--preprocessing", "custom"});
+  QCOMPARE(incomplete.exitCode, 1);
+  QVERIFY2(incomplete.err.contains("needs a mean and a std"), qPrintable(incomplete.err));
+  const auto bad = cli({"inspect", checkpoints + "bad_unknown_architecture.pth"});
+  QCOMPARE(bad.exitCode, 1);
+  QVERIFY(bad.err.contains("not in Scalpel's library"));
+
+  // convert: TorchScript that Python loads and that gives the checkpoint's logits.
+  QTemporaryDir dir;
+  const QString converted = dir.filePath("lightning.pt");
+  const auto convert =
+      cli({"convert", checkpoints + "shufflenet_v2_x0_5_10_lightning.ckpt", "--out", converted});
+  QVERIFY2(convert.exitCode == 0, qPrintable(convert.err));
+  QVERIFY(convert.out.contains("removed the prefix \"model.\""));
+  QProcess python;
+  python.start("/usr/bin/python3",
+               {"-c",
+                "import sys, torch\n"
+                "x = torch.frombuffer(bytearray(open(sys.argv[2], 'rb').read()), "
+                "dtype=torch.float32).reshape(2, 3, 224, 224)\n"
+                "want = torch.frombuffer(bytearray(open(sys.argv[3], 'rb').read()), "
+                "dtype=torch.float32).reshape(2, 10)\n"
+                "got = torch.jit.load(sys.argv[1]).eval()(x)\n"
+                "assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()\n"
+                "print('same logits')",
+                converted, checkpoints + "input_224.bin",
+                checkpoints + "shufflenet_v2_x0_5_10_lightning.logits.bin"});
+  QVERIFY(python.waitForFinished(120000));
+  QVERIFY2(python.exitCode() == 0, python.readAllStandardError().constData());
+
+  // An ImageNet model (1000 outputs) on Fashion-MNIST's 10 classes, with ImageNet-C's spelling of
+  // the shift: the images are made RGB and scaled, and a new head fits the classes.
+  const auto suggest =
+      cli({"suggest", "--model", checkpoints + "mobilenet_v3_small.pth", "--new-head", "--shift",
+           "gaussian_noise", "--severity", "5", "--batches", "2", "--batch-size", "8"});
+  QVERIFY2(suggest.exitCode == 0, qPrintable(suggest.err));
+  QVERIFY2(suggest.err.contains("made RGB and scaled to 256 on its shorter side"),
+           qPrintable(suggest.err));
+  QVERIFY2(suggest.out.contains("The new head, classifier.3, always trains"),
+           qPrintable(suggest.out));
+  // Without one, training says how to get one.
+  const auto mismatch =
+      cli({"train", "--model", checkpoints + "mobilenet_v3_small.pth", "--strategy", "all",
+           "--epochs", "1", "--out", dir.filePath("never.pt")});
+  QCOMPARE(mismatch.exitCode, 1);
+  QVERIFY2(mismatch.err.contains("--new-head"), qPrintable(mismatch.err));
 }
 
 void TestCli::trainExportAndSession() {

@@ -9,8 +9,10 @@
 #include <QDir>
 #include <QDockWidget>
 #include <QElapsedTimer>
+#include <QFileDialog>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QPlainTextEdit>
@@ -24,6 +26,7 @@
 #include <QUndoStack>
 #include "block_item.h"
 #include "data_dialog.h"
+#include "details_pane.h"
 #include "diagram_style.h"
 #include "diagram_view.h"
 #include "freeze_state.h"
@@ -91,6 +94,17 @@ void answer(QMessageBox::StandardButton button) {
   });
 }
 
+// Drags `file` onto the window and drops it there, as a file manager does.
+void dropFile(MainWindow& window, const QString& file) {
+  QMimeData data;
+  data.setUrls({QUrl::fromLocalFile(file)});
+  QDragEnterEvent enter(QPoint(50, 50), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
+  QApplication::sendEvent(&window, &enter);
+  QVERIFY(enter.isAccepted());
+  QDropEvent drop(QPointF(50, 50), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
+  QApplication::sendEvent(&window, &drop);
+}
+
 bool openAndWait(MainWindow& window, const QString& model) {
   QSignalSpy shown(window.session(), &SessionController::modelOpened);
   window.session()->openModel(scalpel::test::fixture(model));
@@ -108,6 +122,7 @@ class TestMainWindow : public QObject {
   void diagramHasOneItemPerBlock();
   void clickingTheExpanderShowsLayers();
   void droppedFileOpens();
+  void checkpointsOpenFromTheMenuAndByDrop();
   void newestRequestWins();
   void notAModelShowsADialog();
   void demoTrainsOnceThenOpensFromCache();
@@ -128,12 +143,13 @@ void TestMainWindow::diagramHasOneItemPerBlock() {
   window.show();
   QVERIFY(openAndWait(window, "resnet18.pt"));
   const auto& blocks = window.session()->inspection().tree.blocks();
-  QCOMPARE(blocks.size(), size_t(10));
-  QCOMPARE(window.diagram()->blockItems().size(), 10);
+  // stem (conv1, bn1, relu, maxpool), layer1-4 (layer4 with avgpool), fc.
+  QCOMPARE(blocks.size(), size_t(6));
+  QCOMPARE(window.diagram()->blockItems().size(), 6);
   int blockItemsInScene = 0;
   for (auto* item : window.diagram()->items())
     blockItemsInScene += dynamic_cast<BlockItem*>(item) != nullptr;
-  QCOMPARE(blockItemsInScene, 10);
+  QCOMPARE(blockItemsInScene, 6);
   // Blocks are stacked in execution order.
   const auto items = window.diagram()->blockItems();
   for (int b = 1; b < items.size(); ++b) QVERIFY(items[b]->y() > items[b - 1]->y());
@@ -147,8 +163,8 @@ void TestMainWindow::clickingTheExpanderShowsLayers() {
   QVERIFY(QTest::qWaitForWindowExposed(&window));
   QVERIFY(openAndWait(window, "resnet18.pt"));
   auto* view = window.diagramView();
-  auto* layer1 = window.diagram()->blockItems().at(4);
-  auto* layer2 = window.diagram()->blockItems().at(5);
+  auto* layer1 = window.diagram()->blockItems().at(1);
+  auto* layer2 = window.diagram()->blockItems().at(2);
   const qreal layer2Before = layer2->y();
   QVERIFY(!layer1->isExpanded());
 
@@ -159,8 +175,8 @@ void TestMainWindow::clickingTheExpanderShowsLayers() {
   QCOMPARE(layer1->rows().size(), 12);
   QVERIFY(layer2->y() > layer2Before + 12 * 20);
 
-  window.diagram()->blockItems().at(8)->setExpanded(true);  // avgpool has no layers inside
-  QCOMPARE(window.diagram()->blockItems().at(8)->rows().size(), 0);
+  window.diagram()->blockItems().at(0)->setExpanded(true);  // the stem: its four layers
+  QCOMPARE(window.diagram()->blockItems().at(0)->rows().size(), 4);
 
   // Clicking a row selects it and the details pane shows it.
   auto* row = layer1->rows().at(1);
@@ -177,18 +193,60 @@ void TestMainWindow::droppedFileOpens() {
   MainWindow window;
   window.show();
   QSignalSpy shown(window.session(), &SessionController::modelOpened);
-  QMimeData data;
-  data.setUrls({QUrl::fromLocalFile(scalpel::test::fixture("mobilenet_v2.pt"))});
-  QDragEnterEvent enter(QPoint(50, 50), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
-  QApplication::sendEvent(&window, &enter);
-  QVERIFY(enter.isAccepted());
-  QDropEvent drop(QPointF(50, 50), Qt::CopyAction, &data, Qt::LeftButton, Qt::NoModifier);
-  QApplication::sendEvent(&window, &drop);
+  dropFile(window, scalpel::test::fixture("mobilenet_v2.pt"));
   QVERIFY(shown.wait(120000));
   QCOMPARE(window.diagram()->blockItems().size(), 2);  // features, classifier
   window.diagram()->setAllExpanded(true);
   QVERIFY(window.diagram()->blockItems().at(0)->rows().size() > 150);
   QVERIFY(window.grab().save(screenshot("main_window_mobilenet_expanded.png")));
+}
+
+void TestMainWindow::checkpointsOpenFromTheMenuAndByDrop() {
+  MainWindow window;
+  window.resize(1280, 860);
+  window.show();
+  QVERIFY(QTest::qWaitForWindowExposed(&window));
+  // File ▸ Open Model…, its dialog answered with a state dict torch.save wrote.
+  const QString resnet = scalpel::test::fixture("checkpoints/resnet18.pth");
+  QAction* open = nullptr;
+  for (auto* action : window.menuBar()->actions().first()->menu()->actions()) {
+    if (action->text().startsWith("&Open Model")) open = action;
+  }
+  QVERIFY(open);
+  QSignalSpy shown(window.session(), &SessionController::modelOpened);
+  open->trigger();
+  auto* dialog = window.findChild<QFileDialog*>("openModelDialog");
+  QVERIFY(dialog && dialog->isVisible());
+  QVERIFY(dialog->nameFilters().join(" ").contains("*.safetensors"));
+  dialog->selectFile(resnet);
+  QMetaObject::invokeMethod(dialog, "accept");
+  QVERIFY(shown.wait(120000));
+  const auto& inspection = window.session()->inspection();
+  QCOMPARE(inspection.metadata.architecture, std::string("resnet18"));
+  QCOMPARE(window.diagram()->blockItems().size(), 6);  // stem, layer1-4, fc
+  QVERIFY(window.details()->toPlainText().contains("rebuilt as torchvision's resnet18"));
+
+  // A drop: an ImageNet checkpoint (1000 outputs), then Fashion-MNIST's 10 classes as the target.
+  // The window offers a new head; accepted, the model opens again with one output per class.
+  dropFile(window, scalpel::test::fixture("checkpoints/mobilenet_v3_small.pth"));
+  QVERIFY(shown.wait(120000));
+  QCOMPARE(window.session()->inspection().metadata.architecture, std::string("mobilenet_v3_small"));
+  QCOMPARE(window.session()->inspection().tree.node(0).outputShape.back(), std::int64_t(1000));
+  window.session()->openData(true,
+                             scalpel::DataRequest{"fashion-mnist", "test", "", 3, 0, {}, {}, {}});
+  QMessageBox* question = nullptr;
+  QTRY_VERIFY_WITH_TIMEOUT((question = window.findChild<QMessageBox*>("newHeadQuestion")), 60000);
+  QVERIFY(question->text().contains("10 classes, but the model gives 1000 outputs"));
+  QVERIFY(window.grab().save(screenshot("main_window_new_head_offer.png")));
+  question->button(QMessageBox::Yes)->click();
+  QVERIFY(shown.wait(120000));
+  const auto& reopened = window.session()->inspection();
+  QCOMPARE(reopened.tree.node(0).outputShape.back(), std::int64_t(10));
+  QCOMPARE(reopened.metadata.classNames.size(), size_t(10));
+  QCOMPARE(window.session()->modelChoices().newHeadClasses.size(), size_t(10));
+  QVERIFY(window.session()->classesWithoutOutputs().isEmpty());
+  QVERIFY(window.details()->toPlainText().contains("replaced by a new head with 10 outputs"));
+  QVERIFY(window.grab().save(screenshot("main_window_checkpoint.png")));
 }
 
 void TestMainWindow::newestRequestWins() {
@@ -218,8 +276,8 @@ void TestMainWindow::notAModelShowsADialog() {
   QVERIFY(dialog->text().contains("torch.jit.script(model).save"));
   QVERIFY(dialog->informativeText().contains("Open Model"));
   QVERIFY(dialog->grab().save(screenshot("error_dialog_not_a_model.png")));
-  // The model that was open stays open.
-  QCOMPARE(window.diagram()->blockItems().size(), 7);
+  // The model that was open stays open (stem, block + pool, conv2 + bn2 + relu, head).
+  QCOMPARE(window.diagram()->blockItems().size(), 4);
   dialog->accept();
 }
 
@@ -251,7 +309,7 @@ void TestMainWindow::demoTrainsOnceThenOpensFromCache() {
   QVERIFY(finished.first().first().toDouble() > 0.3);
   QVERIFY(QFile::exists(trained));
   QVERIFY(!window.trainingDialog());
-  QCOMPARE(window.diagram()->blockItems().size(), 6);  // stem, layer1, layer2, layer3, pool, fc
+  QCOMPARE(window.diagram()->blockItems().size(), 5);  // stem, layer1, layer2, layer3 + pool, fc
   QCOMPARE(window.session()->inspection().metadata.classNames.size(), size_t(10));
 
   // The demo's data follows: noisy test images as the target, clean training images as source.

@@ -70,6 +70,7 @@ class TestAdvisor : public QObject {
   void subpopulationIsFeatureLevel();
   void cleanDataHasNoShift();
   void strategies();
+  void sentencesAgreeWithTheirFigures();
 };
 
 void TestAdvisor::gaussianNoiseIsInputLevel() {
@@ -116,7 +117,7 @@ void TestAdvisor::subpopulationIsFeatureLevel() {
   const auto d = diagnosed(parts.target, &parts.source);
   qInfo("%s", qPrintable(joined(d)));
   QCOMPARE(d.kind, ShiftKind::FeatureLevel);
-  QVERIFY(joined(d).contains("early layers stay near the noise floor"));
+  QVERIFY(joined(d).contains("layers before it are not significant"));
   QVERIFY(joined(d).contains("accuracy there is not measured"));  // 10 outputs, 5 super-classes
   const auto plan = autoPlan(d);
   QCOMPARE(plan.size(), size_t(1));
@@ -129,6 +130,30 @@ void TestAdvisor::cleanDataHasNoShift() {
   QCOMPARE(d.kind, ShiftKind::None);
   QVERIFY(d.firstSignificantLayer.empty());
   QVERIFY(autoPlan(d).empty());
+}
+
+void TestAdvisor::sentencesAgreeWithTheirFigures() {
+  // Two early layers below significance — one at 25× its floor but under the KL minimum — then a
+  // shift in layer2: what the sentence calls not significant must not be, by its own figures.
+  const auto& tree = demoTree();
+  const auto node = [&](const char* name) { return *tree.find(name); };
+  ShiftAnalysis analysis;
+  analysis.ok = true;
+  ShiftSnapshot snapshot;
+  snapshot.targetItems = 500;
+  snapshot.layers = {{"stem.1", node("stem.1"), 0, "BatchNorm2d", 16, 0.015, 0, 0.0006},
+                     {"layer1.bn1", node("layer1.bn1"), 0, "BatchNorm2d", 16, 0.01, 0, 0.001},
+                     {"layer2.bn1", node("layer2.bn1"), 0, "BatchNorm2d", 32, 0.6, 0, 0.001}};
+  analysis.snapshots = {snapshot};
+  const auto d = diagnose(analysis, tree);
+  qInfo("%s", qPrintable(joined(d)));
+  QCOMPARE(d.kind, ShiftKind::FeatureLevel);
+  QVERIFY(
+      joined(d).contains("the 2 layers before it are not significant (that takes a KL above "
+                         "0.02 and above 20× the noise floor; the highest: stem.1 "
+                         "(BatchNorm2d, KL 0.015, 25× the noise floor))"));
+  QVERIFY(joined(d).contains("first rises above noise at layer2.bn1"));
+  QVERIFY(!joined(d).contains("near the noise floor"));
 }
 
 void TestAdvisor::strategies() {

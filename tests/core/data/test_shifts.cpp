@@ -11,6 +11,7 @@
 #include <set>
 
 #include "data/csv_reader.h"
+#include "data/data_request.h"
 #include "data/idx_reader.h"
 #include "data/image_folder_reader.h"
 #include "data/shifts.h"
@@ -62,6 +63,7 @@ class TestShifts : public QObject {
   void corruptionsGetStrongerWithSeverity_data();
   void corruptionsGetStrongerWithSeverity();
   void deterministicForASeed();
+  void benchmarkSpellingsAreAliases();
   void labelPermutationHasNoFixedPoint();
   void classPriorSkewsCounts();
   void subpopulationsAreDisjoint();
@@ -108,6 +110,30 @@ void TestShifts::deterministicForASeed() {
     QVERIFY2(a.dataset->values != c.dataset->values || a.dataset->labels != c.dataset->labels,
              name);
   }
+}
+
+void TestShifts::benchmarkSpellingsAreAliases() {
+  // ImageNet-C's and CIFAR-10-C's names, as their users type them, give the same shift.
+  for (const auto& [spelled, name] :
+       std::vector<std::pair<std::string, std::string>>{{"gaussian_noise", "gaussian-noise"},
+                                                        {"shot_noise", "shot-noise"},
+                                                        {"impulse_noise", "impulse-noise"},
+                                                        {"motion_blur", "motion-blur"},
+                                                        {"gaussian_blur", "gaussian-blur"},
+                                                        {"jpeg_compression", "jpeg"},
+                                                        {"Contrast", "contrast"},
+                                                        {"brightness", "brightness"},
+                                                        {"pixelate", "pixelate"}}) {
+    const auto* info = findShift(spelled);
+    QVERIFY2(info && info->name == name, spelled.c_str());
+    const auto a = applyShift(sample(), spelled, 2, 3);
+    const auto b = applyShift(sample(), name, 2, 3);
+    QVERIFY2(a && b && a.dataset->values == b.dataset->values, spelled.c_str());
+  }
+  const DataRequest request{"fashion-mnist", "test", "jpeg_compression", 4};
+  QCOMPARE(request.describe(), std::string("fashion-mnist/test + jpeg (severity 4)"));
+  const auto unknown = applyShift(sample(), "frost", 2, 3);
+  QVERIFY(!unknown && unknown.error.find("ImageNet-C's spellings") != std::string::npos);
 }
 
 void TestShifts::labelPermutationHasNoFixedPoint() {

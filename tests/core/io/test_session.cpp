@@ -123,6 +123,11 @@ Session makeProject(const fs::path& folder) {
   s.scalpelVersion = kVersion;  // what a load gives back: the version that saved it
   s.modelPath = (folder / "model.pt").string();
   s.modelFingerprint = fileFingerprint(s.modelPath);
+  s.modelChoices.architecture = "resnet18";
+  s.modelChoices.preprocessing = "custom";
+  s.modelChoices.mean = {0.5, 0.25, 0.125};
+  s.modelChoices.std = {0.2, 0.3, 0.4};
+  s.modelChoices.newHeadClasses = {"cat", "dog"};
   s.target.source = (folder / "data").string();
   s.target.split = "train";
   s.target.shift = "gaussian-noise";

@@ -17,7 +17,7 @@ class TestLayerTree : public QObject {
  private Q_SLOTS:
   void matchesPython_data();
   void matchesPython();
-  void defaultBlocksAreTopLevelChildren();
+  void defaultBlocksAreTrainableUnits();
   void regroupValidates();
   void parsesShapes_data();
   void parsesShapes();
@@ -78,16 +78,19 @@ void TestLayerTree::matchesPython() {
   }
 }
 
-void TestLayerTree::defaultBlocksAreTopLevelChildren() {
+void TestLayerTree::defaultBlocksAreTrainableUnits() {
   const auto inspection = inspectModel(test::fixture("resnet18.pt").toStdString());
   QVERIFY2(inspection.ok, inspection.error.c_str());
   QStringList names;
   for (const auto& block : inspection.tree.blocks()) names << QString::fromStdString(block.name);
-  QCOMPARE(names, QStringList({"conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3",
-                               "layer4", "avgpool", "fc"}));
+  // conv1, bn1, relu and maxpool are the stem; the parameter-free avgpool joins layer4: never a
+  // lone BatchNorm, activation or pooling block.
+  QCOMPARE(names, QStringList({"stem", "layer1", "layer2", "layer3", "layer4", "fc"}));
+  QCOMPARE(inspection.tree.blocks()[0].members.size(), size_t(4));
   const auto layer2 = inspection.tree.find("layer2.1.conv2");
   QVERIFY(layer2.has_value());
-  QCOMPARE(inspection.tree.blockOf(*layer2), 5);
+  QCOMPARE(inspection.tree.blockOf(*layer2), 2);
+  QCOMPARE(inspection.tree.blockOf(*inspection.tree.find("avgpool")), 4);
   // Probed with the 224×224 input stored in the model's metadata.
   QCOMPARE(inspection.inputShape, (std::vector<std::int64_t>{1, 3, 224, 224}));
   QCOMPARE(inspection.tree.node(*inspection.tree.find("layer4")).outputShape,

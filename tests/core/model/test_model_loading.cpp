@@ -54,8 +54,9 @@ void TestModelLoading::refusesWithAClearMessage_data() {
   const QByteArray whole = model.readAll();
   QDir(m_dir.path()).mkdir("a_folder.pt");
 
-  QTest::newRow("random bytes") << write("random.pt", random)
-                                << "is not a TorchScript model (it is not a zip archive)";
+  QTest::newRow("random bytes")
+      << write("random.pt", random)
+      << "is not a model file (it is neither a zip archive nor safetensors)";
   QTest::newRow("empty file") << write("empty.pt", {}) << "is empty (0 bytes)";
   QTest::newRow("three bytes") << write("tiny.pt", "PK\x03") << "too short";
   QTest::newRow("truncated")
@@ -84,7 +85,8 @@ void TestModelLoading::refusesWithAClearMessage_data() {
   QTest::newRow("missing path") << m_dir.filePath("nowhere/model.pt") << "no such file";
   QTest::newRow("zip, not a model")
       << test::fixture("not_a_model.zip") << "is a zip archive but not a TorchScript model";
-  QTest::newRow("torch.save") << test::fixture("torch_save.pt") << "was saved with torch.save()";
+  QTest::newRow("torch.save of a whole model")
+      << test::fixture("torch_save.pt") << "holds a whole pickled Python model (__main__.SmallCNN)";
   QTest::newRow("frozen") << test::fixture("frozen.pt")
                           << "no trainable parameters — was it saved with torch.jit.freeze?";
   QTest::newRow("two inputs") << test::fixture("two_inputs.pt")
@@ -121,8 +123,15 @@ void TestModelLoading::wrongInputShapeIsAnError() {
   QVERIFY(!inspection.ok);
   const auto message = QString::fromStdString(inspection.error);
   QVERIFY2(message.contains("does not accept an input of shape 1×3×28×28"), qPrintable(message));
+  // Said in words first, ATen's own line after it.
+  QVERIFY2(message.contains("the model takes images with 1 channels but got 3 — choose images"),
+           qPrintable(message));
   QVERIFY2(message.contains("expected input[1, 3, 28, 28] to have 1 channels"),
            qPrintable(message));
+  // The size of a Linear model's input.
+  const auto mlp = inspectModel(test::fixture("mlp.pt").toStdString(), InspectOptions{{1, 5}, "cpu"});
+  QVERIFY(!mlp.ok);
+  QVERIFY2(mlp.error.find("values where it takes") != std::string::npos, mlp.error.c_str());
 }
 
 void TestModelLoading::guessesInputShapeWithoutMetadata() {
