@@ -129,7 +129,8 @@ void TestModelLoading::wrongInputShapeIsAnError() {
   QVERIFY2(message.contains("expected input[1, 3, 28, 28] to have 1 channels"),
            qPrintable(message));
   // The size of a Linear model's input.
-  const auto mlp = inspectModel(test::fixture("mlp.pt").toStdString(), InspectOptions{{1, 5}, "cpu"});
+  const auto mlp =
+      inspectModel(test::fixture("mlp.pt").toStdString(), InspectOptions{{1, 5}, "cpu"});
   QVERIFY(!mlp.ok);
   QVERIFY2(mlp.error.find("values where it takes") != std::string::npos, mlp.error.c_str());
 }
