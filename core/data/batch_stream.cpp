@@ -135,17 +135,16 @@ namespace {
 // Resize / CenterCrop, in that order).
 torch::Tensor fitImages(torch::Tensor images, const std::vector<std::int64_t>& to, int resize) {
   const auto channels = images.size(1);
-  if (channels != to[0]) {
-    if (channels == 1) {
-      images = images.expand({images.size(0), to[0], images.size(2), images.size(3)});
-    } else if (channels == 3 && to[0] == 1) {  // ITU-R 601 luminance, as PIL's convert("L")
-      images = (images * torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1}))
-                   .sum(1, /*keepdim=*/true);
-    } else {
-      throw std::runtime_error("the images have " + std::to_string(channels) +
-                               " channels but the model takes " + std::to_string(to[0]) +
-                               " — choose images with 1 or " + std::to_string(to[0]) + " channels");
-    }
+  const bool toGrey = channels == 3 && to[0] == 1, fromGrey = channels == 1 && to[0] > 1;
+  if (channels != to[0] && !toGrey && !fromGrey) {
+    throw std::runtime_error("the images have " + std::to_string(channels) +
+                             " channels but the model takes " + std::to_string(to[0]) +
+                             " — choose images with 1 or " + std::to_string(to[0]) + " channels");
+  }
+  // Channels are dropped before scaling and added after it: scaling runs on as few as it can.
+  if (toGrey) {  // ITU-R 601 luminance, as PIL's convert("L")
+    images = (images * torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1}))
+                 .sum(1, /*keepdim=*/true);
   }
   const auto scale = [](const torch::Tensor& x, std::int64_t h, std::int64_t w) {
     if (x.size(2) == h && x.size(3) == w) return x;
@@ -154,16 +153,19 @@ torch::Tensor fitImages(torch::Tensor images, const std::vector<std::int64_t>& t
     return shrinking ? at::_upsample_bilinear2d_aa(x.contiguous(), {h, w}, false)
                      : at::upsample_bilinear2d(x.contiguous(), {h, w}, false);
   };
-  if (to[1] <= 0) return images.contiguous();  // channels only
-  const auto h = to[1], w = to[2];
-  if (resize >= std::max(h, w)) {  // shorter side to `resize`, then the centre H×W
-    const auto ih = images.size(2), iw = images.size(3);
-    const auto sh = ih <= iw ? resize : (ih * resize + iw / 2) / iw;
-    const auto sw = ih <= iw ? (iw * resize + ih / 2) / ih : resize;
-    images = scale(images, sh, sw);
-    return images.narrow(2, (sh - h) / 2, h).narrow(3, (sw - w) / 2, w).contiguous();
+  if (to[1] > 0) {  // else channels only
+    const auto h = to[1], w = to[2];
+    if (resize >= std::max(h, w)) {  // shorter side to `resize`, then the centre H×W
+      const auto ih = images.size(2), iw = images.size(3);
+      const auto sh = ih <= iw ? resize : (ih * resize + iw / 2) / iw;
+      const auto sw = ih <= iw ? (iw * resize + ih / 2) / ih : resize;
+      images = scale(images, sh, sw).narrow(2, (sh - h) / 2, h).narrow(3, (sw - w) / 2, w);
+    } else {
+      images = scale(images, h, w);
+    }
   }
-  return scale(images, h, w).contiguous();
+  if (fromGrey) images = images.expand({images.size(0), to[0], images.size(2), images.size(3)});
+  return images.contiguous();
 }
 
 }  // namespace
