@@ -6,6 +6,7 @@
 #include "analysis/gradient_profile.h"
 #include "cli_output.h"
 #include "io/analysis_format.h"
+#include "workflow/fine_tuning.h"
 
 namespace scalpel::cli {
 
@@ -15,7 +16,7 @@ namespace {
 // target analysed.
 struct Analysed {
   LoadedModel model;
-  Dataset target;
+  Dataset target, source;
   DataSummary targetSummary;
   ShiftAnalysis analysis;
 };
@@ -25,7 +26,7 @@ int analyse(const AnalysisCommand& command, Analysed& out) {
   // statistics.
   loadRequestedData(command.target, out.target, out.targetSummary);
   if (!out.targetSummary.ok) return fail(out.targetSummary.error);
-  Dataset source;
+  Dataset& source = out.source;
   if (!command.source.empty()) {
     DataSummary summary;
     // The same columns to predict as the target's: they are not features.
@@ -69,6 +70,35 @@ int analyse(const AnalysisCommand& command, Analysed& out) {
   return 0;
 }
 
+// suggest --strategy auto: the diagnosis, then its candidates tried on a split of the target.
+int suggestValidatedPlan(const AnalysisCommand& command, const Analysed& analysed) {
+  TargetData data = splitTarget(analysed.target, command.split, analysed.targetSummary.description);
+  if (!data.ok) return fail(data.error);
+  if (analysed.source.size()) {
+    if (auto note = attachSource(data, analysed.source); !note.empty()) std::cout << note << "\n";
+  }
+  std::cout << data.train.size() << " items to train, " << data.validation.size()
+            << " to validate on\n";
+  TrainOptions options = command.train;
+  options.device = command.options.device;
+  options.seed = command.split.seed;
+  const auto choice = choosePlan(
+      analysed.model, "auto", data, analysed.source.size() ? &analysed.source : nullptr, options, 2,
+      [](const std::string& line) { std::cout << line << "\n"
+                                              << std::flush; }, nullptr,
+      [](const std::string&, int, const TrainEvent& event) {
+        if (event.kind == TrainEvent::Kind::Finished)
+          std::cout << "  validation " << event.validation.scoreName() << " "
+                    << percent(event.validation.score()) << "\n"
+                    << std::flush;
+      });
+  if (!choice.ok) return fail(choice.error);
+  std::cout << "\n"
+            << searchTable(choice.search) << "\n"
+            << adviceToText(choice.diagnosis, choice.plan);
+  return 0;
+}
+
 }  // namespace
 
 void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& analyze,
@@ -105,7 +135,26 @@ void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& ana
   analyze->add_option("--save-reference", command.saveReference,
                       "with --source: save a copy of the model carrying the source statistics, so "
                       "later analyses need no source data");
-  suggest->add_option("--strategy", command.strategy, "auto, auto-rgn, block:NAME, all or last");
+  suggest->add_option("--strategy", command.strategy,
+                      "auto (candidate plans tried on a validation split), diagnosis (the "
+                      "analysis' plan alone, no training), auto-rgn, recalibrate, block:NAME, all "
+                      "or last");
+  suggest->add_option("--train-per-class", command.split.trainPerClass,
+                      "auto: labelled items per class its candidates train on");
+  suggest->add_option("--validation-per-class", command.split.validationPerClass,
+                      "auto: items per class they are compared on");
+  suggest->add_option("--split-seed", command.split.seed, "auto: seed of the split");
+  suggest->add_option("--epochs", command.train.epochs,
+                      "auto: the run's epochs (the first round trains a tenth of them)");
+  suggest->add_option("--lr", command.train.learningRate,
+                      "auto: the learning rate (candidates also try a tenth of it)");
+  suggest
+      ->add_option_function<double>(
+          "--keep-source",
+          [&command](double points) { command.train.maxSourceDrop = points / 100; },
+          "auto with --source: rule out plans that lose more than this many points of source "
+          "accuracy")
+      ->check(CLI::Range(0.0, 100.0));
 }
 
 int runAnalyzeCommand(const AnalysisCommand& command) {
@@ -131,6 +180,7 @@ int runAnalyzeCommand(const AnalysisCommand& command) {
 int runSuggestCommand(const AnalysisCommand& command) {
   Analysed analysed;
   if (const int status = analyse(command, analysed)) return status;
+  if (command.strategy == "auto") return suggestValidatedPlan(command, analysed);
   GradientProfile gradients;
   if (command.strategy == "auto-rgn") {
     GradientOptions options;
@@ -141,8 +191,8 @@ int runSuggestCommand(const AnalysisCommand& command) {
   }
   const auto diagnosis = diagnose(analysed.analysis, analysed.model.tree());
   FreezePlan plan;
-  if (auto problem =
-          planFreeze(command.strategy, analysed.model.tree(), diagnosis, &gradients, plan);
+  const std::string strategy = command.strategy == "diagnosis" ? "auto" : command.strategy;
+  if (auto problem = planFreeze(strategy, analysed.model.tree(), diagnosis, &gradients, plan);
       !problem.empty())
     return fail(problem);
   std::cout << adviceToText(diagnosis, plan);

@@ -10,6 +10,8 @@
 #include "analysis/shift_analysis.h"
 #include "cli_model.h"
 #include "data/data_request.h"
+#include "io/session.h"
+#include "train/trainer.h"
 
 namespace scalpel::cli {
 
@@ -23,6 +25,9 @@ struct AnalysisCommand {
   std::string jsonLines;          // analyze: every snapshot as a JSON line
   std::string saveReference;      // analyze: the model with the source statistics
   std::string strategy = "auto";  // suggest
+  // suggest --strategy auto: the split its candidates train and are validated on, and their runs.
+  TargetSplit split;
+  TrainOptions train;
 };
 // Adds both commands; they fill the same `command`.
 void addAnalysisCommands(CLI::App& app, AnalysisCommand& command, CLI::App*& analyze,

@@ -101,9 +101,16 @@ CLI::App* addTrainCommand(CLI::App& app, TrainCommand& command) {
                     "items per class to choose the best state with (regression: in all; the rest "
                     "is the test split)");
   train->add_option("--split-seed", s.split.seed, "seed of the split");
-  train->add_option(
-      "--strategy", s.strategy,
-      "auto, auto-rgn, probe, all, last, block:NAME, or manual (the session's plan as it is)");
+  train->add_option("--strategy", s.strategy,
+                    "auto (candidate plans tried on the validation split), diagnosis (the "
+                    "analysis' plan alone), auto-rgn, probe, recalibrate, all, last, block:NAME, "
+                    "or manual (the session's plan as it is)");
+  train
+      ->add_option_function<double>(
+          "--keep-source", [&s](double points) { s.options.maxSourceDrop = points / 100; },
+          "--strategy auto with --source: rule out plans that lose more than this many points "
+          "of source accuracy")
+      ->check(CLI::Range(0.0, 100.0));
   train->add_option("--probe-epochs", command.probeEpochs,
                     "epochs of each block's run for --strategy probe");
   TrainOptions& o = s.options;
@@ -213,6 +220,7 @@ int mergeSessionFile(TrainCommand& command) {
   if (given("--select-by")) o.selectBy = f.selectBy;
   if (given("--patience")) o.patience = f.patience;
   if (given("--bn-eval") || given("--bn-train")) o.batchNormEval = f.batchNormEval;
+  if (given("--keep-source")) o.maxSourceDrop = f.maxSourceDrop;
   if (given("--seed")) o.seed = f.seed;
   if (given("--device")) o.device = f.device;
   if (given("--precision")) o.precision = f.precision;
@@ -259,8 +267,15 @@ TrainingHooks consoleHooks(const TrainCommand& command, Session& session, bool r
       std::cout << "diagnosis: " << choice.diagnosis.summary << "\n";
       for (const auto& line : choice.diagnosis.evidence) std::cout << "  - " << line << "\n";
     }
+    if (!choice.search.candidates.empty()) std::cout << searchTable(choice.search);
     std::cout << "plan (" << choice.plan.strategy << "): " << choice.plan.explanation << "\n"
               << std::flush;
+  };
+  hooks.candidateEvent = [](const std::string&, int, const TrainEvent& event) {
+    if (event.kind == TrainEvent::Kind::Finished)
+      std::cout << "  validation " << event.validation.scoreName() << " "
+                << percent(event.validation.score()) << "\n"
+                << std::flush;
   };
   hooks.event = [rankZero](const TrainEvent& event) {
     if (event.kind == TrainEvent::Kind::Step) {
@@ -312,6 +327,7 @@ void printSummary(const TrainCommand& command, const FineTuneRun& run) {
   };
   change("validation", result.validationBefore, result.validationAfter);
   if (result.testAfter.items) change("test", result.testBefore, result.testAfter);
+  if (result.sourceAfter.items) change("source", result.sourceBefore, result.sourceAfter);
   std::cout << command.out << ": the tuned model, with its report inside\n";
   if (!command.reportFolder.empty())
     std::cout << (fs::path(command.reportFolder) / "report.md").string() << ": the report\n";

@@ -24,6 +24,7 @@ enum Column {
   TrainsColumn,
   ValidationColumn,
   TestColumn,
+  SourceColumn,  // accuracy on the source data after tuning: what is kept
   TimeColumn,
   OutcomeColumn,
   ColumnCount
@@ -84,7 +85,8 @@ ComparePanel::ComparePanel(const SessionController* session, QWidget* parent)
 
   m_table = new QTableWidget(0, ColumnCount, this);
   m_table->setObjectName("compareResults");
-  m_table->setHorizontalHeaderLabels({"Plan", "Trains", "Validation", "Test", "Time", "Outcome"});
+  m_table->setHorizontalHeaderLabels(
+      {"Plan", "Trains", "Validation", "Test", "Source", "Time", "Outcome"});
   m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
   m_table->horizontalHeader()->setStretchLastSection(true);
   m_table->verticalHeader()->setVisible(false);
@@ -276,16 +278,17 @@ void ComparePanel::refreshTable() {
     const QString outcome =
         !ok ? (entry.error.isEmpty() ? QString::fromStdString(r.error) : entry.error)
             : QString::fromStdString(entry.run.report.outcome);
-    const QStringList cells{planLabel(entry.strategy),
-                            ok && total > 0
-                                ? QString("%1 of the parameters")
-                                      .arg(percent(static_cast<double>(r.trainableParameters) /
-                                                   static_cast<double>(total)))
-                                : "",
-                            ok ? scoreChange(r.validationBefore, r.validationAfter) : "",
-                            ok && r.testAfter.items ? scoreChange(r.testBefore, r.testAfter) : "",
-                            ok ? QString::number(r.seconds, 'f', 1) + " s" : "",
-                            row == best ? outcome + " · best on validation" : outcome};
+    const QStringList cells{
+        planLabel(entry.strategy),
+        ok && total > 0 ? QString("%1 of the parameters")
+                              .arg(percent(static_cast<double>(r.trainableParameters) /
+                                           static_cast<double>(total)))
+                        : "",
+        ok ? scoreChange(r.validationBefore, r.validationAfter) : "",
+        ok && r.testAfter.items ? scoreChange(r.testBefore, r.testAfter) : "",
+        ok && r.sourceAfter.items ? scoreChange(r.sourceBefore, r.sourceAfter) : "",
+        ok ? QString::number(r.seconds, 'f', 1) + " s" : "",
+        row == best ? outcome + " · best on validation" : outcome};
     for (int column = 0; column < ColumnCount; ++column) {
       auto* item = new QTableWidgetItem(cells[column]);
       if (column == PlanColumn) item->setForeground(runPen(row).color());

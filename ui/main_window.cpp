@@ -327,6 +327,8 @@ void MainWindow::connectPanels() {
   });
   connect(session, &SessionController::trainingStatus, m_training, &TrainingPanel::onStatus);
   connect(session, &SessionController::trainingEvent, m_training, &TrainingPanel::onEvent);
+  connect(session, &SessionController::candidateEvaluated, m_training,
+          &TrainingPanel::onCandidateEvaluated);
   connect(session, &SessionController::trainingFinished, this, [this](bool ok) {
     if (ok && m_session->currentRun()) {
       m_training->onFinished(*m_session->currentRun(), {});

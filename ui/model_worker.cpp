@@ -136,13 +136,18 @@ void ModelWorker::train(quint64 request, const Session& session) {
   job.session = session;
   job.model = &m_model;
   job.target = target.get();
-  job.source = session.reference == "data" ? source.get() : nullptr;
+  job.source = source.get();  // the analysis' reference only when the session says so
   TrainingHooks hooks;
   hooks.status = [&](const std::string& status) {
     Q_EMIT trainingStatus(request, QString::fromStdString(status));
   };
   hooks.planned = [&](const PlanChoice& choice) {
     Q_EMIT trainingStatus(request, QString::fromStdString("training: " + choice.plan.explanation));
+  };
+  // The plan search's short runs: their evaluations are the candidates' curves.
+  hooks.candidateEvent = [&](const std::string& candidate, int round, const TrainEvent& event) {
+    if (event.kind == TrainEvent::Kind::Evaluation)
+      Q_EMIT candidateEvaluated(request, QString::fromStdString(candidate), round, event);
   };
   QElapsedTimer sinceReport;
   sinceReport.start();

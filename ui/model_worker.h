@@ -64,6 +64,9 @@ class ModelWorker : public QObject {
   void analysisFinished(quint64 request, const scalpel::ShiftAnalysis& analysis);
   void gradientsMeasured(quint64 request, const scalpel::GradientProfile& gradients);
   void trainingStatus(quint64 request, const QString& message);
+  // Strategy auto: an evaluation in a candidate plan's short run, in `round` (0-based).
+  void candidateEvaluated(quint64 request, const QString& candidate, int round,
+                          const scalpel::TrainEvent& event);
   void trainingEvent(quint64 request,
                      const scalpel::TrainEvent& event);  // steps thinned to ~10 per second
   // `error`: why the run did not start (no data, a plan that could not be made); a run that

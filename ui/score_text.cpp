@@ -16,7 +16,12 @@ QString scoreChange(const Evaluation& before, const Evaluation& after, bool bold
 }
 
 QString planDescription(const QString& strategy) {
-  if (strategy == "auto") return "Trains what the advisor suggests.";
+  if (strategy == "auto")
+    return "Tries the advisor's plan against its neighbours, Auto-RGN, every layer and BatchNorm "
+           "recalibration in short runs, then trains the one that does best on validation data.";
+  if (strategy == "diagnosis") return "Trains what the analysis suggests, without trying it.";
+  if (strategy == "recalibrate")
+    return "Trains nothing: re-estimates every BatchNorm's statistics on the target data.";
   if (strategy == "auto-rgn")
     return "Trains every layer, each at a learning rate scaled by its relative gradient norm (the "
            "paper).";

@@ -105,6 +105,11 @@ void SessionController::connectWorker() {
             else
               Q_EMIT trainingEvent(event);
           });
+  connect(m_worker, &ModelWorker::candidateEvaluated, this,
+          [this](quint64 request, const QString& candidate, int round, const TrainEvent& event) {
+            if (request == m_trainingRequest && !isComparing())
+              Q_EMIT candidateEvaluated(candidate, round, event);
+          });
   connect(m_worker, &ModelWorker::trainingFinished, this, &SessionController::onTrained);
 }
 

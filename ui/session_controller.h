@@ -163,6 +163,8 @@ class SessionController : public QObject {
   void trainingStarted();
   void trainingStatus(const QString& message);
   void trainingEvent(const scalpel::TrainEvent& event);
+  // Strategy auto: an evaluation of a candidate plan's short run (before the chosen plan trains).
+  void candidateEvaluated(const QString& candidate, int round, const scalpel::TrainEvent& event);
   void trainingFinished(bool ok);  // a tuned model is currentRun()
   void comparisonStarted(const QStringList& strategies);
   void comparisonRunStarted(const QString& strategy);

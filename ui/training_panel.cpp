@@ -22,6 +22,10 @@ namespace scalpel::ui {
 
 namespace {
 
+// The plans every model has, in the menu's order; "block:NAME" entries follow them.
+const QStringList kPlans{"auto",        "diagnosis", "auto-rgn", "probe",
+                         "recalibrate", "last",      "all",      "manual"};
+
 QString duration(double seconds) {
   const int s = static_cast<int>(seconds + 0.5);
   return s >= 60 ? QString("%1 min %2 s").arg(s / 60).arg(s % 60) : QString("%1 s").arg(s);
@@ -32,7 +36,7 @@ QString duration(double seconds) {
 TrainingPanel::TrainingPanel(QWidget* parent) : QWidget(parent) {
   m_strategy = new QComboBox(this);
   // Each plan's tooltip says what Train then trains; the line above the curves repeats it.
-  for (const QString name : {"auto", "auto-rgn", "probe", "last", "all", "manual"}) {
+  for (const QString name : kPlans) {
     m_strategy->addItem(name, name);
     m_strategy->setItemData(m_strategy->count() - 1, planDescription(name), Qt::ToolTipRole);
   }
@@ -234,7 +238,8 @@ void TrainingPanel::setDevice(const QString& device) {
 }
 
 void TrainingPanel::setBlocks(const QStringList& blocks) {
-  while (m_strategy->count() > 6) m_strategy->removeItem(6);
+  // The fixed plans stay; the blocks after them are the model's.
+  while (m_strategy->count() > kPlans.size()) m_strategy->removeItem(m_strategy->count() - 1);
   for (const auto& block : blocks) {
     m_strategy->addItem("only " + block, "block:" + block);
     m_strategy->setItemData(m_strategy->count() - 1, planDescription("block:" + block),
@@ -262,8 +267,16 @@ void TrainingPanel::showPlanHint() {
                .arg(m_layers);
   } else if (plan == "auto") {
     hint = m_suggested.isEmpty()
-               ? "Analyses the target data, then trains what the advisor suggests."
-               : "Trains what the advisor suggests: " + m_suggested.join(", ") + ".";
+               ? "Analyses the target data, tries the suggested plan against its neighbours, "
+                 "Auto-RGN, every layer and BatchNorm recalibration in short runs, then trains "
+                 "the best on validation data."
+               : "Tries the advisor's " + m_suggested.join(", ") +
+                     " against its neighbours, Auto-RGN, every layer and BatchNorm recalibration "
+                     "in short runs, then trains the best on validation data.";
+  } else if (plan == "diagnosis") {
+    hint = m_suggested.isEmpty()
+               ? "Analyses the target data, then trains what the advisor suggests, untried."
+               : "Trains what the advisor suggests, untried: " + m_suggested.join(", ") + ".";
   }
   if (plan != "manual") hint += " The ticks in the diagram count only with the manual plan.";
   m_planHint->setText("Plan " + m_strategy->currentText() + ": " + hint);
@@ -300,6 +313,8 @@ void TrainingPanel::setRunning(bool running) {
     m_pause->setText("Pause");
   }
   if (running) {
+    for (auto* graph : std::as_const(m_candidateCurves)) m_curves->removeGraph(graph);
+    m_candidateCurves.clear();
     for (int g = 0; g < m_curves->graphCount(); ++g) m_curves->graph(g)->data()->clear();
     clearGradients();
     m_progress->setValue(0);
@@ -345,6 +360,28 @@ void TrainingPanel::onEvent(const TrainEvent& event) {
   if (!m_replot.isActive()) m_replot.start();
 }
 
+// Each candidate run's validation score, thin and dashed under the chosen plan's curves; one
+// legend entry stands for them all, so the legend stays one row.
+void TrainingPanel::onCandidateEvaluated(const QString& candidate, int round,
+                                         const TrainEvent& event) {
+  const QString key = candidate + " · round " + QString::number(round + 1);
+  QCPGraph* graph = m_candidateCurves.value(key);
+  if (!graph) {
+    graph = m_curves->addGraph(m_curves->xAxis, m_curves->yAxis2);
+    const int index = static_cast<int>(m_candidateCurves.size());
+    graph->setPen(QPen(QColor::fromHsv((index * 47) % 360, 140, 200), 1, Qt::DashLine));
+    graph->setName("plan candidates");
+    if (!m_candidateCurves.isEmpty()) graph->removeFromLegend();
+    m_candidateCurves.insert(key, graph);
+    m_status->setText("Trying " + key + " …");
+  }
+  graph->addData(static_cast<double>(event.step), 100 * event.validation.score());
+  nameScore(event.validation);
+  if (!m_replot.isActive()) m_replot.start();
+}
+
+int TrainingPanel::candidateCurves() const { return static_cast<int>(m_candidateCurves.size()); }
+
 void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError) {
   setRunning(false);
   m_replot.stop();
@@ -365,6 +402,9 @@ void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError)
   if (r.testAfter.items)
     text += QString(" · test %1 %2")
                 .arg(r.testAfter.scoreName(), scoreChange(r.testBefore, r.testAfter, true));
+  if (r.sourceAfter.items)
+    text += QString(" · source %1 %2")
+                .arg(r.sourceAfter.scoreName(), scoreChange(r.sourceBefore, r.sourceAfter, false));
   text += QString(" · trained %1 of %2 parameters")
               .arg(r.trainableParameters)
               .arg(r.trainableParameters + r.frozenParameters);

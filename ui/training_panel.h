@@ -1,5 +1,6 @@
 #pragma once
 
+#include <QMap>
 #include <QTimer>
 #include <QWidget>
 
@@ -8,6 +9,7 @@
 class QCheckBox;
 class QComboBox;
 class QCPColorMap;
+class QCPGraph;
 class QCustomPlot;
 class QDoubleSpinBox;
 class QLabel;
@@ -58,6 +60,7 @@ class TrainingPanel : public QWidget {
   QString resultText() const;
   int trainingPoints() const;    // training-loss points drawn
   int evaluationPoints() const;  // validation points drawn
+  int candidateCurves() const;   // candidate runs drawn (strategy auto)
   QString scoreAxisLabel()
       const;  // "validation accuracy (%)", or "validation R² (%)" for regression
 
@@ -66,6 +69,8 @@ class TrainingPanel : public QWidget {
   // Training ▸ Pause / Resume: the Pause button's toggle, while a run is on.
   void togglePause();
   void onEvent(const scalpel::TrainEvent& event);
+  // Strategy auto: an evaluation of a candidate plan's short run, drawn as its own thin curve.
+  void onCandidateEvaluated(const QString& candidate, int round, const scalpel::TrainEvent& event);
   void onFinished(const scalpel::FineTuneRun& run, const QString& planError);
   // Shows a finished run (e.g. one opened from the Compare tab): its curves from the report's
   // evaluations (training loss as the mean between them) and its result.
@@ -119,6 +124,7 @@ class TrainingPanel : public QWidget {
   QVector<QVector<double>> m_gradientNorms;  // per step event: per block (log10; NaN: frozen)
   QVector<double> m_gradientAt;              // the step of each (events come every few steps)
   QTimer m_replot;
+  QMap<QString, QCPGraph*> m_candidateCurves;  // "candidate · round N" → its validation curve
 };
 
 }  // namespace scalpel::ui

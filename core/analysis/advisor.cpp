@@ -60,6 +60,16 @@ std::vector<std::vector<std::string>> trainingUnits(const LayerTree& tree,
   return units;
 }
 
+bool rescalesByRgn(const FreezePlan& plan) {
+  return plan.strategy == "auto-rgn" ||
+         (plan.strategy == "auto" && !plan.learningRateScale.empty());
+}
+
+std::string batchNormModeName(const FreezePlan& plan, bool optionsBatchNormEval) {
+  const bool eval = plan.batchNorm.empty() ? optionsBatchNormEval : plan.batchNorm == "eval";
+  return std::string(plan.recalibrate ? "recalibrated, " : "") + (eval ? "eval" : "train");
+}
+
 std::string shiftKindName(ShiftKind kind) {
   switch (kind) {
     case ShiftKind::None:
@@ -173,6 +183,13 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
     plan.explanation =
         "Train every layer (the usual fine-tuning; with little target data it tends to overfit and "
         "forget).";
+  } else if (strategy == "recalibrate") {
+    plan.recalibrate = true;
+    plan.batchNorm = "eval";
+    plan.explanation =
+        "Train nothing: re-estimate every BatchNorm's statistics on the target's training split "
+        "(AdaBN), so each layer sees its inputs normalised as it did on the source.";
+    return {};
   } else if (strategy == "last") {
     addBlock(tree, blocks.back(), plan);
     plan.explanation = "Train only the last block, " + blockName(blocks.back()) +
@@ -263,7 +280,8 @@ std::string planFreeze(const std::string& strategy, const LayerTree& tree,
         break;
     }
   } else {
-    return "unknown strategy '" + strategy + "' — choose auto, auto-rgn, block:NAME, all or last";
+    return "unknown strategy '" + strategy +
+           "' — choose auto, auto-rgn, recalibrate, block:NAME, all or last";
   }
   // A new head starts untrained: whatever else a plan freezes, it trains.
   for (const auto& node : tree.nodes()) {

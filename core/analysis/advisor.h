@@ -29,7 +29,22 @@ struct FreezePlan {
   std::vector<std::string> trainable;               // modules to train; everything else is frozen
   std::map<std::string, double> learningRateScale;  // per trainable module; 1 when absent
   std::string explanation;
+  // How the plan treats BatchNorm, which is part of what it changes: "" follows
+  // TrainOptions::batchNormEval; "eval" keeps every BatchNorm's statistics, "train" lets the
+  // trainable blocks' BatchNorms follow the target's batches. With `recalibrate`, every
+  // BatchNorm's statistics are first re-estimated on the training split (AdaBN), which alone,
+  // with nothing trainable, is the plan "recalibrate".
+  std::string batchNorm;
+  bool recalibrate = false;
 };
+
+// Auto-RGN's plan, also when the validated "auto" chose it: its learning-rate scales are measured
+// again at the start of every epoch.
+bool rescalesByRgn(const FreezePlan& plan);
+
+// "eval", "train", "recalibrated, eval", "recalibrated, train": how a run with these options
+// treats BatchNorm under `plan`.
+std::string batchNormModeName(const FreezePlan& plan, bool optionsBatchNormEval);
 
 struct AdvisorThresholds {
   double noiseMultiple =
@@ -51,7 +66,8 @@ Diagnosis diagnose(const ShiftAnalysis& analysis, const LayerTree& tree,
 std::vector<std::vector<std::string>> trainingUnits(const LayerTree& tree,
                                                     const AdvisorThresholds& thresholds = {});
 
-// Strategies: "auto" (follows the diagnosis), "auto-rgn" (the paper: everything trains, each
+// Strategies: "auto" (follows the diagnosis), "recalibrate" (no training: every BatchNorm's
+// statistics re-estimated on the target), "auto-rgn" (the paper: everything trains, each
 // module at a learning rate scaled by its relative gradient norm; needs `gradients`),
 // "block:NAME", "all", "last". Returns "" or what is wrong (an unknown strategy or block).
 std::string planFreeze(const std::string& strategy, const LayerTree& tree,

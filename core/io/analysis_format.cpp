@@ -71,6 +71,8 @@ std::string adviceToText(const Diagnosis& diagnosis, const FreezePlan& plan) {
   for (const auto& line : diagnosis.evidence) out << "  - " << line << "\n";
   out << "\nplan (" << plan.strategy << "): " << plan.explanation << "\n";
   if (plan.trainable.empty()) out << "  nothing to train\n";
+  if (!plan.batchNorm.empty() || plan.recalibrate)
+    out << "  BatchNorm: " << batchNormModeName(plan, true) << "\n";
   for (const auto& module : plan.trainable) {
     const auto scale = plan.learningRateScale.find(module);
     out << "  train " << module;

@@ -144,6 +144,11 @@ std::string markdown(const RunReport& r, bool curves) {
           percent(r.testAfter.score()) + " (" + points(r.testBefore.score(), r.testAfter.score()) +
           ")\n";
   }
+  if (evaluated(r.sourceAfter)) {
+    md += "- **Source " + score + "** (what is kept): " + percent(r.sourceBefore.score()) + " → " +
+          percent(r.sourceAfter.score()) + " (" +
+          points(r.sourceBefore.score(), r.sourceAfter.score()) + ")\n";
+  }
 
   md += "\n## Diagnosis\n\n";
   md += r.diagnosis.empty() ? "The shift advisor did not run.\n" : r.diagnosis + "\n";
@@ -161,6 +166,12 @@ std::string markdown(const RunReport& r, bool curves) {
         "\n";
   md += "- **Frozen parameters:** " + count(r.frozenParameters) + "\n";
   if (!r.plan.explanation.empty()) md += "\n" + r.plan.explanation + "\n";
+  if (!r.plan.batchNorm.empty() || r.plan.recalibrate)
+    md += "\n- **BatchNorm:** " + batchNormModeName(r.plan, r.options.batchNormEval) + "\n";
+  if (!r.search.candidates.empty()) {
+    md += "\nThe candidates the search tried (validation " + r.search.scoreName +
+          " per round):\n\n```\n" + searchTable(r.search) + "```\n";
+  }
   if (!r.plan.trainable.empty()) {
     md += "\n| Trainable module | Learning-rate scale |\n|---|---:|\n";
     for (const auto& module : r.plan.trainable) {
@@ -218,6 +229,7 @@ std::string markdown(const RunReport& r, bool curves) {
   };
   metrics("validation", r.validationBefore, r.validationAfter);
   metrics("test", r.testBefore, r.testAfter);
+  metrics("source", r.sourceBefore, r.sourceAfter);
   if (r.bestEvaluation >= 0 && r.bestEvaluation < static_cast<int>(r.history.size())) {
     const auto& b = r.history[static_cast<std::size_t>(r.bestEvaluation)];
     md += format("\nBest evaluation: #%d (epoch %d, step %zu), validation %s %s, loss %s.\n",

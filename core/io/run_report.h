@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "analysis/advisor.h"
+#include "analysis/plan_candidates.h"
 #include "train/trainer.h"
 
 namespace scalpel {
@@ -41,6 +42,7 @@ struct RunReport {
   std::string diagnosis;         // Diagnosis::summary, when the advisor ran
   std::vector<std::string> evidence;
   FreezePlan plan;
+  PlanSearch search;  // strategy auto: the candidates it tried, their scores and the choice
   TrainOptions options;
   std::vector<DataFingerprint> data;
   std::vector<LayerShift> layerShifts;
@@ -51,6 +53,7 @@ struct RunReport {
   std::int64_t trainableParameters = 0;
   std::int64_t frozenParameters = 0;
   Evaluation validationBefore, testBefore, validationAfter, testAfter;
+  Evaluation sourceBefore, sourceAfter, validationRecalibrated;
   std::vector<EvaluationPoint> history;
   int bestEvaluation = -1;
   std::size_t steps = 0;

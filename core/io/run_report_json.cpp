@@ -26,6 +26,9 @@ void fillRunReport(const TrainResult& result, RunReport& report) {
   report.testBefore = result.testBefore;
   report.validationAfter = result.validationAfter;
   report.testAfter = result.testAfter;
+  report.sourceBefore = result.sourceBefore;
+  report.sourceAfter = result.sourceAfter;
+  report.validationRecalibrated = result.validationRecalibrated;
   report.history = result.history;
   report.bestEvaluation = result.bestEvaluation;
   report.steps = result.steps;
@@ -48,6 +51,9 @@ TrainResult resultOfReport(const RunReport& report, std::shared_ptr<const std::s
   result.testBefore = report.testBefore;
   result.validationAfter = report.validationAfter;
   result.testAfter = report.testAfter;
+  result.sourceBefore = report.sourceBefore;
+  result.sourceAfter = report.sourceAfter;
+  result.validationRecalibrated = report.validationRecalibrated;
   result.history = report.history;
   result.bestEvaluation = report.bestEvaluation;
   result.steps = report.steps;

@@ -123,6 +123,7 @@ ordered_json toJson(const TrainOptions& options) {
   out["select_by"] = options.selectBy;
   out["patience"] = options.patience;
   out["batch_norm_eval"] = options.batchNormEval;
+  out["max_source_drop"] = options.maxSourceDrop;
   out["seed"] = options.seed;
   out["device"] = options.device;
   out["precision"] = options.precision;
@@ -140,6 +141,38 @@ ordered_json toJson(const FreezePlan& plan) {
   for (const auto& [module, scale] : plan.learningRateScale)
     out["learning_rate_scale"][module] = scale;
   out["explanation"] = plan.explanation;
+  if (!plan.batchNorm.empty()) out["batch_norm"] = plan.batchNorm;
+  if (plan.recalibrate) out["recalibrate"] = true;
+  return out;
+}
+
+ordered_json toJson(const PlanCandidate& candidate) {
+  ordered_json out;
+  out["name"] = candidate.name;
+  out["origin"] = candidate.origin;
+  out["plan"] = toJson(candidate.plan);
+  out["learning_rate"] = candidate.learningRate;
+  out["epochs"] = candidate.epochs;
+  out["validation"] = candidate.validation;
+  out["source_after"] = candidate.sourceAfter;  // null when not measured
+  out["seconds"] = candidate.seconds;
+  out["outcome"] = candidate.outcome;
+  return out;
+}
+
+ordered_json toJson(const PlanSearch& search) {
+  ordered_json out;
+  auto candidates = ordered_json::array();
+  for (const auto& candidate : search.candidates) candidates.push_back(toJson(candidate));
+  out["candidates"] = candidates;
+  out["chosen"] = search.chosen;
+  out["score_name"] = search.scoreName;
+  out["validation_before"] = search.validationBefore;
+  out["source_before"] = search.sourceBefore;
+  out["max_source_drop"] = search.maxSourceDrop;
+  out["seconds"] = search.seconds;
+  out["full_model_epochs"] = search.fullModelEpochs;
+  out["runs"] = search.runs;
   return out;
 }
 
@@ -232,6 +265,13 @@ ordered_json toJson(const RunReport& report) {
   out["test_before"] = toJson(report.testBefore);
   out["validation_after"] = toJson(report.validationAfter);
   out["test_after"] = toJson(report.testAfter);
+  if (report.sourceBefore.items) {
+    out["source_before"] = toJson(report.sourceBefore);
+    out["source_after"] = toJson(report.sourceAfter);
+  }
+  if (report.validationRecalibrated.items)
+    out["validation_recalibrated"] = toJson(report.validationRecalibrated);
+  if (!report.search.candidates.empty()) out["search"] = toJson(report.search);
   out["history"] = toJsonArray(report.history);
   out["best_evaluation"] = report.bestEvaluation;
   out["steps"] = report.steps;
@@ -259,6 +299,7 @@ void fromJson(const json& value, TrainOptions& out, bool strict) {
   fields.read("select_by", out.selectBy);
   fields.read("patience", out.patience);
   fields.read("batch_norm_eval", out.batchNormEval);
+  fields.read("max_source_drop", out.maxSourceDrop);
   fields.read("seed", out.seed);
   fields.read("device", out.device);
   fields.read("precision", out.precision);
@@ -273,6 +314,35 @@ void fromJson(const json& value, FreezePlan& out, bool strict) {
   fields.read("trainable", out.trainable);
   fields.read("learning_rate_scale", out.learningRateScale);
   fields.read("explanation", out.explanation);
+  fields.read("batch_norm", out.batchNorm);
+  fields.read("recalibrate", out.recalibrate);
+}
+
+void fromJson(const json& value, PlanCandidate& out, bool strict) {
+  const JsonFields fields(value, strict);
+  fields.read("name", out.name);
+  fields.read("origin", out.origin);
+  fields.read("plan", out.plan);
+  fields.read("learning_rate", out.learningRate);
+  fields.read("epochs", out.epochs);
+  fields.read("validation", out.validation);
+  fields.read("source_after", out.sourceAfter);
+  fields.read("seconds", out.seconds);
+  fields.read("outcome", out.outcome);
+}
+
+void fromJson(const json& value, PlanSearch& out, bool strict) {
+  const JsonFields fields(value, strict);
+  fields.read("candidates", out.candidates);
+  fields.read("chosen", out.chosen);
+  fields.read("score_name", out.scoreName);
+  fields.read("validation_before", out.validationBefore);
+  fields.read("source_before", out.sourceBefore);
+  fields.read("max_source_drop", out.maxSourceDrop);
+  fields.read("seconds", out.seconds);
+  fields.read("full_model_epochs", out.fullModelEpochs);
+  fields.read("runs", out.runs);
+  if (out.chosen >= static_cast<int>(out.candidates.size())) out.chosen = -1;
 }
 
 void fromJson(const json& value, Evaluation& out, bool strict) {
@@ -343,6 +413,10 @@ void fromJson(const json& value, RunReport& out, bool strict) {
   fields.read("test_before", out.testBefore);
   fields.read("validation_after", out.validationAfter);
   fields.read("test_after", out.testAfter);
+  fields.read("source_before", out.sourceBefore);
+  fields.read("source_after", out.sourceAfter);
+  fields.read("validation_recalibrated", out.validationRecalibrated);
+  fields.read("search", out.search);
   fields.read("history", out.history);
   fields.read("best_evaluation", out.bestEvaluation);
   fields.read("steps", out.steps);
@@ -374,9 +448,10 @@ bool operator==(const TrainOptions& a, const TrainOptions& b) {
          a.batchSize == b.batchSize && a.epochs == b.epochs && a.maxSteps == b.maxSteps &&
          a.loss == b.loss && a.evaluateEverySteps == b.evaluateEverySteps &&
          a.selectBy == b.selectBy && a.patience == b.patience &&
-         a.batchNormEval == b.batchNormEval && a.seed == b.seed && a.device == b.device &&
-         a.precision == b.precision && a.channelsLast == b.channelsLast &&
-         a.dataPath == b.dataPath && a.cacheFrozenPart == b.cacheFrozenPart;
+         a.batchNormEval == b.batchNormEval && sameNumber(a.maxSourceDrop, b.maxSourceDrop) &&
+         a.seed == b.seed && a.device == b.device && a.precision == b.precision &&
+         a.channelsLast == b.channelsLast && a.dataPath == b.dataPath &&
+         a.cacheFrozenPart == b.cacheFrozenPart;
 }
 
 bool operator==(const FreezePlan& a, const FreezePlan& b) {
@@ -385,7 +460,23 @@ bool operator==(const FreezePlan& a, const FreezePlan& b) {
        i != a.learningRateScale.end(); ++i, ++j) {
     if (i->first != j->first || !sameNumber(i->second, j->second)) return false;
   }
-  return a.strategy == b.strategy && a.trainable == b.trainable && a.explanation == b.explanation;
+  return a.strategy == b.strategy && a.trainable == b.trainable && a.explanation == b.explanation &&
+         a.batchNorm == b.batchNorm && a.recalibrate == b.recalibrate;
+}
+
+bool operator==(const PlanCandidate& a, const PlanCandidate& b) {
+  return a.name == b.name && a.origin == b.origin && a.plan == b.plan &&
+         sameNumber(a.learningRate, b.learningRate) && a.epochs == b.epochs &&
+         sameNumbers(a.validation, b.validation) && sameNumber(a.sourceAfter, b.sourceAfter) &&
+         sameNumber(a.seconds, b.seconds) && a.outcome == b.outcome;
+}
+
+bool operator==(const PlanSearch& a, const PlanSearch& b) {
+  return a.candidates == b.candidates && a.chosen == b.chosen && a.scoreName == b.scoreName &&
+         sameNumber(a.validationBefore, b.validationBefore) &&
+         sameNumber(a.sourceBefore, b.sourceBefore) &&
+         sameNumber(a.maxSourceDrop, b.maxSourceDrop) && sameNumber(a.seconds, b.seconds) &&
+         sameNumber(a.fullModelEpochs, b.fullModelEpochs) && a.runs == b.runs;
 }
 
 bool operator==(const Evaluation& a, const Evaluation& b) {
@@ -425,9 +516,10 @@ bool operator==(const RunReport& a, const RunReport& b) {
          a.trainableParameters == b.trainableParameters &&
          a.frozenParameters == b.frozenParameters && a.validationBefore == b.validationBefore &&
          a.testBefore == b.testBefore && a.validationAfter == b.validationAfter &&
-         a.testAfter == b.testAfter && a.history == b.history &&
-         a.bestEvaluation == b.bestEvaluation && a.steps == b.steps &&
-         sameNumber(a.seconds, b.seconds) && a.frozenCache == b.frozenCache &&
+         a.testAfter == b.testAfter && a.sourceBefore == b.sourceBefore &&
+         a.sourceAfter == b.sourceAfter && a.validationRecalibrated == b.validationRecalibrated &&
+         a.search == b.search && a.history == b.history && a.bestEvaluation == b.bestEvaluation &&
+         a.steps == b.steps && sameNumber(a.seconds, b.seconds) && a.frozenCache == b.frozenCache &&
          sameNumber(a.cacheSeconds, b.cacheSeconds);
 }
 

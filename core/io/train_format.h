@@ -53,6 +53,8 @@ std::string jsonErrorText(const std::exception& error);
 // Ordered JSON, so files list their fields in a readable order rather than alphabetically.
 nlohmann::ordered_json toJson(const TrainOptions& options);
 nlohmann::ordered_json toJson(const FreezePlan& plan);
+nlohmann::ordered_json toJson(const PlanCandidate& candidate);
+nlohmann::ordered_json toJson(const PlanSearch& search);
 nlohmann::ordered_json toJson(const Evaluation& evaluation);
 nlohmann::ordered_json toJson(const EvaluationPoint& point);
 // Also writes "description" (describe()), for people reading the file; it is ignored on reading.
@@ -66,6 +68,8 @@ nlohmann::ordered_json toJson(const RunReport& report);
 // FormatError (strict) when `json` or one of its fields has the wrong type.
 void fromJson(const nlohmann::json& json, TrainOptions& out, bool strict = true);
 void fromJson(const nlohmann::json& json, FreezePlan& out, bool strict = true);
+void fromJson(const nlohmann::json& json, PlanCandidate& out, bool strict = true);
+void fromJson(const nlohmann::json& json, PlanSearch& out, bool strict = true);
 void fromJson(const nlohmann::json& json, Evaluation& out, bool strict = true);
 void fromJson(const nlohmann::json& json, EvaluationPoint& out, bool strict = true);
 void fromJson(const nlohmann::json& json, DataRequest& out, bool strict = true);
@@ -160,6 +164,8 @@ class JsonFields {
 bool sameNumber(double a, double b);
 bool operator==(const TrainOptions& a, const TrainOptions& b);
 bool operator==(const FreezePlan& a, const FreezePlan& b);
+bool operator==(const PlanCandidate& a, const PlanCandidate& b);
+bool operator==(const PlanSearch& a, const PlanSearch& b);
 bool operator==(const Evaluation& a, const Evaluation& b);
 bool operator==(const EvaluationPoint& a, const EvaluationPoint& b);
 bool operator==(const DataRequest& a, const DataRequest& b);

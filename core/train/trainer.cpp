@@ -9,6 +9,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -409,6 +410,10 @@ Evaluation evaluate(torch::jit::Module& model, Batches& batches, const ForwardFn
   return result;
 }
 
+bool isBatchNorm(const torch::jit::Module& module) {
+  return module.hasattr("running_mean") && module.attr("running_mean").isTensor();
+}
+
 // A copy of every parameter and buffer: the best state so far.
 struct Snapshot {
   std::vector<torch::Tensor> values;
@@ -509,6 +514,8 @@ class Attempt {
       if (auto problem = setUp(); !problem.empty()) return fail(problem);
       if (auto problem = openData(); !problem.empty()) return fail(problem);
       if (auto problem = checkShapes(); !problem.empty()) return fail(problem);
+      measureBefore();
+      recalibrateBatchNorm();
       cacheFrozenPart();
       train();
       finish();
@@ -550,7 +557,7 @@ class Attempt {
       return "there is no labelled target data to train on";
     if (!m_data.validation || m_data.validation->size() == 0)
       return "there is no validation data to choose the best state with";
-    if (m_plan.trainable.empty())
+    if (m_plan.trainable.empty() && !m_plan.recalibrate)
       return "the freeze plan leaves nothing to train — unfreeze at least one layer";
     if (m_options.batchSize % m_processes != 0) {
       return "a batch of " + std::to_string(m_options.batchSize) + " does not split evenly over " +
@@ -578,7 +585,7 @@ class Attempt {
     if (m_compute.channelsLast) setChannelsLast(model, true);
     std::set<std::string> trainableModules;
     groupParameters(trainableModules);
-    if (m_groups.empty()) {
+    if (m_groups.empty() && !m_plan.trainable.empty()) {
       return "none of the plan's layers (" + m_plan.trainable.front() +
              (m_plan.trainable.size() > 1 ? ", …" : "") + ") has parameters in " + m_source.path() +
              " — is the plan for another model?";
@@ -629,13 +636,14 @@ class Attempt {
   }
 
   // BatchNorms whose own parameters are frozen keep their running statistics (eval mode), and
-  // every one does with batchNormEval.
+  // every one does in BatchNorm eval mode (the plan's, else the options').
   std::string chooseFrozenNorms(const std::set<std::string>& trainableModules) {
+    const bool allEval =
+        m_plan.batchNorm.empty() ? m_options.batchNormEval : m_plan.batchNorm == "eval";
     std::string normInTrainMode;
     for (const auto& item : m_loaded->module().named_modules()) {
-      if (!(item.value.hasattr("running_mean") && item.value.attr("running_mean").isTensor()))
-        continue;
-      if (m_options.batchNormEval || !trainableModules.count(item.name)) {
+      if (!isBatchNorm(item.value)) continue;
+      if (allEval || !trainableModules.count(item.name)) {
         m_frozenNorms.push_back(item.value);
         m_frozenNormNames.insert(item.name);
       } else if (normInTrainMode.empty()) {
@@ -693,9 +701,17 @@ class Attempt {
     m_train = std::make_unique<StreamBatches>(*m_trainBatches);
     m_validation = std::make_unique<StreamBatches>(*m_validationBatches);
     if (m_testBatches) m_test = std::make_unique<StreamBatches>(*m_testBatches);
+    // Source data counts only where its classes are the model's outputs.
+    if (m_data.source && m_data.source->size() && !m_data.train->isRegression() &&
+        m_data.source->classNames.size() == m_data.train->classNames.size()) {
+      m_sourceBatches = std::make_unique<BatchStream>(BatchStream::borrow(*m_data.source),
+                                                      everything(*m_data.source), evalOptions);
+      m_sourceStream = std::make_unique<StreamBatches>(*m_sourceBatches);
+    }
     m_forward = [this](const std::vector<torch::Tensor>& inputs) {
       return forwardOf(m_loaded->module(), inputs.front(), m_compute);
     };
+    m_wholeForward = m_forward;
     const bool regression = m_data.train->isRegression();
     m_classes = m_data.train->classNames.size();
     m_targets = regression ? m_data.train->targetNames.size() : 0;
@@ -751,6 +767,116 @@ class Attempt {
   Evaluation evaluateOn(Batches& batches) {
     return evaluate(m_loaded->module(), batches, m_forward, m_options.loss, m_classes, m_targets,
                     m_compute, m_collective);
+  }
+
+  // The source data never goes through the cache (it holds the target's items only).
+  Evaluation evaluateSource() {
+    if (!m_sourceStream) return {};
+    return evaluate(m_loaded->module(), *m_sourceStream, m_wholeForward, m_options.loss, m_classes,
+                    m_targets, m_compute, m_collective);
+  }
+
+  // The unmodified model's metrics; training starts from its state.
+  void measureBefore() {
+    m_result.sourceBefore = evaluateSource();
+    m_bestState = takeSnapshot(m_loaded->module());
+    if (!m_options.measureStart) {  // any evaluation beats it
+      m_best.accuracy = m_best.r2 = -std::numeric_limits<double>::infinity();
+      m_best.loss = std::numeric_limits<double>::infinity();
+      return;
+    }
+    m_result.validationBefore = evaluateOn(*m_validation);
+    if (m_test) m_result.testBefore = evaluateOn(*m_test);
+    m_best = m_result.validationBefore;
+  }
+
+  // AdaBN (Li et al. 2016; Schneider et al. 2020 on corruptions): every BatchNorm's running
+  // statistics become the training split's, each normalising what the recalibrated ones before it
+  // give it. One pass over the training split in order, at the run's batch size, in train mode
+  // (BatchNorms only: dropout and the like stay in eval mode), with
+  // the running buffers zeroed before each batch, so that after it they hold the batch's
+  // statistics times the momentum the model was scripted with (1 for momentum None, with the
+  // batch counter reset); summed and averaged, that is PyTorch's cumulative average. The
+  // recalibrated model is where training starts.
+  void recalibrateBatchNorm() {
+    if (!m_plan.recalibrate) return;
+    const auto began = Clock::now();
+    torch::NoGradGuard noGrad;
+    torch::jit::Module& model = m_loaded->module();
+    struct Norm {
+      torch::jit::Module module;
+      torch::Tensor mean, var, meanSum, varSum;
+      double factor = 0.1;
+      bool cumulative = false;  // momentum None
+    };
+    std::vector<Norm> norms;
+    model.eval();
+    for (const auto& item : model.named_modules()) {
+      if (!isBatchNorm(item.value) || !item.value.hasattr("running_var")) continue;
+      Norm norm;
+      norm.module = item.value;
+      norm.mean = item.value.attr("running_mean").toTensor();
+      norm.var = item.value.attr("running_var").toTensor();
+      norm.meanSum = torch::zeros_like(norm.mean, torch::kFloat64);
+      norm.varSum = torch::zeros_like(norm.var, torch::kFloat64);
+      // A scripted BatchNorm holds its momentum as a constant; an eager-style one as an attribute.
+      std::optional<c10::IValue> momentum = item.value.type()->findConstant("momentum");
+      if (!momentum && item.value.hasattr("momentum")) momentum = item.value.attr("momentum");
+      if (momentum && momentum->isDouble()) norm.factor = momentum->toDouble();
+      norm.cumulative = momentum && momentum->isNone();
+      if (norm.cumulative) norm.factor = 1;
+      norm.module.train(true);
+      norms.push_back(std::move(norm));
+    }
+    if (norms.empty()) {
+      m_log->info("recalibration: the model has no BatchNorm");
+      model.train(false);
+      return;
+    }
+    // The training items in their own order (this process's share), a batch at a time.
+    auto inOrder = m_trainOptions;
+    inOrder.shuffle = false;
+    std::vector<std::size_t> items(m_data.train->size());
+    std::iota(items.begin(), items.end(), 0);
+    BatchStream stream(BatchStream::borrow(*m_data.train), items, inOrder);
+    double batches = 0;
+    stream.startEpoch(0);
+    while (auto batch = stream.next()) {
+      if (batch->inputs.size(0) < 2) continue;  // train-mode BatchNorm needs two items
+      for (auto& norm : norms) {
+        norm.mean.zero_();
+        norm.var.zero_();
+        if (norm.cumulative && norm.module.hasattr("num_batches_tracked"))
+          norm.module.attr("num_batches_tracked").toTensor().zero_();
+      }
+      forwardOf(model, batch->inputs, m_compute);
+      for (auto& norm : norms) {
+        norm.meanSum += norm.mean.to(torch::kFloat64) / norm.factor;
+        norm.varSum += norm.var.to(torch::kFloat64) / norm.factor;
+      }
+      batches += 1;
+    }
+    std::vector<torch::Tensor> sums;
+    for (auto& norm : norms) {
+      sums.push_back(norm.meanSum);
+      sums.push_back(norm.varSum);
+    }
+    auto count = torch::full({1}, batches, norms.front().meanSum.options());
+    sums.push_back(count);
+    if (m_collective) m_collective->allReduceSum(sums);  // every process's share of the split
+    const double total = count.item<double>();
+    for (std::size_t i = 0; i < norms.size(); ++i) {
+      norms[i].mean.copy_(total > 0 ? sums[2 * i] / total : sums[2 * i]);
+      norms[i].var.copy_(total > 0 ? sums[2 * i + 1] / total : sums[2 * i + 1] + 1);
+    }
+    model.train(false);
+    m_result.validationRecalibrated = evaluateOn(*m_validation);
+    m_best = m_result.validationRecalibrated;
+    m_bestState = takeSnapshot(model);
+    m_recalibrationSeconds = std::chrono::duration<double>(Clock::now() - began).count();
+    m_log->info("recalibrated {} BatchNorms on {} batches: validation {} {:.2f}% → {:.2f}%",
+                norms.size(), total, m_best.scoreName(), 100 * m_result.validationBefore.score(),
+                100 * m_best.score());
   }
 
   // Surgical fine-tuning leaves most of the model frozen: what the frozen part computes is the
@@ -862,11 +988,10 @@ class Attempt {
 
   // The unmodified model's metrics, then epoch after epoch until the steps are done or a stop.
   void train() {
-    torch::jit::Module& model = m_loaded->module();
-    m_result.validationBefore = evaluateOn(*m_validation);
-    if (m_test) m_result.testBefore = evaluateOn(*m_test);
-    m_best = m_result.validationBefore;
-    m_bestState = takeSnapshot(model);
+    if (m_groups.empty()) {  // a plan that only recalibrates
+      m_result.seconds = m_recalibrationSeconds;
+      return;
+    }
     m_optimizer = makeOptimizer(m_options, m_groups);
     if (m_collective) {
       std::vector<torch::Tensor> trainable;
@@ -884,7 +1009,7 @@ class Attempt {
                 m_result.device, m_totalSteps);
     m_start = Clock::now();
     for (int epoch = 0; m_step < m_totalSteps && !m_stop; ++epoch) {
-      if (m_plan.strategy == "auto-rgn") rescaleByRgn(epoch);
+      if (rescalesByRgn(m_plan)) rescaleByRgn(epoch);
       trainMode();
       m_train->startEpoch(epoch);
       while (m_step < m_totalSteps && !m_stop) {
@@ -906,8 +1031,8 @@ class Attempt {
         evaluateNow(epoch);
     }
     m_result.steps = m_step;
-    m_result.seconds =
-        m_result.cacheSeconds + std::chrono::duration<double>(Clock::now() - m_start).count();
+    m_result.seconds = m_recalibrationSeconds + m_result.cacheSeconds +
+                       std::chrono::duration<double>(Clock::now() - m_start).count();
     if (m_averager) {
       m_result.gradientBytesReduced = m_averager->bytesReduced();
       m_result.gradientBuckets = m_averager->buckets();
@@ -1109,6 +1234,7 @@ class Attempt {
     keepBest();
     m_result.validationAfter = m_best;
     if (m_test) m_result.testAfter = evaluateOn(*m_test);
+    m_result.sourceAfter = evaluateSource();
     if (m_compute.channelsLast)
       setChannelsLast(m_loaded->module(), false);  // saved in the layout it came in
     m_result.tunedModel = serialise(*m_loaded);
@@ -1155,8 +1281,11 @@ class Attempt {
       m_testBatches;  // the data itself
   BatchStream::Options m_trainOptions;
   std::unique_ptr<Batches> m_train, m_validation,
-      m_test;  // what the run draws: those, or the cache
-  ForwardFn m_forward;
+      m_test;                // what the run draws: those, or the cache
+  ForwardFn m_forward;       // the training's: the whole model, or the part after the cache
+  ForwardFn m_wholeForward;  // always the whole model
+  std::unique_ptr<BatchStream> m_sourceBatches;
+  std::unique_ptr<Batches> m_sourceStream;
   std::unique_ptr<FrozenPart> m_frozen;
   std::set<std::string> m_frozenNormNames;
   std::size_t m_classes = 0, m_targets = 0;  // targets: regression targets per item (0: classes)
@@ -1166,6 +1295,7 @@ class Attempt {
   Snapshot m_bestState;
   std::size_t m_totalSteps = 0, m_step = 0, m_samples = 0, m_stepsSinceEvaluation = 0;
   double m_lossSinceEvaluation = 0;
+  double m_recalibrationSeconds = 0;
   int m_sinceImprovement = 0;
   bool m_stop = false;
   std::string m_stopReason;

@@ -38,8 +38,13 @@ struct TrainOptions {
   // The validation metric that picks the best state: "accuracy" (R² for regression) or "loss".
   std::string selectBy = "accuracy";
   int patience = 0;  // stop after this many evaluations without improvement; 0: never stop early
-  // BatchNorm in eval mode everywhere (the paper's protocol), not only in frozen parts.
+  // BatchNorm in eval mode everywhere (the paper's protocol), not only in frozen parts; a plan
+  // can say otherwise (FreezePlan::batchNorm).
   bool batchNormEval = true;
+  // What may be lost: the validated plan ("auto") rules out candidates whose accuracy on the
+  // source data drops by more than this many points (0.02 = 2 points); negative: no limit. Only
+  // where labelled source data with the model's classes is given.
+  double maxSourceDrop = -1;
   std::uint64_t seed = 0;
   std::string device = "auto";  // "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
   // "fp32", or "bf16": autocast runs convolutions and matrix products in bfloat16 (weights,
@@ -67,6 +72,10 @@ struct TrainOptions {
   // of memory (0: half of what is available).
   bool cacheFrozenPart = true;
   std::size_t cacheBudgetBytes = 0;
+  // Validation and test of the unmodified model before the first step (validationBefore,
+  // testBefore). Off for the plan search's short runs, which all start from one model it has
+  // measured once: the run then keeps its best evaluated state.
+  bool measureStart = true;
 };
 
 // Target data, already shifted; labels index the model's outputs, or (regression) each target
@@ -75,6 +84,9 @@ struct TrainData {
   const Dataset* train = nullptr;
   const Dataset* validation = nullptr;
   const Dataset* test = nullptr;  // optional: reported for the unmodified and the best state
+  // Optional labelled source data in the model's classes: its accuracy before and after shows
+  // what tuning forgets.
+  const Dataset* source = nullptr;
 };
 
 struct Evaluation {
@@ -158,6 +170,10 @@ struct TrainResult {
   std::int64_t frozenParameters = 0;
   Evaluation validationBefore, testBefore;  // the unmodified model
   Evaluation validationAfter, testAfter;    // the best state
+  Evaluation sourceBefore, sourceAfter;     // on TrainData::source (items 0: none given)
+  // With FreezePlan::recalibrate: the recalibrated model, where training starts (and what the
+  // run keeps when no epoch beats it); items 0 otherwise.
+  Evaluation validationRecalibrated;
   std::vector<EvaluationPoint> history;
   int bestEvaluation = -1;  // index into history; -1: the unmodified model stayed best
   std::size_t steps = 0;
@@ -179,6 +195,8 @@ struct TrainResult {
 // Fine-tunes a copy of `model` under `plan`: parameters outside plan.trainable are
 // frozen (requires_grad false, not in the optimiser) and BatchNorms outside it stay in eval mode
 // so their running statistics do not move; plan.learningRateScale become parameter groups;
+// plan.recalibrate first re-estimates every BatchNorm's statistics on the training split (a plan
+// with nothing trainable then only does that);
 // strategy "auto-rgn" recomputes its scales at the start of every epoch on training batches.
 // Deterministic for a seed on CPU. Never throws; `events` is called on the calling thread.
 // When the device runs out of memory the run starts again with half the batch (saying so in

@@ -68,6 +68,24 @@ TargetData splitTarget(const Dataset& all, const TargetSplit& split,
   return data;
 }
 
+Dataset sampleOf(const Dataset& all, std::size_t limit) {
+  if (all.size() <= limit) return all;
+  std::vector<std::size_t> indices;
+  const double stride = static_cast<double>(all.size()) / static_cast<double>(limit);
+  for (std::size_t i = 0; i < limit; ++i)
+    indices.push_back(static_cast<std::size_t>(static_cast<double>(i) * stride));
+  return all.subset(indices);
+}
+
+std::string attachSource(TargetData& data, const Dataset& source) {
+  if (source.size() == 0 || source.isRegression() || data.train.isRegression() ||
+      source.labels.size() != source.size() || source.classNames != data.train.classNames)
+    return {};
+  data.source = sampleOf(source, 2000);
+  return "source accuracy measured on " + std::to_string(data.source.size()) + " of " +
+         std::to_string(source.size()) + " source items";
+}
+
 std::string learningRateText(double rate) {
   if (!std::isfinite(rate)) return "-";
   std::ostringstream text;
@@ -76,15 +94,16 @@ std::string learningRateText(double rate) {
 }
 
 const std::vector<std::string>& strategyNames() {
-  static const std::vector<std::string> names{"auto", "auto-rgn", "probe",
-                                              "all",  "last",     "block:NAME"};
+  static const std::vector<std::string> names{"auto",        "diagnosis", "auto-rgn", "probe",
+                                              "recalibrate", "all",       "last",     "block:NAME"};
   return names;
 }
 
-PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy, const TargetData& data,
-                      const Dataset* source, const TrainOptions& options, int probeEpochs,
-                      const std::function<void(const std::string&)>& status,
-                      TrainControl* control) {
+PlanChoice choosePlan(
+    const LoadedModel& model, const std::string& strategy, const TargetData& data,
+    const Dataset* source, const TrainOptions& options, int probeEpochs,
+    const std::function<void(const std::string&)>& status, TrainControl* control,
+    const std::function<void(const std::string&, int, const TrainEvent&)>& candidateEvent) {
   PlanChoice choice;
   const auto say = [&](const std::string& text) {
     if (status) status(text);
@@ -193,7 +212,7 @@ PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy, con
   }
 
   GradientProfile gradients;
-  if (strategy == "auto-rgn") {
+  if (strategy == "auto-rgn" || strategy == "auto") {
     say("measuring gradients on the target …");
     GradientOptions gradientOptions;
     gradientOptions.device = options.device;
@@ -204,7 +223,7 @@ PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy, con
       return choice;
     }
   }
-  if (strategy == "auto") {
+  if (strategy == "auto" || strategy == "diagnosis") {
     say("analysing the shift …");
     AnalysisOptions analysisOptions;
     analysisOptions.device = options.device;
@@ -221,11 +240,34 @@ PlanChoice choosePlan(const LoadedModel& model, const std::string& strategy, con
     for (const auto& layer : analysis.snapshots.back().layers)
       choice.layerShifts.push_back({layer.layer, layer.kl, layer.noiseFloor});
   }
-  if (auto problem = planFreeze(strategy, tree, choice.diagnosis, &gradients, choice.plan);
+  if (strategy == "auto") {
+    FreezePlan rgn;
+    planFreeze("auto-rgn", tree, choice.diagnosis, &gradients, rgn);
+    PlanSearchHooks hooks;
+    hooks.status = status;
+    hooks.event = candidateEvent;
+    auto found = searchPlans(model, proposePlans(tree, choice.diagnosis, &rgn), data, options,
+                             hooks, control);
+    if (!found.error.empty()) {
+      choice.error = found.error;
+      return choice;
+    }
+    choice.search = std::move(found.search);
+    const auto& winner = choice.search.candidates[static_cast<std::size_t>(choice.search.chosen)];
+    choice.plan = winner.plan;
+    choice.plan.strategy = "auto";
+    choice.plan.explanation = explainSearch(choice.search);
+    choice.learningRate = winner.learningRate;
+    choice.ok = true;
+    return choice;
+  }
+  const std::string planned = strategy == "diagnosis" ? "auto" : strategy;
+  if (auto problem = planFreeze(planned, tree, choice.diagnosis, &gradients, choice.plan);
       !problem.empty()) {
     choice.error = problem;
     return choice;
   }
+  choice.plan.strategy = strategy;
   choice.ok = true;
   return choice;
 }
@@ -245,7 +287,9 @@ FineTuneRun fineTune(const LoadedModel& model, const PlanChoice& choice, const T
     report.evidence = choice.diagnosis.evidence;
   }
   report.plan = choice.plan;
+  report.search = choice.search;
   report.options = options;
+  if (choice.learningRate > 0) report.options.learningRate = choice.learningRate;
   if (data.train.isRegression()) report.options.loss = "mse";  // what the trainer uses for targets
   report.layerShifts = choice.layerShifts;
   for (const auto& [role, part] :
@@ -254,7 +298,7 @@ FineTuneRun fineTune(const LoadedModel& model, const PlanChoice& choice, const T
     report.data.push_back(
         {role, data.summary.description, part->size(), datasetFingerprint(*part)});
   }
-  run.result = trainModel(model, choice.plan, data.view(), options, events, control);
+  run.result = trainModel(model, choice.plan, data.view(), report.options, events, control);
   fillRunReport(run.result, report);
   return run;
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -42,10 +43,11 @@ struct SweepOptions {
   // Empty: the scenario's four (gaussian-noise, contrast, subpopulation, label-permutation);
   // any other input-level shift (shiftCatalogue()) can be a task too, e.g. to check the advisor.
   std::vector<std::string> tasks;
-  int severity = 5;             // of the input-level tasks
-  std::string command;          // the command line, recorded in sweep.md
-  bool quick = false;           // set by quickSweepOptions(): sweep.md then says so
-  bool cacheFrozenPart = true;  // TrainOptions::cacheFrozenPart for every run
+  int severity = 5;                // of the input-level tasks
+  std::string command;             // the command line, recorded in sweep.md
+  std::string modelName = "demo";  // what sweep.md calls the 10-class model
+  bool quick = false;              // set by quickSweepOptions(): sweep.md then says so
+  bool cacheFrozenPart = true;     // TrainOptions::cacheFrozenPart for every run
 };
 
 // What --quick means: one seed, one learning rate (1e-2), 2 epochs, a 1-epoch probe and source
@@ -58,7 +60,8 @@ const std::vector<std::string>& sweepScenarios();
 struct SweepRun {
   std::string task;
   int seed = 0;
-  std::string plan;  // its trainable modules ("stem"; "auto-rgn: every layer, scaled")
+  std::string plan;       // its trainable modules ("stem"; "auto-rgn: every layer, scaled")
+  std::string batchNorm;  // batchNormModeName(): "eval", "train", "recalibrated, eval" ...
   std::vector<std::string> strategies;  // every strategy whose plan this is
   double learningRate = 0;
   bool ok = false;
@@ -66,6 +69,8 @@ struct SweepRun {
   bool chosen = false;  // the learning rate picked on validation for this plan
   int bestEpoch = 0;    // 1-based; 0: the unmodified model stayed best on validation
   double validationAccuracy = 0, testAccuracy = 0, testBefore = 0;
+  double sourceAccuracy = 0;              // after tuning, on clean source data (NaN: none)
+  std::vector<double> validationByEpoch;  // the validation accuracy after each epoch
   double seconds = 0;
 };
 
@@ -73,10 +78,15 @@ struct SweepRun {
 struct SweepCell {
   std::string strategy;      // "none", "block:stem", "stem+layer1", "all", "last", "auto-rgn", ...
   std::vector<double> test;  // target test accuracy per seed (NaN: failed)
-  std::vector<double> validation;    // the validation accuracy it was chosen by
-  std::vector<double> learningRate;  // chosen, per seed (NaN for none)
-  std::vector<std::string> plan;     // per seed ("stem", "none" ...)
-  double mean = 0, stdev = 0;        // over seeds (sample standard deviation; 0 for one seed)
+  std::vector<double> validation;      // the validation accuracy it was chosen by
+  std::vector<double> learningRate;    // chosen, per seed (NaN for none)
+  std::vector<std::string> plan;       // per seed ("stem", "none" ...)
+  std::vector<std::string> batchNorm;  // per seed: the BatchNorm mode chosen on validation
+  std::vector<double> source;          // source accuracy after tuning, per seed (NaN: none)
+  // Per seed, the test accuracy of the BatchNorm mode alone (its learning rate chosen on
+  // validation; NaN where the plan has no such mode: a head without BatchNorm trains in eval).
+  std::vector<double> evalMode, trainMode;
+  double mean = 0, stdev = 0;  // over seeds (sample standard deviation; 0 for one seed)
 };
 
 struct SweepTask {
@@ -89,7 +99,12 @@ struct SweepTask {
   std::vector<std::vector<std::string>> evidence;  // per seed
   std::vector<std::string> firstShiftedLayer;      // per seed
   std::vector<std::vector<std::pair<std::string, double>>> probeScores;  // per seed
-  std::vector<SweepCell> cells;                                          // in strategy order
+  std::vector<std::string> searchTables;  // auto: searchTable() of its candidates, per seed
+  // Per seed: auto's analysis and search plus its chosen run, and the chosen `all` run, in seconds.
+  std::vector<double> autoSeconds, allSeconds;
+  // The unmodified model on the clean source data (NaN: none).
+  double sourceBefore = std::numeric_limits<double>::quiet_NaN();
+  std::vector<SweepCell> cells;  // in strategy order
   const SweepCell* cell(const std::string& strategy) const;
 };
 

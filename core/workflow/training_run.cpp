@@ -25,6 +25,7 @@ std::string toText(const SharedStart& start) {
   json["ok"] = start.choice.ok;
   json["error"] = start.choice.error;
   json["plan"] = toJson(start.choice.plan);
+  json["learning_rate"] = start.choice.learningRate;
   json["data"] = start.dataFingerprint;
   return json.dump();
 }
@@ -35,6 +36,7 @@ SharedStart fromText(const std::string& text) {
   start.choice.ok = json.at("ok").get<bool>();
   start.choice.error = json.at("error").get<std::string>();
   fromJson(json.at("plan"), start.choice.plan);
+  start.choice.learningRate = json.at("learning_rate").get<double>();
   start.dataFingerprint = json.at("data").get<std::string>();
   return start;
 }
@@ -86,11 +88,15 @@ class TrainingRun {
         std::to_string(m_data.validation.size()) + " to validate, " +
         std::to_string(m_data.test.size()) + " to test");
     m_source = m_request.source;
-    if (!m_source && session.reference == "data" && !session.source.source.empty()) {
+    if (!m_source && !session.source.source.empty()) {
       DataSummary summary;
       loadRequestedData(session.source, m_loadedSource, summary);
       if (!summary.ok) return fail(summary.error);
       m_source = &m_loadedSource;
+    }
+    // Labelled source data in the model's classes also shows what each run forgets.
+    if (m_source) {
+      if (auto note = attachSource(m_data, *m_source); !note.empty()) say("  " + note);
     }
     return true;
   }
@@ -110,8 +116,11 @@ class TrainingRun {
             "layers in the app, or choose another strategy";
       return true;  // shared first, so every rank stops with the same message
     }
-    choice = choosePlan(*m_request.model, session.strategy, m_data, m_source, session.options,
-                        m_request.probeEpochs, m_hooks.status, m_control);
+    // The analysis compares with the source data when the session says so; the runs measure
+    // forgetting on it whenever there is some.
+    const Dataset* reference = session.reference == "data" ? m_source : nullptr;
+    choice = choosePlan(*m_request.model, session.strategy, m_data, reference, session.options,
+                        m_request.probeEpochs, m_hooks.status, m_control, m_hooks.candidateEvent);
     return true;
   }
 

@@ -35,6 +35,8 @@ struct TrainingRequest {
 
 struct TrainingHooks {
   std::function<void(const std::string&)> status;  // what is happening ("target: …", "probing …")
+  // Strategy auto: a candidate plan's short run (PlanCandidate::name), in `round` (0-based).
+  std::function<void(const std::string& candidate, int round, const TrainEvent&)> candidateEvent;
   std::function<void(const PlanChoice&)> planned;  // the plan, before the first step
   std::function<void(const TrainEvent&)> event;    // the trainer's steps and evaluations
   std::function<void(const Session&)>

@@ -148,11 +148,63 @@ void TestCli::analyzeAndSuggest() {
   QCOMPARE(snapshots.size(), 3);  // one JSON line per batch
   QCOMPARE(QJsonDocument::fromJson(snapshots.last()).object()["batch"].toInt(), 3);
 
-  const auto advice =
-      cli({"suggest", "--model", demo, "--shift", "label-permutation", "--batches", "5"});
+  // The analysis' plan alone, untried.
+  const auto advice = cli({"suggest", "--model", demo, "--shift", "label-permutation", "--batches",
+                           "5", "--strategy", "diagnosis"});
   QCOMPARE(advice.exitCode, 0);
   QVERIFY2(advice.out.contains("diagnosis: output-level"), qPrintable(advice.out));
   QVERIFY(advice.out.contains("train fc"));
+  // The validated plan (the default): its candidates tried on a split of the target, a table of
+  // how each did, and the winner with its BatchNorm mode; source accuracy from --source.
+  // The same small search for suggest and train: 20 items per class, 3 epochs.
+  const QStringList searchArguments{"--model",
+                                    demo,
+                                    "--shift",
+                                    "label-permutation",
+                                    "--train-per-class",
+                                    "20",
+                                    "--validation-per-class",
+                                    "10",
+                                    "--epochs",
+                                    "3",
+                                    "--lr",
+                                    "0.01",
+                                    "--source",
+                                    "fashion-mnist",
+                                    "--keep-source",
+                                    "100"};
+  const auto validated =
+      cli(QStringList{"suggest", "--batches", "5", "--source-split", "test"} + searchArguments);
+  QVERIFY2(validated.exitCode == 0, qPrintable(validated.err + validated.out));
+  for (const char* expected :
+       {"200 items to train, 100 to validate on", "for 1 epoch at lr 0.01 …", "candidate",
+        "recalibrate", "chosen", "plan (auto): Tried",
+        "BatchNorm: ", "source accuracy measured on 2000 of 10000 source items"}) {
+    QVERIFY2(validated.out.contains(expected),
+             qPrintable(QString(expected) + "\n" + validated.out));
+  }
+  // train --strategy auto records the candidates, their scores and the choice in the session,
+  // and source accuracy before and after.
+  const QString session = dir.filePath("auto.json");
+  const auto trained = cli(QStringList{"train", "--strategy", "auto"} + searchArguments +
+                           QStringList{"--session", session, "--out", dir.filePath("auto.pt")});
+  QVERIFY2(trained.exitCode == 0, qPrintable(trained.err + trained.out));
+  QVERIFY2(trained.out.contains("source accuracy "), qPrintable(trained.out));
+  QFile saved(session);
+  QVERIFY(saved.open(QIODevice::ReadOnly));
+  const auto report = QJsonDocument::fromJson(saved.readAll())
+                          .object()["runs"]
+                          .toArray()[0]
+                          .toObject()["report"]
+                          .toObject();
+  const auto search = report["search"].toObject();
+  QVERIFY(search["candidates"].toArray().size() >= 5);
+  const int chosen = search["chosen"].toInt();
+  QCOMPARE(search["candidates"].toArray()[chosen].toObject()["outcome"].toString(),
+           QString("chosen"));
+  QCOMPARE(search["max_source_drop"].toDouble(), 1.0);
+  QVERIFY(report["source_after"].toObject()["items"].toInt() > 0);
+  QVERIFY(report["plan"].toObject()["explanation"].toString().startsWith("Tried "));
   const auto bad = cli({"suggest", "--model", demo, "--strategy", "block:nope", "--batches", "2"});
   QCOMPARE(bad.exitCode, 1);
   QVERIFY(bad.err.contains("no block 'nope'"));
@@ -208,9 +260,9 @@ void TestCli::checkpointsOpenConvertAndGetANewHead() {
 
   // An ImageNet model (1000 outputs) on Fashion-MNIST's 10 classes, with ImageNet-C's spelling of
   // the shift: the images are made RGB and scaled, and a new head fits the classes.
-  const auto suggest =
-      cli({"suggest", "--model", checkpoints + "mobilenet_v3_small.pth", "--new-head", "--shift",
-           "gaussian_noise", "--severity", "5", "--batches", "2", "--batch-size", "8"});
+  const auto suggest = cli({"suggest", "--model", checkpoints + "mobilenet_v3_small.pth",
+                            "--new-head", "--shift", "gaussian_noise", "--severity", "5",
+                            "--batches", "2", "--batch-size", "8", "--strategy", "diagnosis"});
   QVERIFY2(suggest.exitCode == 0, qPrintable(suggest.err));
   QVERIFY2(suggest.err.contains("made RGB and scaled to 256 on its shorter side"),
            qPrintable(suggest.err));
@@ -360,7 +412,8 @@ void TestCli::trainRegression() {
   const auto advice =
       cli({"suggest", "--model", scalpel::test::fixture("regressor.pt"), "--target",
            scalpel::test::fixture("regression_target.csv"), "--regress", "ink,balance", "--source",
-           scalpel::test::fixture("regression_source.csv"), "--device", "cpu"});
+           scalpel::test::fixture("regression_source.csv"), "--device", "cpu", "--strategy",
+           "diagnosis"});
   QVERIFY2(advice.exitCode == 0, qPrintable(advice.err + advice.out));
   QVERIFY2(advice.out.contains("diagnosis: input-level"), qPrintable(advice.out));
   QVERIFY2(advice.out.contains("the targets are numbers (regression): the unmodified model's mean "

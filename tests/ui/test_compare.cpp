@@ -80,9 +80,9 @@ void TestCompare::comparesPlansSideBySide() {
   QTest::mouseClick(button(panel, "Compare"), Qt::LeftButton);
   QVERIFY(!button(panel, "Compare")->isEnabled());
   QVERIFY(!button(m_window.trainingPanel(), "Train")->isEnabled());  // one run at a time
-  // The overlay moves while the runs train.
-  QTRY_VERIFY_WITH_TIMEOUT(panel->curveCount() >= 1 && panel->curvePoints(0) >= 1, 120000);
-  QVERIFY(finished.wait(400000));
+  // The overlay moves while the runs train (the first, auto, tries its candidates first).
+  QTRY_VERIFY_WITH_TIMEOUT(panel->curveCount() >= 1 && panel->curvePoints(0) >= 1, 400000);
+  QVERIFY(finished.wait(600000));
 
   QCOMPARE(panel->runCount(), 4);
   QCOMPARE(panel->curveCount(), 4);

@@ -5,6 +5,7 @@
 
 #include "analysis/advisor.h"
 #include "analysis/gradient_profile.h"
+#include "analysis/plan_candidates.h"
 #include "analysis/shift_analysis.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
@@ -71,6 +72,8 @@ class TestAdvisor : public QObject {
   void cleanDataHasNoShift();
   void strategies();
   void sentencesAgreeWithTheirFigures();
+  void candidatePlans_data();
+  void candidatePlans();
 };
 
 void TestAdvisor::gaussianNoiseIsInputLevel() {
@@ -194,6 +197,87 @@ void TestAdvisor::strategies() {
     largest = std::max(largest, scale);
   }
   QCOMPARE(largest, 1.0);
+}
+
+// What the validated plan weighs, per kind of shift: the diagnosed unit, it joined with each
+// neighbour, Auto-RGN, every layer; both BatchNorm modes where the plan trains a BatchNorm (the
+// linear head has none); recalibration alone. No two candidates are the same plan.
+void TestAdvisor::candidatePlans_data() {
+  QTest::addColumn<int>("kind");
+  QTest::addColumn<QStringList>("expected");
+  QTest::newRow("input-level") << int(ShiftKind::InputLevel)
+                               << QStringList{"stem+layer1 · BN eval",
+                                              "stem+layer1 · BN train",
+                                              "stem+layer1+layer2 · BN eval",
+                                              "stem+layer1+layer2 · BN train",
+                                              "auto-rgn · BN eval",
+                                              "all · BN eval",
+                                              "all · BN train",
+                                              "recalibrate"};
+  QTest::newRow("feature-level") << int(ShiftKind::FeatureLevel)
+                                 << QStringList{
+                                        "layer3 · BN eval",        "layer3 · BN train",
+                                        "layer2+layer3 · BN eval", "layer2+layer3 · BN train",
+                                        "layer3+fc · BN eval",     "layer3+fc · BN train",
+                                        "auto-rgn · BN eval",      "all · BN eval",
+                                        "all · BN train",          "recalibrate"};
+  QTest::newRow("output-level") << int(ShiftKind::OutputLevel)
+                                << QStringList{"fc · BN eval",         "layer3+fc · BN eval",
+                                               "layer3+fc · BN train", "auto-rgn · BN eval",
+                                               "all · BN eval",        "all · BN train",
+                                               "recalibrate"};
+  // No shift names no block: the last one stands in for it.
+  QTest::newRow("none") << int(ShiftKind::None)
+                        << QStringList{"fc · BN eval",         "layer3+fc · BN eval",
+                                       "layer3+fc · BN train", "auto-rgn · BN eval",
+                                       "all · BN eval",        "all · BN train",
+                                       "recalibrate"};
+}
+
+void TestAdvisor::candidatePlans() {
+  QFETCH(int, kind);
+  QFETCH(QStringList, expected);
+  const auto& tree = demoTree();
+  Diagnosis diagnosis;
+  diagnosis.kind = static_cast<ShiftKind>(kind);
+  if (diagnosis.kind == ShiftKind::FeatureLevel) {
+    for (int i = 0; i < static_cast<int>(tree.size()); ++i) {
+      if (tree.node(i).name == "layer3.conv1") diagnosis.firstSignificantNode = i;
+    }
+  }
+  // Auto-RGN's plan as planFreeze makes it from gradients: every module with weights, scaled.
+  FreezePlan rgn;
+  rgn.strategy = "auto-rgn";
+  for (const char* module : {"stem.0", "layer1.conv1", "fc"}) {
+    rgn.trainable.push_back(module);
+    rgn.learningRateScale[module] = 0.5;
+  }
+  const auto candidates = proposePlans(tree, diagnosis, &rgn);
+  QStringList names;
+  for (const auto& candidate : candidates) names << QString::fromStdString(candidate.name);
+  QCOMPARE(names, expected);
+  QCOMPARE(QString::fromStdString(candidates.front().origin),
+           diagnosis.kind == ShiftKind::None ? QString("neighbour") : QString("diagnosis"));
+  for (const auto& candidate : candidates) {
+    QCOMPARE(candidate.plan.strategy, std::string("auto"));
+    if (candidate.origin == "recalibrate") {
+      QVERIFY(candidate.plan.trainable.empty() && candidate.plan.recalibrate);
+      continue;
+    }
+    QVERIFY(!candidate.plan.trainable.empty());
+    QVERIFY(!candidate.plan.recalibrate);  // only once the search has seen it help
+    QCOMPARE(rescalesByRgn(candidate.plan), candidate.origin == "auto-rgn");
+    QVERIFY(candidate.plan.batchNorm == "eval" || candidate.plan.batchNorm == "train");
+  }
+  // The merged first unit: its blocks, in order.
+  if (diagnosis.kind == ShiftKind::InputLevel) {
+    FreezePlan stem, layer1;
+    planFreeze("block:stem", tree, diagnosis, nullptr, stem);
+    planFreeze("block:layer1", tree, diagnosis, nullptr, layer1);
+    auto both = stem.trainable;
+    both.insert(both.end(), layer1.trainable.begin(), layer1.trainable.end());
+    QCOMPARE(candidates.front().plan.trainable, both);
+  }
 }
 
 QTEST_GUILESS_MAIN(TestAdvisor)

@@ -14,16 +14,21 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "data/batch_stream.h"
 #include "data/data_source.h"
 #include "data/idx_reader.h"
 #include "data/shifts.h"
 #include "data/splits.h"
 #include "io/model_export.h"
 #include "io/run_report.h"
+#include "io/train_format.h"
+#include "model/script_model.h"
 #include "support/reference.h"
 #include "train/foreach_optimizer.h"
 #include "train/trainer.h"
@@ -129,6 +134,8 @@ class TestTrainer : public QObject {
   void foreachOptimiserMatchesTorchOptim();
   void exportRoundTripsThroughPython();
   void probeKeepsTheBestBlock();
+  void recalibrationReestimatesBatchNorm();
+  void autoTriesPlansOnValidation();
   void failedExportKeepsThePreviousFile();
   void channelsLastMatchesTheDefaultLayout();
   void bf16AutocastStaysCloseToFp32();
@@ -716,6 +723,153 @@ void TestTrainer::probeKeepsTheBestBlock() {
   const auto cancelled = choosePlan(test::demo(), "probe", data, nullptr, options, 2, {}, &control);
   QVERIFY(!cancelled.ok);
   QVERIFY(cancelled.error.find("cancelled") != std::string::npos);
+}
+
+// AdaBN: a plan that only recalibrates re-estimates every BatchNorm on the training split and
+// trains nothing. The first BatchNorm's input depends on no other, so its new statistics must be
+// the batches' own: the mean over the batches (in order, at the run's batch size) of each batch's
+// channel means and unbiased variances, whatever momentum the model was scripted with.
+void TestTrainer::recalibrationReestimatesBatchNorm() {
+  const auto t = target("gaussian-noise", 30, 20, 1000);
+  std::vector<std::size_t> firstItems(500);
+  std::iota(firstItems.begin(), firstItems.end(), 0);
+  const Dataset source = fashionTest().subset(firstItems);  // clean: what tuning may forget
+  TrainData data = t.data();
+  data.source = &source;
+  FreezePlan plan;
+  QCOMPARE(planFreeze("recalibrate", test::demo().tree(), {}, nullptr, plan), std::string());
+  const auto result = trainModel(test::demo(), plan, data, quickOptions(1));
+  QVERIFY2(result.ok, result.error.c_str());
+  QCOMPARE(result.steps, std::size_t(0));
+  QCOMPARE(result.trainableParameters, std::int64_t(0));
+  QVERIFY(result.validationRecalibrated.items > 0);
+  QCOMPARE(result.validationAfter.accuracy, result.validationRecalibrated.accuracy);
+  test::figure("trainer.recalibrate.noise_gain",
+               result.validationAfter.accuracy - result.validationBefore.accuracy);
+  // Demo models gain 30-40 points here (26% -> 64% for seed 0's): a third of the least.
+  QVERIFY(result.validationAfter.accuracy > result.validationBefore.accuracy + 0.1);
+  QCOMPARE(result.sourceBefore.items, std::size_t(500));
+  QCOMPARE(result.sourceAfter.items, std::size_t(500));
+  QVERIFY(result.sourceBefore.accuracy > 0.8);  // the clean model reaches ~91%
+
+  auto tuned = loadBytes(*result.tunedModel);
+  auto conv = tuned.attr("stem").toModule().attr("0").toModule();
+  auto norm = tuned.attr("stem").toModule().attr("1").toModule();
+  auto options = test::demo().script().batchOptions();
+  options.shuffle = false;
+  options.batchSize = quickOptions().batchSize;
+  std::vector<std::size_t> all(t.train.size());
+  std::iota(all.begin(), all.end(), 0);
+  BatchStream stream(BatchStream::borrow(t.train), all, options);
+  torch::NoGradGuard noGrad;
+  torch::Tensor means, variances;
+  double batches = 0;
+  stream.startEpoch(0);
+  while (auto batch = stream.next()) {
+    const auto y = conv.forward({batch->inputs}).toTensor().to(torch::kFloat64);
+    const auto mean = y.mean({0, 2, 3});
+    const auto variance = y.var({0, 2, 3}, /*unbiased=*/true);
+    means = means.defined() ? means + mean : mean;
+    variances = variances.defined() ? variances + variance : variance;
+    batches += 1;
+  }
+  const auto runningMean = norm.attr("running_mean").toTensor().to(torch::kFloat64);
+  const auto runningVar = norm.attr("running_var").toTensor().to(torch::kFloat64);
+  QVERIFY2(torch::allclose(runningMean, means / batches, 1e-4, 1e-5),
+           qPrintable(QString::number((runningMean - means / batches).abs().max().item<double>())));
+  QVERIFY(torch::allclose(runningVar, variances / batches, 1e-4, 1e-5));
+  // The source model's statistics were others.
+  auto original = test::demo().script().module().attr("stem").toModule().attr("1").toModule();
+  QVERIFY(!torch::allclose(original.attr("running_mean").toTensor().to(torch::kFloat64),
+                           runningMean, 1e-2, 1e-3));
+}
+
+// The validated plan: the analysis' candidates, tried on the validation split, the best kept with
+// its BatchNorm mode and learning rate; every candidate's runs heard, the source data's accuracy
+// measured in the last round, a limit on what may be lost respected, the search in the report.
+void TestTrainer::autoTriesPlansOnValidation() {
+  const auto shifted = *applyShift(fashionTest(), "gaussian-noise", 5, 7).dataset;
+  auto data = splitTarget(shifted, TargetSplit{30, 20, 1}, "noisy");
+  QVERIFY2(data.ok, data.error.c_str());
+  QVERIFY(!attachSource(data, fashionTest()).empty());
+  QCOMPARE(data.source.size(), std::size_t(2000));
+  auto options = quickOptions(3);
+  options.learningRate = 1e-2;
+  std::set<std::string> heard;
+  int finished = 0;
+  const auto candidateEvent = [&](const std::string& name, int, const TrainEvent& event) {
+    heard.insert(name);
+    if (event.kind == TrainEvent::Kind::Finished) ++finished;
+  };
+  const auto choice =
+      choosePlan(test::demo(), "auto", data, nullptr, options, 2, {}, nullptr, candidateEvent);
+  QVERIFY2(choice.ok, choice.error.c_str());
+  QVERIFY(choice.diagnosed);
+  const PlanSearch& search = choice.search;
+  qInfo("%s", searchTable(search).c_str());
+  std::set<std::string> origins;
+  for (const auto& candidate : search.candidates) origins.insert(candidate.origin);
+  QCOMPARE(origins,
+           (std::set<std::string>{"diagnosis", "neighbour", "auto-rgn", "all", "recalibrate"}));
+  QCOMPARE(int(heard.size()), int(search.candidates.size()));  // every candidate ran
+  QCOMPARE(finished, search.runs);
+  QVERIFY(search.chosen >= 0 && search.chosen < int(search.candidates.size()));
+  const auto& winner = search.candidates[static_cast<std::size_t>(search.chosen)];
+  QCOMPARE(winner.outcome, std::string("chosen"));
+  QCOMPARE(choice.plan.trainable, winner.plan.trainable);
+  QCOMPARE(choice.plan.batchNorm, winner.plan.batchNorm);
+  QCOMPARE(choice.plan.strategy, std::string("auto"));
+  QCOMPARE(choice.learningRate, winner.learningRate);
+  // Nothing that reached as far did better; the diagnosed plan reached the last round.
+  bool diagnosisInTheLastRound = false;
+  for (const auto& candidate : search.candidates) {
+    if (candidate.validation.size() != winner.validation.size()) continue;
+    QVERIFY2(candidate.validation.back() <= winner.validation.back(), candidate.name.c_str());
+    diagnosisInTheLastRound |= candidate.origin == "diagnosis";
+  }
+  QVERIFY(diagnosisInTheLastRound);
+  QVERIFY2(choice.plan.explanation.find("Tried " + std::to_string(search.candidates.size())) == 0,
+           choice.plan.explanation.c_str());
+  QVERIFY2(choice.plan.explanation.find(winner.name) != std::string::npos,
+           choice.plan.explanation.c_str());
+  QVERIFY(search.sourceBefore > 0.8);
+  QVERIFY(std::isfinite(winner.sourceAfter));
+  QVERIFY(search.seconds > 0 && search.fullModelEpochs > 0);
+  // The winner beats the unmodified model on validation: gaussian noise costs it 60 points.
+  QVERIFY(winner.validation.back() > search.validationBefore + 0.1);
+
+  // Keeping all source accuracy (a limit of 0 points): the winner lost none, or every finalist
+  // lost some and it lost least.
+  auto keep = options;
+  keep.maxSourceDrop = 0;
+  const auto kept = choosePlan(test::demo(), "auto", data, nullptr, keep, 2);
+  QVERIFY2(kept.ok, kept.error.c_str());
+  const auto& keeper = kept.search.candidates[static_cast<std::size_t>(kept.search.chosen)];
+  if (kept.search.sourceBefore - keeper.sourceAfter > 1e-9) {
+    for (const auto& candidate : kept.search.candidates) {
+      const bool finalist = candidate.outcome.rfind("out after", 0) != 0;
+      if (&candidate == &keeper || !finalist || !std::isfinite(candidate.sourceAfter)) continue;
+      QVERIFY2(candidate.outcome.rfind("lost", 0) == 0, candidate.outcome.c_str());
+      QVERIFY(candidate.sourceAfter <= keeper.sourceAfter);
+    }
+  }
+
+  // The run trains the winner at its rate and reports the search and the source accuracy.
+  const auto run = fineTune(test::demo(), choice, data, options);
+  QVERIFY2(run.result.ok, run.result.error.c_str());
+  QCOMPARE(run.report.options.learningRate, winner.learningRate);
+  QVERIFY(run.report.search == search);
+  QCOMPARE(run.report.sourceAfter.items, std::size_t(2000));
+  RunReport parsed;
+  QCOMPARE(parseRunReport(runReportToJson(run.report), parsed), std::string());
+  QVERIFY(parsed.search == run.report.search);
+  QVERIFY(parsed.sourceAfter == run.report.sourceAfter);
+
+  TrainControl control;
+  control.cancel();
+  const auto cancelled = choosePlan(test::demo(), "auto", data, nullptr, options, 2, {}, &control);
+  QVERIFY(!cancelled.ok);
+  QVERIFY2(cancelled.error.find("cancelled") != std::string::npos, cancelled.error.c_str());
 }
 
 namespace {

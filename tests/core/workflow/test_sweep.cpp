@@ -80,7 +80,7 @@ void TestSweep::initTestCase() {
 void TestSweep::everyTaskAndStrategyHasANumber() {
   QCOMPARE(int(m_mean.size()), kTasks.size());
   for (const char* expected : {"none", "stem", "layer1", "layer2", "layer3", "fc", "all", "last",
-                               "auto-rgn", "auto", "probe"}) {
+                               "auto-rgn", "recalibrate", "diagnosis", "auto"}) {
     QVERIFY2(m_strategies.contains(expected), qPrintable(m_strategies.join(' ')));
   }
   for (const auto& task : kTasks) {
@@ -103,7 +103,9 @@ void TestSweep::filesParse_data() {
 void TestSweep::filesParse() {
   QFETCH(QString, file);
   const QByteArray bytes = readText(m_out + "/sweep-runs.csv").toUtf8();
-  QVERIFY(bytes.startsWith("task,seed,plan,strategies,learning_rate,chosen"));
+  QVERIFY(bytes.startsWith("task,seed,plan,strategies,batch_norm,learning_rate,chosen"));
+  // Every strategy in both BatchNorm modes where it trains a BatchNorm.
+  QVERIFY(bytes.contains(",train,") && bytes.contains(",eval,"));
   QFile png(m_out + "/" + file);
   QVERIFY2(png.open(QIODevice::ReadOnly), qPrintable(file));
   const QByteArray data = png.readAll();
@@ -154,8 +156,10 @@ void TestSweep::markdownExplains() {
   const QString md = readText(m_out + "/sweep.md");
   for (const char* expected :
        {"scalpel-cli sweep --scenario fmnist-paper --quick", "## Target test accuracy",
-        "## Which block wins", "Compared with METHOD.md", "input-level", "feature-level",
-        "output-level", "(gaussian-noise.png)", "Diagnosis"}) {
+        "## Does `auto` beat training everything?", "## Each BatchNorm mode alone",
+        "## Source accuracy after tuning", "`auto`'s candidates, seed 0", "chosen",
+        "Compared with METHOD.md", "input-level", "feature-level", "output-level",
+        "(gaussian-noise.png)", "Diagnosis"}) {
     QVERIFY2(md.contains(expected), expected);
   }
   // The advisor sees the label permutation for what it is.

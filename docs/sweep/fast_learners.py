@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Does a short run rank plans by where they end, or by how fast they start?
+
+Reads a sweep's sweep-runs.csv (every plan in each BatchNorm mode at each learning rate, with its
+validation accuracy after every epoch) and, per task and seed, compares three ways of picking a
+plan from its first epochs with the plan that is best after the whole run (10 epochs, the best
+epoch on validation):
+
+  raw@1      the validation accuracy after 1 epoch
+  raw@2      ... after 2 epochs (raw@3: 3)
+  ranked@2   after 2 epochs, plus what the second epoch added, once more: the score Scalpel's plan
+             search ranks by (workflow/plan_search.cpp, rankedScore)
+
+For each it prints how often it picks the plan that ends best, the test accuracy it gives up
+against that plan (regret, points), and the rank correlation with the final order. Each plan is
+taken at the learning rate its whole run chose. Usage: fast_learners.py SWEEP-RUNS.CSV ...
+"""
+import csv
+import sys
+from collections import defaultdict
+
+
+def ranks(values):
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    result = [0.0] * len(values)
+    for position, i in enumerate(order):
+        result[i] = position
+    return result
+
+
+def spearman(a, b):
+    ra, rb = ranks(a), ranks(b)
+    n = len(a)
+    mean = (n - 1) / 2
+    cov = sum((x - mean) * (y - mean) for x, y in zip(ra, rb))
+    var = sum((x - mean) ** 2 for x in ra)
+    return cov / var if var else 0.0
+
+
+def main(paths):
+    runs = []
+    for path in paths:
+        with open(path, newline="") as f:
+            runs += [row for row in csv.DictReader(f) if row["validation_by_epoch"]]
+    # (task, seed) -> (plan, mode) -> the run whose final validation is best over learning rates
+    plans = defaultdict(dict)
+    for row in runs:
+        key = (row["task"], row["seed"])
+        plan = (row["plan"], row["batch_norm"])
+        if row["plan"].startswith("BatchNorm recalibration"):
+            continue  # it does not train: nothing to rank by its start
+        best = plans[key].get(plan)
+        if best is None or float(row["validation_accuracy"]) > float(best["validation_accuracy"]):
+            plans[key][plan] = row
+    rules = {
+        "raw@1": lambda v: v[0],
+        "raw@2": lambda v: v[1],
+        "raw@3": lambda v: v[2],
+        "ranked@2": lambda v: v[1] + max(0.0, v[1] - v[0]),
+    }
+    totals = {rule: [0, 0.0, 0.0] for rule in rules}
+    cases = 0
+    for (task, seed), candidates in sorted(plans.items()):
+        rows = list(candidates.values())
+        epochs = [[float(x) for x in row["validation_by_epoch"].split()] for row in rows]
+        if len(rows) < 3 or min(len(e) for e in epochs) < 3:
+            continue
+        final = [float(row["validation_accuracy"]) for row in rows]
+        test = [float(row["test_accuracy"]) for row in rows]
+        truth = max(range(len(rows)), key=lambda i: final[i])
+        cases += 1
+        line = f"{task} seed {seed}: ends best {rows[truth]['plan']} ({rows[truth]['batch_norm']})"
+        for rule, score in rules.items():
+            scores = [score(e) for e in epochs]
+            pick = max(range(len(rows)), key=lambda i: scores[i])
+            totals[rule][0] += pick == truth
+            totals[rule][1] += test[truth] - test[pick]
+            totals[rule][2] += spearman(scores, final)
+            line += f"; {rule} picks {rows[pick]['plan']} ({rows[pick]['batch_norm']})"
+        print(line)
+    print(f"\n{cases} task × seed cases")
+    print("rule       picks the final best   test regret (points)   rank correlation")
+    for rule, (hits, regret, rho) in totals.items():
+        print(f"{rule:10} {hits:>3}/{cases:<18} {regret / max(cases, 1):>8.2f}"
+              f"               {rho / max(cases, 1):>6.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["docs/sweep/sweep-runs.csv"])
