@@ -825,6 +825,10 @@ class Attempt {
       if (momentum && momentum->isDouble()) norm.factor = momentum->toDouble();
       norm.cumulative = momentum && momentum->isNone();
       if (norm.cumulative) norm.factor = 1;
+      if (!(norm.factor > 0)) {  // momentum 0: its statistics never move, so none can be read
+        m_log->warn("recalibration leaves {} as it is: its momentum is 0", item.name);
+        continue;
+      }
       norm.module.train(true);
       norms.push_back(std::move(norm));
     }
