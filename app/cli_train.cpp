@@ -310,6 +310,10 @@ void printSummary(const TrainCommand& command, const FineTuneRun& run) {
   std::cout << "trained " << result.trainableParameters << " of "
             << result.trainableParameters + result.frozenParameters << " parameters\n";
   if (!result.frozenCache.empty()) std::cout << "frozen part: " << result.frozenCache << "\n";
+  if (result.resumedEpochs > 0) {
+    std::cout << "went on from the search's last run of the plan, after " << result.resumedEpochs
+              << (result.resumedEpochs == 1 ? " epoch\n" : " epochs\n");
+  }
   if (result.processes > 1) {
     std::cout << "on " << result.processes << " processes: each all-reduced "
               << result.gradientBytesReduced << " bytes of gradients in " << result.steps

@@ -370,6 +370,9 @@ void TrainingPanel::onCandidateEvaluated(const QString& candidate, int round,
     graph = m_curves->addGraph(m_curves->xAxis, m_curves->yAxis2);
     const int index = static_cast<int>(m_candidateCurves.size());
     graph->setPen(QPen(QColor::fromHsv((index * 47) % 360, 140, 200), 1, Qt::DashLine));
+    // A round of one epoch has one evaluation: a point, which a line alone would not show. A
+    // later round goes on from the earlier one, so its curve starts where that point is.
+    graph->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, 4));
     graph->setName("plan candidates");
     if (!m_candidateCurves.isEmpty()) graph->removeFromLegend();
     m_candidateCurves.insert(key, graph);
@@ -414,6 +417,12 @@ void TrainingPanel::onFinished(const FineTuneRun& run, const QString& planError)
   if (!r.frozenCache.empty()) {
     text += QString("<br><span style='color:#555'>Frozen part: %1</span>")
                 .arg(QString::fromStdString(r.frozenCache).toHtmlEscaped());
+  }
+  if (r.resumedEpochs > 0) {
+    text += QString(
+                "<br><span style='color:#555'>Epochs 1–%1 are the search's last run of this "
+                "plan: the run went on from there.</span>")
+                .arg(r.resumedEpochs);
   }
   m_result->setText(text);
 }

@@ -222,8 +222,8 @@ std::string explainSearch(const PlanSearch& search) {
   std::string text =
       "Tried " + std::to_string(search.candidates.size()) + " plans on the validation split (" +
       std::to_string(search.runs) +
-      " short runs; each round the best third, and the diagnosed plan, went on for three times as "
-      "long). " +
+      " short runs; each round the best third, and the diagnosed plan, trained on to three times "
+      "the epochs). " +
       "On validation " + search.scoreName + ", " + reached(winner);
   std::string against;
   for (const auto* other : {diagnosed, everything}) {

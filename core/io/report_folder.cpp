@@ -133,6 +133,10 @@ std::string markdown(const RunReport& r, bool curves) {
   md += format(" after %zu steps in %.1f s\n", r.steps, r.seconds);
   if (!r.message.empty()) md += "- **Message:** " + r.message + "\n";
   if (!r.frozenCache.empty()) md += "- **Frozen part:** " + r.frozenCache + "\n";
+  if (r.resumedEpochs > 0) {
+    md += format("- **Went on from the plan search's run** after %d epoch%s\n", r.resumedEpochs,
+                 r.resumedEpochs == 1 ? "" : "s");
+  }
   const std::string score = r.validationBefore.scoreName();  // accuracy, or R² for regression
   if (evaluated(r.validationAfter)) {
     md += "- **Validation " + score + ":** " + percent(r.validationBefore.score()) + " → " +

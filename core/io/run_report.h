@@ -60,6 +60,7 @@ struct RunReport {
   double seconds = 0;
   std::string frozenCache;  // TrainResult::frozenCache: cached, or why not
   double cacheSeconds = 0;
+  int resumedEpochs = 0;  // TrainResult::resumedEpochs: the search's epochs the run went on from
 };
 
 // Fills the result part of a report (outcome, metrics, history) from a finished run.

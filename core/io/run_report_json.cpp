@@ -35,6 +35,7 @@ void fillRunReport(const TrainResult& result, RunReport& report) {
   report.seconds = result.seconds;
   report.frozenCache = result.frozenCache;
   report.cacheSeconds = result.cacheSeconds;
+  report.resumedEpochs = result.resumedEpochs;
 }
 
 TrainResult resultOfReport(const RunReport& report, std::shared_ptr<const std::string> tunedModel) {
@@ -60,6 +61,7 @@ TrainResult resultOfReport(const RunReport& report, std::shared_ptr<const std::s
   result.seconds = report.seconds;
   result.frozenCache = report.frozenCache;
   result.cacheSeconds = report.cacheSeconds;
+  result.resumedEpochs = report.resumedEpochs;
   result.tunedModel = std::move(tunedModel);
   return result;
 }

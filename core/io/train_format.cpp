@@ -278,6 +278,7 @@ ordered_json toJson(const RunReport& report) {
   out["seconds"] = report.seconds;
   out["frozen_cache"] = report.frozenCache;
   out["cache_seconds"] = report.cacheSeconds;
+  if (report.resumedEpochs) out["resumed_epochs"] = report.resumedEpochs;
   return out;
 }
 
@@ -423,6 +424,7 @@ void fromJson(const json& value, RunReport& out, bool strict) {
   fields.read("seconds", out.seconds);
   fields.read("frozen_cache", out.frozenCache);
   fields.read("cache_seconds", out.cacheSeconds);
+  fields.read("resumed_epochs", out.resumedEpochs);
 }
 
 // ---- equality -------------------------------------------------------------------------------
@@ -520,7 +522,7 @@ bool operator==(const RunReport& a, const RunReport& b) {
          a.sourceAfter == b.sourceAfter && a.validationRecalibrated == b.validationRecalibrated &&
          a.search == b.search && a.history == b.history && a.bestEvaluation == b.bestEvaluation &&
          a.steps == b.steps && sameNumber(a.seconds, b.seconds) && a.frozenCache == b.frozenCache &&
-         sameNumber(a.cacheSeconds, b.cacheSeconds);
+         sameNumber(a.cacheSeconds, b.cacheSeconds) && a.resumedEpochs == b.resumedEpochs;
 }
 
 }  // namespace scalpel

@@ -14,6 +14,12 @@ std::vector<torch::Tensor> pick(const std::vector<torch::Tensor>& all,
   return chosen;
 }
 
+// A copy in host memory (a copy even when the tensor is there already).
+torch::Tensor hostCopy(const torch::Tensor& tensor) {
+  return tensor.detach().to(tensor.options().device(torch::kCPU), /*non_blocking=*/false,
+                            /*copy=*/true);
+}
+
 }  // namespace
 
 void ForeachOptimizer::addGroup(std::vector<torch::Tensor> parameters, double learningRate) {
@@ -27,6 +33,43 @@ void ForeachOptimizer::addGroup(std::vector<torch::Tensor> parameters, double le
       group.second.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
   }
   m_groups.push_back(std::move(group));
+}
+
+std::vector<ForeachOptimizer::GroupState> ForeachOptimizer::state() const {
+  torch::NoGradGuard noGrad;
+  std::vector<GroupState> state;
+  for (const auto& group : m_groups) {
+    GroupState saved;
+    saved.steps = group.steps;
+    for (const auto& t : group.first) saved.first.push_back(hostCopy(t));
+    for (const auto& t : group.second) saved.second.push_back(hostCopy(t));
+    state.push_back(std::move(saved));
+  }
+  return state;
+}
+
+bool ForeachOptimizer::setState(const std::vector<GroupState>& state) {
+  if (state.size() != m_groups.size()) return false;
+  const auto fits = [](const std::vector<torch::Tensor>& to,
+                       const std::vector<torch::Tensor>& from) {
+    if (to.size() != from.size()) return false;
+    for (std::size_t i = 0; i < to.size(); ++i) {
+      if (!to[i].sizes().equals(from[i].sizes())) return false;
+    }
+    return true;
+  };
+  for (std::size_t g = 0; g < m_groups.size(); ++g) {
+    if (!fits(m_groups[g].first, state[g].first) || !fits(m_groups[g].second, state[g].second))
+      return false;
+  }
+  torch::NoGradGuard noGrad;
+  for (std::size_t g = 0; g < m_groups.size(); ++g) {
+    auto& group = m_groups[g];
+    group.steps = state[g].steps;
+    for (std::size_t i = 0; i < group.first.size(); ++i) group.first[i].copy_(state[g].first[i]);
+    for (std::size_t i = 0; i < group.second.size(); ++i) group.second[i].copy_(state[g].second[i]);
+  }
+  return true;
 }
 
 void ForeachOptimizer::zeroGrad() {

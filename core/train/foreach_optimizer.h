@@ -31,6 +31,16 @@ class ForeachOptimizer {
   // One step on every parameter that has a gradient.
   void step();
 
+  // Each group's moments (or momentum buffers) and step count: what a resumed run goes on from.
+  struct GroupState {
+    std::vector<torch::Tensor> first, second;
+    std::int64_t steps = 0;
+  };
+  // Copies in host memory.
+  std::vector<GroupState> state() const;
+  // Takes state() of an optimiser with the same groups of the same shapes; false otherwise.
+  bool setState(const std::vector<GroupState>& state);
+
  private:
   struct Group {
     std::vector<torch::Tensor> parameters;

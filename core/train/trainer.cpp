@@ -33,6 +33,30 @@
 
 namespace scalpel {
 
+struct TrainState {
+  std::string key;  // what must match for a run to go on from it (Attempt::resumeKey)
+  // Trainable parameters and every buffer, by name ("parameter fc.weight", "buffer
+  // stem.1.running_mean"): as training left them, and of the best state. Frozen parameters are
+  // the model's own.
+  std::vector<std::string> names;
+  std::vector<torch::Tensor> end, best;
+  std::vector<ForeachOptimizer::GroupState> optimizer;
+  std::size_t steps = 0;
+  int epochs = 0;
+  std::vector<EvaluationPoint> history;
+  std::vector<TrainEvent> events;  // its steps and evaluations, for curves to replay
+  int bestEvaluation = -1;
+  Evaluation bestValidation;
+  Evaluation validationRecalibrated;
+  std::size_t bytes = 0;
+};
+
+std::size_t trainStateBytes(const TrainState& state) { return state.bytes; }
+
+bool resumable(const TrainOptions& options) {
+  return options.schedule == "constant" && options.warmupFraction == 0 && options.maxSteps == 0;
+}
+
 void TrainControl::pause() { m_pause = true; }
 
 void TrainControl::resume() {
@@ -478,16 +502,7 @@ std::string formatSeconds(double seconds) {
 }
 
 // Half the memory this machine has available now (the cache lives in RAM).
-double defaultCacheBudget() {
-  std::ifstream info("/proc/meminfo");
-  std::string key;
-  double kilobytes = 0;
-  while (info >> key >> kilobytes) {
-    if (key == "MemAvailable:") return kilobytes * 1024 / 2;
-    info.ignore(256, '\n');
-  }
-  return 2e9;  // not Linux: a modest 2 GB
-}
+double defaultCacheBudget() { return availableHostMemory() / 2; }
 
 // One run at the options' batch size, step by step; trainModel retries it with smaller batches.
 class Attempt {
@@ -515,7 +530,7 @@ class Attempt {
       if (auto problem = openData(); !problem.empty()) return fail(problem);
       if (auto problem = checkShapes(); !problem.empty()) return fail(problem);
       measureBefore();
-      recalibrateBatchNorm();
+      if (!resume()) recalibrateBatchNorm();  // a resumed state has its statistics already
       cacheFrozenPart();
       train();
       finish();
@@ -538,7 +553,11 @@ class Attempt {
   }
 
  private:
-  void emit(const TrainEvent& event) const {
+  void emit(const TrainEvent& event) {
+    // What a run that goes on from this one replays (keepEndState).
+    if (m_options.keepEndState &&
+        (event.kind == TrainEvent::Kind::Step || event.kind == TrainEvent::Kind::Evaluation))
+      m_pastEvents.push_back(event);
     if (m_events) m_events(event);
   }
 
@@ -790,6 +809,121 @@ class Attempt {
     m_best = m_result.validationBefore;
   }
 
+  // What a state must have been made with for this run to go on from it: everything that decides
+  // what one more step does, except the run's length.
+  std::string resumeKey() const {
+    std::ostringstream key;
+    key.precision(17);
+    for (const auto& module : m_plan.trainable) {
+      const auto scale = m_plan.learningRateScale.find(module);
+      key << module << '*' << (scale == m_plan.learningRateScale.end() ? 1.0 : scale->second)
+          << ' ';
+    }
+    key << "| bn " << m_plan.batchNorm << ' ' << m_options.batchNormEval << " rgn "
+        << rescalesByRgn(m_plan) << " | " << m_options.optimizer << ' ' << m_options.learningRate
+        << ' ' << m_options.weightDecay << ' ' << m_options.momentum << " batch "
+        << m_options.batchSize << " seed " << m_options.seed << ' ' << m_options.loss << ' '
+        << m_options.precision << ' ' << m_options.selectBy << " | " << m_data.train->size() << ' '
+        << m_data.validation->size() << " processes " << m_processes;
+    return key.str();
+  }
+
+  // The tensors a state holds, from `values` in stateTensors() order: the trainable parameters
+  // and every buffer.
+  std::vector<std::pair<std::string, torch::Tensor>> stateEntries(
+      const std::vector<torch::Tensor>& values) {
+    std::vector<std::pair<std::string, torch::Tensor>> entries;
+    std::size_t i = 0;
+    for (const auto& item : m_loaded->module().named_parameters()) {
+      if (item.value.requires_grad()) entries.emplace_back("parameter " + item.name, values.at(i));
+      ++i;
+    }
+    for (const auto& item : m_loaded->module().named_buffers())
+      entries.emplace_back("buffer " + item.name, values.at(i++));
+    return entries;
+  }
+
+  // Where this run ended, for TrainResult::endState (before the best state is restored).
+  void keepEndState() {
+    if (!m_options.keepEndState || m_groups.empty() || m_result.cancelled || m_result.diverged)
+      return;
+    torch::NoGradGuard noGrad;
+    const auto host = [](const torch::Tensor& t) {
+      return t.detach().to(t.options().device(torch::kCPU), false, /*copy=*/true);
+    };
+    auto state = std::make_shared<TrainState>();
+    state->key = resumeKey();
+    for (const auto& [name, value] : stateEntries(stateTensors(m_loaded->module()))) {
+      state->names.push_back(name);
+      state->end.push_back(host(value));
+    }
+    for (const auto& entry : stateEntries(m_bestState.values))
+      state->best.push_back(host(entry.second));
+    state->optimizer = m_optimizer->state();
+    state->steps = m_step;
+    state->epochs = static_cast<int>(m_step / std::max<std::size_t>(1, m_train->batchesPerEpoch()));
+    state->history = m_result.history;
+    state->events = m_pastEvents;
+    state->bestEvaluation = m_result.bestEvaluation;
+    state->bestValidation = m_best;
+    state->validationRecalibrated = m_result.validationRecalibrated;
+    for (const auto* tensors : {&state->end, &state->best}) {
+      for (const auto& t : *tensors) state->bytes += t.numel() * t.element_size();
+    }
+    for (const auto& group : state->optimizer) {
+      for (const auto* tensors : {&group.first, &group.second}) {
+        for (const auto& t : *tensors) state->bytes += t.numel() * t.element_size();
+      }
+    }
+    m_result.endState = std::move(state);
+  }
+
+  // Loads TrainOptions::resumeFrom into the run's copy: true when the run goes on from it.
+  bool resume() {
+    if (!m_options.resumeFrom) return false;
+    const TrainState& state = *m_options.resumeFrom;
+    const auto startAfresh = [&](const std::string& why) {
+      m_log->warn("training from the start, not from the earlier run: {}", why);
+      return false;
+    };
+    if (!resumable(m_options)) return startAfresh("this run's schedule follows its length");
+    if (state.key != resumeKey()) return startAfresh("it had another plan, data or options");
+    if (state.epochs > m_options.epochs)
+      return startAfresh("it trained more epochs than this run has");
+    torch::NoGradGuard noGrad;
+    torch::jit::Module& model = m_loaded->module();
+    auto live = stateEntries(stateTensors(model));
+    if (live.size() != state.names.size()) return startAfresh("the model has other tensors");
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      if (live[i].first != state.names[i] || !live[i].second.sizes().equals(state.end[i].sizes()))
+        return startAfresh("the model has other tensors");
+    }
+    // The best state: the model as it starts, with the state's trainable parameters and buffers.
+    Snapshot best = takeSnapshot(model);
+    auto bestEntries = stateEntries(best.values);  // the snapshot's own tensors
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      live[i].second.copy_(state.end[i]);
+      bestEntries[i].second.copy_(state.best[i]);
+    }
+    // A run that measured the unmodified model keeps it when the earlier run never beat it, as
+    // one long run would have.
+    if (!m_options.measureStart || better(m_options, state.bestValidation, m_best)) {
+      m_best = state.bestValidation;
+      m_bestState = std::move(best);
+      m_result.bestEvaluation = state.bestEvaluation;
+    }
+    m_result.history = state.history;
+    m_pastEvents = state.events;
+    m_result.validationRecalibrated = state.validationRecalibrated;
+    m_step = state.steps;
+    m_firstEpoch = state.epochs;
+    m_resumeOptimizer = &state.optimizer;
+    m_result.resumedEpochs = state.epochs;
+    m_log->info("going on from an earlier run after {} epochs ({} steps)", state.epochs,
+                state.steps);
+    return true;
+  }
+
   // AdaBN (Li et al. 2016; Schneider et al. 2020 on corruptions): every BatchNorm's running
   // statistics become the training split's, each normalising what the recalibrated ones before it
   // give it. One pass over the training split in order, at the run's batch size, in train mode
@@ -997,6 +1131,8 @@ class Attempt {
       return;
     }
     m_optimizer = makeOptimizer(m_options, m_groups);
+    if (m_resumeOptimizer && !m_optimizer->setState(*m_resumeOptimizer))
+      throw std::runtime_error("the optimiser state to go on from does not fit the plan");
     if (m_collective) {
       std::vector<torch::Tensor> trainable;
       for (const auto& group : m_groups)
@@ -1012,7 +1148,8 @@ class Attempt {
                 m_result.trainableParameters + m_result.frozenParameters, m_groups.size(),
                 m_result.device, m_totalSteps);
     m_start = Clock::now();
-    for (int epoch = 0; m_step < m_totalSteps && !m_stop; ++epoch) {
+    replayHistory();
+    for (int epoch = m_firstEpoch; m_step < m_totalSteps && !m_stop; ++epoch) {
       if (rescalesByRgn(m_plan)) rescaleByRgn(epoch);
       trainMode();
       m_train->startEpoch(epoch);
@@ -1233,8 +1370,20 @@ class Attempt {
     trainMode();  // evaluate() put every module back in training, frozen BatchNorms too
   }
 
+  // A resumed run first reports what the run it goes on from reported (its steps and
+  // evaluations), so that its curves show the whole run.
+  void replayHistory() {
+    const auto past = std::move(m_pastEvents);
+    m_pastEvents.clear();  // emit() records them again where this run's end is kept too
+    for (auto event : past) {
+      event.totalSteps = m_totalSteps;
+      emit(event);
+    }
+  }
+
   // The best state is the result, whatever stopped the run.
   void finish() {
+    keepEndState();
     keepBest();
     m_result.validationAfter = m_best;
     if (m_test) m_result.testAfter = evaluateOn(*m_test);
@@ -1300,6 +1449,9 @@ class Attempt {
   std::size_t m_totalSteps = 0, m_step = 0, m_samples = 0, m_stepsSinceEvaluation = 0;
   double m_lossSinceEvaluation = 0;
   double m_recalibrationSeconds = 0;
+  int m_firstEpoch = 0;                  // a resumed run's: the epochs the earlier run trained
+  std::vector<TrainEvent> m_pastEvents;  // see emit()
+  const std::vector<ForeachOptimizer::GroupState>* m_resumeOptimizer = nullptr;
   int m_sinceImprovement = 0;
   bool m_stop = false;
   std::string m_stopReason;

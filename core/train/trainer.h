@@ -21,6 +21,12 @@ namespace scalpel {
 
 class Collective;  // distributed/collective.h
 
+// Where a run ended, to go on from: its trainable parameters and every buffer as training left
+// them, the optimiser's moments, the steps, the evaluations and the best state so far. Opaque
+// (torch inside), in host memory; TrainResult::endState, TrainOptions::resumeFrom.
+struct TrainState;
+std::size_t trainStateBytes(const TrainState& state);
+
 struct TrainOptions {
   std::string optimizer = "adam";  // "adam", "adamw" or "sgd" (with momentum)
   double learningRate = 1e-3;
@@ -76,7 +82,22 @@ struct TrainOptions {
   // testBefore). Off for the plan search's short runs, which all start from one model it has
   // measured once: the run then keeps its best evaluated state.
   bool measureStart = true;
+  // Keep TrainResult::endState, for a later run to go on from.
+  bool keepEndState = false;
+  // Goes on from where an earlier run ended (its endState) to this run's `epochs`, training
+  // exactly what one run of that many epochs trains (on CPU the same numbers): the plan search's
+  // survivors and its winner continue rather than start again. That run must have had the same
+  // plan, data and options but fewer epochs, under a schedule that does not depend on the run's
+  // length (resumable()); where it did not, this run trains from the start and says why in the
+  // log. The unmodified model is still measured when measureStart says so. Not saved with
+  // sessions.
+  std::shared_ptr<const TrainState> resumeFrom;
 };
+
+// Whether a run under these options can be continued: a constant learning rate without warm-up
+// (a cosine or a warm-up follows the run's length, so a short run is no prefix of a long one)
+// and no step budget.
+bool resumable(const TrainOptions& options);
 
 // Target data, already shifted; labels index the model's outputs, or (regression) each target
 // is one of the model's outputs, in order.
@@ -190,6 +211,9 @@ struct TrainResult {
   // 49 MB in 0.3 s", or "not cached: " and why. Empty when it did not get that far.
   std::string frozenCache;
   double cacheSeconds = 0;  // building the cache (part of `seconds`)
+  // With TrainOptions::keepEndState (and a run that finished): where it ended.
+  std::shared_ptr<const TrainState> endState;
+  int resumedEpochs = 0;  // the epochs an earlier run (TrainOptions::resumeFrom) had trained
 };
 
 // Fine-tunes a copy of `model` under `plan`: parameters outside plan.trainable are

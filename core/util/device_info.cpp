@@ -5,6 +5,8 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <fstream>
+
 namespace scalpel {
 
 namespace {
@@ -55,6 +57,17 @@ std::vector<std::string> availableDevices() {
   const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
   for (int i = 0; i < gpus; ++i) devices.push_back("cuda:" + std::to_string(i));
   return devices;
+}
+
+double availableHostMemory() {
+  std::ifstream info("/proc/meminfo");
+  std::string key;
+  double kilobytes = 0;
+  while (info >> key >> kilobytes) {
+    if (key == "MemAvailable:") return kilobytes * 1024;
+    info.ignore(256, '\n');
+  }
+  return 4e9;
 }
 
 }  // namespace scalpel

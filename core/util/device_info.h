@@ -15,6 +15,10 @@ std::string automaticDevice();
 // The devices a user can choose: "cpu", then "cuda:0", "cuda:1", … for every usable GPU.
 std::vector<std::string> availableDevices();
 
+// The host memory available now (MemAvailable), in bytes; 4 GB where that cannot be read (not
+// Linux).
+double availableHostMemory();
+
 // The LibTorch version Scalpel runs on, e.g. "1.13.0".
 std::string torchVersion();
 

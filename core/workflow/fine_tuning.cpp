@@ -258,6 +258,8 @@ PlanChoice choosePlan(
     choice.plan.strategy = "auto";
     choice.plan.explanation = explainSearch(choice.search);
     choice.learningRate = winner.learningRate;
+    choice.resumeFrom = std::move(found.winnerState);
+    choice.validationRecalibrated = found.validationRecalibrated;
     choice.ok = true;
     return choice;
   }
@@ -298,7 +300,15 @@ FineTuneRun fineTune(const LoadedModel& model, const PlanChoice& choice, const T
     report.data.push_back(
         {role, data.summary.description, part->size(), datasetFingerprint(*part)});
   }
-  run.result = trainModel(model, choice.plan, data.view(), report.options, events, control);
+  TrainOptions runOptions = report.options;
+  // The search's winner goes on from its last run where that run is the start of this one: the
+  // search evaluates after every epoch and never stops early.
+  if (runOptions.evaluateEverySteps == 0 && runOptions.patience == 0)
+    runOptions.resumeFrom = choice.resumeFrom;
+  run.result = trainModel(model, choice.plan, data.view(), runOptions, events, control);
+  // It went on from a model the search had recalibrated once for every candidate.
+  if (run.result.resumedEpochs > 0 && !run.result.validationRecalibrated.items)
+    run.result.validationRecalibrated = choice.validationRecalibrated;
   fillRunReport(run.result, report);
   return run;
 }

@@ -62,6 +62,10 @@ struct PlanChoice {
   // which the run trains at (0: the options').
   PlanSearch search;
   double learningRate = 0;
+  // Where the search's last run of the winner ended: the run goes on from there (null: from the
+  // start), and the recalibrated model's validation when the search started from it.
+  std::shared_ptr<const TrainState> resumeFrom;
+  Evaluation validationRecalibrated;
 };
 
 // Chooses a plan. "diagnosis" analyses the target's activations against the model's BatchNorm

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "files/atomic_file.h"
+#include "util/device_info.h"
 #include "util/logging.h"
 #include "workflow/fine_tuning.h"
 
@@ -63,9 +64,6 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
   base.evaluateEverySteps = 0;
   base.checkpointPath.clear();
   const int firstEpochs = std::max(1, options.epochs / 10);
-  const std::size_t stepsPerEpoch =
-      (data.train.size() + std::max<std::size_t>(1, options.batchSize) - 1) /
-      std::max<std::size_t>(1, options.batchSize);
   double allSecondsPerEpoch = 0;
 
   // Once recalibration has helped, the candidates start from the recalibrated model, written
@@ -84,15 +82,32 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
     }
   } removeRecalibrated{recalibratedFile};
 
-  // One short run; false when cancelled (result.error says so).
+  // Each candidate's run at its chosen rate, for its next round to go on from: successive
+  // halving's rounds then cost only their new epochs (as in ASHA, Li et al. 2020), and the winner
+  // goes on from its last round. States live in host memory, within a quarter of what is free.
+  const bool resumes = resumable(base);
+  std::vector<std::shared_ptr<const TrainState>> states(all.size());
+  const double stateBudget = availableHostMemory() / 4;
+  double stateBytes = 0;
+  const auto keepState = [&](std::size_t index, std::shared_ptr<const TrainState> state) {
+    if (states[index]) stateBytes -= static_cast<double>(trainStateBytes(*states[index]));
+    states[index].reset();
+    if (!state || stateBytes + static_cast<double>(trainStateBytes(*state)) > stateBudget) return;
+    stateBytes += static_cast<double>(trainStateBytes(*state));
+    states[index] = std::move(state);
+  };
+
+  // One short run; false when cancelled (result.error says so). `from`: the run it goes on from.
   const auto run = [&](std::size_t index, int round, int epochs, double rate, bool withSource,
-                       TrainResult& outcome) {
+                       const std::shared_ptr<const TrainState>& from, TrainResult& outcome) {
     TrainOptions runOptions = base;
     runOptions.epochs = epochs;
+    runOptions.keepEndState = resumes;
+    runOptions.resumeFrom = from;
     runOptions.learningRate = rate;
     runOptions.measureStart = !started;  // once is enough: every run starts from one model
-    // One epoch has no midpoint to rank by: evaluate halfway through too.
-    if (epochs == 1) runOptions.evaluateEverySteps = std::max<std::size_t>(1, stepsPerEpoch / 2);
+    // Evaluated after every epoch only, as the run the winner goes on to is: a state from between
+    // two epochs would be one that run never keeps.
     say("trying " + all[index].name + " for " + std::to_string(epochs) +
         (epochs == 1 ? " epoch" : " epochs") +
         (all[index].plan.trainable.empty() ? "" : " at lr " + learningRateText(rate)) + " …");
@@ -143,7 +158,7 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
       continue;
     }
     TrainResult outcome;
-    if (!run(i, 0, 1, options.learningRate, true, outcome)) return result;
+    if (!run(i, 0, 1, options.learningRate, true, nullptr, outcome)) return result;
     noteStart(outcome);
     const double score = outcome.validationAfter.score();
     record(all[i], 0, outcome);
@@ -159,6 +174,7 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
         if (recalibrated.ok()) {
           start = &recalibrated;
           startScore = score;
+          result.validationRecalibrated = outcome.validationRecalibrated;
         }
       }
       for (auto& other : all) {
@@ -204,7 +220,8 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
       double bestScore = kFailed;
       for (const double rate : rates) {
         TrainResult outcome;
-        if (!run(i, round, epochs, rate, lastRound, outcome)) return result;
+        if (!run(i, round, epochs, rate, lastRound, round == 0 ? nullptr : states[i], outcome))
+          return result;
         noteStart(outcome);
         const double score = scoreOf(outcome, startScore);
         if (score > bestScore || rate == rates.front()) {
@@ -214,6 +231,7 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
         }
       }
       record(candidate, epochs, best);
+      keepState(i, best.endState);
     }
     std::stable_sort(alive.begin(), alive.end(), [&](std::size_t a, std::size_t b) {
       return all[a].validation.back() > all[b].validation.back();
@@ -227,8 +245,9 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
     if (diagnosed != alive.end() && std::find(next.begin(), next.end(), *diagnosed) == next.end())
       next.push_back(*diagnosed);
     for (const std::size_t i : alive) {
-      if (std::find(next.begin(), next.end(), i) == next.end())
-        all[i].outcome = "out after round " + std::to_string(round + 1);
+      if (std::find(next.begin(), next.end(), i) != next.end()) continue;
+      all[i].outcome = "out after round " + std::to_string(round + 1);
+      keepState(i, nullptr);
     }
     alive = next;
     if (alive.size() == 1) break;
@@ -263,6 +282,7 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
   }
   all[winner].outcome = "chosen";
   search.chosen = static_cast<int>(winner);
+  result.winnerState = states[winner];
   search.seconds = std::chrono::duration<double>(Clock::now() - began).count();
   if (allSecondsPerEpoch > 0) search.fullModelEpochs = search.seconds / allSecondsPerEpoch;
   logger("train")->info("plan search: {} runs in {:.1f} s ({:.1f} full-model epochs), chose {}",

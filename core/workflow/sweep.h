@@ -100,8 +100,13 @@ struct SweepTask {
   std::vector<std::string> firstShiftedLayer;      // per seed
   std::vector<std::vector<std::pair<std::string, double>>> probeScores;  // per seed
   std::vector<std::string> searchTables;  // auto: searchTable() of its candidates, per seed
-  // Per seed: auto's analysis and search plus its chosen run, and the chosen `all` run, in seconds.
+  // Per seed, in seconds: auto as a user runs it (its analysis, its search and its own run at the
+  // learning rate the search chose, going on from the winner's last short run), and the chosen
+  // `all` run.
   std::vector<double> autoSeconds, allSeconds;
+  // Per seed: the target test accuracy of that own run (the `auto` cell's run gets the sweep's
+  // learning-rate choice instead, as every strategy does; NaN: none).
+  std::vector<double> autoOwnTest;
   // The unmodified model on the clean source data (NaN: none).
   double sourceBefore = std::numeric_limits<double>::quiet_NaN();
   std::vector<SweepCell> cells;  // in strategy order

@@ -475,6 +475,14 @@ void TestMainWindow::demoTrainsStopsAndExports() {
            qPrintable(panel->resultText()));
   QVERIFY(panel->resultText().contains("test accuracy"));
   QVERIFY2(panel->resultText().contains("source accuracy"), qPrintable(panel->resultText()));
+  // The winner's run went on from its last short run (one that trains anything keeps one), and
+  // its curves still start at the first step.
+  if (!run.report.plan.trainable.empty()) {
+    QVERIFY(run.result.resumedEpochs > 0);
+    QCOMPARE(panel->trainingPoints(), int(run.result.steps));
+    QVERIFY2(panel->resultText().contains("the search's last run"),
+             qPrintable(panel->resultText()));
+  }
   scalpel::test::figure("window.auto_gain",
                         run.result.testAfter.accuracy - run.result.testBefore.accuracy);
   QVERIFY(run.result.testAfter.accuracy > run.result.testBefore.accuracy + 0.1);

@@ -120,6 +120,8 @@ class TestTrainer : public QObject {
   void inputShiftFirstBlockHelps();
   void outputShiftHeadRecovers();
   void sameSeedSameCurves();
+  void resumedRunTrainsWhatOneRunDoes_data();
+  void resumedRunTrainsWhatOneRunDoes();
   void eventsReportProgress();
   void cancelAtRandomBatches();
   void pauseHoldsTheRun();
@@ -325,6 +327,94 @@ void TestTrainer::sameSeedSameCurves() {
     QCOMPARE(results[0].history[i].validation.loss, results[1].history[i].validation.loss);
   }
   QCOMPARE(*results[0].tunedModel == *results[1].tunedModel, true);
+}
+
+void TestTrainer::resumedRunTrainsWhatOneRunDoes_data() {
+  QTest::addColumn<QString>("strategy");  // planFreeze's, or "modules:a,b"
+  QTest::addColumn<QString>("batchNorm");
+  QTest::addColumn<QString>("optimizer");
+  QTest::newRow("front, BatchNorm train") << "modules:stem,layer1"
+                                          << "train"
+                                          << "adam";
+  QTest::newRow("cached frozen part") << "modules:layer3,fc"
+                                      << "eval"
+                                      << "adam";
+  QTest::newRow("sgd") << "modules:layer2"
+                       << "eval"
+                       << "sgd";
+  QTest::newRow("recalibrated head") << "modules:fc"
+                                     << "recalibrate"
+                                     << "adamw";
+  QTest::newRow("auto-rgn") << "auto-rgn"
+                            << ""
+                            << "adam";
+}
+
+// The plan search's rounds go on from the previous round's runs: 1 epoch, then 2 more from where
+// it ended, must train exactly what one 3-epoch run does (CPU runs are deterministic), and a
+// state from another setting must not be taken.
+void TestTrainer::resumedRunTrainsWhatOneRunDoes() {
+  QFETCH(QString, strategy);
+  QFETCH(QString, batchNorm);
+  QFETCH(QString, optimizer);
+  const auto t = target("gaussian-noise", 20, 10, 200);
+  FreezePlan plan;
+  plan.strategy = strategy == "auto-rgn" ? "auto-rgn" : "manual";  // rescaled every epoch
+  const QString modules =
+      strategy == "auto-rgn" ? "modules:stem.0,layer1.conv1,layer3.conv2,fc" : strategy;
+  for (const auto& module : modules.mid(8).split(','))
+    plan.trainable.push_back(module.toStdString());
+  plan.batchNorm = batchNorm == "recalibrate" ? "eval" : batchNorm.toStdString();
+  plan.recalibrate = batchNorm == "recalibrate";
+  auto options = quickOptions(3);
+  options.optimizer = optimizer.toStdString();
+  options.seed = 3;
+  std::vector<double> wholeLosses, resumedLosses;
+  const auto lossesInto = [](std::vector<double>& losses) {
+    return [&losses](const TrainEvent& e) {
+      if (e.kind == TrainEvent::Kind::Step) losses.push_back(e.loss);
+    };
+  };
+  const auto whole = trainModel(test::demo(), plan, t.data(), options, lossesInto(wholeLosses));
+  QVERIFY2(whole.ok, whole.error.c_str());
+
+  auto first = options;
+  first.epochs = 1;
+  first.keepEndState = true;
+  std::vector<double> startLosses;
+  const auto start = trainModel(test::demo(), plan, t.data(), first, lossesInto(startLosses));
+  QVERIFY2(start.ok, start.error.c_str());
+  QVERIFY(start.endState);
+  QVERIFY(trainStateBytes(*start.endState) > 0);
+  auto rest = options;
+  rest.resumeFrom = start.endState;
+  int replayed = 0;
+  const auto resumed = trainModel(test::demo(), plan, t.data(), rest, [&](const TrainEvent& e) {
+    if (e.kind == TrainEvent::Kind::Step) resumedLosses.push_back(e.loss);
+    if (e.kind == TrainEvent::Kind::Evaluation && e.epoch == 0) ++replayed;
+  });
+  QVERIFY2(resumed.ok, resumed.error.c_str());
+  QCOMPARE(resumed.resumedEpochs, 1);
+  QCOMPARE(replayed, 1);  // the first epoch's evaluation, for the curves
+  QCOMPARE(resumed.steps, whole.steps);
+  // The first epoch's steps replayed, then the rest: the whole run's curve.
+  QCOMPARE(resumedLosses, wholeLosses);
+  QVERIFY(startLosses.size() < wholeLosses.size());
+  QCOMPARE(resumed.history.size(), whole.history.size());
+  for (std::size_t i = 0; i < whole.history.size(); ++i)
+    QCOMPARE(resumed.history[i].validation.loss, whole.history[i].validation.loss);
+  QCOMPARE(resumed.bestEvaluation, whole.bestEvaluation);
+  QCOMPARE(resumed.validationBefore.loss, whole.validationBefore.loss);  // the unmodified model
+  QCOMPARE(resumed.testAfter.loss, whole.testAfter.loss);
+  QCOMPARE(*resumed.tunedModel == *whole.tunedModel, true);
+
+  // Another learning rate trains another run: that state is not taken.
+  auto other = rest;
+  other.learningRate = 1e-2;
+  const auto afresh = trainModel(test::demo(), plan, t.data(), other);
+  QVERIFY2(afresh.ok, afresh.error.c_str());
+  QCOMPARE(afresh.resumedEpochs, 0);
+  QCOMPARE(afresh.steps, whole.steps);
 }
 
 void TestTrainer::eventsReportProgress() {
@@ -860,10 +950,24 @@ void TestTrainer::autoTriesPlansOnValidation() {
   QCOMPARE(run.report.options.learningRate, winner.learningRate);
   QVERIFY(run.report.search == search);
   QCOMPARE(run.report.sourceAfter.items, std::size_t(2000));
+  // It went on from the winner's last short run, and trained what a run from the start trains.
+  QVERIFY(choice.resumeFrom);
+  QCOMPARE(run.result.resumedEpochs, winner.epochs.back());
+  auto afresh = choice;
+  afresh.resumeFrom.reset();
+  const auto fresh = fineTune(test::demo(), afresh, data, options);
+  QVERIFY2(fresh.result.ok, fresh.result.error.c_str());
+  QCOMPARE(fresh.result.resumedEpochs, 0);
+  QCOMPARE(run.result.history.size(), fresh.result.history.size());
+  for (std::size_t i = 0; i < fresh.result.history.size(); ++i)
+    QCOMPARE(run.result.history[i].validation.loss, fresh.result.history[i].validation.loss);
+  QCOMPARE(run.result.testAfter.accuracy, fresh.result.testAfter.accuracy);
+  QCOMPARE(*run.result.tunedModel == *fresh.result.tunedModel, true);
   RunReport parsed;
   QCOMPARE(parseRunReport(runReportToJson(run.report), parsed), std::string());
   QVERIFY(parsed.search == run.report.search);
   QVERIFY(parsed.sourceAfter == run.report.sourceAfter);
+  QCOMPARE(parsed.resumedEpochs, run.result.resumedEpochs);
 
   TrainControl control;
   control.cancel();

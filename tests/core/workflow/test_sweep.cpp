@@ -164,6 +164,23 @@ void TestSweep::markdownExplains() {
   }
   // The advisor sees the label permutation for what it is.
   QVERIFY2(md.contains("The labels changed"), qPrintable(md.left(3000)));
+  // auto as a user runs it: at the search's learning rate, going on from the winner's last short
+  // run, with its accuracy and its cost against one `all` run, for every task.
+  const QString winners =
+      md.section("## Does `auto` beat training everything?", 1).section("\n## ", 0, 0);
+  QVERIFY2(winners.contains("`auto` at its own lr"), qPrintable(winners));
+  for (const auto& task : kTasks) {
+    const QString row = winners.section("\n| " + task + " |", 1).section('\n', 0, 0);
+    const QStringList cells = row.split('|');
+    QVERIFY2(cells.size() >= 10, qPrintable(task + ": " + row));
+    bool number = false;
+    cells[5].trimmed().section(' ', 0, 0).toDouble(&number);  // `auto` at its own lr
+    QVERIFY2(number, qPrintable(task + ": " + row));
+    QVERIFY2(cells[cells.size() - 2].trimmed().endsWith("×"), qPrintable(task + ": " + row));
+  }
+  QVERIFY2(
+      m_stderr.contains("auto's own run at lr") && m_stderr.contains("going on after 1 epoch:"),
+      qPrintable(m_stderr.right(3000)));  // the sweep's progress
 }
 
 void TestSweep::badInputGivesAMessage_data() {
