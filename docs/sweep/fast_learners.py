@@ -2,18 +2,21 @@
 """Does a short run rank plans by where they end, or by how fast they start?
 
 Reads a sweep's sweep-runs.csv (every plan in each BatchNorm mode at each learning rate, with its
-validation accuracy after every epoch) and, per task and seed, compares three ways of picking a
-plan from its first epochs with the plan that is best after the whole run (10 epochs, the best
-epoch on validation):
+validation accuracy after every epoch) and, per task and seed, compares ways of picking a plan
+from its first epochs with the plan that is best after the whole run (10 epochs, the best epoch on
+validation):
 
   raw@1      the validation accuracy after 1 epoch
-  raw@2      ... after 2 epochs (raw@3: 3)
-  ranked@2   after 2 epochs, plus what the second epoch added, once more: the score Scalpel's plan
-             search ranks by (workflow/plan_search.cpp, rankedScore)
+  raw@2      ... after 2 epochs (raw@3: 3, the plan search's last round in a 10-epoch run;
+             raw@5: 5, what a longer last round would see)
+  ranked@2   after 2 epochs, plus what the second epoch added, once more: a learning-curve
+             extrapolation the plan search ranked by at first and dropped (sweep.md says why)
 
 For each it prints how often it picks the plan that ends best, the test accuracy it gives up
 against that plan (regret, points), and the rank correlation with the final order. Each plan is
-taken at the learning rate its whole run chose. Usage: fast_learners.py SWEEP-RUNS.CSV ...
+taken at the learning rate its whole run chose. Last, per task, the mean test accuracy of the
+plan that ends best: what a search that trained every plan to the end would give, so the most a
+choice made on this validation split can reach. Usage: fast_learners.py SWEEP-RUNS.CSV ...
 """
 import csv
 import sys
@@ -56,10 +59,12 @@ def main(paths):
         "raw@1": lambda v: v[0],
         "raw@2": lambda v: v[1],
         "raw@3": lambda v: v[2],
+        "raw@5": lambda v: v[4],
         "ranked@2": lambda v: v[1] + max(0.0, v[1] - v[0]),
     }
     totals = {rule: [0, 0.0, 0.0] for rule in rules}
     cases = 0
+    ceiling = defaultdict(list)  # task -> the test accuracy of the plan that ends best, per seed
     for (task, seed), candidates in sorted(plans.items()):
         rows = list(candidates.values())
         epochs = [[float(x) for x in row["validation_by_epoch"].split()] for row in rows]
@@ -69,6 +74,7 @@ def main(paths):
         test = [float(row["test_accuracy"]) for row in rows]
         truth = max(range(len(rows)), key=lambda i: final[i])
         cases += 1
+        ceiling[task].append(test[truth])
         line = f"{task} seed {seed}: ends best {rows[truth]['plan']} ({rows[truth]['batch_norm']})"
         for rule, score in rules.items():
             scores = [score(e) for e in epochs]
@@ -83,6 +89,9 @@ def main(paths):
     for rule, (hits, regret, rho) in totals.items():
         print(f"{rule:10} {hits:>3}/{cases:<18} {regret / max(cases, 1):>8.2f}"
               f"               {rho / max(cases, 1):>6.2f}")
+    print("\ntask                 test accuracy of the plan that ends best on validation (mean)")
+    for task, accuracies in sorted(ceiling.items()):
+        print(f"{task:20} {sum(accuracies) / len(accuracies):>6.2f}")
 
 
 if __name__ == "__main__":
