@@ -37,8 +37,9 @@ int main(int argc, char** argv) {
       "FILE");
   parser.addOption(demo);
   parser.addOption(screenshot);
-  parser.addPositionalArgument("file", "A TorchScript model or a saved session (.json) to open.",
-                               "[model.pt | session.json]");
+  parser.addPositionalArgument(
+      "file", "A model (state dict, .safetensors or TorchScript) or a saved session to open.",
+      "[model.pth | model.safetensors | model.pt | session.json]");
   parser.process(app);
 
   scalpel::initLogging(

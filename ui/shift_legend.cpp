@@ -12,7 +12,7 @@ ShiftLegend::ShiftLegend(QWidget* parent) : QWidget(parent) {
   setToolTip(
       "Each block and layer has a stripe on its left in the colour of its shift: how far the "
       "target data moved its activations, as a multiple of the noise floor (the score "
-      "sampling error alone would give)");
+      "sampling error alone would give). No stripe: not measured.");
 }
 
 void ShiftLegend::paintEvent(QPaintEvent*) {
@@ -43,8 +43,12 @@ void ShiftLegend::paintEvent(QPaintEvent*) {
                      labels[decade]);
   }
   painter.setFont(DiagramStyle::bodyFont());
-  painter.drawText(QRectF(bar.right() + 30, 0, width() - bar.right() - 40, height()),
-                   Qt::AlignVCenter, "no stripe: not measured");
+  // A narrow diagram pane has no room for the key's last part: the tooltip says it too, so it is
+  // left out whole rather than cut mid-word.
+  const QString unmeasured = "no stripe: not measured";
+  const QRectF rest(bar.right() + 30, 0, width() - bar.right() - 40, height());
+  if (painter.fontMetrics().horizontalAdvance(unmeasured) <= rest.width())
+    painter.drawText(rest, Qt::AlignVCenter, unmeasured);
 }
 
 }  // namespace scalpel::ui
