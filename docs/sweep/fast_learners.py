@@ -9,6 +9,7 @@ validation):
   raw@1      the validation accuracy after 1 epoch
   raw@2      ... after 2 epochs (raw@3: 3, the plan search's last round in a 10-epoch run;
              raw@5: 5, what a longer last round would see)
+  mean@3-5   the mean over epochs 3 to 5: a longer last round that smooths its noise
   ranked@2   after 2 epochs, plus what the second epoch added, once more: a learning-curve
              extrapolation the plan search ranked by at first and dropped (sweep.md says why)
 
@@ -60,6 +61,7 @@ def main(paths):
         "raw@2": lambda v: v[1],
         "raw@3": lambda v: v[2],
         "raw@5": lambda v: v[4],
+        "mean@3-5": lambda v: sum(v[2:5]) / 3,
         "ranked@2": lambda v: v[1] + max(0.0, v[1] - v[0]),
     }
     totals = {rule: [0, 0.0, 0.0] for rule in rules}
