@@ -9,11 +9,39 @@ namespace scalpel {
 
 namespace {
 
-std::string percent(double fraction) {
+std::string points(double fraction) {
   std::ostringstream text;
   text.precision(1);
-  text << std::fixed << 100 * fraction << "%";
+  text << std::fixed << 100 * fraction;
   return text.str();
+}
+
+std::string percent(double fraction) { return points(fraction) + "%"; }
+
+// A finalist whose accuracy is within one standard error of the winner's (the binomial error of
+// an accuracy measured on the validation split): a choice the split cannot make, said as such
+// rather than hidden behind a winner's name. Empty when the margin is larger or unknown.
+std::string closeCall(const PlanSearch& search, const PlanCandidate& winner) {
+  if (search.scoreName != "accuracy" || search.validationItems == 0) return {};
+  const PlanCandidate* runnerUp = nullptr;
+  for (const auto& candidate : search.candidates) {
+    // Only the finalists that lost on validation, not those ruled out for what they forgot.
+    if (&candidate == &winner || candidate.outcome != kLostLastRound ||
+        candidate.validation.empty())
+      continue;
+    if (!runnerUp || candidate.validation.back() > runnerUp->validation.back())
+      runnerUp = &candidate;
+  }
+  if (!runnerUp) return {};
+  const double p = winner.validation.back();
+  const double error = std::sqrt(p * (1 - p) / static_cast<double>(search.validationItems));
+  const double margin = p - runnerUp->validation.back();
+  if (margin >= error) return {};
+  return " " + runnerUp->name + " came within " + points(margin) + " points of " + winner.name +
+         ", less than one standard error on " + std::to_string(search.validationItems) +
+         " validation items (" + points(error) +
+         "): this split cannot tell the two apart, and either is a sound choice; more "
+         "validation data would separate them.";
 }
 
 bool hasBatchNorm(const LayerTree& tree) {
@@ -245,6 +273,7 @@ std::string explainSearch(const PlanSearch& search) {
   }
   if (winner.plan.batchNorm == "train")
     text += " Its BatchNorms follow the target's statistics while it trains.";
+  text += closeCall(search, winner);
   if (winner.plan.recalibrate && winner.origin != "recalibrate")
     text +=
         " BatchNorm statistics are first re-estimated on the target: that alone raised "

@@ -5,6 +5,7 @@
 // what each scored on the validation split, and the words for the choice. Proposing and explaining
 // need only the layer tree; workflow/plan_search.h runs the candidates. Torch-free.
 
+#include <cstddef>
 #include <limits>
 #include <string>
 #include <vector>
@@ -13,6 +14,9 @@
 #include "model/layer_tree.h"
 
 namespace scalpel {
+
+// The outcome of a finalist that scored below the winner on validation.
+inline constexpr const char* kLostLastRound = "lost the last round";
 
 // One plan the search tried.
 struct PlanCandidate {
@@ -26,7 +30,8 @@ struct PlanCandidate {
   std::vector<double> validation;
   double sourceAfter = std::numeric_limits<double>::quiet_NaN();  // last round; NaN: not known
   double seconds = 0;
-  std::string outcome;  // "chosen", "out after round 1", "lost 5.2 source points (limit 2)"
+  // "chosen", "out after round 1", kLostLastRound, "lost 5.2 source points (limit 2)"
+  std::string outcome;
 };
 
 struct PlanSearch {
@@ -41,6 +46,8 @@ struct PlanSearch {
   // run in the same search (0 when it had none).
   double fullModelEpochs = 0;
   int runs = 0;
+  // The validation split's size: how finely its accuracies can tell two plans apart.
+  std::size_t validationItems = 0;
 };
 
 // The candidates for a tree and a diagnosis, before any training: the diagnosed plan, it joined

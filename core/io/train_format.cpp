@@ -173,6 +173,7 @@ ordered_json toJson(const PlanSearch& search) {
   out["seconds"] = search.seconds;
   out["full_model_epochs"] = search.fullModelEpochs;
   out["runs"] = search.runs;
+  out["validation_items"] = search.validationItems;
   return out;
 }
 
@@ -343,6 +344,7 @@ void fromJson(const json& value, PlanSearch& out, bool strict) {
   fields.read("seconds", out.seconds);
   fields.read("full_model_epochs", out.fullModelEpochs);
   fields.read("runs", out.runs);
+  fields.read("validation_items", out.validationItems);
   if (out.chosen >= static_cast<int>(out.candidates.size())) out.chosen = -1;
 }
 
@@ -478,7 +480,8 @@ bool operator==(const PlanSearch& a, const PlanSearch& b) {
          sameNumber(a.validationBefore, b.validationBefore) &&
          sameNumber(a.sourceBefore, b.sourceBefore) &&
          sameNumber(a.maxSourceDrop, b.maxSourceDrop) && sameNumber(a.seconds, b.seconds) &&
-         sameNumber(a.fullModelEpochs, b.fullModelEpochs) && a.runs == b.runs;
+         sameNumber(a.fullModelEpochs, b.fullModelEpochs) && a.runs == b.runs &&
+         a.validationItems == b.validationItems;
 }
 
 bool operator==(const Evaluation& a, const Evaluation& b) {

@@ -46,6 +46,7 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
   PlanSearch& search = result.search;
   search.candidates = std::move(candidates);
   search.maxSourceDrop = options.maxSourceDrop;
+  search.validationItems = data.validation.size();
   auto& all = search.candidates;
   const auto say = [&](const std::string& text) {
     if (hooks.status) hooks.status(text);
@@ -278,7 +279,7 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
     return result;
   }
   for (const std::size_t i : alive) {
-    if (all[i].outcome.empty()) all[i].outcome = "lost the last round";
+    if (all[i].outcome.empty()) all[i].outcome = kLostLastRound;
   }
   all[winner].outcome = "chosen";
   search.chosen = static_cast<int>(winner);

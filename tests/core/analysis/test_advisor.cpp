@@ -74,6 +74,7 @@ class TestAdvisor : public QObject {
   void sentencesAgreeWithTheirFigures();
   void candidatePlans_data();
   void candidatePlans();
+  void closeCallsAreSaid();
 };
 
 void TestAdvisor::gaussianNoiseIsInputLevel() {
@@ -278,6 +279,57 @@ void TestAdvisor::candidatePlans() {
     both.insert(both.end(), layer1.trainable.begin(), layer1.trainable.end());
     QCOMPARE(candidates.front().plan.trainable, both);
   }
+}
+
+// A finalist within one standard error of the winner on the validation split is named as a tie
+// that split cannot break (on the demo's sub-population task layer3 and layer2+layer3 were one:
+// docs/sweep); a clear margin, a rival ruled out for what it forgot, or an R² says nothing.
+void TestAdvisor::closeCallsAreSaid() {
+  PlanCandidate winner;
+  winner.name = "layer2+layer3 · BN train";
+  winner.origin = "neighbour";
+  winner.plan.trainable = {"layer2", "layer3"};
+  winner.epochs = {1, 3};
+  winner.validation = {0.752, 0.880};
+  winner.outcome = "chosen";
+  PlanCandidate rival = winner;
+  rival.name = "layer3 · BN train";
+  rival.origin = "diagnosis";
+  rival.plan.trainable = {"layer3"};
+  rival.validation = {0.652, 0.872};
+  rival.outcome = "lost the last round";
+  PlanCandidate early = rival;
+  early.name = "layer3+fc · BN eval";
+  early.epochs = {1};
+  early.validation = {0.876};  // higher, but after one epoch: not a finalist
+  early.outcome = "out after round 1";
+  PlanSearch search;
+  search.candidates = {winner, rival, early};
+  search.chosen = 0;
+  search.runs = 5;
+  search.validationItems = 250;  // one standard error at 88 %: 2.1 points
+  const auto said = [&] { return explainSearch(search); };
+  QVERIFY2(
+      said().find("layer3 · BN train came within 0.8 points of layer2+layer3 · BN train, less "
+                  "than one standard error on 250 validation items (2.1)") != std::string::npos,
+      said().c_str());
+  QVERIFY(said().find("layer3+fc") == std::string::npos);
+
+  search.validationItems = 10000;  // the same margin, measured on 40× the items: clear
+  QVERIFY2(said().find("came within") == std::string::npos, said().c_str());
+  search.validationItems = 250;
+  search.candidates[1].validation.back() = 0.84;
+  QVERIFY2(said().find("came within") == std::string::npos, said().c_str());
+  search.candidates[1].validation.back() = 0.879;
+  search.candidates[1].outcome = "lost 6.1 source points (limit 2.0)";
+  QVERIFY2(said().find("came within") == std::string::npos, said().c_str());
+  search.candidates[1].outcome = "lost the last round";
+  QVERIFY(said().find("came within 0.1 points") != std::string::npos);
+  search.scoreName = "R²";
+  QVERIFY2(said().find("came within") == std::string::npos, said().c_str());
+  search.scoreName = "accuracy";
+  search.validationItems = 0;  // a report from before the split's size was kept
+  QVERIFY2(said().find("came within") == std::string::npos, said().c_str());
 }
 
 QTEST_GUILESS_MAIN(TestAdvisor)

@@ -925,6 +925,18 @@ void TestTrainer::autoTriesPlansOnValidation() {
   QVERIFY(search.sourceBefore > 0.8);
   QVERIFY(std::isfinite(winner.sourceAfter));
   QVERIFY(search.seconds > 0 && search.fullModelEpochs > 0);
+  // A finalist within one standard error of the winner on validation is said to be a tie.
+  QCOMPARE(search.validationItems, data.validation.size());
+  const PlanCandidate* runnerUp = nullptr;
+  for (const auto& candidate : search.candidates) {
+    if (candidate.outcome == "lost the last round" &&
+        (!runnerUp || candidate.validation.back() > runnerUp->validation.back()))
+      runnerUp = &candidate;
+  }
+  const double p = winner.validation.back();
+  const bool tie = runnerUp && p - runnerUp->validation.back() <
+                                   std::sqrt(p * (1 - p) / double(data.validation.size()));
+  QCOMPARE(choice.plan.explanation.find(" came within ") != std::string::npos, tie);
   // The winner beats the unmodified model on validation: gaussian noise costs it 60 points.
   QVERIFY(winner.validation.back() > search.validationBefore + 0.1);
 
