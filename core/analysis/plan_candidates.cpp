@@ -9,13 +9,6 @@ namespace scalpel {
 
 namespace {
 
-std::string points(double fraction) {
-  std::ostringstream text;
-  text.precision(1);
-  text << std::fixed << 100 * fraction;
-  return text.str();
-}
-
 std::string percent(double fraction) { return points(fraction) + "%"; }
 
 // A finalist whose accuracy is within one standard error of the winner's (the binomial error of
@@ -50,6 +43,13 @@ bool hasBatchNorm(const LayerTree& tree) {
 }
 
 }  // namespace
+
+std::string points(double fraction) {
+  std::ostringstream text;
+  text.precision(1);
+  text << std::fixed << 100 * fraction;
+  return text.str();
+}
 
 bool trainsBatchNorm(const LayerTree& tree, const FreezePlan& plan) {
   for (const auto& node : tree.nodes()) {

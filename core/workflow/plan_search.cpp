@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include <unistd.h>
 
@@ -21,13 +20,6 @@ namespace scalpel {
 namespace {
 
 constexpr double kFailed = -1e9;
-
-std::string points(double fraction) {
-  std::ostringstream text;
-  text.precision(1);
-  text << std::fixed << 100 * fraction;
-  return text.str();
-}
 
 // A run's score: its best validation (never below `start`, the model it started from, which a
 // run keeps when it cannot beat it); a failed run scores nothing.

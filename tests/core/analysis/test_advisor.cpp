@@ -297,7 +297,7 @@ void TestAdvisor::closeCallsAreSaid() {
   rival.origin = "diagnosis";
   rival.plan.trainable = {"layer3"};
   rival.validation = {0.652, 0.872};
-  rival.outcome = "lost the last round";
+  rival.outcome = kLostLastRound;
   PlanCandidate early = rival;
   early.name = "layer3+fc · BN eval";
   early.epochs = {1};
@@ -323,7 +323,7 @@ void TestAdvisor::closeCallsAreSaid() {
   search.candidates[1].validation.back() = 0.879;
   search.candidates[1].outcome = "lost 6.1 source points (limit 2.0)";
   QVERIFY2(said().find("came within") == std::string::npos, said().c_str());
-  search.candidates[1].outcome = "lost the last round";
+  search.candidates[1].outcome = kLostLastRound;
   QVERIFY(said().find("came within 0.1 points") != std::string::npos);
   search.scoreName = "R²";
   QVERIFY2(said().find("came within") == std::string::npos, said().c_str());

@@ -929,7 +929,7 @@ void TestTrainer::autoTriesPlansOnValidation() {
   QCOMPARE(search.validationItems, data.validation.size());
   const PlanCandidate* runnerUp = nullptr;
   for (const auto& candidate : search.candidates) {
-    if (candidate.outcome == "lost the last round" &&
+    if (candidate.outcome == kLostLastRound &&
         (!runnerUp || candidate.validation.back() > runnerUp->validation.back()))
       runnerUp = &candidate;
   }
