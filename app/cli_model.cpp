@@ -1,5 +1,8 @@
 #include "cli_model.h"
 
+#include <iomanip>
+#include <iostream>
+
 #include "cli_output.h"
 #include "io/layer_tree_format.h"
 #include "io/model_export.h"

@@ -2,10 +2,10 @@
 
 // What every scalpel-cli command prints the same way.
 
-#include <iomanip>
 #include <iostream>
-#include <sstream>
 #include <string>
+
+#include "util/number_text.h"  // percent(): 0.912 -> "91.2%", as the window and reports print it
 
 namespace scalpel::cli {
 
@@ -13,13 +13,6 @@ namespace scalpel::cli {
 inline int fail(const std::string& message) {
   std::cerr << "error: " << message << "\n";
   return 1;
-}
-
-// 0.912 -> "91.2%"
-inline std::string percent(double fraction) {
-  std::ostringstream text;
-  text << std::fixed << std::setprecision(1) << 100 * fraction << "%";
-  return text.str();
 }
 
 }  // namespace scalpel::cli

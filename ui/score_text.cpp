@@ -1,8 +1,10 @@
 #include "score_text.h"
 
+#include "util/number_text.h"
+
 namespace scalpel::ui {
 
-QString percent(double fraction) { return QString::number(100 * fraction, 'f', 1) + "%"; }
+QString percent(double fraction) { return QString::fromStdString(scalpel::percent(fraction)); }
 
 QString scoreChange(const Evaluation& before, const Evaluation& after, bool boldAfter) {
   const QString to = boldAfter ? "<b>" + percent(after.score()) + "</b>" : percent(after.score());

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "util/number_text.h"
+
 namespace scalpel {
 
 namespace {
@@ -12,8 +14,6 @@ std::string format(const char* pattern, double a, double b = 0, double c = 0) {
   std::snprintf(text, sizeof text, pattern, a, b, c);
   return text;
 }
-
-std::string percent(double fraction) { return format("%.1f%%", 100 * fraction); }
 
 std::vector<int> blocksWithParameters(const LayerTree& tree) {
   std::vector<int> blocks;

@@ -5,11 +5,11 @@
 #include <set>
 #include <sstream>
 
+#include "util/number_text.h"
+
 namespace scalpel {
 
 namespace {
-
-std::string percent(double fraction) { return points(fraction) + "%"; }
 
 // A finalist whose accuracy is within one standard error of the winner's (the binomial error of
 // an accuracy measured on the validation split): a choice the split cannot make, said as such
@@ -43,13 +43,6 @@ bool hasBatchNorm(const LayerTree& tree) {
 }
 
 }  // namespace
-
-std::string points(double fraction) {
-  std::ostringstream text;
-  text.precision(1);
-  text << std::fixed << 100 * fraction;
-  return text.str();
-}
 
 bool trainsBatchNorm(const LayerTree& tree, const FreezePlan& plan) {
   for (const auto& node : tree.nodes()) {
@@ -273,7 +266,6 @@ std::string explainSearch(const PlanSearch& search) {
   }
   if (winner.plan.batchNorm == "train")
     text += " Its BatchNorms follow the target's statistics while it trains.";
-  text += closeCall(search, winner);
   if (winner.plan.recalibrate && winner.origin != "recalibrate")
     text +=
         " BatchNorm statistics are first re-estimated on the target: that alone raised "
@@ -287,6 +279,8 @@ std::string explainSearch(const PlanSearch& search) {
       text += " (all: " + percent(everything->sourceAfter) + ")";
     text += ".";
   }
+  // Last before the cost: a caveat on the choice, after what the choice is.
+  text += closeCall(search, winner);
   std::ostringstream cost;
   cost.precision(1);
   cost << std::fixed << " The search took " << search.seconds << " s";

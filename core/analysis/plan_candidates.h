@@ -58,10 +58,6 @@ std::vector<PlanCandidate> proposePlans(const LayerTree& tree, const Diagnosis& 
                                         const FreezePlan* rgn,
                                         const AdvisorThresholds& thresholds = {});
 
-// A fraction in percentage points with one decimal (0.123 → "12.3"), as the search's words give
-// scores, margins and losses of source accuracy.
-std::string points(double fraction);
-
 // Whether the plan trains a module with BatchNorm statistics (only then can BatchNorm train).
 bool trainsBatchNorm(const LayerTree& tree, const FreezePlan& plan);
 

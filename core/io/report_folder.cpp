@@ -10,6 +10,7 @@
 #include "files/atomic_file.h"
 #include "io/png_plot.h"
 #include "io/run_report.h"
+#include "util/number_text.h"
 
 namespace scalpel {
 
@@ -41,9 +42,6 @@ std::string cell(const std::string& text) {
   return out.empty() ? "–" : out;
 }
 
-std::string percent(double fraction) {
-  return std::isfinite(fraction) ? format("%.1f%%", 100 * fraction) : "n/a";
-}
 std::string points(double before, double after) {
   return std::isfinite(after - before) ? format("%+.1f pp", 100 * (after - before)) : "n/a";
 }

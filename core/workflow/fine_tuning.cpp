@@ -13,6 +13,7 @@
 #include "scalpel/version.h"
 #include "util/device_info.h"
 #include "util/logging.h"
+#include "util/number_text.h"
 
 namespace scalpel {
 
@@ -23,13 +24,6 @@ std::string utcNow() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   return text;
-}
-
-std::string percent(double fraction) {
-  std::ostringstream text;
-  text.precision(1);
-  text << std::fixed << 100 * fraction << "%";
-  return text.str();
 }
 
 }  // namespace

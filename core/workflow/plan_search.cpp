@@ -13,6 +13,7 @@
 #include "files/atomic_file.h"
 #include "util/device_info.h"
 #include "util/logging.h"
+#include "util/number_text.h"
 #include "workflow/fine_tuning.h"
 
 namespace scalpel {

@@ -1,6 +1,8 @@
 // The advisor on the trained demo model and real Fashion-MNIST shifts: each kind of shift gets
 // its diagnosis, evidence with numbers, and the plan METHOD.md predicts; every strategy plans.
 
+#include <limits>
+
 #include <QtTest>
 
 #include "analysis/advisor.h"
@@ -11,6 +13,7 @@
 #include "data/shifts.h"
 #include "model/model_inspection.h"
 #include "support/reference.h"
+#include "util/number_text.h"
 
 using namespace scalpel;
 
@@ -75,6 +78,7 @@ class TestAdvisor : public QObject {
   void candidatePlans_data();
   void candidatePlans();
   void closeCallsAreSaid();
+  void scoresAreWrittenAlike();
 };
 
 void TestAdvisor::gaussianNoiseIsInputLevel() {
@@ -314,6 +318,12 @@ void TestAdvisor::closeCallsAreSaid() {
                   "than one standard error on 250 validation items (2.1)") != std::string::npos,
       said().c_str());
   QVERIFY(said().find("layer3+fc") == std::string::npos);
+  // A caveat on the choice, said after what the choice is and what it keeps, before its cost.
+  search.sourceBefore = 0.973;
+  search.candidates[0].sourceAfter = 0.754;
+  QVERIFY2(said().find("came within") > said().find("Source accuracy 97.3% → 75.4%"),
+           said().c_str());
+  QVERIFY2(said().find("came within") < said().find("The search took"), said().c_str());
 
   search.validationItems = 10000;  // the same margin, measured on 40× the items: clear
   QVERIFY2(said().find("came within") == std::string::npos, said().c_str());
@@ -330,6 +340,18 @@ void TestAdvisor::closeCallsAreSaid() {
   search.scoreName = "accuracy";
   search.validationItems = 0;  // a report from before the split's size was kept
   QVERIFY2(said().find("came within") == std::string::npos, said().c_str());
+}
+
+// The one way scores are written (util/number_text.h): the CLI, the window, the reports and the
+// explanations print the same digits, and a score that was never measured reads "n/a", not "nan".
+void TestAdvisor::scoresAreWrittenAlike() {
+  QCOMPARE(percent(0.912), std::string("91.2%"));
+  QCOMPARE(percent(0.91249), std::string("91.2%"));
+  QCOMPARE(percent(1.0), std::string("100.0%"));
+  QCOMPARE(points(0.123), std::string("12.3"));
+  QCOMPARE(points(-0.021), std::string("-2.1"));
+  QCOMPARE(percent(std::numeric_limits<double>::quiet_NaN()), std::string("n/a"));
+  QCOMPARE(points(std::numeric_limits<double>::infinity()), std::string("n/a"));
 }
 
 QTEST_GUILESS_MAIN(TestAdvisor)
