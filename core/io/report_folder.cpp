@@ -42,7 +42,8 @@ std::string cell(const std::string& text) {
   return out.empty() ? "–" : out;
 }
 
-std::string points(double before, double after) {
+// "+1.2 pp": the change from before to after, not to be confused with points(fraction)
+std::string pointsGained(double before, double after) {
   return std::isfinite(after - before) ? format("%+.1f pp", 100 * (after - before)) : "n/a";
 }
 std::string number(double value) { return std::isfinite(value) ? format("%.4f", value) : "n/a"; }
@@ -139,17 +140,17 @@ std::string markdown(const RunReport& r, bool curves) {
   if (evaluated(r.validationAfter)) {
     md += "- **Validation " + score + ":** " + percent(r.validationBefore.score()) + " → " +
           percent(r.validationAfter.score()) + " (" +
-          points(r.validationBefore.score(), r.validationAfter.score()) + ")\n";
+          pointsGained(r.validationBefore.score(), r.validationAfter.score()) + ")\n";
   }
   if (evaluated(r.testAfter)) {
     md += "- **Test " + score + ":** " + percent(r.testBefore.score()) + " → " +
-          percent(r.testAfter.score()) + " (" + points(r.testBefore.score(), r.testAfter.score()) +
-          ")\n";
+          percent(r.testAfter.score()) + " (" +
+          pointsGained(r.testBefore.score(), r.testAfter.score()) + ")\n";
   }
   if (evaluated(r.sourceAfter)) {
     md += "- **Source " + score + "** (what is kept): " + percent(r.sourceBefore.score()) + " → " +
           percent(r.sourceAfter.score()) + " (" +
-          points(r.sourceBefore.score(), r.sourceAfter.score()) + ")\n";
+          pointsGained(r.sourceBefore.score(), r.sourceAfter.score()) + ")\n";
   }
 
   md += "\n## Diagnosis\n\n";
@@ -222,7 +223,7 @@ std::string markdown(const RunReport& r, bool curves) {
     md += std::string("| ") + split + " loss | " + number(before.loss) + " | " +
           number(after.loss) + " | " + format("%+.4f", after.loss - before.loss) + " |\n";
     md += std::string("| ") + split + " " + score + " | " + percent(before.score()) + " | " +
-          percent(after.score()) + " | " + points(before.score(), after.score()) + " |\n";
+          percent(after.score()) + " | " + pointsGained(before.score(), after.score()) + " |\n";
     if (before.regression || after.regression) {
       md += std::string("| ") + split + " mean absolute error | " +
             number(before.meanAbsoluteError) + " | " + number(after.meanAbsoluteError) + " | " +
@@ -251,7 +252,7 @@ std::string markdown(const RunReport& r, bool curves) {
     };
     for (std::size_t c = 0; c < std::max(pb.size(), pa.size()); ++c) {
       md += format("| %zu | %s | %s | %s |\n", c, percent(at(pb, c)).c_str(),
-                   percent(at(pa, c)).c_str(), points(at(pb, c), at(pa, c)).c_str());
+                   percent(at(pa, c)).c_str(), pointsGained(at(pb, c), at(pa, c)).c_str());
     }
   }
 
