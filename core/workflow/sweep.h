@@ -104,9 +104,18 @@ struct SweepTask {
   // learning rate the search chose, going on from the winner's last short run), and the chosen
   // `all` run.
   std::vector<double> autoSeconds, allSeconds;
-  // Per seed: the target test accuracy of that own run (the `auto` cell's run gets the sweep's
-  // learning-rate choice instead, as every strategy does; NaN: none).
-  std::vector<double> autoOwnTest;
+  // Per seed, that own run: what the `auto` cell reports, since it is the procedure timed and the
+  // one a user gets (NaN: it failed).
+  struct AutoRun {
+    double test = std::numeric_limits<double>::quiet_NaN();
+    double validation = std::numeric_limits<double>::quiet_NaN();
+    double source = std::numeric_limits<double>::quiet_NaN();
+    double learningRate = std::numeric_limits<double>::quiet_NaN();  // the search's
+  };
+  std::vector<AutoRun> autoRuns;
+  // Per seed: the test accuracy of auto's plan given the sweep's learning-rate choice instead, as
+  // every strategy gets (NaN: none).
+  std::vector<double> autoAtSweepRate;
   // The unmodified model on the clean source data (NaN: none).
   double sourceBefore = std::numeric_limits<double>::quiet_NaN();
   std::vector<SweepCell> cells;  // in strategy order

@@ -164,18 +164,30 @@ void TestSweep::markdownExplains() {
   }
   // The advisor sees the label permutation for what it is.
   QVERIFY2(md.contains("The labels changed"), qPrintable(md.left(3000)));
-  // auto as a user runs it: at the search's learning rate, going on from the winner's last short
-  // run, with its accuracy and its cost against one `all` run, for every task.
+  // auto as a user runs it (at the search's learning rate, going on from the winner's last short
+  // run) is the `auto` column and the main table's row, beside its plan at the sweep's learning-
+  // rate choice, with its cost against one `all` run, for every task.
   const QString winners =
       md.section("## Does `auto` beat training everything?", 1).section("\n## ", 0, 0);
-  QVERIFY2(winners.contains("`auto` at its own lr"), qPrintable(winners));
+  QVERIFY2(winners.contains("| `auto` | `auto`'s plan at the sweep's lr choice |"),
+           qPrintable(winners));
   for (const auto& task : kTasks) {
     const QString row = winners.section("\n| " + task + " |", 1).section('\n', 0, 0);
+    // level | best single block | Auto-RGN | all | auto | at the sweep's lr | ... | time | ""
     const QStringList cells = row.split('|');
     QVERIFY2(cells.size() >= 10, qPrintable(task + ": " + row));
-    bool number = false;
-    const double own = cells[5].trimmed().section(' ', 0, 0).toDouble(&number);  // its own lr
-    QVERIFY2(number && own >= 0 && own <= 100, qPrintable(task + ": " + row));
+    const auto percentIn = [&](int column) {
+      bool number = false;
+      const double value = cells[column].trimmed().section(' ', 0, 0).toDouble(&number);
+      return number && value >= 0 && value <= 100 ? value : -1.0;
+    };
+    const double own = percentIn(4), atSweepRate = percentIn(5);
+    QVERIFY2(own >= 0 && atSweepRate >= 0, qPrintable(task + ": " + row));
+    // The main table's `auto` row is that same run.
+    const QString mainTable = md.section("## Target test accuracy", 1).section("\n## ", 0, 0);
+    const QString mainRow = mainTable.section("\n| auto |", 1).section('\n', 0, 0);
+    const int column = static_cast<int>(kTasks.indexOf(task));
+    QCOMPARE(mainRow.split('|')[column].trimmed().remove("**").section(' ', 0, 0).toDouble(), own);
     QVERIFY2(cells[cells.size() - 2].trimmed().endsWith("×"), qPrintable(task + ": " + row));
   }
   QVERIFY2(
