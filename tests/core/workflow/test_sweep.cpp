@@ -171,6 +171,8 @@ void TestSweep::markdownExplains() {
       md.section("## Does `auto` beat training everything?", 1).section("\n## ", 0, 0);
   QVERIFY2(winners.contains("| `auto` | `auto`'s plan at the sweep's lr choice |"),
            qPrintable(winners));
+  const QString mainTable = md.section("## Target test accuracy", 1).section("\n## ", 0, 0);
+  const QString mainRow = mainTable.section("\n| auto |", 1).section('\n', 0, 0);
   for (const auto& task : kTasks) {
     const QString row = winners.section("\n| " + task + " |", 1).section('\n', 0, 0);
     // level | best single block | Auto-RGN | all | auto | at the sweep's lr | ... | time | ""
@@ -183,9 +185,12 @@ void TestSweep::markdownExplains() {
     };
     const double own = percentIn(4), atSweepRate = percentIn(5);
     QVERIFY2(own >= 0 && atSweepRate >= 0, qPrintable(task + ": " + row));
-    // The main table's `auto` row is that same run.
-    const QString mainTable = md.section("## Target test accuracy", 1).section("\n## ", 0, 0);
-    const QString mainRow = mainTable.section("\n| auto |", 1).section('\n', 0, 0);
+    // The `auto` column is the user's own run, as the sweep's progress reported it ("test 76.7%"),
+    // and so is the main table's `auto` row.
+    const QString ownRun = m_stderr.section(task + " seed 0: auto's own run at lr ", 1)
+                               .section(": test ", 1)
+                               .section('%', 0, 0);
+    QCOMPARE(cells[4].trimmed().section(' ', 0, 0), ownRun);
     const int column = static_cast<int>(kTasks.indexOf(task));
     QCOMPARE(mainRow.split('|')[column].trimmed().remove("**").section(' ', 0, 0).toDouble(), own);
     QVERIFY2(cells[cells.size() - 2].trimmed().endsWith("×"), qPrintable(task + ": " + row));
