@@ -797,13 +797,13 @@ class Attempt {
 
   // The unmodified model's metrics; training starts from its state.
   void measureBefore() {
-    m_result.sourceBefore = evaluateSource();
     m_bestState = takeSnapshot(m_loaded->module());
     if (!m_options.measureStart) {  // any evaluation beats it
       m_best.accuracy = m_best.r2 = -std::numeric_limits<double>::infinity();
       m_best.loss = std::numeric_limits<double>::infinity();
       return;
     }
+    m_result.sourceBefore = evaluateSource();
     m_result.validationBefore = evaluateOn(*m_validation);
     if (m_test) m_result.testBefore = evaluateOn(*m_test);
     m_best = m_result.validationBefore;

@@ -78,9 +78,9 @@ struct TrainOptions {
   // of memory (0: half of what is available).
   bool cacheFrozenPart = true;
   std::size_t cacheBudgetBytes = 0;
-  // Validation and test of the unmodified model before the first step (validationBefore,
-  // testBefore). Off for the plan search's short runs, which all start from one model it has
-  // measured once: the run then keeps its best evaluated state.
+  // Validation, test and source accuracy of the unmodified model before the first step
+  // (validationBefore, testBefore, sourceBefore). Off for the plan search's short runs, which all
+  // start from one model it has measured once: the run then keeps its best evaluated state.
   bool measureStart = true;
   // Keep TrainResult::endState, for a later run to go on from.
   bool keepEndState = false;

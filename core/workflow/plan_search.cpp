@@ -99,7 +99,10 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
     runOptions.keepEndState = resumes;
     runOptions.resumeFrom = from;
     runOptions.learningRate = rate;
-    runOptions.measureStart = !started;  // once is enough: every run starts from one model
+    // Once is enough: every run starts from one model. Its source accuracy is measured by the
+    // first run given source data (a pass over 1000 items each last-round run would repeat).
+    runOptions.measureStart =
+        !started || (withSource && sample.size() && !std::isfinite(search.sourceBefore));
     // Evaluated after every epoch only, as the run the winner goes on to is: a state from between
     // two epochs would be one that run never keeps.
     say("trying " + all[index].name + " for " + std::to_string(epochs) +

@@ -841,6 +841,16 @@ void TestTrainer::recalibrationReestimatesBatchNorm() {
   QCOMPARE(result.sourceBefore.items, std::size_t(500));
   QCOMPARE(result.sourceAfter.items, std::size_t(500));
   QVERIFY(result.sourceBefore.accuracy > 0.8);  // the clean model reaches ~91%
+  // Without measureStart (the plan search's short runs, which know the start already) the
+  // unmodified model is not measured again, on the source data either; the tuned one still is.
+  auto unmeasured = quickOptions(1);
+  unmeasured.measureStart = false;
+  const auto again = trainModel(test::demo(), plan, data, unmeasured);
+  QVERIFY2(again.ok, again.error.c_str());
+  QCOMPARE(again.sourceBefore.items, std::size_t(0));
+  QCOMPARE(again.validationBefore.items, std::size_t(0));
+  QCOMPARE(again.sourceAfter.items, std::size_t(500));
+  QCOMPARE(again.sourceAfter.accuracy, result.sourceAfter.accuracy);
 
   auto tuned = loadBytes(*result.tunedModel);
   auto conv = tuned.attr("stem").toModule().attr("0").toModule();
