@@ -15,6 +15,10 @@
 // of each plan (its trainable modules, comma-separated; the first is the baseline), over N random
 // items for E epochs, and with --python-plan the same run in the plain Python loop, which
 // recomputes the frozen part every step as the paper's code does.
+//   bench_train MODEL ... --runs "layer3;layer3,fc" --epochs E --items N --shared 1
+// instead runs the plans one after another in one process, as the plan search does: each
+// computing its frozen part (the baseline) against sharing frozen outputs (TrainOptions::
+// frozenOutputs), alternately.
 
 #include <ATen/Parallel.h>
 
@@ -40,6 +44,17 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+// "a;b;c" split at `separator`: {"a", "b", "c"}.
+std::vector<std::string> splitOn(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  for (std::size_t start = 0; start <= text.size();) {
+    const auto end = std::min(text.find(separator, start), text.size());
+    parts.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
 // Random images of the model's input size: a step costs the same whatever the pixels are.
 scalpel::Dataset randomImages(const std::vector<std::int64_t>& shape, std::size_t items) {
   scalpel::Dataset data;
@@ -54,28 +69,52 @@ scalpel::Dataset randomImages(const std::vector<std::int64_t>& shape, std::size_
   return data;
 }
 
-// One whole run of Scalpel's trainer: "seconds cacheSeconds" and what it did with the frozen part.
-std::string scalpelRun(const std::string& modelPath, const std::string& plan,
-                       const scalpel::Dataset& train, const scalpel::Dataset& validation,
-                       std::size_t batch, const std::string& device, int epochs) {
+// One whole run of Scalpel's trainer, sharing frozen outputs with other runs through `shared`.
+scalpel::TrainResult scalpelTrain(const scalpel::LoadedModel& model, const std::string& plan,
+                                  const scalpel::Dataset& train, const scalpel::Dataset& validation,
+                                  std::size_t batch, const std::string& device, int epochs,
+                                  std::shared_ptr<scalpel::FrozenOutputs> shared = nullptr) {
   scalpel::FreezePlan freeze;
   freeze.strategy = "bench";
-  for (std::size_t start = 0; start <= plan.size();) {
-    const auto comma = std::min(plan.find(',', start), plan.size());
-    const std::string module = plan.substr(start, comma - start);
+  for (const auto& module : splitOn(plan, ','))
     freeze.trainable.push_back(module == "all" ? "" : module);
-    start = comma + 1;
-  }
   scalpel::TrainOptions options;
   options.batchSize = batch;
   options.epochs = epochs;
   options.learningRate = 1e-4;
   options.device = device;
-  const auto result = scalpel::trainModel(scalpel::LoadedModel::open(modelPath), freeze,
-                                          {&train, &validation, nullptr}, options);
+  options.frozenOutputs = std::move(shared);
+  auto result = scalpel::trainModel(model, freeze, {&train, &validation, nullptr}, options);
   if (!result.ok) std::fprintf(stderr, "scalpel: %s\n", result.error.c_str());
+  return result;
+}
+
+// One whole run: "seconds cacheSeconds" and what it did with the frozen part.
+std::string scalpelRun(const std::string& modelPath, const std::string& plan,
+                       const scalpel::Dataset& train, const scalpel::Dataset& validation,
+                       std::size_t batch, const std::string& device, int epochs) {
+  const auto result = scalpelTrain(scalpel::LoadedModel::open(modelPath), plan, train, validation,
+                                   batch, device, epochs);
   return std::to_string(result.ok ? result.seconds : 0) + " " +
          std::to_string(result.cacheSeconds) + " " + result.frozenCache;
+}
+
+// Every plan of `plans` one after another, as the plan search runs them: "seconds runs-that-
+// shared", the wall time of them all, each computing its own frozen outputs or (`share`) taking
+// those an earlier run computed from the same weights (TrainOptions::frozenOutputs).
+std::string scalpelSequence(const std::string& modelPath, const std::vector<std::string>& plans,
+                            const scalpel::Dataset& train, const scalpel::Dataset& validation,
+                            std::size_t batch, const std::string& device, int epochs, bool share) {
+  const auto model = scalpel::LoadedModel::open(modelPath);
+  const auto shared = share ? scalpel::makeFrozenOutputs() : nullptr;
+  int sharing = 0;
+  const auto began = Clock::now();
+  for (const auto& plan : plans) {
+    const auto result = scalpelTrain(model, plan, train, validation, batch, device, epochs, shared);
+    sharing += result.frozenCache.find("earlier run") != std::string::npos;
+  }
+  return std::to_string(std::chrono::duration<double>(Clock::now() - began).count()) + " " +
+         std::to_string(sharing);
 }
 
 // Median step time of Scalpel's trainer (ms), from the time between its step events.
@@ -122,36 +161,29 @@ std::string firstLine(const std::string& command) {
 
 std::vector<std::int64_t> parseSize(const std::string& size) {
   std::vector<std::int64_t> shape;
-  for (std::size_t start = 0; start < size.size();) {
-    const auto comma = size.find(',', start);
-    shape.push_back(std::stoll(size.substr(start, comma - start)));
-    start = comma == std::string::npos ? size.size() : comma + 1;
-  }
+  for (const auto& extent : splitOn(size, ',')) shape.push_back(std::stoll(extent));
   return shape;
 }
 
 // Whole runs of each plan in `runs` (';'-separated; the first is the baseline), alternating, each
 // in a process of its own; the median of `rounds` per plan, and the Python loop's with
-// `pythonPlan`. Prints one line per plan with its ratio to the baseline.
+// `pythonPlan`. Prints one line per plan with its ratio to the baseline. With `sequence`, instead
+// all plans one after another in one process, alternately each computing its frozen part and
+// sharing frozen outputs.
 int wholeRuns(const std::string& program, const std::string& model, const std::string& label,
               const std::string& size, std::size_t batch, std::size_t items, int epochs, int rounds,
               const std::string& device, const std::string& python, const std::string& runs,
-              const std::string& pythonPlan) {
+              const std::string& pythonPlan, bool sequence) {
   scalpel::useAllCores();
   const int threads = at::get_num_threads();
-  std::vector<std::string> plans;
-  for (std::size_t start = 0; start <= runs.size();) {
-    const auto semicolon = std::min(runs.find(';', start), runs.size());
-    plans.push_back(runs.substr(start, semicolon - start));
-    start = semicolon + 1;
-  }
+  const auto plans = splitOn(runs, ';');
   const std::string common = " --size " + size + " --batch " + std::to_string(batch) + " --items " +
                              std::to_string(items) + " --epochs " + std::to_string(epochs) +
                              " --device " + device + " --threads " + std::to_string(threads);
   std::vector<std::vector<double>> seconds(plans.size()), caching(plans.size());
   std::vector<std::string> notes(plans.size());
   std::vector<double> pythonSeconds;
-  for (int round = 0; round < rounds; ++round) {
+  for (int round = 0; round < rounds && !sequence; ++round) {
     for (std::size_t p = 0; p < plans.size(); ++p) {
       const std::string line =
           firstLine(program + " " + model + common + " --run '" + plans[p] + "' 2>/dev/null");
@@ -172,6 +204,27 @@ int wholeRuns(const std::string& program, const std::string& model, const std::s
       std::sscanf(line.c_str(), "{\"run_s\": %lf", &runSeconds);
       pythonSeconds.push_back(runSeconds);
     }
+  }
+  if (sequence) {  // the plans one after another, in one process: each its own against sharing
+    std::vector<double> own, shared;
+    int sharing = 0;
+    for (int round = 0; round < rounds; ++round) {
+      for (const bool share : {false, true}) {
+        const std::string line = firstLine(program + " " + model + common + " --sequence '" + runs +
+                                           "' --share " + (share ? "1" : "0") + " 2>/dev/null");
+        double total = 0;
+        std::sscanf(line.c_str(), "%lf %d", &total, &sharing);
+        (share ? shared : own).push_back(total);
+      }
+    }
+    const double a = median(own), b = median(shared);
+    std::printf(
+        "%s %s, %zu items x %d epochs, batch %zu, %d threads, %zu plans one after another "
+        "(median of %d):\n  each computing its frozen part %8.3f s\n  sharing frozen outputs "
+        "        %8.3f s  %.2fx faster (%d of %zu runs took an earlier run's)\n",
+        label.c_str(), device.c_str(), items, epochs, batch, threads, plans.size(), rounds, a, b,
+        b > 0 ? a / b : 0, sharing, plans.size());
+    return 0;
   }
   const double base = median(seconds[0]);
   std::printf("%s %s, %zu items x %d epochs, batch %zu, %d threads, whole runs (median of %d):\n",
@@ -210,7 +263,8 @@ int main(int argc, char** argv) {
   bool channelsLast = false, dataPaths = false;
   std::size_t batch = 64, items = 0;
   int steps = 20, rounds = 3, threads = 0, epochs = 0;
-  std::string runs, runPlan, pythonPlan;
+  std::string runs, runPlan, pythonPlan, sequencePlans;
+  bool share = false, sequence = false;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--size")
@@ -243,6 +297,12 @@ int main(int argc, char** argv) {
       runs = value;
     else if (flag == "--run")
       runPlan = value;  // a worker: one whole run of this plan
+    else if (flag == "--sequence")
+      sequencePlans = value;  // a worker: these plans one after another
+    else if (flag == "--share")
+      share = value == "1";
+    else if (flag == "--shared")
+      sequence = value == "1";
     else if (flag == "--python-plan")
       pythonPlan = value;
     else if (flag == "--epochs")
@@ -257,6 +317,15 @@ int main(int argc, char** argv) {
     std::printf("%s\n", scalpelRun(model, runPlan, randomImages(shape, items),
                                    randomImages(shape, batch), batch, device, epochs)
                             .c_str());
+    return 0;
+  }
+  if (!sequencePlans.empty()) {
+    if (threads) at::set_num_threads(threads);
+    const auto shape = parseSize(size);
+    std::printf("%s\n",
+                scalpelSequence(model, splitOn(sequencePlans, ';'), randomImages(shape, items),
+                                randomImages(shape, batch), batch, device, epochs, share)
+                    .c_str());
     return 0;
   }
   if (!worker.empty()) {
@@ -290,7 +359,7 @@ int main(int argc, char** argv) {
                            (channelsLast ? "1" : "0") + " --worker ";
   if (!runs.empty())
     return wholeRuns(argv[0], model, label, size, batch, items, epochs, rounds, device, python,
-                     runs, pythonPlan);
+                     runs, pythonPlan, sequence);
   if (dataPaths) {
     const std::vector<std::string> paths{"synchronous", "streamed", "auto"};
     std::vector<std::vector<double>> times(paths.size());

@@ -38,6 +38,15 @@ bool deterministicInTraining(const jit::Module& module) {
   return true;
 }
 
+// Every value the node (and the blocks inside it) reads.
+void readsOf(jit::Node* node, std::vector<jit::Value*>& reads) {
+  for (jit::Value* input : node->inputs()) reads.push_back(input);
+  for (jit::Block* block : node->blocks()) {
+    for (jit::Node* inner : block->nodes()) readsOf(inner, reads);
+    for (jit::Value* output : block->outputs()) reads.push_back(output);
+  }
+}
+
 // Classifies a forward graph's values as trainable (they read a trainable parameter, or depend
 // on one that does) or frozen, and records what would make the frozen part differ between epochs.
 class Splitter {
@@ -63,15 +72,6 @@ class Splitter {
   bool recomputable(jit::Value* value) const { return m_recomputable.count(value) > 0; }
 
  private:
-  // Every value the node (and the blocks inside it) reads from outside itself.
-  static void readsOf(jit::Node* node, std::vector<jit::Value*>& reads) {
-    for (jit::Value* input : node->inputs()) reads.push_back(input);
-    for (jit::Block* block : node->blocks()) {
-      for (jit::Node* inner : block->nodes()) readsOf(inner, reads);
-      for (jit::Value* output : block->outputs()) reads.push_back(output);
-    }
-  }
-
   std::string classifyNode(jit::Node* node) {
     if (node->kind() == c10::prim::GetAttr) {
       m_recomputable.insert(node->output());
@@ -204,7 +204,81 @@ std::shared_ptr<jit::Graph> extract(jit::Graph& from, const std::vector<jit::Val
 struct FrozenPart::Impl {
   jit::Module model;
   std::unique_ptr<jit::GraphFunction> prefix, suffix;
+  // How the prefix computes the frontier, as text, and the attributes that computation reads
+  // (dotted paths from the model).
+  std::string signature;
+  std::vector<std::string> reads;
 };
+
+namespace {
+
+// The top-level nodes of `graph` that its outputs depend on, in order: checks left in front that
+// compute nothing the outputs read (an assertion on a later layer's input, a frozen BatchNorm's
+// batch counter when not training) are not among them.
+std::vector<jit::Node*> computationOf(jit::Graph& graph) {
+  std::unordered_set<jit::Value*> needed(graph.outputs().begin(), graph.outputs().end());
+  std::vector<jit::Node*> nodes;
+  for (jit::Node* node : graph.nodes().reverse()) {
+    bool used = false;
+    for (jit::Value* output : node->outputs()) used |= needed.count(output) > 0;
+    if (!used) continue;
+    nodes.push_back(node);
+    std::vector<jit::Value*> reads;
+    readsOf(node, reads);
+    needed.insert(reads.begin(), reads.end());
+  }
+  std::reverse(nodes.begin(), nodes.end());
+  return nodes;
+}
+
+// How `prefix` computes its outputs, as text whose values are named by the order they appear
+// in: two prefixes that compute their outputs alike give the same text, whatever else each holds.
+std::string signatureOf(jit::Graph& prefix) {
+  const auto graph = prefix.copy();
+  const auto nodes = computationOf(*graph);
+  std::size_t count = 0;
+  const auto rename = [&](jit::Value* value) {
+    value->setDebugName("v" + std::to_string(count++));
+  };
+  std::function<void(jit::Node*)> renameNode = [&](jit::Node* node) {
+    for (jit::Block* block : node->blocks()) {
+      for (jit::Value* input : block->inputs()) rename(input);
+      for (jit::Node* inner : block->nodes()) renameNode(inner);
+    }
+    for (jit::Value* output : node->outputs()) rename(output);
+  };
+  for (jit::Value* input : graph->inputs()) rename(input);
+  for (jit::Node* node : nodes) renameNode(node);
+  std::ostringstream text;
+  for (jit::Node* node : nodes) text << *node;
+  for (jit::Value* output : graph->outputs()) text << "return %" << output->debugName() << '\n';
+  return text.str();
+}
+
+// The dotted paths of the non-module attributes `nodes` read from `model` (a graph's first
+// input), directly or through submodules, in the order they first read them.
+std::vector<std::string> attributesReadBy(const std::vector<jit::Node*>& nodes, jit::Value* model) {
+  std::unordered_map<jit::Value*, std::string> path{{model, ""}};
+  std::vector<std::string> reads;
+  std::function<void(jit::Node*)> visit = [&](jit::Node* node) {
+    for (jit::Block* block : node->blocks()) {
+      for (jit::Node* inner : block->nodes()) visit(inner);
+    }
+    if (node->kind() != c10::prim::GetAttr || !path.count(node->input(0))) return;
+    const std::string& owner = path.at(node->input(0));
+    const std::string name = node->s(c10::attr::name);
+    const std::string full = owner.empty() ? name : owner + "." + name;
+    if (isModule(node->output())) {
+      path[node->output()] = full;
+    } else if (std::find(reads.begin(), reads.end(), full) == reads.end()) {
+      reads.push_back(full);
+    }
+  };
+  for (jit::Node* node : nodes) visit(node);
+  return reads;
+}
+
+}  // namespace
 
 FrozenPart::~FrozenPart() = default;
 
@@ -293,6 +367,8 @@ std::unique_ptr<FrozenPart> FrozenPart::split(const jit::Module& model,
         return true;
       },
       false);
+  part->m_impl->signature = signatureOf(*prefixGraph);
+  part->m_impl->reads = attributesReadBy(computationOf(*prefixGraph), prefixGraph->inputs()[0]);
   part->m_impl->prefix = std::make_unique<jit::GraphFunction>(
       c10::QualifiedName("scalpel.frozen_prefix"), prefixGraph, nullptr);
   part->m_impl->suffix = std::make_unique<jit::GraphFunction>(
@@ -329,6 +405,22 @@ torch::jit::IValue FrozenPart::suffix(const std::vector<torch::Tensor>& frontier
   for (const auto& value : frontier) stack.emplace_back(value);
   m_impl->suffix->run(stack);
   return stack.back();
+}
+
+std::string FrozenPart::signature() const { return m_impl->signature; }
+
+std::vector<std::pair<std::string, c10::IValue>> FrozenPart::attributesRead() const {
+  std::vector<std::pair<std::string, c10::IValue>> values;
+  for (const auto& full : m_impl->reads) {
+    jit::Module owner = m_impl->model;
+    std::stringstream parts(full);
+    std::string part;
+    std::getline(parts, part, '.');
+    for (std::string next; std::getline(parts, next, '.'); part = next)
+      owner = owner.attr(part).toModule();
+    values.emplace_back(full, owner.attr(part));
+  }
+  return values;
 }
 
 std::string FrozenPart::describe() const {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace scalpel {
@@ -42,6 +43,11 @@ class FrozenPart {
   // ("stem … layer2").
   const std::vector<std::string>& cachedModules() const { return m_modules; }
   std::string describe() const;
+  // How the prefix computes the frontier, as text (the graph's nodes it needs, attribute names
+  // included), and the current values of the attributes they read (parameters, buffers, flags):
+  // two parts with equal texts and equal values compute the same frontier from the same items.
+  std::string signature() const;
+  std::vector<std::pair<std::string, c10::IValue>> attributesRead() const;
 
  private:
   FrozenPart() = default;

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -52,6 +54,27 @@ struct TrainState {
 };
 
 std::size_t trainStateBytes(const TrainState& state) { return state.bytes; }
+
+// A run's frozen-part outputs: of every training item in order, and of the evaluation streams'
+// items in the order they serve them.
+struct FrozenValues {
+  std::vector<torch::Tensor> train, validation, test;
+  torch::Tensor trainTargets, validationTargets, testTargets;
+};
+
+struct FrozenOutputs {
+  struct Entry {
+    std::string key;  // the prefix's graph, and the items and compute it ran on
+    std::vector<std::pair<std::string, c10::IValue>> attributes;  // what it read, as it was
+    FrozenValues values;
+    double bytes = 0;
+  };
+  std::mutex mutex;
+  std::deque<Entry> entries;  // oldest first
+  double bytes = 0;
+};
+
+std::shared_ptr<FrozenOutputs> makeFrozenOutputs() { return std::make_shared<FrozenOutputs>(); }
 
 bool resumable(const TrainOptions& options) {
   return options.schedule == "constant" && options.warmupFraction == 0 && options.maxSteps == 0;
@@ -503,6 +526,39 @@ std::string formatSeconds(double seconds) {
 
 // Half the memory this machine has available now (the cache lives in RAM).
 double defaultCacheBudget() { return availableHostMemory() / 2; }
+
+// Whether two lists of attributes hold the same values: tensors element for element (and of one
+// type, shape and device), the rest as Python's == says.
+bool sameAttributes(const std::vector<std::pair<std::string, c10::IValue>>& a,
+                    const std::vector<std::pair<std::string, c10::IValue>>& b) {
+  if (a.size() != b.size()) return false;
+  try {
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const c10::IValue &x = a[i].second, &y = b[i].second;
+      if (a[i].first != b[i].first || x.isTensor() != y.isTensor()) return false;
+      if (!x.isTensor()) {
+        if (!(x == y)) return false;
+        continue;
+      }
+      const torch::Tensor &s = x.toTensor(), &t = y.toTensor();
+      if (s.defined() != t.defined()) return false;
+      if (s.defined() && (s.scalar_type() != t.scalar_type() || s.device() != t.device() ||
+                          !s.sizes().equals(t.sizes()) || !torch::equal(s, t)))
+        return false;
+    }
+  } catch (const std::exception&) {  // values == cannot compare (a list of tensors, say)
+    return false;
+  }
+  return true;
+}
+
+double bytesOf(const FrozenValues& values) {
+  double bytes = 0;
+  for (const auto* tensors : {&values.train, &values.validation, &values.test}) {
+    for (const auto& t : *tensors) bytes += static_cast<double>(t.numel() * t.element_size());
+  }
+  return bytes;
+}
 
 // One run at the options' batch size, step by step; trainModel retries it with smaller batches.
 class Attempt {
@@ -1069,12 +1125,20 @@ class Attempt {
       return skip(formatBytes(items * perItem) + " over the " + formatBytes(budget) + " budget");
     }
     const auto began = Clock::now();
-    fillCache(*part);
+    const std::string key = frozenOutputsKey(*part);
+    const auto attributes = part->attributesRead();
+    const bool shared = takeSharedOutputs(key, attributes);
+    if (!shared) {
+      const FrozenValues values = computeFrozenValues(*part);
+      useFrozenValues(values);
+      shareOutputs(key, attributes, values, budget);
+    }
     m_result.cacheSeconds = std::chrono::duration<double>(Clock::now() - began).count();
     m_result.frozenCache = "cached the outputs of " + part->describe() + ": " +
                            std::to_string(static_cast<std::size_t>(items)) + " items, " +
-                           formatBytes(items * perItem) + " in " +
-                           formatSeconds(m_result.cacheSeconds);
+                           formatBytes(items * perItem) +
+                           (shared ? ", computed by an earlier run from the same weights"
+                                   : " in " + formatSeconds(m_result.cacheSeconds));
     m_log->info("frozen part {}", m_result.frozenCache);
     m_frozen = std::move(part);
     m_forward = [this](const std::vector<torch::Tensor>& frontier) {
@@ -1083,9 +1147,84 @@ class Attempt {
     };
   }
 
-  // The frozen part's outputs of every training item (the epochs shuffle them), and of this
-  // process's share of the validation and test items, in the order their streams serve them.
-  void fillCache(const FrozenPart& part) {
+  // What decides the frozen outputs besides the prefix's weights: its graph, the items (the data
+  // sets themselves, this process's share of them) and how the items are served and computed.
+  std::string frozenOutputsKey(const FrozenPart& part) const {
+    std::ostringstream key;
+    key.precision(17);
+    key << part.signature() << "\n| train " << m_data.train << ' ' << m_data.train->size()
+        << " validation " << m_data.validation << ' ' << m_data.validation->size() << " test "
+        << m_data.test << ' ' << (m_data.test ? m_data.test->size() : 0) << " batch "
+        << m_options.batchSize << " share " << m_trainOptions.share << '/' << m_trainOptions.shares
+        << " device " << m_compute.device << " bf16 " << m_compute.bf16 << " channels-last "
+        << m_compute.channelsLast << " fit";
+    for (const auto size : m_trainOptions.fitTo) key << ' ' << size;
+    key << " resize " << m_trainOptions.resize << " mean";
+    for (const double value : m_trainOptions.mean) key << ' ' << value;
+    key << " std";
+    for (const double value : m_trainOptions.std) key << ' ' << value;
+    return key.str();
+  }
+
+  // An earlier run's outputs (TrainOptions::frozenOutputs) where its frozen part read the same
+  // values this one does: true when the run now trains on them.
+  bool takeSharedOutputs(const std::string& key,
+                         const std::vector<std::pair<std::string, c10::IValue>>& attributes) {
+    if (!m_options.frozenOutputs) return false;
+    FrozenOutputs& store = *m_options.frozenOutputs;
+    std::lock_guard<std::mutex> lock(store.mutex);
+    for (const auto& entry : store.entries) {
+      if (entry.key != key || !sameAttributes(entry.attributes, attributes)) continue;
+      useFrozenValues(entry.values);
+      return true;
+    }
+    return false;
+  }
+
+  // Keeps this run's outputs for later runs, the oldest going where the budget would be passed.
+  void shareOutputs(const std::string& key,
+                    std::vector<std::pair<std::string, c10::IValue>> attributes,
+                    const FrozenValues& values, double budget) {
+    if (!m_options.frozenOutputs) return;
+    FrozenOutputs& store = *m_options.frozenOutputs;
+    for (auto& attribute : attributes) {  // as they are now: the run's copy goes on changing
+      if (attribute.second.isTensor() && attribute.second.toTensor().defined())
+        attribute.second = attribute.second.toTensor().detach().clone();
+    }
+    FrozenOutputs::Entry entry{key, std::move(attributes), values, bytesOf(values)};
+    std::lock_guard<std::mutex> lock(store.mutex);
+    while (!store.entries.empty() && store.bytes + entry.bytes > budget) {
+      store.bytes -= store.entries.front().bytes;
+      store.entries.pop_front();
+    }
+    if (entry.bytes > budget) return;
+    store.bytes += entry.bytes;
+    store.entries.push_back(std::move(entry));
+  }
+
+  // Training and evaluation draw from the frozen outputs (the epochs shuffle the training ones).
+  void useFrozenValues(const FrozenValues& values) {
+    const auto inOrder = cacheOrder();  // the evaluation streams serve this process's share
+    m_train = std::make_unique<CachedBatches>(values.train, values.trainTargets, m_trainOptions);
+    m_validation =
+        std::make_unique<CachedBatches>(values.validation, values.validationTargets, inOrder);
+    if (m_testBatches)
+      m_test = std::make_unique<CachedBatches>(values.test, values.testTargets, inOrder);
+  }
+
+  // Every training item once, in order, in large batches.
+  BatchStream::Options cacheOrder() const {
+    auto everything = m_trainOptions;
+    everything.shuffle = false;
+    everything.shares = 1;
+    everything.share = 0;
+    everything.batchSize = std::max<std::size_t>(m_options.batchSize, 256);
+    return everything;
+  }
+
+  // The frozen part's outputs of every training item, and of this process's share of the
+  // validation and test items, in the order their streams serve them.
+  FrozenValues computeFrozenValues(const FrozenPart& part) {
     const auto collect = [&](BatchStream& stream, std::vector<torch::Tensor>& frontier,
                              torch::Tensor& targets) {
       std::vector<std::vector<torch::Tensor>> pieces(part.frontierSize());
@@ -1101,27 +1240,14 @@ class Attempt {
       for (auto& piece : pieces) frontier.push_back(torch::cat(piece));
       targets = torch::cat(labels);
     };
-    auto everything = m_trainOptions;  // every training item once, in order
-    everything.shuffle = false;
-    everything.shares = 1;
-    everything.share = 0;
-    everything.batchSize = std::max<std::size_t>(m_options.batchSize, 256);
     std::vector<std::size_t> all(m_data.train->size());
     std::iota(all.begin(), all.end(), 0);
-    BatchStream trainItems(BatchStream::borrow(*m_data.train), all, everything);
-    std::vector<torch::Tensor> frontier;
-    torch::Tensor targets;
-    collect(trainItems, frontier, targets);
-    m_train =
-        std::make_unique<CachedBatches>(std::move(frontier), std::move(targets), m_trainOptions);
-    const auto inOrder = everything;  // the evaluation streams serve this process's share already
-    collect(*m_validationBatches, frontier, targets);
-    m_validation =
-        std::make_unique<CachedBatches>(std::move(frontier), std::move(targets), inOrder);
-    if (m_testBatches) {
-      collect(*m_testBatches, frontier, targets);
-      m_test = std::make_unique<CachedBatches>(std::move(frontier), std::move(targets), inOrder);
-    }
+    BatchStream trainItems(BatchStream::borrow(*m_data.train), all, cacheOrder());
+    FrozenValues values;
+    collect(trainItems, values.train, values.trainTargets);
+    collect(*m_validationBatches, values.validation, values.validationTargets);
+    if (m_testBatches) collect(*m_testBatches, values.test, values.testTargets);
+    return values;
   }
 
   // The unmodified model's metrics, then epoch after epoch until the steps are done or a stop.

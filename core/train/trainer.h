@@ -27,6 +27,13 @@ class Collective;  // distributed/collective.h
 struct TrainState;
 std::size_t trainStateBytes(const TrainState& state);
 
+// Frozen-part outputs kept for other runs to train on (TrainOptions::frozenOutputs): a plan
+// search tries many plans from one model on one data set, and plans whose trainable layers begin
+// at the same layer compute the same frozen outputs. Opaque (torch inside), in memory within the
+// cache budget; only for runs on the data it was filled from, while that data lives.
+struct FrozenOutputs;
+std::shared_ptr<FrozenOutputs> makeFrozenOutputs();
+
 struct TrainOptions {
   std::string optimizer = "adam";  // "adam", "adamw" or "sgd" (with momentum)
   double learningRate = 1e-3;
@@ -78,6 +85,10 @@ struct TrainOptions {
   // of memory (0: half of what is available).
   bool cacheFrozenPart = true;
   std::size_t cacheBudgetBytes = 0;
+  // Shared by runs (makeFrozenOutputs()): a run whose frozen part computes what an earlier one's
+  // did, from the same weights and the same items, trains on its outputs rather than computing
+  // them again; nullptr: every run computes its own. Not saved with sessions.
+  std::shared_ptr<FrozenOutputs> frozenOutputs;
   // Validation, test and source accuracy of the unmodified model before the first step
   // (validationBefore, testBefore, sourceBefore). Off for the plan search's short runs, which all
   // start from one model it has measured once: the run then keeps its best evaluated state.

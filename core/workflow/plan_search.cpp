@@ -57,6 +57,9 @@ PlanSearchResult searchPlans(const LoadedModel& model, std::vector<PlanCandidate
   base.patience = 0;
   base.evaluateEverySteps = 0;
   base.checkpointPath.clear();
+  // Every run starts from one model on one data set: plans whose trainable layers begin at the
+  // same layer compute the same frozen outputs, once.
+  base.frozenOutputs = makeFrozenOutputs();
   const int firstEpochs = std::max(1, options.epochs / 10);
   double allSecondsPerEpoch = 0;
 

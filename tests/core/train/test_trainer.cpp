@@ -117,6 +117,7 @@ class TestTrainer : public QObject {
   void frozenPartsAreBitIdentical();
   void frozenPartIsComputedOnce_data();
   void frozenPartIsComputedOnce();
+  void frozenOutputsAreSharedOnlyWhereTheyAreTheSame();
   void inputShiftFirstBlockHelps();
   void outputShiftHeadRecovers();
   void sameSeedSameCurves();
@@ -278,6 +279,57 @@ void TestTrainer::frozenPartIsComputedOnce() {
   QCOMPARE(results[1].history.size(), results[0].history.size());
   QVERIFY(std::abs(results[1].testAfter.loss - results[0].testAfter.loss) <=
           1e-5 * std::max(1.0, results[0].testAfter.loss));
+}
+
+// Runs that share frozen outputs (as the plan search's do) train on an earlier run's where their
+// frozen parts compute the same values from the same items, and then train exactly what a run of
+// their own trains; where the weights in front, the cut or the items differ, they compute their
+// own.
+void TestTrainer::frozenOutputsAreSharedOnlyWhereTheyAreTheSame() {
+  const LoadedModel demo = test::demo();
+  QVERIFY2(demo.ok(), demo.error().c_str());
+  const Dataset train = randomItems({1, 28, 28}, 10, 96, 1),
+                validation = randomItems({1, 28, 28}, 10, 40, 2),
+                otherValidation = randomItems({1, 28, 28}, 10, 40, 3);
+  auto options = quickOptions(2);
+  options.batchSize = 32;
+  options.learningRate = 1e-2;
+  options.frozenOutputs = makeFrozenOutputs();
+  const auto run = [&](FreezePlan plan, const Dataset& checkOn, bool shared) {
+    auto runOptions = options;
+    if (!shared) runOptions.frozenOutputs = nullptr;
+    auto result = trainModel(demo, plan, {&train, &checkOn, nullptr}, runOptions);
+    if (!result.ok) qWarning("%s", result.error.c_str());
+    qInfo("%s: %s", plan.trainable.front().c_str(), result.frozenCache.c_str());
+    return result;
+  };
+  const auto tookShared = [](const TrainResult& result) {
+    return QString::fromStdString(result.frozenCache).contains("computed by an earlier run");
+  };
+  FreezePlan layer3 = blockPlan({"layer3"});
+  QVERIFY(!tookShared(run(layer3, validation, true)));  // the first computes them
+
+  // Another plan behind the same cut, and the same one with its own BatchNorms training.
+  FreezePlan layer3Head = blockPlan({"layer3", "fc"});
+  const auto sharing = run(layer3Head, validation, true);
+  QVERIFY2(tookShared(sharing), sharing.frozenCache.c_str());
+  const auto own = run(layer3Head, validation, false);
+  QVERIFY(!tookShared(own));
+  const auto a = state(loadBytes(*sharing.tunedModel)), b = state(loadBytes(*own.tunedModel));
+  for (const auto& [name, value] : b) QVERIFY2(torch::equal(value, a.at(name)), name.c_str());
+  QCOMPARE(sharing.validationAfter.loss, own.validationAfter.loss);
+  QCOMPARE(sharing.history.size(), own.history.size());
+  FreezePlan layer3Train = layer3;
+  layer3Train.batchNorm = "train";
+  QVERIFY(tookShared(run(layer3Train, validation, true)));
+
+  // Recalibration moves the frozen BatchNorms' statistics; another cut computes other values;
+  // other items are other items.
+  FreezePlan recalibrated = layer3;
+  recalibrated.recalibrate = true;
+  QVERIFY(!tookShared(run(recalibrated, validation, true)));
+  QVERIFY(!tookShared(run(blockPlan({"layer2"}), validation, true)));
+  QVERIFY(!tookShared(run(layer3, otherValidation, true)));
 }
 
 void TestTrainer::inputShiftFirstBlockHelps() {
