@@ -38,6 +38,14 @@ bool deterministicInTraining(const jit::Module& module) {
   return true;
 }
 
+// The submodule at a dotted path ("layer1.0"; "" for the model itself).
+jit::Module moduleAt(const jit::Module& model, const std::string& path) {
+  jit::Module owner = model;
+  std::stringstream parts(path);
+  for (std::string part; std::getline(parts, part, '.');) owner = owner.attr(part).toModule();
+  return owner;
+}
+
 // Every value the node (and the blocks inside it) reads.
 void readsOf(jit::Node* node, std::vector<jit::Value*>& reads) {
   for (jit::Value* input : node->inputs()) reads.push_back(input);
@@ -133,10 +141,7 @@ class Splitter {
     // (dropout draws anew, a BatchNorm in train mode counts its batches), so it is computed with
     // the trainable part. Dropout with p = 0 acts the same either way.
     if (name == "training" && m_trainMode.count(path->second)) {
-      jit::Module owner = m_model;
-      std::stringstream parts(path->second);
-      std::string part;
-      while (std::getline(parts, part, '.')) owner = owner.attr(part).toModule();
+      const jit::Module owner = moduleAt(m_model, path->second);
       if (!deterministicInTraining(owner) || owner.hasattr("running_mean")) {
         m_trainableNodes.insert(node);
         m_trainableValues.insert(node->output());
@@ -231,30 +236,6 @@ std::vector<jit::Node*> computationOf(jit::Graph& graph) {
   return nodes;
 }
 
-// How `prefix` computes its outputs, as text whose values are named by the order they appear
-// in: two prefixes that compute their outputs alike give the same text, whatever else each holds.
-std::string signatureOf(jit::Graph& prefix) {
-  const auto graph = prefix.copy();
-  const auto nodes = computationOf(*graph);
-  std::size_t count = 0;
-  const auto rename = [&](jit::Value* value) {
-    value->setDebugName("v" + std::to_string(count++));
-  };
-  std::function<void(jit::Node*)> renameNode = [&](jit::Node* node) {
-    for (jit::Block* block : node->blocks()) {
-      for (jit::Value* input : block->inputs()) rename(input);
-      for (jit::Node* inner : block->nodes()) renameNode(inner);
-    }
-    for (jit::Value* output : node->outputs()) rename(output);
-  };
-  for (jit::Value* input : graph->inputs()) rename(input);
-  for (jit::Node* node : nodes) renameNode(node);
-  std::ostringstream text;
-  for (jit::Node* node : nodes) text << *node;
-  for (jit::Value* output : graph->outputs()) text << "return %" << output->debugName() << '\n';
-  return text.str();
-}
-
 // The dotted paths of the non-module attributes `nodes` read from `model` (a graph's first
 // input), directly or through submodules, in the order they first read them.
 std::vector<std::string> attributesReadBy(const std::vector<jit::Node*>& nodes, jit::Value* model) {
@@ -276,6 +257,32 @@ std::vector<std::string> attributesReadBy(const std::vector<jit::Node*>& nodes, 
   };
   for (jit::Node* node : nodes) visit(node);
   return reads;
+}
+
+// How `prefix` computes its outputs, as text whose values are named by the order they appear
+// in (two prefixes that compute their outputs alike give the same text, whatever else each
+// holds), and the attributes that computation reads.
+std::string signatureOf(jit::Graph& prefix, std::vector<std::string>& reads) {
+  const auto graph = prefix.copy();
+  const auto nodes = computationOf(*graph);
+  reads = attributesReadBy(nodes, graph->inputs()[0]);
+  std::size_t count = 0;
+  const auto rename = [&](jit::Value* value) {
+    value->setDebugName("v" + std::to_string(count++));
+  };
+  std::function<void(jit::Node*)> renameNode = [&](jit::Node* node) {
+    for (jit::Block* block : node->blocks()) {
+      for (jit::Value* input : block->inputs()) rename(input);
+      for (jit::Node* inner : block->nodes()) renameNode(inner);
+    }
+    for (jit::Value* output : node->outputs()) rename(output);
+  };
+  for (jit::Value* input : graph->inputs()) rename(input);
+  for (jit::Node* node : nodes) renameNode(node);
+  std::ostringstream text;
+  for (jit::Node* node : nodes) text << *node;
+  for (jit::Value* output : graph->outputs()) text << "return %" << output->debugName() << '\n';
+  return text.str();
 }
 
 }  // namespace
@@ -367,8 +374,7 @@ std::unique_ptr<FrozenPart> FrozenPart::split(const jit::Module& model,
         return true;
       },
       false);
-  part->m_impl->signature = signatureOf(*prefixGraph);
-  part->m_impl->reads = attributesReadBy(computationOf(*prefixGraph), prefixGraph->inputs()[0]);
+  part->m_impl->signature = signatureOf(*prefixGraph, part->m_impl->reads);
   part->m_impl->prefix = std::make_unique<jit::GraphFunction>(
       c10::QualifiedName("scalpel.frozen_prefix"), prefixGraph, nullptr);
   part->m_impl->suffix = std::make_unique<jit::GraphFunction>(
@@ -412,13 +418,10 @@ std::string FrozenPart::signature() const { return m_impl->signature; }
 std::vector<std::pair<std::string, c10::IValue>> FrozenPart::attributesRead() const {
   std::vector<std::pair<std::string, c10::IValue>> values;
   for (const auto& full : m_impl->reads) {
-    jit::Module owner = m_impl->model;
-    std::stringstream parts(full);
-    std::string part;
-    std::getline(parts, part, '.');
-    for (std::string next; std::getline(parts, next, '.'); part = next)
-      owner = owner.attr(part).toModule();
-    values.emplace_back(full, owner.attr(part));
+    const auto dot = full.rfind('.');
+    const jit::Module owner =
+        moduleAt(m_impl->model, dot == std::string::npos ? "" : full.substr(0, dot));
+    values.emplace_back(full, owner.attr(dot == std::string::npos ? full : full.substr(dot + 1)));
   }
   return values;
 }
