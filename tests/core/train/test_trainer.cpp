@@ -121,6 +121,7 @@ class TestTrainer : public QObject {
   void inputShiftFirstBlockHelps();
   void outputShiftHeadRecovers();
   void sameSeedSameCurves();
+  void runsTrainCopiesOfTheirOwn();
   void resumedRunTrainsWhatOneRunDoes_data();
   void resumedRunTrainsWhatOneRunDoes();
   void eventsReportProgress();
@@ -379,6 +380,47 @@ void TestTrainer::sameSeedSameCurves() {
     QCOMPARE(results[0].history[i].validation.loss, results[1].history[i].validation.loss);
   }
   QCOMPARE(*results[0].tunedModel == *results[1].tunedModel, true);
+}
+
+// Every run trains a copy of its own (a deep copy, sharing the source's compiled methods): the
+// model it was given keeps every weight and statistic, the copy's parameters are leaves, and the
+// tuned model keeps the source's class names (no new __torch_mangle_N), two runs at a time.
+void TestTrainer::runsTrainCopiesOfTheirOwn() {
+  const auto t = target("gaussian-noise", 20, 10, 100);
+  const auto& source = test::demo();
+  const auto before = state(source.script().module());
+  auto plan = blockPlan({"stem", "layer1", "fc"});
+  plan.batchNorm = "train";  // the copies' running statistics move
+  TrainResult results[2];
+  std::thread other([&] { results[1] = trainModel(source, plan, t.data(), quickOptions(1)); });
+  results[0] = trainModel(source, plan, t.data(), quickOptions(1));
+  other.join();
+  for (const auto& result : results) QVERIFY2(result.ok, result.error.c_str());
+  QVERIFY(*results[0].tunedModel == *results[1].tunedModel);  // the same seed, the same run
+  const auto after = state(source.script().module());
+  QCOMPARE(after.size(), before.size());
+  for (const auto& [name, tensor] : before)
+    QVERIFY2(torch::equal(tensor, after.at(name)), name.c_str());
+  const auto tuned = loadBytes(*results[0].tunedModel);
+  QVERIFY(!torch::equal(state(tuned).at("stem.1.running_mean"), before.at("stem.1.running_mean")));
+  const auto classNames = [](const torch::jit::Module& model) {
+    QStringList names;
+    for (const auto& module : model.named_modules())
+      names << QString::fromStdString(module.value.type()->name()->qualifiedName());
+    return names;
+  };
+  QCOMPARE(classNames(tuned), classNames(source.script().module()));
+  auto copy = source.script().copy("cpu");
+  QVERIFY2(copy, copy.error.c_str());
+  for (const auto& parameter : copy.model->module().parameters()) {
+    QVERIFY(parameter.is_leaf());
+    QVERIFY(!parameter.grad_fn());
+  }
+  {
+    torch::NoGradGuard noGrad;  // a leaf that requires grad changes only so
+    copy.model->module().attr("fc").toModule().attr("bias").toTensor().add_(1);
+  }
+  QVERIFY(torch::equal(state(source.script().module()).at("fc.bias"), before.at("fc.bias")));
 }
 
 void TestTrainer::resumedRunTrainsWhatOneRunDoes_data() {
