@@ -259,18 +259,17 @@ ModelLoadResult ScriptModel::copy(const std::string& deviceName) const {
   // new classes with mangled names (__torch_mangle_N) that end up in every exported file.
   // To another device, through the format: loading maps every tensor there, not only the
   // parameters and buffers Module::to() moves.
-  if (isOn(deviceName)) {
-    torch::NoGradGuard noGrad;
+  std::stringstream bytes;
+  const bool sameDevice = isOn(deviceName);
+  {
     std::lock_guard<std::mutex> lock(m_copying);
-    copied->m_module = m_module.deepcopy();
-  } else {
-    std::stringstream bytes;
-    {
-      std::lock_guard<std::mutex> lock(m_copying);
+    torch::NoGradGuard noGrad;
+    if (sameDevice)
+      copied->m_module = m_module.deepcopy();
+    else
       m_module.save(bytes);
-    }
-    copied->m_module = torch::jit::load(bytes, copied->m_device);
   }
+  if (!sameDevice) copied->m_module = torch::jit::load(bytes, copied->m_device);
   std::vector<bool> requiresGrad;  // parameters train as they did in the original
   for (const auto& parameter : m_module.parameters())
     requiresGrad.push_back(parameter.requires_grad());

@@ -44,7 +44,9 @@ class ScriptModel {
   ~ScriptModel();
   // A deep copy, with parameters and buffers of its own, on `device` (as in load()): for a stage
   // that changes the model's flags or weights (gradients, training), so the loaded model stays as
-  // it was for the next. It keeps the tree, metadata and stored reference; not the taps.
+  // it was for the next. It keeps the tree, metadata and stored reference; not the taps. On this
+  // model's own device it shares this model's classes and compiled methods (so nothing may
+  // redefine a copy's class: change attribute values only).
   // Thread-safe: the sweep copies one model from several threads. No file is read.
   ModelLoadResult copy(const std::string& device) const;
   // Whether it already is on `device` (as in load(): "auto" means CUDA when available).
